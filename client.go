@@ -1,0 +1,279 @@
+package spool
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultURL is the address a spool server listens on by default.
+const DefaultURL = "http://127.0.0.1:7420"
+
+// DefaultTimeout bounds each HTTP request of a Client unless WithTimeout says otherwise.
+// A Reserve that long-polls gets its wait added to it.
+const DefaultTimeout = 30 * time.Second
+
+// maxErrorBody bounds how much of a non-JSON error answer is kept in APIError.Message.
+const maxErrorBody = 512
+
+// Client talks to spool servers over the HTTP API. It is safe for concurrent use.
+//
+// A Client knows one or several servers of the same cluster. It sends each request to
+// the server that answered last and fails over to the next one when a server cannot be
+// reached or answers 503 unavailable.
+type Client struct {
+	servers   []string // base URLs without a trailing slash
+	hc        *http.Client
+	timeout   time.Duration
+	userAgent string
+	current   atomic.Uint32 // index in servers of the server to try first
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithHTTPClient makes the Client send its requests with hc (for TLS settings, proxies,
+// instrumentation). The default is a client of its own with http.DefaultTransport.
+func WithHTTPClient(hc *http.Client) ClientOption {
+	return func(c *Client) { c.hc = hc }
+}
+
+// WithTimeout bounds each HTTP request (each try when failing over) to d;
+// 0 means no bound other than the context's. Default DefaultTimeout.
+func WithTimeout(d time.Duration) ClientOption {
+	return func(c *Client) { c.timeout = d }
+}
+
+// WithUserAgent sets the User-Agent header of the requests. Default "spool-go".
+func WithUserAgent(ua string) ClientOption {
+	return func(c *Client) { c.userAgent = ua }
+}
+
+// NewClient returns a Client for the servers at urls: a base URL such as
+// "http://127.0.0.1:7420", or several separated by commas
+// ("http://10.0.0.1:7420,http://10.0.0.2:7420") to fail over between the nodes of a
+// cluster. An empty urls means DefaultURL. A URL without a scheme gets "http://".
+func NewClient(urls string, opts ...ClientOption) (*Client, error) {
+	c := &Client{
+		timeout:   DefaultTimeout,
+		userAgent: "spool-go",
+	}
+	if strings.TrimSpace(urls) == "" {
+		urls = DefaultURL
+	}
+	for _, raw := range strings.Split(urls, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		if !strings.Contains(raw, "://") {
+			raw = "http://" + raw
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("spool: server URL %q: %w", raw, err)
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return nil, fmt.Errorf("spool: server URL %q: scheme must be http or https", raw)
+		}
+		if u.Host == "" {
+			return nil, fmt.Errorf("spool: server URL %q: no host", raw)
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("spool: server URL %q: must not have a query or fragment", raw)
+		}
+		c.servers = append(c.servers, strings.TrimRight(u.String(), "/"))
+	}
+	if len(c.servers) == 0 {
+		return nil, errors.New("spool: no server URL")
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{}
+	}
+	return c, nil
+}
+
+// Servers returns the base URLs the Client talks to.
+func (c *Client) Servers() []string {
+	return append([]string(nil), c.servers...)
+}
+
+// request describes one API call.
+type request struct {
+	method string
+	path   string     // escaped path, e.g. "/v1/jobs/12"
+	query  url.Values // optional
+	body   any        // marshalled to JSON when not nil
+	out    any        // decoded from a 2xx answer when not nil
+	// extra lengthens the per-try timeout (the long-poll wait of a reserve).
+	extra time.Duration
+}
+
+// do sends the request to the current server, failing over to the next ones on
+// connection errors and 503 answers. A POST is sent again only when it surely did not
+// reach the server (the connection could not be made) or the server answered 503, so
+// that an enqueue is not stored twice because an answer was lost.
+func (c *Client) do(ctx context.Context, r request) error {
+	var body []byte
+	if r.body != nil {
+		var err error
+		if body, err = json.Marshal(r.body); err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+	} else if r.method == http.MethodPost {
+		body = []byte("{}")
+	}
+	idempotent := r.method != http.MethodPost
+
+	n := len(c.servers)
+	start := int(c.current.Load()) % n
+	var lastErr error
+	for i := range n {
+		idx := (start + i) % n
+		err := c.try(ctx, c.servers[idx], r, body)
+		if err == nil {
+			c.current.Store(uint32(idx))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var apiErr *APIError
+		var tErr *transportError
+		switch {
+		case errors.As(err, &apiErr):
+			if apiErr.Status != http.StatusServiceUnavailable {
+				c.current.Store(uint32(idx))
+				return err
+			}
+		case errors.As(err, &tErr):
+			if !idempotent && !isDialError(tErr.err) {
+				return err
+			}
+		default:
+			return err
+		}
+		lastErr = err
+	}
+	return lastErr
+}
+
+func (c *Client) try(ctx context.Context, base string, r request, body []byte) error {
+	if timeout := c.timeout; timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout+r.extra)
+		defer cancel()
+	}
+	u := base + r.path
+	if len(r.query) > 0 {
+		u += "?" + r.query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return &transportError{err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return readAPIError(resp)
+	}
+	if r.out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(r.out); err != nil {
+		if ctx.Err() != nil {
+			return &transportError{err: err}
+		}
+		return fmt.Errorf("decode answer of %s %s: %w", r.method, r.path, err)
+	}
+	return nil
+}
+
+// readAPIError builds an *APIError from an error answer, whether or not its body has
+// the API's error form (a proxy in between may answer with HTML).
+func readAPIError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := &APIError{Status: resp.StatusCode}
+	var eb errorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
+		e.Code, e.Message, e.Field = eb.Error.Code, eb.Error.Message, eb.Error.Field
+		return e
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		e.Code = CodeUnavailable
+	}
+	msg := strings.TrimSpace(string(data))
+	if len(msg) > maxErrorBody {
+		msg = msg[:maxErrorBody] + "..."
+	}
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	e.Message = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, msg)
+	return e
+}
+
+// isDialError reports whether err happened before a connection was made, so that the
+// request surely did not reach the server.
+func isDialError(err error) bool {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return true
+	}
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr)
+}
+
+// pathJob is the path of a job, with an optional action ("ack", "kick", ...).
+func pathJob(id uint64, action string) string {
+	p := fmt.Sprintf("/v1/jobs/%d", id)
+	if action != "" {
+		p += "/" + action
+	}
+	return p
+}
+
+// pathQueue is the path of a queue, with an optional action; the name is escaped as one
+// path segment (queue names may hold '/').
+func pathQueue(name, action string) string {
+	p := "/v1/queues/" + url.PathEscape(name)
+	if action != "" {
+		p += "/" + action
+	}
+	return p
+}
+
+// checkQueue rejects an empty queue name before it turns into another route.
+func checkQueue(name string) error {
+	if name == "" {
+		return &APIError{Code: CodeInvalidArgument, Message: "queue: must not be empty", Field: "queue"}
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+// Package spool is the Go client of spool, a background-job server: durable named queues,
+// jobs with leases and heartbeats, retries with backoff, delays, buried jobs and kicks,
+// pause and resume, job status by id and per-queue statistics.
+//
+// The package talks to spool servers over their HTTP API only; it does not link the server.
+// Start a server with the spool command:
+//
+//	spool serve --data ./spool-data --http 127.0.0.1:7420
+//
+// # Enqueueing
+//
+// A Client enqueues jobs: a queue name, a job type (the handler's name) and a payload,
+// which may be any value encoding/json can marshal or raw bytes:
+//
+//	client, err := spool.NewClient("http://127.0.0.1:7420")
+//	...
+//	job, err := client.Enqueue(ctx, "email", "email.send", map[string]string{"to": "a@example.com"},
+//		spool.Priority(10), spool.Delay(time.Minute), spool.UniqueKey("welcome-42"))
+//
+// A job is ready at once, or delayed until its run-at time (Delay, RunAt). Jobs are handed
+// out most urgent first (a lower Priority is more urgent), first in first out within a
+// priority band. EnqueueBatch enqueues up to 1000 jobs in one request.
+//
+// # Processing
+//
+// Reserve leases ready jobs to the caller. Each reserved job carries a lease token; finish
+// it with Ack (success), Fail (retry after a backoff, or bury once the attempts are used
+// up), Release (give it back without using an attempt) or Bury, and extend a long job's
+// lease with Touch. A lease that runs out makes the job ready again for another worker:
+// delivery is at least once.
+//
+// # Job status and operations
+//
+// Job returns a job's state by id; WaitJob polls until it has succeeded or was cancelled.
+// Cancel, Kick, Queues, Queue, UpdateQueue, Pause, Resume, KickQueue, ListJobs, Purge and
+// Stats are the operator's actions, also available in the spool command.
+//
+// # Errors
+//
+// Errors from the server are *APIError values carrying the API's error code; test them with
+// errors.Is against ErrJobNotFound, ErrQueueNotFound, ErrLeaseLost, ErrWrongState,
+// ErrInvalidArgument, ErrPayloadTooLarge and ErrUnavailable.
+//
+// # High availability
+//
+// NewClient accepts several servers of one cluster, separated by commas. A request goes to
+// the server that answered last and fails over to the next one when a server is unreachable
+// or answers 503.
+package spool
