@@ -1,0 +1,298 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Job returns a job by id, in any state, with its payload while it is not finished.
+func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
+	rec, _, err := e.readRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	if rec.State.Final() {
+		return rec.job(id, nil, now), nil
+	}
+	m, err := e.findMsg(ctx, rec, id)
+	if err != nil && !errors.Is(err, ErrJobNotFound) {
+		return nil, err
+	}
+	var payload []byte
+	if m != nil {
+		if _, p, err := decodeMsg(m.Data); err == nil {
+			payload = p
+		}
+	}
+	return rec.job(id, payload, now), nil
+}
+
+// findMsg finds a job's message in its queue stream, whatever subject (state) it is on.
+func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMsg, error) {
+	n := queueNames(rec.Queue)
+	if rec.State == StateReserved && rec.Seq != 0 {
+		m, err := e.directSeq(ctx, n.stream(), rec.Seq)
+		if err == nil {
+			return m, nil
+		}
+	}
+	m, err := e.directLast(ctx, n.stream(), n.anyState(id))
+	if errors.Is(err, errNoMsg) {
+		return nil, ErrJobNotFound
+	}
+	return m, err
+}
+
+// Delete cancels a job in any unfinished state. Cancelling a reserved job makes its holder's
+// next operation fail with ErrLeaseLost.
+func (e *Engine) Delete(ctx context.Context, id uint64) (*Job, error) {
+	rec, seq, err := e.readRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State.Final() {
+		return nil, &StateError{Op: "delete", State: rec.State}
+	}
+	m, err := e.findMsg(ctx, rec, id)
+	if err != nil && !errors.Is(err, ErrJobNotFound) {
+		return nil, err
+	}
+	now := e.now()
+	next := *rec
+	next.State, next.Finished = StateCancelled, now.UnixNano()
+	next.clearLease()
+	if err := e.commitRecord(ctx, id, &next, seq, e.cfg.Retention); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			return nil, errors.New("job changed during delete: try again")
+		}
+		return nil, err
+	}
+	if rec.State == StateReserved && rec.Ack != "" {
+		// Stop the delivery from being offered again; the message goes below.
+		e.nc.Publish(rec.Ack, []byte("+TERM"))
+	}
+	if m != nil {
+		if err := e.deleteMsg(ctx, queueNames(rec.Queue).stream(), m.Seq); err != nil {
+			e.log.Warn("delete cancelled job's message", "job", id, "err", err)
+		}
+	}
+	e.stats.add(queueNames(rec.Queue).esc, cCancelled, 1)
+	e.releaseUnique(ctx, id, &next)
+	return next.job(id, nil, now), nil
+}
+
+// Kick makes a buried or delayed job ready now. A kicked buried job gets its attempts back.
+func (e *Engine) Kick(ctx context.Context, id uint64) (*Job, error) {
+	rec, seq, err := e.readRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State.Final() || rec.State == StateReserved {
+		return nil, &StateError{Op: "kick", State: rec.State}
+	}
+	m, err := e.findMsg(ctx, rec, id)
+	if err != nil {
+		return nil, err
+	}
+	st := subjectState(m.Subject)
+	if st != StateBuried && st != StateDelayed {
+		return nil, &StateError{Op: "kick", State: st}
+	}
+	q, err := e.getQueue(ctx, rec.Queue, false)
+	if err != nil {
+		return nil, err
+	}
+	_, payload, err := decodeMsg(m.Data)
+	if err != nil {
+		return nil, err
+	}
+	next := *rec
+	next.Kicks++
+	if st == StateBuried {
+		next.Attempts = 0
+	}
+	return e.move(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, "", m.Seq)
+}
+
+// KickQueue kicks up to max jobs of a queue in state st (buried or delayed), oldest first;
+// max <= 0 kicks them all. It returns how many were kicked.
+func (e *Engine) KickQueue(ctx context.Context, name string, st State, max int) (int, error) {
+	if st != StateBuried && st != StateDelayed {
+		return 0, invalid("state", "kick takes buried or delayed jobs")
+	}
+	q, err := e.getQueue(ctx, name, false)
+	if err != nil {
+		return 0, err
+	}
+	kicked := 0
+	var seq uint64 = 1
+	for max <= 0 || kicked < max {
+		batch := maxDirectBatch
+		if max > 0 {
+			batch = min(batch, max-kicked)
+		}
+		msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: q.names.state(st), Batch: batch})
+		if err != nil {
+			return kicked, err
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			seq = m.Seq + 1
+			id, err := strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+			if err != nil {
+				continue
+			}
+			if _, err := e.Kick(ctx, id); err != nil {
+				if errors.Is(err, ErrWrongState) || errors.Is(err, ErrJobNotFound) || errors.Is(err, ErrLeaseLost) {
+					continue // changed meanwhile
+				}
+				return kicked, err
+			}
+			kicked++
+			if ctx.Err() != nil {
+				return kicked, ctx.Err()
+			}
+		}
+	}
+	return kicked, nil
+}
+
+// Peek lists a queue's jobs in one state (ready, delayed or buried), oldest first. Ready jobs
+// that are reserved at the moment are left out.
+func (e *Engine) Peek(ctx context.Context, req PeekRequest) (*PeekPage, error) {
+	if req.State != StateReady && req.State != StateDelayed && req.State != StateBuried {
+		return nil, invalid("state", "must be ready, delayed or buried")
+	}
+	if req.Limit <= 0 {
+		req.Limit = 50
+	}
+	if req.Limit > MaxBatch {
+		return nil, invalid("limit", "must be between 1 and %d", MaxBatch)
+	}
+	q, err := e.getQueue(ctx, req.Queue, false)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: req.After + 1, NextFor: q.names.state(req.State), Batch: min(req.Limit, maxDirectBatch)})
+	if err != nil {
+		return nil, err
+	}
+	subjects := make([]string, 0, len(msgs))
+	ids := make([]uint64, len(msgs))
+	for i, m := range msgs {
+		ids[i], _ = strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+		subjects = append(subjects, jobSubject(ids[i]))
+	}
+	recs, err := e.readRecords(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	page := &PeekPage{}
+	for i, m := range msgs {
+		env, payload, err := decodeMsg(m.Data)
+		if err != nil {
+			continue
+		}
+		rec := env
+		if sr, ok := recs[subjects[i]]; ok {
+			rec = sr.rec
+		}
+		j := rec.job(ids[i], payload, now)
+		if rec.State == StateReserved && j.State == StateReserved || j.State.Final() {
+			continue
+		}
+		j.State = req.State
+		page.Jobs = append(page.Jobs, j)
+	}
+	if len(msgs) == req.Limit {
+		page.Next = msgs[len(msgs)-1].Seq
+	}
+	return page, nil
+}
+
+// Purge cancels every unreserved job of a queue, or only those in state st when it is set.
+func (e *Engine) Purge(ctx context.Context, name string, st State) (int, error) {
+	q, err := e.getQueue(ctx, name, false)
+	if err != nil {
+		return 0, err
+	}
+	filter := q.names.all()
+	switch st {
+	case "":
+	case StateReady, StateDelayed, StateBuried:
+		filter = q.names.state(st)
+	default:
+		return 0, invalid("state", "must be ready, delayed or buried")
+	}
+	return e.cancelMessages(ctx, q, filter, false)
+}
+
+// cancelMessages cancels the jobs whose messages match filter: record first, then message.
+// Reserved jobs are skipped unless all is set.
+func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, all bool) (int, error) {
+	n := 0
+	var seq uint64 = 1
+	for {
+		msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: filter, Batch: 256})
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return n, ErrQueueNotFound
+		}
+		if err != nil {
+			return n, err
+		}
+		if len(msgs) == 0 {
+			return n, nil
+		}
+		subjects := make([]string, len(msgs))
+		ids := make([]uint64, len(msgs))
+		for i, m := range msgs {
+			ids[i], _ = strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+			subjects[i] = jobSubject(ids[i])
+		}
+		recs, err := e.readRecords(ctx, subjects)
+		if err != nil {
+			return n, err
+		}
+		now := e.now()
+		var futs []jetstream.PubAckFuture
+		var dels []uint64
+		for i, m := range msgs {
+			seq = m.Seq + 1
+			sr, ok := recs[subjects[i]]
+			if ok && sr.rec.State == StateReserved && !all {
+				continue
+			}
+			if ok && !sr.rec.State.Final() {
+				next := *sr.rec
+				next.State, next.Finished = StateCancelled, now.UnixNano()
+				next.clearLease()
+				fut, err := e.publishRecord(ids[i], &next, sr.seq, e.cfg.Retention, true)
+				if err != nil {
+					return n, err
+				}
+				futs = append(futs, fut)
+			}
+			dels = append(dels, m.Seq)
+		}
+		for _, err := range waitAll(ctx, futs) {
+			if err != nil && apiCode(err) != errWrongLastSeq {
+				return n, err
+			}
+		}
+		for _, s := range dels {
+			if err := e.deleteMsg(ctx, q.names.stream(), s); err != nil {
+				return n, err
+			}
+			n++
+		}
+		e.stats.add(q.names.esc, cCancelled, int64(len(dels)))
+	}
+}

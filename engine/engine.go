@@ -1,0 +1,390 @@
+// Package engine implements spool's job semantics on NATS JetStream: queues, the job
+// lifecycle (enqueue, reserve with leases, ack, fail with backoff, release, bury, kick,
+// cancel), lookups by id and statistics. It keeps no job state of its own: every fact lives
+// in JetStream, so any number of engines over one JetStream serve the same jobs.
+//
+// Layout in JetStream:
+//   - one stream per queue (SPOOL_Q_<queue>), work-queue retention, subjects
+//     spool.q.<queue>.<state>.<band>.<id> with state ready, delayed or buried;
+//   - one durable pull consumer per priority band in use (ready-<band>); a reservation is a
+//     pending delivery of that consumer and its lease is the delivery's ack deadline;
+//   - delayed jobs are @at message schedules whose target is the job's ready subject;
+//   - SPOOL_JOBS keeps one record per job (spool.j.<id>): its status, rewritten with a
+//     compare-and-set at every transition and kept for the retention once finished;
+//   - SPOOL_STATS holds cluster-wide counters; the spool_queues KV bucket the queue settings.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures an Engine. Zero values take the defaults noted.
+type Config struct {
+	// Replicas of every stream spool creates: 1 on a single node, 3 on a cluster. Default 1.
+	Replicas int
+	// Retention keeps a finished job's record queryable this long. Default 24h.
+	Retention time.Duration
+	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
+	MaxPayload int
+	// Defaults are the settings of a queue created implicitly by an enqueue.
+	// Default lease 30s, 25 attempts, backoff from 1s doubling up to 1h.
+	Defaults QueueSettings
+	// Logger receives the engine's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Limits of the values an engine accepts.
+const (
+	MinLease       = time.Second
+	MaxLease       = 12 * time.Hour
+	MaxMaxAttempts = 1000
+	MaxDelay       = 100 * 365 * 24 * time.Hour
+	MaxTypeLen     = 256
+	MaxUniqueKey   = 256
+	MaxMetadata    = 64
+	MaxMetaKey     = 128
+	MaxMetaValue   = 1024
+	MaxErrorLen    = 4096
+	MaxResultLen   = 64 << 10
+	MaxBatch       = 1000
+)
+
+func (c *Config) setDefaults() {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Retention == 0 {
+		c.Retention = 24 * time.Hour
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = 1 << 20
+	}
+	d := &c.Defaults
+	if d.Lease == 0 {
+		d.Lease = 30 * time.Second
+	}
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = 25
+	}
+	if d.BackoffBase == 0 {
+		d.BackoffBase = time.Second
+	}
+	if d.BackoffMax == 0 {
+		d.BackoffMax = time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Engine is spool's job engine over one JetStream connection. It is safe for concurrent use.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+	ids *idGen
+
+	mu     sync.RWMutex
+	queues map[string]*queue // by name
+	byEsc  map[string]*queue // by escaped name
+
+	stats *counters
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	sub  *nats.Subscription
+}
+
+// Open prepares the JetStream assets spool needs (idempotently) and starts the engine's
+// background work: the queue registry watch, wake-ups of waiting reservations and the
+// counter flusher. nc must stay open until Close returns.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("engine: jetstream: %w", err)
+	}
+	e := &Engine{
+		cfg: cfg, log: cfg.Logger, nc: nc, js: js,
+		ids:    newIDGen(cfg.Now),
+		queues: make(map[string]*queue),
+		byEsc:  make(map[string]*queue),
+		stop:   make(chan struct{}),
+	}
+	if err := e.setup(ctx); err != nil {
+		return nil, err
+	}
+	e.stats = newCounters(e)
+	e.sub, err = nc.Subscribe(notifyPrefix+">", e.onNotify)
+	if err != nil {
+		return nil, fmt.Errorf("engine: subscribe: %w", err)
+	}
+	if err := e.watchQueues(ctx); err != nil {
+		e.sub.Unsubscribe()
+		return nil, err
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.stats.run(e.stop)
+	}()
+	return e, nil
+}
+
+// Close stops the background work and flushes the counters. It does not close the connection.
+func (e *Engine) Close() error {
+	select {
+	case <-e.stop:
+		return nil
+	default:
+	}
+	close(e.stop)
+	e.wg.Wait()
+	e.sub.Unsubscribe()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.stats.flush(ctx)
+	return e.nc.FlushWithContext(ctx)
+}
+
+func (e *Engine) setup(ctx context.Context) error {
+	_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              jobsStream,
+		Description:       "spool job records: one status document per job",
+		Subjects:          []string{jobsPrefix + "*", uniquePrefix + ">"},
+		MaxMsgsPerSubject: 1,
+		AllowMsgTTL:       true,
+		AllowDirect:       true,
+		Storage:           jetstream.FileStorage,
+		Replicas:          e.cfg.Replicas,
+		Discard:           jetstream.DiscardOld,
+		Duplicates:        time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: create %s stream: %w", jobsStream, err)
+	}
+	_, err = e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:            statsStream,
+		Description:     "spool cluster-wide counters",
+		Subjects:        []string{statsPrefix + ">"},
+		AllowMsgCounter: true,
+		AllowDirect:     true,
+		Storage:         jetstream.FileStorage,
+		Replicas:        e.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: create %s stream: %w", statsStream, err)
+	}
+	e.kv, err = e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      queuesBucket,
+		Description: "spool queue settings",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    e.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: create %s bucket: %w", queuesBucket, err)
+	}
+	return nil
+}
+
+// queueConfig is a queue's entry in the spool_queues bucket.
+type queueConfig struct {
+	Name        string `json:"name"`
+	LeaseMS     int64  `json:"lease_ms"`
+	MaxAttempts int    `json:"max_attempts"`
+	BackoffMS   int64  `json:"backoff_base_ms"`
+	BackoffMax  int64  `json:"backoff_max_ms"`
+	Paused      bool   `json:"paused,omitempty"`
+	PausedUntil int64  `json:"paused_until,omitempty"` // unix ns; 0: until resumed
+	Created     int64  `json:"created"`
+	Bands       uint64 `json:"bands"` // bit b set: consumer ready-<b> exists
+}
+
+func (c *queueConfig) settings() QueueSettings {
+	return QueueSettings{
+		Lease:       time.Duration(c.LeaseMS) * time.Millisecond,
+		MaxAttempts: c.MaxAttempts,
+		BackoffBase: time.Duration(c.BackoffMS) * time.Millisecond,
+		BackoffMax:  time.Duration(c.BackoffMax) * time.Millisecond,
+	}
+}
+
+func (c *queueConfig) pausedAt(now time.Time) bool {
+	return c.Paused && (c.PausedUntil == 0 || now.UnixNano() < c.PausedUntil)
+}
+
+// queue is this node's view of a queue: its settings as last seen in the bucket, the
+// consumer handles it has opened and the wake-up channel of reservations waiting on it.
+type queue struct {
+	names names
+
+	mu        sync.Mutex
+	cfg       queueConfig
+	rev       uint64
+	consumers map[int]jetstream.Consumer
+	wake      chan struct{}
+}
+
+func (q *queue) config() (queueConfig, uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cfg, q.rev
+}
+
+// waitCh returns a channel closed at the next wake-up of this queue.
+func (q *queue) waitCh() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.wake
+}
+
+func (q *queue) signal() {
+	q.mu.Lock()
+	close(q.wake)
+	q.wake = make(chan struct{})
+	q.mu.Unlock()
+}
+
+// watchQueues keeps e.queues current with the bucket, so that settings, pauses and new
+// priority bands made on any node reach this one. It returns once the initial values are in.
+func (e *Engine) watchQueues(ctx context.Context) error {
+	// The watch lives as long as the engine, not as the caller's ctx.
+	w, err := e.kv.WatchAll(context.WithoutCancel(ctx), jetstream.IncludeHistory())
+	if err != nil {
+		return fmt.Errorf("engine: watch queues: %w", err)
+	}
+	ready := make(chan struct{})
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer w.Stop()
+		initial := true
+		for {
+			select {
+			case <-e.stop:
+				return
+			case ent, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if ent == nil {
+					if initial {
+						initial = false
+						close(ready)
+					}
+					continue
+				}
+				e.applyQueueEntry(ent)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		w.Stop()
+		return fmt.Errorf("engine: watch queues: %w", ctx.Err())
+	}
+}
+
+func (e *Engine) applyQueueEntry(ent jetstream.KeyValueEntry) {
+	if ent.Operation() != jetstream.KeyValuePut {
+		e.mu.Lock()
+		if q := e.byEsc[ent.Key()]; q != nil {
+			delete(e.byEsc, ent.Key())
+			delete(e.queues, q.cfg.Name)
+		}
+		e.mu.Unlock()
+		return
+	}
+	var cfg queueConfig
+	if err := json.Unmarshal(ent.Value(), &cfg); err != nil {
+		e.log.Warn("bad queue entry", "key", ent.Key(), "err", err)
+		return
+	}
+	q := e.cacheQueue(cfg, ent.Revision())
+	q.signal() // a resume or a new band may let waiting reservations through
+}
+
+// cacheQueue stores a queue's settings in the local view unless a newer revision is there.
+func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
+	e.mu.Lock()
+	q := e.queues[cfg.Name]
+	if q == nil {
+		q = &queue{names: queueNames(cfg.Name), consumers: make(map[int]jetstream.Consumer), wake: make(chan struct{})}
+		e.queues[cfg.Name] = q
+		e.byEsc[q.names.esc] = q
+	}
+	e.mu.Unlock()
+	q.mu.Lock()
+	if rev >= q.rev {
+		q.cfg, q.rev = cfg, rev
+	}
+	q.mu.Unlock()
+	return q
+}
+
+func (e *Engine) lookupQueue(name string) *queue {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.queues[name]
+}
+
+// onNotify wakes this node's reservations waiting on a queue that got ready jobs.
+func (e *Engine) onNotify(m *nats.Msg) {
+	esc := m.Subject[len(notifyPrefix):]
+	e.mu.RLock()
+	q := e.byEsc[esc]
+	e.mu.RUnlock()
+	if q != nil {
+		q.signal()
+	}
+}
+
+// notify tells every node that a queue has new ready jobs. It is a hint, not a guarantee:
+// waiting reservations also poll.
+func (e *Engine) notify(q *queue) {
+	if err := e.nc.Publish(q.names.notify(), nil); err != nil {
+		e.log.Debug("notify", "queue", q.cfg.Name, "err", err)
+	}
+}
+
+func (e *Engine) now() time.Time { return e.cfg.Now() }
+
+func (e *Engine) closed() bool {
+	select {
+	case <-e.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// apiCode extracts a JetStream API error code, 0 when err is not one.
+func apiCode(err error) jetstream.ErrorCode {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode
+	}
+	return 0
+}
+
+// errWrongLastSeq is JetStream's answer to a failed compare-and-set.
+const errWrongLastSeq jetstream.ErrorCode = 10071

@@ -1,0 +1,629 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/natsd"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// startNATS runs a real embedded JetStream server in a temporary directory.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
+	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+func openEngine(t *testing.T, ns *server.Server, cfg engine.Config) *engine.Engine {
+	t.Helper()
+	nc, err := natsd.Connect(ns, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := engine.Open(ctx, nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); nc.Close() })
+	return e
+}
+
+func newEngine(t *testing.T) *engine.Engine {
+	return openEngine(t, startNATS(t), engine.Config{})
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func enqueue(t *testing.T, e *engine.Engine, r engine.EnqueueRequest) *engine.Job {
+	t.Helper()
+	res, err := e.Enqueue(ctxT(t), []engine.EnqueueRequest{r})
+	if err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+	if res[0].Err != nil {
+		t.Fatalf("enqueue: %v", res[0].Err)
+	}
+	return res[0].Job
+}
+
+func reserve(t *testing.T, e *engine.Engine, max int, wait time.Duration, queues ...string) []engine.Reserved {
+	t.Helper()
+	res, err := e.Reserve(ctxT(t), engine.ReserveRequest{Queues: queues, Max: max, Wait: wait, Worker: "t"})
+	if err != nil {
+		t.Fatalf("reserve: %v", err)
+	}
+	return res.Jobs
+}
+
+func reserveOne(t *testing.T, e *engine.Engine, wait time.Duration, queues ...string) engine.Reserved {
+	t.Helper()
+	got := reserve(t, e, 1, wait, queues...)
+	if len(got) != 1 {
+		t.Fatalf("reserve from %v: got %d jobs, want 1", queues, len(got))
+	}
+	return got[0]
+}
+
+func wantState(t *testing.T, e *engine.Engine, id uint64, want engine.State) *engine.Job {
+	t.Helper()
+	j, err := e.Job(ctxT(t), id)
+	if err != nil {
+		t.Fatalf("job %d: %v", id, err)
+	}
+	if j.State != want {
+		t.Fatalf("job %d: state %s, want %s", id, j.State, want)
+	}
+	return j
+}
+
+// eventually retries f until it returns nil or the time runs out. JetStream's consumer
+// counts can lag a write by a moment.
+func eventually(t *testing.T, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestLifecycleAck(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "email", Type: "email.send", Payload: []byte(`{"to":"a@b"}`),
+		Metadata: map[string]string{"tenant": "acme"}})
+	if j.ID == 0 || j.State != engine.StateReady || j.Priority != 0 {
+		t.Fatalf("enqueued job: %+v", j)
+	}
+	got := wantState(t, e, j.ID, engine.StateReady)
+	if string(got.Payload) != `{"to":"a@b"}` || got.Metadata["tenant"] != "acme" || got.Type != "email.send" {
+		t.Fatalf("lookup: %+v", got)
+	}
+	r := reserveOne(t, e, 0, "email")
+	if r.Job.ID != j.ID || r.Job.State != engine.StateReserved || r.Job.Attempts != 1 || string(r.Job.Payload) != `{"to":"a@b"}` {
+		t.Fatalf("reserved: %+v", r.Job)
+	}
+	if time.Until(r.Job.LeaseExpiresAt) < 25*time.Second {
+		t.Fatalf("lease expires at %v, want ~30s from now", r.Job.LeaseExpiresAt)
+	}
+	wantState(t, e, j.ID, engine.StateReserved)
+	if _, err := e.Ack(ctx, j.ID, "12345", nil); !errors.Is(err, engine.ErrLeaseLost) {
+		t.Fatalf("ack with a wrong token: %v, want ErrLeaseLost", err)
+	}
+	done, err := e.Ack(ctx, j.ID, r.Token, []byte(`{"ok":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.State != engine.StateSucceeded || string(done.Result) != `{"ok":true}` || done.FinishedAt.IsZero() {
+		t.Fatalf("acked: %+v", done)
+	}
+	got = wantState(t, e, j.ID, engine.StateSucceeded)
+	if string(got.Result) != `{"ok":true}` || got.Payload != nil {
+		t.Fatalf("after ack: %+v", got)
+	}
+	if _, err := e.Ack(ctx, j.ID, r.Token, nil); !errors.Is(err, engine.ErrLeaseLost) {
+		t.Fatalf("second ack: %v, want ErrLeaseLost", err)
+	}
+	if jobs := reserve(t, e, 10, 0, "email"); len(jobs) != 0 {
+		t.Fatalf("reserved %d jobs after ack, want 0", len(jobs))
+	}
+	eventually(t, 5*time.Second, func() error {
+		qi, err := e.Queue(ctx, "email")
+		if err != nil {
+			return err
+		}
+		s := qi.Stats
+		if s.Ready != 0 || s.Reserved != 0 || s.Enqueued != 1 || s.Succeeded != 1 || s.Reserves != 1 {
+			return fmt.Errorf("stats: %+v", s)
+		}
+		return nil
+	})
+	if _, err := e.Job(ctx, 424242); !errors.Is(err, engine.ErrJobNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+}
+
+func TestPriorityOrderAcrossQueues(t *testing.T) {
+	e := newEngine(t)
+	var ids []uint64
+	// Enqueued in an order unlike the expected reservation order.
+	for _, p := range []struct {
+		q   string
+		pri uint32
+	}{{"a", 1024}, {"b", 5}, {"a", 0}, {"b", 1024}, {"a", 5}, {"a", 1 << 31}} {
+		ids = append(ids, enqueue(t, e, engine.EnqueueRequest{Queue: p.q, Priority: p.pri}).ID)
+	}
+	// Bands strictly first; within a band, queues in the order named (a before b).
+	want := []uint64{ids[2], ids[4], ids[1], ids[0], ids[3], ids[5]}
+	var got []uint64
+	for range want {
+		got = append(got, reserveOne(t, e, 0, "a", "b").Job.ID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("reservation order %v, want %v", got, want)
+	}
+}
+
+func TestFIFOWithinBandAndBatchReserve(t *testing.T) {
+	e := newEngine(t)
+	reqs := make([]engine.EnqueueRequest, 50)
+	for i := range reqs {
+		reqs[i] = engine.EnqueueRequest{Queue: "q", Priority: 1024, Payload: []byte(fmt.Sprint(i))}
+	}
+	res, err := e.Enqueue(ctxT(t), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := reserve(t, e, 50, 0, "q")
+	if len(got) != 50 {
+		t.Fatalf("reserved %d, want 50", len(got))
+	}
+	for i, r := range got {
+		if r.Job.ID != res[i].Job.ID || string(r.Job.Payload) != fmt.Sprint(i) {
+			t.Fatalf("position %d: job %d payload %q, want job %d", i, r.Job.ID, r.Job.Payload, res[i].Job.ID)
+		}
+	}
+}
+
+func TestDelayedJob(t *testing.T) {
+	e := newEngine(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Delay: 1500 * time.Millisecond})
+	if j.State != engine.StateDelayed {
+		t.Fatalf("state %s, want delayed", j.State)
+	}
+	wantState(t, e, j.ID, engine.StateDelayed)
+	if got := reserve(t, e, 1, 0, "q"); len(got) != 0 {
+		t.Fatal("a delayed job was reserved before its time")
+	}
+	eventually(t, 5*time.Second, func() error {
+		qi, err := e.Queue(ctxT(t), "q")
+		if err != nil || qi.Stats.Delayed != 1 {
+			return fmt.Errorf("delayed count %+v %v", qi, err)
+		}
+		return nil
+	})
+	start := time.Now()
+	r := reserveOne(t, e, 10*time.Second, "q")
+	if r.Job.ID != j.ID {
+		t.Fatalf("got job %d", r.Job.ID)
+	}
+	if waited := time.Since(start); waited > 4*time.Second {
+		t.Fatalf("delayed job came %v late", waited)
+	}
+}
+
+func TestLeaseExpiryAndStaleHolder(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Second})
+	first := reserveOne(t, e, 0, "q")
+	// Not acked: after the 1s lease the job is offered again.
+	second := reserveOne(t, e, 5*time.Second, "q")
+	if second.Job.ID != j.ID || second.Job.Attempts != 2 || second.Job.Timeouts != 1 {
+		t.Fatalf("redelivered: %+v", second.Job)
+	}
+	if first.Token == second.Token {
+		t.Fatal("a new reservation kept the old lease token")
+	}
+	if _, err := e.Ack(ctx, j.ID, first.Token, nil); !errors.Is(err, engine.ErrLeaseLost) {
+		t.Fatalf("stale holder's ack: %v, want ErrLeaseLost", err)
+	}
+	if _, err := e.Touch(ctx, j.ID, first.Token, 0); !errors.Is(err, engine.ErrLeaseLost) {
+		t.Fatalf("stale holder's touch: %v, want ErrLeaseLost", err)
+	}
+	if _, err := e.Ack(ctx, j.ID, second.Token, nil); err != nil {
+		t.Fatalf("current holder's ack: %v", err)
+	}
+}
+
+func TestTouchKeepsJobPastLease(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Second})
+	r := reserveOne(t, e, 0, "q")
+	// Heartbeat for 3.5 leases; nobody else may get the job meanwhile.
+	for i := 0; i < 7; i++ {
+		time.Sleep(500 * time.Millisecond)
+		if _, err := e.Touch(ctx, j.ID, r.Token, 0); err != nil {
+			t.Fatalf("touch %d: %v", i, err)
+		}
+		if got := reserve(t, e, 1, 0, "q"); len(got) != 0 {
+			t.Fatalf("job handed out again while touched (after %d touches)", i+1)
+		}
+	}
+	wantState(t, e, j.ID, engine.StateReserved)
+	if _, err := e.Ack(ctx, j.ID, r.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailRetryBuryKick(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	if _, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: 100 * time.Millisecond, BackoffMax: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", MaxAttempts: 2})
+	r := reserveOne(t, e, 0, "q")
+	failed, err := e.Fail(ctx, j.ID, r.Token, engine.FailRequest{Error: "boom"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed.State != engine.StateDelayed || failed.LastError != "boom" {
+		t.Fatalf("after first failure: %+v", failed)
+	}
+	r = reserveOne(t, e, 5*time.Second, "q")
+	if r.Job.Attempts != 2 || r.Job.LastError != "boom" {
+		t.Fatalf("retry: %+v", r.Job)
+	}
+	buried, err := e.Fail(ctx, j.ID, r.Token, engine.FailRequest{Error: "boom again"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buried.State != engine.StateBuried || buried.Buries != 1 {
+		t.Fatalf("after last attempt: %+v", buried)
+	}
+	if got := reserve(t, e, 1, 300*time.Millisecond, "q"); len(got) != 0 {
+		t.Fatal("a buried job was reserved")
+	}
+	page, err := e.Peek(ctx, engine.PeekRequest{Queue: "q", State: engine.StateBuried})
+	if err != nil || len(page.Jobs) != 1 || page.Jobs[0].ID != j.ID {
+		t.Fatalf("peek buried: %+v %v", page, err)
+	}
+	if _, err := e.Kick(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	r = reserveOne(t, e, time.Second, "q")
+	if r.Job.Attempts != 1 || r.Job.Kicks != 1 {
+		t.Fatalf("kicked job: %+v", r.Job)
+	}
+	if _, err := e.Kick(ctx, j.ID); !errors.Is(err, engine.ErrWrongState) {
+		t.Fatalf("kick of a reserved job: %v, want ErrWrongState", err)
+	}
+	if _, err := e.Fail(ctx, j.ID, r.Token, engine.FailRequest{Error: "fatal", Bury: true}); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, e, j.ID, engine.StateBuried)
+	n, err := e.KickQueue(ctx, "q", engine.StateBuried, 0)
+	if err != nil || n != 1 {
+		t.Fatalf("kick queue: %d %v", n, err)
+	}
+	wantState(t, e, j.ID, engine.StateReady)
+}
+
+func TestExhaustedByTimeoutsIsBuried(t *testing.T) {
+	e := newEngine(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Second, MaxAttempts: 1})
+	reserveOne(t, e, 0, "q")
+	// The lease runs out; the next reservation finds no attempt left and buries the job.
+	if got := reserve(t, e, 1, 2500*time.Millisecond, "q"); len(got) != 0 {
+		t.Fatalf("job out of attempts handed out again: %+v", got[0].Job)
+	}
+	got := wantState(t, e, j.ID, engine.StateBuried)
+	if got.Timeouts != 1 {
+		t.Fatalf("timeouts %d, want 1", got.Timeouts)
+	}
+}
+
+func TestReleaseWithPriorityAndDelay(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	a := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Priority: 100})
+	b := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Priority: 100})
+	r := reserveOne(t, e, 0, "q")
+	if r.Job.ID != a.ID {
+		t.Fatal("FIFO broken")
+	}
+	pri := uint32(0)
+	rel, err := e.Release(ctx, a.ID, r.Token, engine.ReleaseRequest{Priority: &pri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.State != engine.StateReady || rel.Priority != 0 || rel.Releases != 1 || rel.Attempts != 0 {
+		t.Fatalf("released: %+v", rel)
+	}
+	// Now more urgent than b.
+	r = reserveOne(t, e, 0, "q")
+	if r.Job.ID != a.ID {
+		t.Fatalf("got %d, want the released, now urgent job %d", r.Job.ID, a.ID)
+	}
+	if _, err := e.Release(ctx, a.ID, r.Token, engine.ReleaseRequest{Delay: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, e, a.ID, engine.StateDelayed)
+	if r := reserveOne(t, e, 0, "q"); r.Job.ID != b.ID {
+		t.Fatalf("got %d, want %d", r.Job.ID, b.ID)
+	}
+	if _, err := e.Kick(ctx, a.ID); err != nil {
+		t.Fatalf("kick a delayed job: %v", err)
+	}
+	if r := reserveOne(t, e, time.Second, "q"); r.Job.ID != a.ID {
+		t.Fatalf("got %d, want the kicked job", r.Job.ID)
+	}
+}
+
+func TestDeleteInEveryState(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	ready := enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
+	delayed := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Delay: time.Hour})
+	for _, id := range []uint64{ready.ID, delayed.ID} {
+		if _, err := e.Delete(ctx, id); err != nil {
+			t.Fatalf("delete %d: %v", id, err)
+		}
+		wantState(t, e, id, engine.StateCancelled)
+	}
+	if got := reserve(t, e, 5, 0, "q"); len(got) != 0 {
+		t.Fatal("a cancelled job was reserved")
+	}
+	held := enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
+	r := reserveOne(t, e, 0, "q")
+	if _, err := e.Delete(ctx, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Ack(ctx, held.ID, r.Token, nil); !errors.Is(err, engine.ErrLeaseLost) {
+		t.Fatalf("ack of a cancelled job: %v, want ErrLeaseLost", err)
+	}
+	if _, err := e.Delete(ctx, held.ID); !errors.Is(err, engine.ErrWrongState) {
+		t.Fatalf("second delete: %v, want ErrWrongState", err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		qi, err := e.Queue(ctx, "q")
+		if err != nil {
+			return err
+		}
+		if s := qi.Stats; s.Ready+s.Delayed+s.Reserved != 0 || s.Cancelled != 3 {
+			return fmt.Errorf("stats after deletes: %+v", s)
+		}
+		return nil
+	})
+}
+
+func TestUniqueKey(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	first := enqueue(t, e, engine.EnqueueRequest{Queue: "q", UniqueKey: "welcome-42"})
+	res, err := e.Enqueue(ctx, []engine.EnqueueRequest{{Queue: "q", UniqueKey: "welcome-42"}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	if !res[0].Duplicate || res[0].Job.ID != first.ID {
+		t.Fatalf("second enqueue: duplicate=%v id=%d, want the first job %d", res[0].Duplicate, res[0].Job.ID, first.ID)
+	}
+	other := enqueue(t, e, engine.EnqueueRequest{Queue: "q", UniqueKey: "welcome-43"})
+	if other.ID == first.ID {
+		t.Fatal("another key matched")
+	}
+	r := reserveOne(t, e, 0, "q")
+	if _, err := e.Ack(ctx, r.Job.ID, r.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Finished: the key is free again.
+	again := enqueue(t, e, engine.EnqueueRequest{Queue: "q", UniqueKey: "welcome-42"})
+	if again.ID == first.ID {
+		t.Fatal("a finished job still holds its unique key")
+	}
+}
+
+func TestPauseResume(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
+	qi, err := e.Pause(ctx, "q", time.Time{})
+	if err != nil || !qi.Paused {
+		t.Fatalf("pause: %+v %v", qi, err)
+	}
+	enqueue(t, e, engine.EnqueueRequest{Queue: "q"}) // still accepted
+	res, err := e.Reserve(ctx, engine.ReserveRequest{Queues: []string{"q"}, Wait: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Jobs) != 0 || len(res.Paused) != 1 || res.Paused[0] != "q" {
+		t.Fatalf("reserve on a paused queue: %+v", res)
+	}
+	// A waiting reservation gets the job as soon as the queue resumes.
+	done := make(chan engine.Reserved, 1)
+	go func() {
+		res, err := e.Reserve(ctx, engine.ReserveRequest{Queues: []string{"q"}, Wait: 10 * time.Second})
+		if err == nil && len(res.Jobs) == 1 {
+			done <- res.Jobs[0]
+		}
+		close(done)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := e.Resume(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r, ok := <-done:
+		if !ok || r.Job.ID != j.ID {
+			t.Fatalf("after resume: %+v %v", r.Job, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reservation not served after resume")
+	}
+	// A timed pause ends by itself.
+	if _, err := e.Pause(ctx, "q", time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := reserve(t, e, 1, 0, "q"); len(got) != 0 {
+		t.Fatal("reserved during a timed pause")
+	}
+	reserveOne(t, e, 5*time.Second, "q")
+}
+
+func TestLongPollWakesOnEnqueue(t *testing.T) {
+	e := newEngine(t)
+	enqueue(t, e, engine.EnqueueRequest{Queue: "q"}) // create the queue
+	reserveOne(t, e, 0, "q")
+	got := make(chan time.Time, 1)
+	go func() {
+		res, err := e.Reserve(ctxT(t), engine.ReserveRequest{Queues: []string{"q"}, Wait: 20 * time.Second})
+		if err == nil && len(res.Jobs) == 1 {
+			got <- time.Now()
+		}
+		close(got)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	sent := time.Now()
+	enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
+	select {
+	case at, ok := <-got:
+		if !ok {
+			t.Fatal("waiting reservation returned nothing")
+		}
+		t.Logf("enqueue to waiting worker: %v", at.Sub(sent))
+	case <-time.After(10 * time.Second):
+		t.Fatal("waiting reservation not woken")
+	}
+}
+
+func TestPeekAndPurge(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	var ids []uint64
+	for i := 0; i < 5; i++ {
+		ids = append(ids, enqueue(t, e, engine.EnqueueRequest{Queue: "q", Payload: []byte{byte('a' + i)}}).ID)
+	}
+	enqueue(t, e, engine.EnqueueRequest{Queue: "q", Delay: time.Hour})
+	reserveOne(t, e, 0, "q") // ids[0] is reserved: not listed as ready
+	page, err := e.Peek(ctx, engine.PeekRequest{Queue: "q", State: engine.StateReady, Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []uint64
+	for page != nil {
+		for _, j := range page.Jobs {
+			seen = append(seen, j.ID)
+		}
+		if page.Next == 0 {
+			break
+		}
+		page, err = e.Peek(ctx, engine.PeekRequest{Queue: "q", State: engine.StateReady, Limit: 2, After: page.Next})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(seen) != fmt.Sprint(ids[1:]) {
+		t.Fatalf("peek ready pages: %v, want %v", seen, ids[1:])
+	}
+	n, err := e.Purge(ctx, "q", "")
+	if err != nil || n != 5 {
+		t.Fatalf("purge: %d %v, want 5 (the reserved job stays)", n, err)
+	}
+	wantState(t, e, ids[1], engine.StateCancelled)
+	wantState(t, e, ids[0], engine.StateReserved)
+}
+
+func TestTwoEnginesShareJobs(t *testing.T) {
+	ns := startNATS(t)
+	a := openEngine(t, ns, engine.Config{})
+	b := openEngine(t, ns, engine.Config{})
+	ctx := ctxT(t)
+	j := enqueue(t, a, engine.EnqueueRequest{Queue: "shared", Payload: []byte("x")})
+	r := reserveOne(t, b, 5*time.Second, "shared")
+	if r.Job.ID != j.ID {
+		t.Fatal("engine b did not get engine a's job")
+	}
+	if _, err := a.Ack(ctx, j.ID, r.Token, nil); err != nil {
+		t.Fatalf("ack on a of b's reservation: %v", err)
+	}
+	wantState(t, b, j.ID, engine.StateSucceeded)
+	// A pause made on one engine stops dispatch on the other.
+	if _, err := a.Pause(ctx, "shared", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, a, engine.EnqueueRequest{Queue: "shared"})
+	eventually(t, 5*time.Second, func() error {
+		res, err := b.Reserve(ctx, engine.ReserveRequest{Queues: []string{"shared"}})
+		if err != nil {
+			return err
+		}
+		if len(res.Jobs) != 0 || len(res.Paused) != 1 {
+			return fmt.Errorf("engine b on a queue paused by a: %+v", res)
+		}
+		return nil
+	})
+}
+
+func TestValidation(t *testing.T) {
+	e := openEngine(t, startNATS(t), engine.Config{MaxPayload: 10})
+	ctx := ctxT(t)
+	bad := []engine.EnqueueRequest{
+		{Queue: ""},
+		{Queue: "-x"},
+		{Queue: "a b"},
+		{Queue: "q", Payload: make([]byte, 11)},
+		{Queue: "q", Lease: time.Millisecond},
+		{Queue: "q", MaxAttempts: 5000},
+		{Queue: "q", Delay: -time.Second},
+		{Queue: "q", Delay: time.Second, RunAt: time.Now().Add(time.Hour)},
+		{Queue: "q", Type: "a\nb"},
+		{Queue: "q", Metadata: map[string]string{"": "x"}},
+	}
+	for _, r := range bad {
+		if _, err := e.Enqueue(ctx, []engine.EnqueueRequest{r}); err == nil {
+			t.Errorf("enqueue %+v: no error", r)
+		}
+	}
+	_, err := e.Enqueue(ctx, []engine.EnqueueRequest{{Queue: "q"}, {Queue: "q", Priority: 1, Lease: time.Hour * 100}})
+	var ve *engine.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "jobs[1].lease" {
+		t.Fatalf("batch validation: %v", err)
+	}
+	if _, err := e.Queue(ctx, "q"); !errors.Is(err, engine.ErrQueueNotFound) {
+		t.Fatalf("a failed batch created the queue or stored jobs: %v", err)
+	}
+	if _, err := e.Ack(ctx, 1, "zz", nil); err == nil {
+		t.Fatal("malformed token accepted")
+	}
+}

@@ -1,0 +1,360 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// uniqueHold is how long a unique key stays held past the job's run time at most, in case
+// the job never finishes (it is released early when the job finishes).
+const uniqueHold = 7 * 24 * time.Hour
+
+// ValidateEnqueue checks one enqueue request against the engine's limits.
+func (e *Engine) ValidateEnqueue(r *EnqueueRequest) error {
+	if err := ValidateQueueName(r.Queue); err != nil {
+		return err
+	}
+	if len(r.Type) > MaxTypeLen || !printable(r.Type) {
+		return invalid("type", "must be at most %d bytes of printable UTF-8", MaxTypeLen)
+	}
+	if len(r.Payload) > e.cfg.MaxPayload {
+		return &PayloadTooLargeError{Size: len(r.Payload), Limit: e.cfg.MaxPayload}
+	}
+	if r.Delay < 0 || r.Delay > MaxDelay {
+		return invalid("delay", "must be between 0 and %s", MaxDelay)
+	}
+	if !r.RunAt.IsZero() {
+		if r.Delay != 0 {
+			return invalid("run_at", "delay and run_at are exclusive")
+		}
+		if r.RunAt.After(e.now().Add(MaxDelay)) {
+			return invalid("run_at", "more than 100 years ahead")
+		}
+	}
+	if r.Lease != 0 && (r.Lease < MinLease || r.Lease > MaxLease) {
+		return invalid("lease", "must be between %s and %s", MinLease, MaxLease)
+	}
+	if r.MaxAttempts < 0 || r.MaxAttempts > MaxMaxAttempts {
+		return invalid("max_attempts", "must be between 1 and %d", MaxMaxAttempts)
+	}
+	if len(r.UniqueKey) > MaxUniqueKey {
+		return invalid("unique_key", "longer than %d bytes", MaxUniqueKey)
+	}
+	if len(r.Metadata) > MaxMetadata {
+		return invalid("metadata", "more than %d entries", MaxMetadata)
+	}
+	for k, v := range r.Metadata {
+		if k == "" || len(k) > MaxMetaKey || !printable(k) {
+			return invalid("metadata", "keys must be 1 to %d bytes of printable UTF-8", MaxMetaKey)
+		}
+		if len(v) > MaxMetaValue || !utf8.ValidString(v) {
+			return invalid("metadata", "value of %q must be at most %d bytes of UTF-8", k, MaxMetaValue)
+		}
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// pending is one job of an enqueue batch on its way into JetStream.
+type pending struct {
+	req  *EnqueueRequest
+	q    *queue
+	id   uint64
+	rec  *record
+	res  *EnqueueResult
+	done bool
+}
+
+// Enqueue stores jobs. The whole batch is validated first: an invalid item fails the call
+// with a *ValidationError (or *PayloadTooLargeError) naming the item, and nothing is stored.
+// Then each job is acknowledged only once JetStream has stored it; a storage failure of one
+// item is reported in its result and does not stop the others.
+func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueResult, error) {
+	if e.closed() {
+		return nil, ErrClosed
+	}
+	if len(reqs) == 0 || len(reqs) > MaxBatch {
+		return nil, invalid("jobs", "a batch holds 1 to %d jobs", MaxBatch)
+	}
+	for i := range reqs {
+		if err := e.ValidateEnqueue(&reqs[i]); err != nil {
+			if len(reqs) > 1 {
+				var ve *ValidationError
+				if errors.As(err, &ve) {
+					return nil, &ValidationError{Field: fmt.Sprintf("jobs[%d].%s", i, ve.Field), Reason: ve.Reason}
+				}
+				return nil, fmt.Errorf("jobs[%d]: %w", i, err)
+			}
+			return nil, err
+		}
+	}
+	now := e.now()
+	results := make([]EnqueueResult, len(reqs))
+	items := make([]*pending, len(reqs))
+	for i := range reqs {
+		r := &reqs[i]
+		q, err := e.getQueue(ctx, r.Queue, true)
+		if err != nil {
+			return nil, err
+		}
+		cfg, _ := q.config()
+		rec := &record{
+			Queue: r.Queue, Type: r.Type, State: StateReady, Priority: r.Priority,
+			MaxAttempts: cmpOr(r.MaxAttempts, cfg.MaxAttempts),
+			LeaseMS:     cmpOr(r.Lease, time.Duration(cfg.LeaseMS)*time.Millisecond).Milliseconds(),
+			UniqueKey:   r.UniqueKey, Metadata: r.Metadata, Created: now.UnixNano(), Band: band(r.Priority),
+		}
+		runAt := r.RunAt
+		if runAt.IsZero() && r.Delay > 0 {
+			runAt = now.Add(r.Delay)
+		}
+		if runAt.After(now) {
+			rec.State, rec.RunAt = StateDelayed, runAt.UnixNano()
+		}
+		if err := e.ensureBand(ctx, q, rec.Band); err != nil {
+			return nil, err
+		}
+		items[i] = &pending{req: r, q: q, rec: rec, res: &results[i]}
+	}
+
+	// Unique keys first, one by one: they are rare and need a read-check-write each.
+	for _, it := range items {
+		if it.req.UniqueKey == "" {
+			continue
+		}
+		dup, err := e.claimUnique(ctx, it)
+		switch {
+		case err != nil:
+			it.res.Err, it.done = err, true
+		case dup != nil:
+			it.res.Job, it.res.Duplicate, it.done = dup, true, true
+		}
+	}
+
+	// Records, then messages: a reservation never sees a job whose record is not stored.
+	e.writeRecords(ctx, items)
+	e.writeMessages(ctx, items, now)
+
+	woken := make(map[*queue]bool)
+	for _, it := range items {
+		if it.done {
+			continue
+		}
+		it.res.Job = it.rec.job(it.id, it.req.Payload, now)
+		e.stats.add(it.q.names.esc, cEnqueued, 1)
+		if it.rec.State == StateReady && !woken[it.q] {
+			woken[it.q] = true
+			e.notify(it.q)
+		}
+	}
+	return results, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// writeRecords creates the job records. The create-only write also catches the unlikely id
+// collision between two nodes, which is retried with a fresh id.
+func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
+	var todo []*pending
+	for _, it := range items {
+		if !it.done {
+			todo = append(todo, it)
+		}
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		var sent []*pending
+		var futs []jetstream.PubAckFuture
+		for _, it := range todo {
+			if it.id == 0 || attempt > 0 {
+				it.id = e.ids.next()
+			}
+			fut, err := e.publishRecord(it.id, it.rec, 0, 0, true)
+			if err != nil {
+				it.res.Err, it.done = fmt.Errorf("store job record: %w", err), true
+				continue
+			}
+			sent, futs = append(sent, it), append(futs, fut)
+		}
+		todo = nil
+		for i, err := range waitAll(ctx, futs) {
+			it := sent[i]
+			switch {
+			case err == nil:
+			case apiCode(err) == errWrongLastSeq && attempt < 3:
+				todo = append(todo, it)
+			default:
+				it.res.Err, it.done = fmt.Errorf("store job record: %w", err), true
+			}
+		}
+	}
+}
+
+// writeMessages stores the jobs in their queue streams: ready jobs on their band's ready
+// subject, delayed ones as @at schedules that JetStream moves to the ready subject on time.
+func (e *Engine) writeMessages(ctx context.Context, items []*pending, now time.Time) {
+	var batch []*pending
+	var futs []jetstream.PubAckFuture
+	for _, it := range items {
+		if it.done {
+			continue
+		}
+		body, err := encodeMsg(it.rec, it.req.Payload)
+		if err != nil {
+			it.res.Err, it.done = err, true
+			continue
+		}
+		fut, err := e.publishJob(it.q, it.rec, it.id, body)
+		if err != nil {
+			it.res.Err, it.done = err, true
+			continue
+		}
+		batch, futs = append(batch, it), append(futs, fut)
+	}
+	for i, err := range waitAll(ctx, futs) {
+		if err == nil {
+			continue
+		}
+		it := batch[i]
+		it.res.Err, it.done = fmt.Errorf("store job: %w", err), true
+		// Leave no record of a job that is not there.
+		it.rec.State, it.rec.Finished, it.rec.LastError = StateCancelled, now.UnixNano(), "enqueue failed: "+err.Error()
+		if fut, perr := e.publishRecord(it.id, it.rec, 0, e.cfg.Retention, false); perr == nil {
+			waitAll(ctx, []jetstream.PubAckFuture{fut})
+		}
+	}
+}
+
+// publishJob publishes a job's message in the state its record says: ready, delayed (as a
+// schedule) or buried.
+func (e *Engine) publishJob(q *queue, rec *record, id uint64, body []byte) (jetstream.PubAckFuture, error) {
+	m := &nats.Msg{Data: body}
+	var opts []jetstream.PublishOpt
+	switch rec.State {
+	case StateDelayed:
+		m.Subject = q.names.subject(StateDelayed, rec.Band, id)
+		opts = append(opts, jetstream.WithScheduleAt(time.Unix(0, rec.RunAt)), jetstream.WithScheduleTarget(q.names.subject(StateReady, rec.Band, id)))
+	case StateBuried:
+		m.Subject = q.names.subject(StateBuried, rec.Band, id)
+	default:
+		m.Subject = q.names.subject(StateReady, rec.Band, id)
+	}
+	opts = append(opts, jetstream.WithExpectStream(q.names.stream()))
+	return e.js.PublishMsgAsync(m, opts...)
+}
+
+// publishRecord writes a job record. With cas it is a compare-and-set against lastSeq (0:
+// the record must not exist). A ttl makes the record expire (finished jobs).
+func (e *Engine) publishRecord(id uint64, rec *record, lastSeq uint64, ttl time.Duration, cas bool) (jetstream.PubAckFuture, error) {
+	data, err := marshalRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(jobsStream)}
+	if cas {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(lastSeq))
+	}
+	if ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(ttl))
+	}
+	return e.js.PublishMsgAsync(&nats.Msg{Subject: jobSubject(id), Data: data}, opts...)
+}
+
+// waitAll waits for every publish acknowledgement; errs[i] is the outcome of futs[i].
+func waitAll(ctx context.Context, futs []jetstream.PubAckFuture) []error {
+	errs := make([]error, len(futs))
+	for i, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs[i] = err
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+	}
+	return errs
+}
+
+// claimUnique takes the queue's unique key for the job about to be enqueued. When an
+// unfinished job holds the key, that job is returned and nothing is enqueued.
+func (e *Engine) claimUnique(ctx context.Context, it *pending) (*Job, error) {
+	sum := sha256.Sum256([]byte(it.req.UniqueKey))
+	subj := uniquePrefix + it.q.names.esc + "." + hex.EncodeToString(sum[:16])
+	if it.id == 0 {
+		it.id = e.ids.next()
+	}
+	hold := uniqueHold
+	if it.rec.RunAt != 0 {
+		hold += time.Until(time.Unix(0, it.rec.RunAt))
+	}
+	for range 5 {
+		var last uint64
+		cur, err := e.directLast(ctx, jobsStream, subj)
+		switch {
+		case errors.Is(err, errNoMsg):
+		case err != nil:
+			return nil, err
+		default:
+			last = cur.Seq
+			holder, perr := strconv.ParseUint(string(cur.Data), 10, 64)
+			if perr == nil {
+				if j, err := e.Job(ctx, holder); err == nil && !j.State.Final() {
+					return j, nil
+				}
+			}
+		}
+		_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: strconv.AppendUint(nil, it.id, 10)},
+			jetstream.WithExpectLastSequencePerSubject(last), jetstream.WithMsgTTL(hold))
+		if err == nil {
+			return nil, nil
+		}
+		if apiCode(err) != errWrongLastSeq {
+			return nil, fmt.Errorf("claim unique key: %w", err)
+		}
+	}
+	return nil, errors.New("claim unique key: too much contention")
+}
+
+// releaseUnique frees a finished job's unique key, unless another job holds it by now.
+func (e *Engine) releaseUnique(ctx context.Context, id uint64, rec *record) {
+	if rec.UniqueKey == "" {
+		return
+	}
+	sum := sha256.Sum256([]byte(rec.UniqueKey))
+	subj := uniquePrefix + queueNames(rec.Queue).esc + "." + hex.EncodeToString(sum[:16])
+	cur, err := e.directLast(ctx, jobsStream, subj)
+	if err != nil || string(cur.Data) != strconv.FormatUint(id, 10) {
+		return
+	}
+	// A short-lived tombstone in place of the lock: compare-and-set, so a newer holder stays.
+	_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: nil},
+		jetstream.WithExpectLastSequencePerSubject(cur.Seq), jetstream.WithMsgTTL(time.Second))
+	if err != nil && apiCode(err) != errWrongLastSeq {
+		e.log.Debug("release unique key", "job", id, "err", err)
+	}
+}

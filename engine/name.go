@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"fmt"
+	"math/bits"
+	"strconv"
+	"strings"
+)
+
+// MaxQueueName is the longest queue name, as beanstalkd's tube names.
+const MaxQueueName = 200
+
+// ValidateQueueName checks a queue name against the beanstalkd tube alphabet:
+// letters, digits and - + / ; . $ _ ( ), not starting with '-'.
+func ValidateQueueName(name string) error {
+	if name == "" {
+		return invalid("queue", "must not be empty")
+	}
+	if len(name) > MaxQueueName {
+		return invalid("queue", "longer than %d bytes", MaxQueueName)
+	}
+	if name[0] == '-' {
+		return invalid("queue", "must not start with '-'")
+	}
+	for i := 0; i < len(name); i++ {
+		if !queueChar(name[i]) {
+			return invalid("queue", "character %q not allowed (letters, digits and - + / ; . $ _ ( ))", name[i])
+		}
+	}
+	return nil
+}
+
+func queueChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-+/;.$_()", c) >= 0
+}
+
+// escapeName turns a valid queue name into a token usable in NATS subjects, stream and
+// consumer names and KV keys: letters, digits and '-' stay, every other byte becomes _XX.
+func escapeName(name string) string {
+	var b strings.Builder
+	b.Grow(len(name) + 8)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "_%02X", c)
+	}
+	return b.String()
+}
+
+// unescapeName reverses escapeName.
+func unescapeName(esc string) (string, error) {
+	if !strings.Contains(esc, "_") {
+		return esc, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(esc); i++ {
+		if esc[i] != '_' {
+			b.WriteByte(esc[i])
+			continue
+		}
+		if i+2 >= len(esc) {
+			return "", fmt.Errorf("bad escape in %q", esc)
+		}
+		v, err := strconv.ParseUint(esc[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", fmt.Errorf("bad escape in %q: %w", esc, err)
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), nil
+}
+
+// band maps a priority to its priority band: the bit length of the priority, so band 0 is
+// priority 0, band 1 is 1, band 2 is 2-3 ... band 32 is 2^31..2^32-1. Bands are reserved
+// strictly in order; jobs of one band are FIFO.
+func band(pri uint32) int { return bits.Len32(pri) }
+
+const maxBand = 32
+
+// Subjects and names. Every queue has its own stream; the id is the last token of a job's
+// subject, so one job is found in any state with the filter spool.q.<queue>.*.*.<id>.
+const (
+	jobsStream    = "SPOOL_JOBS"
+	jobsPrefix    = "spool.j."
+	uniquePrefix  = "spool.u."
+	statsStream   = "SPOOL_STATS"
+	statsPrefix   = "spool.c."
+	queuesBucket  = "spool_queues"
+	notifyPrefix  = "spool.n."
+	queueStreamPx = "SPOOL_Q_"
+)
+
+type names struct {
+	esc string
+}
+
+func queueNames(queue string) names { return names{esc: escapeName(queue)} }
+
+func (n names) stream() string { return queueStreamPx + n.esc }
+func (n names) all() string    { return "spool.q." + n.esc + ".>" }
+func (n names) state(s State) string {
+	return "spool.q." + n.esc + "." + string(s) + ".>"
+}
+func (n names) subject(s State, b int, id uint64) string {
+	return "spool.q." + n.esc + "." + string(s) + "." + strconv.Itoa(b) + "." + strconv.FormatUint(id, 10)
+}
+func (n names) anyState(id uint64) string {
+	return "spool.q." + n.esc + ".*.*." + strconv.FormatUint(id, 10)
+}
+func (n names) bandFilter(b int) string {
+	return "spool.q." + n.esc + ".ready." + strconv.Itoa(b) + ".*"
+}
+func (n names) notify() string { return notifyPrefix + n.esc }
+
+func consumerName(b int) string { return "ready-" + strconv.Itoa(b) }
+
+func jobSubject(id uint64) string { return jobsPrefix + strconv.FormatUint(id, 10) }
+
+// subjectState parses the state out of a queue message subject.
+func subjectState(subject string) State {
+	// spool.q.<esc>.<state>.<band>.<id>
+	parts := strings.Split(subject, ".")
+	if len(parts) != 6 {
+		return ""
+	}
+	return State(parts[3])
+}

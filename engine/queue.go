@@ -1,0 +1,437 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// forever stands in for "until resumed" in JetStream's consumer pause, which needs a time.
+const forever = 100 * 365 * 24 * time.Hour
+
+// getQueue returns the queue, reading the bucket when this node has not seen it yet.
+// With create it makes the queue with the default settings.
+func (e *Engine) getQueue(ctx context.Context, name string, create bool) (*queue, error) {
+	if q := e.lookupQueue(name); q != nil {
+		return q, nil
+	}
+	if err := ValidateQueueName(name); err != nil {
+		return nil, err
+	}
+	n := queueNames(name)
+	ent, err := e.kv.Get(ctx, n.esc)
+	switch {
+	case err == nil:
+		return e.cacheEntry(ent)
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, fmt.Errorf("read queue %q: %w", name, err)
+	case !create:
+		return nil, ErrQueueNotFound
+	}
+	return e.createQueue(ctx, name, e.cfg.Defaults)
+}
+
+func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
+	var cfg queueConfig
+	if err := json.Unmarshal(ent.Value(), &cfg); err != nil {
+		return nil, fmt.Errorf("queue entry %s: %w", ent.Key(), err)
+	}
+	return e.cacheQueue(cfg, ent.Revision()), nil
+}
+
+// createQueue makes the queue's stream and counting consumers, then its bucket entry: an
+// entry in the bucket means the stream is there. Two nodes racing do the same idempotent work.
+func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) (*queue, error) {
+	n := queueNames(name)
+	if len(n.stream()) > 255 {
+		return nil, invalid("queue", "name too long once encoded for JetStream")
+	}
+	_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              n.stream(),
+		Description:       "spool queue " + name,
+		Subjects:          []string{n.all()},
+		Retention:         jetstream.WorkQueuePolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          e.cfg.Replicas,
+		AllowMsgSchedules: true,
+		AllowDirect:       true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create queue %q stream: %w", name, err)
+	}
+	// Consumers that are never pulled count delayed and buried jobs (their NumPending);
+	// the buried one also hands buried jobs to kicks.
+	for _, st := range []State{StateDelayed, StateBuried} {
+		_, err := e.js.CreateOrUpdateConsumer(ctx, n.stream(), jetstream.ConsumerConfig{
+			Durable:       string(st),
+			FilterSubject: n.state(st),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       30 * time.Second,
+			MaxDeliver:    -1,
+			MaxAckPending: -1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create queue %q consumer %s: %w", name, st, err)
+		}
+	}
+	cfg := queueConfig{
+		Name: name, LeaseMS: s.Lease.Milliseconds(), MaxAttempts: s.MaxAttempts,
+		BackoffMS: s.BackoffBase.Milliseconds(), BackoffMax: s.BackoffMax.Milliseconds(),
+		Created: e.now().UnixNano(),
+	}
+	val, _ := json.Marshal(cfg)
+	rev, err := e.kv.Create(ctx, n.esc, val)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		ent, err := e.kv.Get(ctx, n.esc)
+		if err != nil {
+			return nil, fmt.Errorf("read queue %q: %w", name, err)
+		}
+		return e.cacheEntry(ent)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create queue %q: %w", name, err)
+	}
+	e.log.Info("queue created", "queue", name)
+	return e.cacheQueue(cfg, rev), nil
+}
+
+// updateConfig applies fn to the queue's bucket entry with a compare-and-set, retrying on
+// concurrent updates from other nodes.
+func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfig)) (queueConfig, error) {
+	for range 20 {
+		ent, err := e.kv.Get(ctx, q.names.esc)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return queueConfig{}, ErrQueueNotFound
+		}
+		if err != nil {
+			return queueConfig{}, fmt.Errorf("read queue: %w", err)
+		}
+		var cfg queueConfig
+		if err := json.Unmarshal(ent.Value(), &cfg); err != nil {
+			return queueConfig{}, fmt.Errorf("queue entry: %w", err)
+		}
+		fn(&cfg)
+		val, _ := json.Marshal(cfg)
+		rev, err := e.kv.Update(ctx, q.names.esc, val, ent.Revision())
+		if err == nil {
+			e.cacheQueue(cfg, rev)
+			return cfg, nil
+		}
+		if apiCode(err) != errWrongLastSeq && !errors.Is(err, jetstream.ErrKeyExists) {
+			return queueConfig{}, fmt.Errorf("update queue: %w", err)
+		}
+	}
+	return queueConfig{}, errors.New("update queue: too much contention")
+}
+
+func (e *Engine) bandConsumerConfig(q *queue, cfg queueConfig, b int) jetstream.ConsumerConfig {
+	cc := jetstream.ConsumerConfig{
+		Durable:       consumerName(b),
+		FilterSubject: q.names.bandFilter(b),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Duration(cfg.LeaseMS) * time.Millisecond,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+		MaxWaiting:    4096,
+	}
+	if cfg.pausedAt(e.now()) {
+		until := e.now().Add(forever)
+		if cfg.PausedUntil != 0 {
+			until = time.Unix(0, cfg.PausedUntil)
+		}
+		cc.PauseUntil = &until
+	}
+	return cc
+}
+
+// ensureBand makes sure the consumer of priority band b exists before a job is stored in it.
+func (e *Engine) ensureBand(ctx context.Context, q *queue, b int) error {
+	cfg, _ := q.config()
+	if cfg.Bands&(1<<b) != 0 {
+		return nil
+	}
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b)); err != nil {
+		return fmt.Errorf("create band %d consumer: %w", b, err)
+	}
+	_, err := e.updateConfig(ctx, q, func(c *queueConfig) { c.Bands |= 1 << b })
+	return err
+}
+
+// consumer returns a handle on the band's consumer, opened once per node.
+func (e *Engine) consumer(ctx context.Context, q *queue, b int) (jetstream.Consumer, error) {
+	q.mu.Lock()
+	c := q.consumers[b]
+	q.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
+	if err != nil {
+		return nil, fmt.Errorf("open band %d consumer: %w", b, err)
+	}
+	q.mu.Lock()
+	q.consumers[b] = c
+	q.mu.Unlock()
+	return c, nil
+}
+
+func bandsOf(mask uint64) []int {
+	var out []int
+	for b := 0; b <= maxBand; b++ {
+		if mask&(1<<b) != 0 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// ValidateSettings checks queue settings; zero fields mean "unchanged" and pass.
+func ValidateSettings(s QueueSettings) error {
+	if s.Lease != 0 && (s.Lease < MinLease || s.Lease > MaxLease) {
+		return invalid("lease", "must be between %s and %s", MinLease, MaxLease)
+	}
+	if s.MaxAttempts < 0 || s.MaxAttempts > MaxMaxAttempts {
+		return invalid("max_attempts", "must be between 1 and %d", MaxMaxAttempts)
+	}
+	if s.BackoffBase < 0 || s.BackoffBase > MaxLease {
+		return invalid("backoff_base", "must be between 1ms and %s", MaxLease)
+	}
+	if s.BackoffMax < 0 || s.BackoffMax > 30*24*time.Hour {
+		return invalid("backoff_max", "must be between 1ms and 720h")
+	}
+	if s.BackoffBase != 0 && s.BackoffMax != 0 && s.BackoffMax < s.BackoffBase {
+		return invalid("backoff_max", "must not be less than backoff_base")
+	}
+	return nil
+}
+
+// PutQueue creates a queue or updates the non-zero settings of an existing one.
+func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*QueueInfo, error) {
+	if err := ValidateSettings(s); err != nil {
+		return nil, err
+	}
+	q, err := e.getQueue(ctx, name, false)
+	if errors.Is(err, ErrQueueNotFound) {
+		d := e.cfg.Defaults
+		if s.Lease != 0 {
+			d.Lease = s.Lease
+		}
+		if s.MaxAttempts != 0 {
+			d.MaxAttempts = s.MaxAttempts
+		}
+		if s.BackoffBase != 0 {
+			d.BackoffBase = s.BackoffBase
+		}
+		if s.BackoffMax != 0 {
+			d.BackoffMax = s.BackoffMax
+		}
+		q, err = e.createQueue(ctx, name, d)
+	}
+	if err != nil {
+		return nil, err
+	}
+	old, _ := q.config()
+	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) {
+		if s.Lease != 0 {
+			c.LeaseMS = s.Lease.Milliseconds()
+		}
+		if s.MaxAttempts != 0 {
+			c.MaxAttempts = s.MaxAttempts
+		}
+		if s.BackoffBase != 0 {
+			c.BackoffMS = s.BackoffBase.Milliseconds()
+		}
+		if s.BackoffMax != 0 {
+			c.BackoffMax = s.BackoffMax.Milliseconds()
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.LeaseMS != old.LeaseMS {
+		// The default lease is the band consumers' ack wait.
+		for _, b := range bandsOf(cfg.Bands) {
+			if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b)); err != nil {
+				return nil, fmt.Errorf("update band %d consumer: %w", b, err)
+			}
+		}
+	}
+	return e.Queue(ctx, name)
+}
+
+// Pause stops the queue's dispatch until Resume, or until the given time when it is not zero.
+// Enqueues are still accepted.
+func (e *Engine) Pause(ctx context.Context, name string, until time.Time) (*QueueInfo, error) {
+	q, err := e.getQueue(ctx, name, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) {
+		c.Paused = true
+		c.PausedUntil = 0
+		if !until.IsZero() {
+			c.PausedUntil = until.UnixNano()
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	pu := until
+	if pu.IsZero() {
+		pu = e.now().Add(forever)
+	}
+	for _, b := range bandsOf(cfg.Bands) {
+		if _, err := e.js.PauseConsumer(ctx, q.names.stream(), consumerName(b), pu); err != nil {
+			return nil, fmt.Errorf("pause band %d: %w", b, err)
+		}
+	}
+	e.log.Info("queue paused", "queue", name, "until", until)
+	return e.Queue(ctx, name)
+}
+
+// Resume restarts a paused queue's dispatch.
+func (e *Engine) Resume(ctx context.Context, name string) (*QueueInfo, error) {
+	q, err := e.getQueue(ctx, name, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) { c.Paused, c.PausedUntil = false, 0 })
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bandsOf(cfg.Bands) {
+		if _, err := e.js.ResumeConsumer(ctx, q.names.stream(), consumerName(b)); err != nil {
+			return nil, fmt.Errorf("resume band %d: %w", b, err)
+		}
+	}
+	e.notify(q)
+	e.log.Info("queue resumed", "queue", name)
+	return e.Queue(ctx, name)
+}
+
+// QueueNames lists the queues known to this node, sorted.
+func (e *Engine) QueueNames() []string {
+	e.mu.RLock()
+	names := make([]string, 0, len(e.queues))
+	for n := range e.queues {
+		names = append(names, n)
+	}
+	e.mu.RUnlock()
+	slices.Sort(names)
+	return names
+}
+
+// Queues returns every queue with its statistics, sorted by name.
+func (e *Engine) Queues(ctx context.Context) ([]*QueueInfo, error) {
+	var out []*QueueInfo
+	for _, n := range e.QueueNames() {
+		qi, err := e.Queue(ctx, n)
+		if errors.Is(err, ErrQueueNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, qi)
+	}
+	return out, nil
+}
+
+// Queue returns a queue's settings and statistics.
+func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
+	q, err := e.getQueue(ctx, name, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := q.config()
+	now := e.now()
+	qi := &QueueInfo{Name: name, Settings: cfg.settings(), Paused: cfg.pausedAt(now), CreatedAt: nsTime(cfg.Created)}
+	if qi.Paused && cfg.PausedUntil != 0 {
+		qi.PausedUntil = nsTime(cfg.PausedUntil)
+	}
+	st := &qi.Stats
+	var oldest time.Time
+	for _, b := range bandsOf(cfg.Bands) {
+		ci, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("queue %q stats: %w", name, err)
+		}
+		info := ci.CachedInfo()
+		st.Ready += int64(info.NumPending)
+		st.Reserved += int64(info.NumAckPending)
+		if info.NumPending > 0 {
+			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: info.Delivered.Stream + 1, NextFor: q.names.bandFilter(b), Batch: 1})
+			if err == nil && len(msgs) == 1 && (oldest.IsZero() || msgs[0].Time.Before(oldest)) {
+				oldest = msgs[0].Time
+			}
+		}
+	}
+	if !oldest.IsZero() {
+		st.OldestReadyAge = max(now.Sub(oldest), 0)
+	}
+	for _, s := range []State{StateDelayed, StateBuried} {
+		ci, err := e.js.Consumer(ctx, q.names.stream(), string(s))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return nil, ErrQueueNotFound
+			}
+			return nil, fmt.Errorf("queue %q stats: %w", name, err)
+		}
+		info := ci.CachedInfo()
+		n := int64(info.NumPending + uint64(info.NumAckPending))
+		if s == StateDelayed {
+			st.Delayed = n
+		} else {
+			st.Buried = n
+		}
+	}
+	t, err := e.stats.totals(ctx, q.names.esc)
+	if err != nil {
+		return nil, fmt.Errorf("queue %q totals: %w", name, err)
+	}
+	st.Enqueued, st.Reserves, st.Succeeded = t[cEnqueued], t[cReserves], t[cSucceeded]
+	st.Failed, st.BuriedTot, st.Cancelled, st.Timeouts = t[cFailed], t[cBuried], t[cCancelled], t[cTimeouts]
+	st.EnqueueRate, st.CompleteRate = e.stats.rates(q.names.esc)
+	return qi, nil
+}
+
+// DeleteQueue removes a queue and all its jobs; their records are marked cancelled.
+func (e *Engine) DeleteQueue(ctx context.Context, name string) error {
+	q, err := e.getQueue(ctx, name, false)
+	if err != nil {
+		return err
+	}
+	if _, err := e.Pause(ctx, name, time.Time{}); err != nil && !errors.Is(err, ErrQueueNotFound) {
+		return err
+	}
+	if _, err := e.cancelMessages(ctx, q, q.names.all(), true); err != nil {
+		return err
+	}
+	if err := e.js.DeleteStream(ctx, q.names.stream()); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("delete queue %q stream: %w", name, err)
+	}
+	if err := e.kv.Delete(ctx, q.names.esc); err != nil {
+		return fmt.Errorf("delete queue %q: %w", name, err)
+	}
+	stats, err := e.js.Stream(ctx, statsStream)
+	if err == nil {
+		err = stats.Purge(ctx, jetstream.WithPurgeSubject(statsPrefix+q.names.esc+".>"))
+	}
+	if err != nil {
+		e.log.Warn("purge queue counters", "queue", name, "err", err)
+	}
+	e.mu.Lock()
+	delete(e.queues, name)
+	delete(e.byEsc, q.names.esc)
+	e.mu.Unlock()
+	e.log.Info("queue deleted", "queue", name)
+	return nil
+}

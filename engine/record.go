@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// record is a job's status document, kept in the SPOOL_JOBS stream under spool.j.<id>, one
+// message per job (the stream keeps only the last per subject). Every transition rewrites it
+// with a compare-and-set on the subject's last sequence, which is what makes a transition
+// atomic across spool nodes and refuses a stale lease holder.
+//
+// The job's message in its queue stream carries the same document followed by the payload,
+// so a reservation has the job without another read.
+type record struct {
+	Queue       string            `json:"q"`
+	Type        string            `json:"t,omitempty"`
+	State       State             `json:"s"`
+	Priority    uint32            `json:"p,omitempty"`
+	Attempts    int               `json:"a,omitempty"`
+	MaxAttempts int               `json:"ma"`
+	LeaseMS     int64             `json:"l"`
+	UniqueKey   string            `json:"u,omitempty"`
+	Metadata    map[string]string `json:"m,omitempty"`
+
+	Created    int64 `json:"ct"`           // unix ns
+	RunAt      int64 `json:"ra,omitempty"` // unix ns
+	ReservedAt int64 `json:"rt,omitempty"`
+	LeaseExp   int64 `json:"le,omitempty"`
+	Finished   int64 `json:"ft,omitempty"`
+
+	LastError string          `json:"e,omitempty"`
+	Result    json.RawMessage `json:"r,omitempty"`
+	Worker    string          `json:"w,omitempty"`
+
+	Releases int `json:"nr,omitempty"`
+	Buries   int `json:"nb,omitempty"`
+	Kicks    int `json:"nk,omitempty"`
+	Timeouts int `json:"nt,omitempty"`
+
+	// The current lease, while reserved: its token and the JetStream delivery it is.
+	LeaseID uint64 `json:"li,omitempty"`
+	Seq     uint64 `json:"sq,omitempty"` // sequence of the job's message in its queue stream
+	Ack     string `json:"ak,omitempty"` // the delivery's ack subject
+	Band    int    `json:"b,omitempty"`
+}
+
+func marshalRecord(r *record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode job record: %w", err)
+	}
+	return b, nil
+}
+
+func unmarshalRecord(b []byte) (*record, error) {
+	r := new(record)
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("decode job record: %w", err)
+	}
+	return r, nil
+}
+
+func nsTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+// job converts a record to the public view. now derives states that JetStream changes on its
+// own: a delayed job whose time has come is ready, a reservation whose lease ran out is ready.
+func (r *record) job(id uint64, payload []byte, now time.Time) *Job {
+	j := &Job{
+		ID: id, Queue: r.Queue, Type: r.Type, State: r.State, Priority: r.Priority,
+		Payload: payload, Attempts: r.Attempts, MaxAttempts: r.MaxAttempts,
+		Lease: time.Duration(r.LeaseMS) * time.Millisecond, UniqueKey: r.UniqueKey, Metadata: r.Metadata,
+		CreatedAt: nsTime(r.Created), RunAt: nsTime(r.RunAt), ReservedAt: nsTime(r.ReservedAt),
+		LeaseExpiresAt: nsTime(r.LeaseExp), FinishedAt: nsTime(r.Finished),
+		LastError: r.LastError, Result: r.Result,
+		Releases: r.Releases, Buries: r.Buries, Kicks: r.Kicks, Timeouts: r.Timeouts,
+	}
+	switch {
+	case r.State == StateDelayed && r.RunAt <= now.UnixNano():
+		j.State = StateReady
+	case r.State == StateReserved && r.LeaseExp <= now.UnixNano():
+		j.State = StateReady
+	}
+	if j.State != StateReserved {
+		j.LeaseExpiresAt = time.Time{}
+	}
+	return j
+}
+
+func (r *record) lease() time.Duration { return time.Duration(r.LeaseMS) * time.Millisecond }
+
+// encodeMsg builds a queue message body: the record as JSON, a newline, the raw payload.
+// JSON never contains a raw newline, so the first one ends the record.
+func encodeMsg(r *record, payload []byte) ([]byte, error) {
+	head, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode job: %w", err)
+	}
+	buf := make([]byte, 0, len(head)+1+len(payload))
+	buf = append(buf, head...)
+	buf = append(buf, '\n')
+	return append(buf, payload...), nil
+}
+
+var errBadMsg = errors.New("malformed job message")
+
+func decodeMsg(body []byte) (*record, []byte, error) {
+	i := bytes.IndexByte(body, '\n')
+	if i < 0 {
+		return nil, nil, errBadMsg
+	}
+	r := new(record)
+	if err := json.Unmarshal(body[:i], r); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errBadMsg, err)
+	}
+	return r, body[i+1:], nil
+}

@@ -1,0 +1,318 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// pollEvery bounds how long a waiting reservation goes without looking: jobs also become
+// ready without a wake-up (a delayed job's time comes, a lease expires).
+const pollEvery = 250 * time.Millisecond
+
+// MaxReserveQueues is the most queues one reservation may name.
+const MaxReserveQueues = 100
+
+// Reserve hands out up to req.Max ready jobs from req.Queues, most urgent priority band first
+// across all of them, FIFO within a band, waiting up to req.Wait for one to arrive. Queues
+// that do not exist yet are watched as empty ones; paused queues hand out nothing and are
+// listed in the result.
+func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResult, error) {
+	if len(req.Queues) == 0 || len(req.Queues) > MaxReserveQueues {
+		return nil, invalid("queues", "name 1 to %d queues", MaxReserveQueues)
+	}
+	for _, n := range req.Queues {
+		if err := ValidateQueueName(n); err != nil {
+			return nil, err
+		}
+	}
+	if req.Max < 0 || req.Max > MaxBatch {
+		return nil, invalid("max", "must be between 1 and %d", MaxBatch)
+	}
+	if req.Max == 0 {
+		req.Max = 1
+	}
+	if req.Wait < 0 {
+		return nil, invalid("wait", "must not be negative")
+	}
+	deadline := e.now().Add(req.Wait)
+	for {
+		if e.closed() {
+			return nil, ErrClosed
+		}
+		res := &ReserveResult{}
+		var active []*queue
+		var wakes []<-chan struct{}
+		now := e.now()
+		for _, n := range req.Queues {
+			q := e.lookupQueue(n)
+			if q == nil {
+				continue
+			}
+			wakes = append(wakes, q.waitCh())
+			if cfg, _ := q.config(); cfg.pausedAt(now) {
+				res.Paused = append(res.Paused, n)
+				continue
+			}
+			active = append(active, q)
+		}
+		jobs, err := e.tryReserve(ctx, active, req.Max, req.Worker)
+		if err != nil {
+			return nil, err
+		}
+		res.Jobs = jobs
+		left := deadline.Sub(e.now())
+		if len(jobs) > 0 || left <= 0 {
+			return res, nil
+		}
+		if err := waitAny(ctx, wakes, min(left, pollEvery), e.stop); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// waitAny returns when a channel closes, d passes or ctx is done.
+func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration, stop <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	done := make(chan struct{})
+	defer close(done)
+	woke := make(chan struct{}, 1)
+	for _, ch := range chs {
+		go func() {
+			select {
+			case <-ch:
+				select {
+				case woke <- struct{}{}:
+				default:
+				}
+			case <-done:
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-stop:
+		return ErrClosed
+	case <-t.C:
+	case <-woke:
+	}
+	return nil
+}
+
+type bandRef struct {
+	q *queue
+	b int
+}
+
+// tryReserve pulls what is ready now, band by band, without waiting.
+func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker string) ([]Reserved, error) {
+	var refs []bandRef
+	for _, q := range qs {
+		cfg, _ := q.config()
+		for _, b := range bandsOf(cfg.Bands) {
+			refs = append(refs, bandRef{q, b})
+		}
+	}
+	// Stable: for equal bands the queues keep the order the caller gave.
+	slices.SortStableFunc(refs, func(a, b bandRef) int { return a.b - b.b })
+	var out []Reserved
+	for _, r := range refs {
+		if len(out) >= need {
+			break
+		}
+		c, err := e.consumer(ctx, r.q, r.b)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue // the queue was deleted meanwhile
+		}
+		if err != nil {
+			return out, err
+		}
+		batch, err := c.FetchNoWait(need - len(out))
+		if err != nil {
+			return out, fmt.Errorf("reserve from %q: %w", r.q.cfg.Name, err)
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			e.log.Debug("fetch", "queue", r.q.cfg.Name, "err", err)
+		}
+		if len(msgs) > 0 {
+			out = append(out, e.activate(ctx, r.q, r.b, msgs, worker)...)
+		}
+	}
+	return out, nil
+}
+
+// activate turns fetched deliveries into reservations: each job's record is rewritten, with
+// a compare-and-set, to reserved with a new lease id. Deliveries of jobs already finished
+// (a stale duplicate) are dropped; jobs out of attempts are buried instead of handed out.
+func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []jetstream.Msg, worker string) []Reserved {
+	type cand struct {
+		msg     jetstream.Msg
+		id      uint64
+		sseq    uint64
+		payload []byte
+		cur     *record
+		curSeq  uint64
+		next    *record
+	}
+	cands := make([]*cand, 0, len(msgs))
+	subjects := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		id, perr := strconv.ParseUint(m.Subject()[lastDot(m.Subject())+1:], 10, 64)
+		env, payload, derr := decodeMsg(m.Data())
+		if err != nil || perr != nil || derr != nil {
+			e.log.Error("dropping malformed job message", "subject", m.Subject(), "err", errors.Join(err, perr, derr))
+			m.Term()
+			continue
+		}
+		_ = env
+		cands = append(cands, &cand{msg: m, id: id, sseq: md.Sequence.Stream, payload: payload})
+		subjects = append(subjects, jobSubject(id))
+	}
+	recs, err := e.readRecords(ctx, subjects)
+	if err != nil {
+		e.log.Warn("reserve: read records", "err", err)
+		for _, c := range cands {
+			c.msg.Nak()
+		}
+		return nil
+	}
+	now := e.now()
+	cfg, _ := q.config()
+	var live []*cand
+	var futs []jetstream.PubAckFuture
+	for _, c := range cands {
+		sr, ok := recs[jobSubject(c.id)]
+		if !ok || sr.rec.State.Final() {
+			// Finished (its record may have expired): this is a stale copy.
+			c.msg.Term()
+			continue
+		}
+		c.cur, c.curSeq = sr.rec, sr.seq
+		next := *c.cur
+		if c.cur.State == StateReserved {
+			next.Timeouts++
+			e.stats.add(q.names.esc, cTimeouts, 1)
+		}
+		if c.cur.Attempts >= c.cur.MaxAttempts {
+			next.LastError = cmpOr(next.LastError, "attempts exhausted")
+			if _, err := e.moveTo(ctx, q, c.id, &next, c.curSeq, c.payload, StateBuried, time.Time{}, c.msg.Reply()); err != nil {
+				e.log.Warn("bury exhausted job", "job", c.id, "err", err)
+			}
+			continue
+		}
+		next.State = StateReserved
+		next.Attempts++
+		next.ReservedAt = now.UnixNano()
+		next.LeaseExp = now.Add(next.lease()).UnixNano()
+		next.LeaseID = rand.Uint64() | 1
+		next.Seq, next.Band, next.Ack, next.Worker = c.sseq, b, c.msg.Reply(), worker
+		next.RunAt = 0
+		fut, err := e.publishRecord(c.id, &next, c.curSeq, 0, true)
+		if err != nil {
+			c.msg.Nak()
+			continue
+		}
+		c.next = &next
+		live, futs = append(live, c), append(futs, fut)
+	}
+	out := make([]Reserved, 0, len(live))
+	for i, err := range waitAll(ctx, futs) {
+		c := live[i]
+		if err != nil {
+			// Someone else changed the job meanwhile (a cancel, a late ack): offer it
+			// again; the next reservation sees the new record.
+			c.msg.Nak()
+			continue
+		}
+		if c.next.LeaseMS != cfg.LeaseMS {
+			// The consumer's ack wait is the queue's default lease; this job has its own.
+			e.extendLease(c.next.Ack, c.next.lease())
+		}
+		out = append(out, Reserved{Job: c.next.job(c.id, c.payload, now), Token: formatToken(c.next.LeaseID)})
+	}
+	e.stats.add(q.names.esc, cReserves, int64(len(out)))
+	return out
+}
+
+func lastDot(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '.' {
+			return i
+		}
+	}
+	return -1
+}
+
+// extendLease sets a delivery's remaining lease to d: a NAK with a delay re-times the
+// pending delivery to expire d from now, whatever the consumer's ack wait.
+func (e *Engine) extendLease(ack string, d time.Duration) {
+	if err := e.nc.Publish(ack, []byte(`-NAK {"delay":`+strconv.FormatInt(int64(d), 10)+`}`)); err != nil {
+		e.log.Warn("extend lease", "err", err)
+	}
+}
+
+func formatToken(id uint64) string { return strconv.FormatUint(id, 16) }
+
+func parseToken(tok string) (uint64, error) {
+	id, err := strconv.ParseUint(tok, 16, 64)
+	if err != nil || id == 0 {
+		return 0, invalid("lease_token", "malformed")
+	}
+	return id, nil
+}
+
+type seqRecord struct {
+	rec *record
+	seq uint64
+}
+
+// readRecords reads job records by subject in one batched Direct Get.
+func (e *Engine) readRecords(ctx context.Context, subjects []string) (map[string]seqRecord, error) {
+	out := make(map[string]seqRecord, len(subjects))
+	for len(subjects) > 0 {
+		n := min(len(subjects), maxDirectBatch)
+		msgs, err := e.directBatch(ctx, jobsStream, directRequest{MultiLast: subjects[:n], Batch: n})
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			r, err := unmarshalRecord(m.Data)
+			if err != nil {
+				e.log.Error("malformed job record", "subject", m.Subject, "err", err)
+				continue
+			}
+			out[m.Subject] = seqRecord{r, m.Seq}
+		}
+		subjects = subjects[n:]
+	}
+	return out, nil
+}
+
+// readRecord reads one job's record and its sequence (the compare-and-set key).
+func (e *Engine) readRecord(ctx context.Context, id uint64) (*record, uint64, error) {
+	m, err := e.directLast(ctx, jobsStream, jobSubject(id))
+	if errors.Is(err, errNoMsg) {
+		return nil, 0, ErrJobNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	r, err := unmarshalRecord(m.Data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("job %d: %w", id, err)
+	}
+	return r, m.Seq, nil
+}

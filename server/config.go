@@ -1,0 +1,81 @@
+// Package server assembles a spool node: the JetStream engine (embedded or remote), the job
+// engine on top of it and the fronts (HTTP API, metrics), with graceful shutdown.
+package server
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config configures a spool node. The zero value of a field takes the default noted.
+type Config struct {
+	// DataDir holds the embedded engine's JetStream files. Default "./spool-data".
+	DataDir string
+	// HTTPAddr is the HTTP API listen address. Default "127.0.0.1:7420". Port 0 picks one.
+	HTTPAddr string
+	// BeanstalkAddr is the beanstalkd protocol listen address; empty disables it.
+	BeanstalkAddr string
+	// BeanstalkMaxJobSize is the beanstalkd front's job size limit (beanstalkd -z). Default 65535.
+	BeanstalkMaxJobSize int
+
+	// NATSURL connects to an existing NATS JetStream server or cluster instead of starting
+	// the embedded one.
+	NATSURL string
+	// NATSListen makes the embedded engine accept NATS clients (other spool nodes, the nats
+	// CLI) on this address, e.g. "127.0.0.1:4222". Empty: in-process only.
+	NATSListen string
+	// Fsync is the embedded engine's sync policy: "always" (fsync every write) or a
+	// duration such as "2m" (periodic; the default is JetStream's 2m). An acknowledged
+	// write is in the OS page cache either way, so it survives a crash of the process.
+	Fsync string
+	// Replicas of each stream (1 on a single node, 3 on a cluster). Default 1.
+	Replicas int
+
+	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
+	MaxPayload int
+	// Retention is how long a finished job's record stays queryable. Default 24h.
+	Retention time.Duration
+	// ShutdownTimeout bounds the graceful shutdown. Default 30s.
+	ShutdownTimeout time.Duration
+
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Version is reported by /v1/stats and /healthz.
+	Version string
+	// Ready, if set, is called with the bound addresses once the node serves requests.
+	Ready func(Addrs)
+}
+
+// Addrs are the addresses a running node listens on.
+type Addrs struct {
+	HTTP      string
+	Beanstalk string
+	NATS      string // empty when the embedded engine does not listen
+}
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./spool-data"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:7420"
+	}
+	if c.BeanstalkMaxJobSize == 0 {
+		c.BeanstalkMaxJobSize = 65535
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = 1 << 20
+	}
+	if c.Retention == 0 {
+		c.Retention = 24 * time.Hour
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
