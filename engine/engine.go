@@ -388,3 +388,14 @@ func apiCode(err error) jetstream.ErrorCode {
 
 // errWrongLastSeq is JetStream's answer to a failed compare-and-set.
 const errWrongLastSeq jetstream.ErrorCode = 10071
+
+// Ping checks that JetStream answers.
+func (e *Engine) Ping(ctx context.Context) error {
+	if e.closed() {
+		return ErrClosed
+	}
+	if _, err := e.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}

@@ -92,7 +92,7 @@ func Connect(ns *server.Server, name string) (*nats.Conn, error) {
 // logger adapts slog to nats-server's logger.
 type logger struct{ l *slog.Logger }
 
-func (l *logger) Noticef(format string, v ...any) { l.l.Info(msg(format, v), "component", "nats") }
+func (l *logger) Noticef(format string, v ...any) { l.l.Debug(msg(format, v), "component", "nats") }
 func (l *logger) Warnf(format string, v ...any)   { l.l.Warn(msg(format, v), "component", "nats") }
 func (l *logger) Fatalf(format string, v ...any)  { l.l.Error(msg(format, v), "component", "nats") }
 func (l *logger) Errorf(format string, v ...any)  { l.l.Error(msg(format, v), "component", "nats") }

@@ -1,0 +1,692 @@
+// Package httpapi is spool's native HTTP/JSON front over the job engine. It translates
+// requests to engine calls and engine errors to HTTP statuses with stable JSON error codes;
+// it holds no job state. The API is described in openapi.yaml, served at /v1/openapi.yaml.
+package httpapi
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/spoolq/spool/engine"
+)
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// MaxWait is the longest long-poll a reservation may ask for.
+const MaxWait = 60 * time.Second
+
+// Options configures the HTTP front.
+type Options struct {
+	// MaxPayload is the engine's payload limit, used to size request body limits.
+	MaxPayload int
+	Logger     *slog.Logger
+	Version    string
+}
+
+// Handler serves the HTTP API. Create it with New.
+type Handler struct {
+	eng     *engine.Engine
+	log     *slog.Logger
+	opts    Options
+	mux     *http.ServeMux
+	reg     *prometheus.Registry
+	metrics *httpMetrics
+	started time.Time
+
+	drainOnce sync.Once
+	draining  chan struct{}
+}
+
+// New returns the HTTP API over eng.
+func New(eng *engine.Engine, o Options) *Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxPayload == 0 {
+		o.MaxPayload = 1 << 20
+	}
+	h := &Handler{eng: eng, log: o.Logger, opts: o, mux: http.NewServeMux(), started: time.Now(), draining: make(chan struct{})}
+	h.reg = prometheus.NewRegistry()
+	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "spool"}))
+	h.metrics = newHTTPMetrics(h.reg)
+	h.reg.MustRegister(&queueCollector{eng: eng, log: o.Logger})
+	h.routes()
+	return h
+}
+
+// Drain makes long-polling reservations return at once and /healthz answer 503, ahead of a
+// graceful shutdown.
+func (h *Handler) Drain() { h.drainOnce.Do(func() { close(h.draining) }) }
+
+func (h *Handler) routes() {
+	handle := func(pattern string, f func(http.ResponseWriter, *http.Request) error) {
+		h.mux.Handle(pattern, h.metrics.wrap(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := f(w, r); err != nil {
+				h.writeErr(w, r, err)
+			}
+		}))
+	}
+	h.mux.HandleFunc("GET /healthz", h.healthz)
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{}))
+	h.mux.HandleFunc("GET /v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(openAPI)
+	})
+	handle("GET /v1/stats", h.stats)
+
+	handle("POST /v1/queues/{queue}/jobs", h.enqueue)
+	handle("GET /v1/queues/{queue}/jobs", h.listJobs)
+	handle("POST /v1/reserve", h.reserve)
+	handle("POST /v1/queues/{queue}/reserve", h.reserve)
+
+	handle("GET /v1/jobs/{id}", h.getJob)
+	handle("DELETE /v1/jobs/{id}", h.deleteJob)
+	handle("POST /v1/jobs/{id}/ack", h.ack)
+	handle("POST /v1/jobs/{id}/fail", h.fail)
+	handle("POST /v1/jobs/{id}/touch", h.touch)
+	handle("POST /v1/jobs/{id}/release", h.release)
+	handle("POST /v1/jobs/{id}/bury", h.bury)
+	handle("POST /v1/jobs/{id}/kick", h.kickJob)
+
+	handle("GET /v1/queues", h.listQueues)
+	handle("GET /v1/queues/{queue}", h.getQueue)
+	handle("PUT /v1/queues/{queue}", h.putQueue)
+	handle("DELETE /v1/queues/{queue}", h.deleteQueue)
+	handle("POST /v1/queues/{queue}/pause", h.pause)
+	handle("POST /v1/queues/{queue}/resume", h.resume)
+	handle("POST /v1/queues/{queue}/kick", h.kickQueue)
+	handle("POST /v1/queues/{queue}/purge", h.purge)
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		// No route: the mux would answer 404 or 405 in plain text; answer in JSON.
+		h.mux.ServeHTTP(&jsonErrorWriter{ResponseWriter: w}, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// jsonErrorWriter turns the mux's plain-text 404 and 405 into the API's JSON errors.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (j *jsonErrorWriter) WriteHeader(status int) {
+	code, msg := "not_found", "no such route"
+	if status == http.StatusMethodNotAllowed {
+		code, msg = "method_not_allowed", "method not allowed for this route"
+	}
+	j.ResponseWriter.Header().Del("X-Content-Type-Options")
+	writeJSON(j.ResponseWriter, status, errorBody{errorOut{Code: code, Message: msg}})
+	j.wrote = true
+}
+
+func (j *jsonErrorWriter) Write(b []byte) (int, error) {
+	if j.wrote {
+		return len(b), nil // the mux's text body, replaced
+	}
+	return j.ResponseWriter.Write(b)
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-h.draining:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	default:
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.eng.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": h.opts.Version})
+}
+
+func (h *Handler) stats(w http.ResponseWriter, r *http.Request) error {
+	qs, err := h.eng.Queues(r.Context())
+	if err != nil {
+		return err
+	}
+	var jobs struct {
+		Ready    int64 `json:"ready"`
+		Reserved int64 `json:"reserved"`
+		Delayed  int64 `json:"delayed"`
+		Buried   int64 `json:"buried"`
+	}
+	var totals struct {
+		Enqueued  int64 `json:"enqueued"`
+		Succeeded int64 `json:"succeeded"`
+		Failed    int64 `json:"failed"`
+		Buried    int64 `json:"buried"`
+		Cancelled int64 `json:"cancelled"`
+		Timeouts  int64 `json:"timeouts"`
+	}
+	for _, q := range qs {
+		s := q.Stats
+		jobs.Ready, jobs.Reserved, jobs.Delayed, jobs.Buried = jobs.Ready+s.Ready, jobs.Reserved+s.Reserved, jobs.Delayed+s.Delayed, jobs.Buried+s.Buried
+		totals.Enqueued += s.Enqueued
+		totals.Succeeded += s.Succeeded
+		totals.Failed += s.Failed
+		totals.Buried += s.BuriedTot
+		totals.Cancelled += s.Cancelled
+		totals.Timeouts += s.Timeouts
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version": h.opts.Version, "uptime": time.Since(h.started).Round(time.Second).String(),
+		"queues": len(qs), "jobs": jobs, "totals": totals,
+	})
+	return nil
+}
+
+// Body limits: a single request carries at most one payload (possibly base64, 4/3 larger);
+// a batch up to MaxBatch of them, capped.
+func (h *Handler) bodyLimit(batch bool) int64 {
+	single := int64(h.opts.MaxPayload)*2 + 64<<10
+	if batch {
+		return 64 << 20
+	}
+	return single
+}
+
+func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
+	queue := r.PathValue("queue")
+	var in enqueueIn
+	if err := decode(w, r, &in, h.bodyLimit(true)); err != nil {
+		return err
+	}
+	if in.Jobs == nil {
+		req, err := in.request(queue)
+		if err != nil {
+			return err
+		}
+		if len(req.Payload) > h.opts.MaxPayload {
+			return &engine.PayloadTooLargeError{Size: len(req.Payload), Limit: h.opts.MaxPayload}
+		}
+		res, err := h.eng.Enqueue(r.Context(), []engine.EnqueueRequest{req})
+		if err != nil {
+			return err
+		}
+		if res[0].Err != nil {
+			return res[0].Err
+		}
+		out := toJob(res[0].Job)
+		status := http.StatusCreated
+		if res[0].Duplicate {
+			out.Duplicate, status = true, http.StatusOK
+		}
+		writeJSON(w, status, out)
+		return nil
+	}
+	if in.Type != "" || in.Payload != nil || in.PayloadBase64 != nil || in.Priority != nil || in.Delay != nil ||
+		in.RunAt != nil || in.Lease != nil || in.MaxAttempts != nil || in.UniqueKey != "" || in.Metadata != nil {
+		return fieldErr("jobs", "a batch carries its fields in each job, not beside \"jobs\"")
+	}
+	if len(in.Jobs) == 0 || len(in.Jobs) > engine.MaxBatch {
+		return fieldErr("jobs", "a batch holds 1 to "+strconv.Itoa(engine.MaxBatch)+" jobs")
+	}
+	reqs := make([]engine.EnqueueRequest, len(in.Jobs))
+	for i := range in.Jobs {
+		if in.Jobs[i].Jobs != nil {
+			return fieldErr("jobs["+strconv.Itoa(i)+"].jobs", "batches do not nest")
+		}
+		req, err := in.Jobs[i].request(queue)
+		if err != nil {
+			return prefixField(err, "jobs["+strconv.Itoa(i)+"].")
+		}
+		reqs[i] = req
+	}
+	res, err := h.eng.Enqueue(r.Context(), reqs)
+	if err != nil {
+		return err
+	}
+	type itemOut struct {
+		ID        string       `json:"id,omitempty"`
+		State     engine.State `json:"state,omitempty"`
+		Duplicate bool         `json:"duplicate,omitempty"`
+		Error     *errorOut    `json:"error,omitempty"`
+	}
+	out := make([]itemOut, len(res))
+	for i, r := range res {
+		if r.Err != nil {
+			_, e := h.classify(r.Err)
+			out[i].Error = &e
+			continue
+		}
+		out[i] = itemOut{ID: strconv.FormatUint(r.Job.ID, 10), State: r.Job.State, Duplicate: r.Duplicate}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+	return nil
+}
+
+func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
+	var in reserveIn
+	if err := decode(w, r, &in, 64<<10); err != nil {
+		return err
+	}
+	if q := r.PathValue("queue"); q != "" {
+		if in.Queues != nil {
+			return fieldErr("queues", "the queue is in the path")
+		}
+		in.Queues = []string{q}
+	}
+	req := engine.ReserveRequest{Queues: in.Queues, Max: 1, Worker: in.Worker}
+	if in.Max != nil {
+		if *in.Max < 1 || *in.Max > engine.MaxBatch {
+			return fieldErr("max", "must be between 1 and "+strconv.Itoa(engine.MaxBatch))
+		}
+		req.Max = int(*in.Max)
+	}
+	if in.Wait != nil {
+		if in.Wait.value() < 0 || in.Wait.value() > MaxWait {
+			return fieldErr("wait", "must be between 0s and "+MaxWait.String())
+		}
+		req.Wait = in.Wait.value()
+	}
+	if len(in.Worker) > 256 {
+		return fieldErr("worker", "longer than 256 bytes")
+	}
+	// A long poll ends early when the server starts draining.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.draining:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	res, err := h.eng.Reserve(ctx, req)
+	if err != nil && ctx.Err() != nil && r.Context().Err() == nil {
+		res, err = &engine.ReserveResult{}, nil // drained: an empty answer
+	}
+	if err != nil {
+		return err
+	}
+	jobs := make([]*jobOut, len(res.Jobs))
+	for i, rj := range res.Jobs {
+		jobs[i] = toJob(rj.Job)
+		jobs[i].LeaseToken = rj.Token
+	}
+	paused := res.Paused
+	if paused == nil {
+		paused = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs, "paused": paused})
+	return nil
+}
+
+func jobID(r *http.Request) (uint64, error) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		return 0, fieldErr("id", "must be a job id: a decimal unsigned 64-bit integer")
+	}
+	return id, nil
+}
+
+func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	j, err := h.eng.Job(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toJob(j))
+	return nil
+}
+
+func (h *Handler) deleteJob(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	j, err := h.eng.Delete(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toJob(j))
+	return nil
+}
+
+func (h *Handler) kickJob(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	j, err := h.eng.Kick(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toJob(j))
+	return nil
+}
+
+// leaseOp decodes a lease operation's id and body; the token is required.
+func (h *Handler) leaseOp(w http.ResponseWriter, r *http.Request) (uint64, *leaseIn, error) {
+	id, err := jobID(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	in := new(leaseIn)
+	if err := decode(w, r, in, int64(engine.MaxResultLen)+64<<10); err != nil {
+		return 0, nil, err
+	}
+	if in.LeaseToken == "" {
+		return 0, nil, fieldErr("lease_token", "required: the token from the reservation")
+	}
+	return id, in, nil
+}
+
+// only rejects the fields of other lease operations, so that a typo is not silently ignored.
+func only(in *leaseIn, allowed ...string) error {
+	set := map[string]bool{
+		"result": in.Result != nil, "error": in.Error != "", "retry_in": in.RetryIn != nil, "bury": in.Bury,
+		"lease": in.Lease != nil, "priority": in.Priority != nil, "delay": in.Delay != nil, "reason": in.Reason != "",
+	}
+	for _, a := range allowed {
+		delete(set, a)
+	}
+	for f, isSet := range set {
+		if isSet {
+			return fieldErr(f, "not a field of this operation")
+		}
+	}
+	return nil
+}
+
+func (h *Handler) ack(w http.ResponseWriter, r *http.Request) error {
+	id, in, err := h.leaseOp(w, r)
+	if err != nil {
+		return err
+	}
+	if err := only(in, "result"); err != nil {
+		return err
+	}
+	var result []byte
+	if in.Result != nil && string(in.Result) != "null" {
+		result = compactJSON(in.Result)
+	}
+	j, err := h.eng.Ack(r.Context(), id, in.LeaseToken, result)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toJob(j))
+	return nil
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request) error {
+	id, in, err := h.leaseOp(w, r)
+	if err != nil {
+		return err
+	}
+	if err := only(in, "error", "retry_in", "bury"); err != nil {
+		return err
+	}
+	if len(in.Error) > engine.MaxErrorLen {
+		return fieldErr("error", "longer than "+strconv.Itoa(engine.MaxErrorLen)+" bytes")
+	}
+	req := engine.FailRequest{Error: in.Error, Bury: in.Bury}
+	if in.RetryIn != nil {
+		d := in.RetryIn.value()
+		if d < 0 || d > engine.MaxDelay {
+			return fieldErr("retry_in", "must be between 0s and "+engine.MaxDelay.String())
+		}
+		req.RetryIn = &d
+	}
+	j, err := h.eng.Fail(r.Context(), id, in.LeaseToken, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toJob(j))
+	return nil
+}
+
+func (h *Handler) touch(w http.ResponseWriter, r *http.Request) error {
+	id, in, err := h.leaseOp(w, r)
+	if err != nil {
+		return err
+	}
+	if err := only(in, "lease"); err != nil {
+		return err
+	}
+	j, err := h.eng.Touch(r.Context(), id, in.LeaseToken, in.Lease.value())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"lease_expires_at": timeOut(j.LeaseExpiresAt)})
+	return nil
+}
+
+func (h *Handler) release(w http.ResponseWriter, r *http.Request) error {
+	id, in, err := h.leaseOp(w, r)
+	if err != nil {
+		return err
+	}
+	if err := only(in, "priority", "delay"); err != nil {
+		return err
+	}
+	req := engine.ReleaseRequest{Delay: in.Delay.value()}
+	if in.Priority != nil {
+		if *in.Priority < 0 || *in.Priority > 1<<32-1 {
+			return fieldErr("priority", "must be between 0 and 4294967295")
+		}
+		p := uint32(*in.Priority)
+		req.Priority = &p
+	}
+	j, err := h.eng.Release(r.Context(), id, in.LeaseToken, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toJob(j))
+	return nil
+}
+
+func (h *Handler) bury(w http.ResponseWriter, r *http.Request) error {
+	id, in, err := h.leaseOp(w, r)
+	if err != nil {
+		return err
+	}
+	if err := only(in, "reason"); err != nil {
+		return err
+	}
+	if len(in.Reason) > engine.MaxErrorLen {
+		return fieldErr("reason", "longer than "+strconv.Itoa(engine.MaxErrorLen)+" bytes")
+	}
+	j, err := h.eng.Bury(r.Context(), id, in.LeaseToken, in.Reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toJob(j))
+	return nil
+}
+
+func (h *Handler) listQueues(w http.ResponseWriter, r *http.Request) error {
+	qs, err := h.eng.Queues(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]*queueOut, len(qs))
+	for i, q := range qs {
+		out[i] = toQueue(q)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+	return nil
+}
+
+func (h *Handler) getQueue(w http.ResponseWriter, r *http.Request) error {
+	qi, err := h.eng.Queue(r.Context(), r.PathValue("queue"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toQueue(qi))
+	return nil
+}
+
+func (h *Handler) putQueue(w http.ResponseWriter, r *http.Request) error {
+	var in queueSettingsIn
+	if err := decode(w, r, &in, 64<<10); err != nil {
+		return err
+	}
+	s := engine.QueueSettings{Lease: in.Lease.value(), BackoffBase: in.BackoffBase.value(), BackoffMax: in.BackoffMax.value()}
+	if in.Lease != nil && s.Lease == 0 || in.BackoffBase != nil && s.BackoffBase <= 0 || in.BackoffMax != nil && s.BackoffMax <= 0 {
+		return fieldErr("lease", "durations must be positive")
+	}
+	if in.MaxAttempts != nil {
+		if *in.MaxAttempts < 1 || *in.MaxAttempts > engine.MaxMaxAttempts {
+			return fieldErr("max_attempts", "must be between 1 and "+strconv.Itoa(engine.MaxMaxAttempts))
+		}
+		s.MaxAttempts = int(*in.MaxAttempts)
+	}
+	qi, err := h.eng.PutQueue(r.Context(), r.PathValue("queue"), s)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toQueue(qi))
+	return nil
+}
+
+func (h *Handler) deleteQueue(w http.ResponseWriter, r *http.Request) error {
+	if err := h.eng.DeleteQueue(r.Context(), r.PathValue("queue")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) pause(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		For *duration `json:"for"`
+	}
+	if err := decode(w, r, &in, 64<<10); err != nil {
+		return err
+	}
+	var until time.Time
+	if in.For != nil {
+		if in.For.value() <= 0 || in.For.value() > engine.MaxDelay {
+			return fieldErr("for", "must be a positive duration")
+		}
+		until = time.Now().Add(in.For.value())
+	}
+	qi, err := h.eng.Pause(r.Context(), r.PathValue("queue"), until)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toQueue(qi))
+	return nil
+}
+
+func (h *Handler) resume(w http.ResponseWriter, r *http.Request) error {
+	qi, err := h.eng.Resume(r.Context(), r.PathValue("queue"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toQueue(qi))
+	return nil
+}
+
+func (h *Handler) kickQueue(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Max   *int64       `json:"max"`
+		State engine.State `json:"state"`
+	}
+	if err := decode(w, r, &in, 64<<10); err != nil {
+		return err
+	}
+	max := 0
+	if in.Max != nil {
+		if *in.Max < 1 || *in.Max > 1<<31 {
+			return fieldErr("max", "must be positive")
+		}
+		max = int(*in.Max)
+	}
+	st := engine.StateBuried
+	if in.State != "" {
+		st = in.State
+	}
+	n, err := h.eng.KickQueue(r.Context(), r.PathValue("queue"), st, max)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"kicked": n})
+	return nil
+}
+
+func (h *Handler) purge(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		State engine.State `json:"state"`
+	}
+	if err := decode(w, r, &in, 64<<10); err != nil {
+		return err
+	}
+	n, err := h.eng.Purge(r.Context(), r.PathValue("queue"), in.State)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"purged": n})
+	return nil
+}
+
+func (h *Handler) listJobs(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	req := engine.PeekRequest{Queue: r.PathValue("queue"), State: engine.State(q.Get("state")), Limit: 50}
+	if req.State == "" {
+		req.State = engine.StateReady
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > engine.MaxBatch {
+			return fieldErr("limit", "must be between 1 and "+strconv.Itoa(engine.MaxBatch))
+		}
+		req.Limit = n
+	}
+	if s := q.Get("cursor"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return fieldErr("cursor", "malformed: use next_cursor from the previous page")
+		}
+		req.After = n
+	}
+	page, err := h.eng.Peek(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	jobs := make([]*jobOut, len(page.Jobs))
+	for i, j := range page.Jobs {
+		jobs[i] = toJob(j)
+	}
+	out := map[string]any{"jobs": jobs}
+	if page.Next != 0 {
+		out["next_cursor"] = strconv.FormatUint(page.Next, 10)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+// ctxErr tells whether err is the request's own cancellation.
+func ctxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,101 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spoolq/spool/engine"
+)
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spool_http_requests_total", Help: "HTTP API requests by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "spool_http_request_duration_seconds", Help: "HTTP API request latency by route (long polls included).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30, 60},
+		}, []string{"route"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (m *httpMetrics) wrap(route string, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next(sw, r)
+		m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// queueCollector exports every queue's depth and totals at scrape time. Totals are
+// cluster-wide: every node reports the same value, so aggregate them with max, not sum.
+type queueCollector struct {
+	eng *engine.Engine
+	log *slog.Logger
+}
+
+var (
+	descDepth = prometheus.NewDesc("spool_queue_jobs", "Jobs in a queue by state.", []string{"queue", "state"}, nil)
+	descTotal = prometheus.NewDesc("spool_queue_events_total", "Cluster-wide job events by queue: enqueued, reserved, succeeded, failed, buried, cancelled, timeouts.", []string{"queue", "event"}, nil)
+	descPause = prometheus.NewDesc("spool_queue_paused", "1 when the queue is paused.", []string{"queue"}, nil)
+	descAge   = prometheus.NewDesc("spool_queue_oldest_ready_age_seconds", "Age of the oldest ready job.", []string{"queue"}, nil)
+	descUp    = prometheus.NewDesc("spool_engine_up", "1 when the engine answered the last scrape.", nil, nil)
+)
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDepth, descTotal, descPause, descAge, descUp} {
+		ch <- d
+	}
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	qs, err := c.eng.Queues(ctx)
+	if err != nil {
+		c.log.Warn("metrics: read queues", "err", err)
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	for _, q := range qs {
+		s := q.Stats
+		for st, n := range map[string]int64{"ready": s.Ready, "reserved": s.Reserved, "delayed": s.Delayed, "buried": s.Buried} {
+			ch <- prometheus.MustNewConstMetric(descDepth, prometheus.GaugeValue, float64(n), q.Name, st)
+		}
+		for ev, n := range map[string]int64{"enqueued": s.Enqueued, "reserved": s.Reserves, "succeeded": s.Succeeded,
+			"failed": s.Failed, "buried": s.BuriedTot, "cancelled": s.Cancelled, "timeouts": s.Timeouts} {
+			ch <- prometheus.MustNewConstMetric(descTotal, prometheus.CounterValue, float64(n), q.Name, ev)
+		}
+		paused := 0.0
+		if q.Paused {
+			paused = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descPause, prometheus.GaugeValue, paused, q.Name)
+		ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, s.OldestReadyAge.Seconds(), q.Name)
+	}
+}

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/httpapi"
+	"github.com/spoolq/spool/internal/natsd"
+)
+
+// Run starts a spool node and serves until ctx is cancelled, then shuts down gracefully:
+// it stops accepting requests, lets in-flight ones finish (long polls end at once), closes
+// the engine and flushes the embedded JetStream server to disk.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
+	log := cfg.Logger
+
+	var ns *natsserver.Server
+	var nc *nats.Conn
+	var err error
+	addrs := Addrs{}
+	if cfg.NATSURL != "" {
+		nc, err = nats.Connect(cfg.NATSURL, nats.Name("spool"), nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+			nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }))
+		if err != nil {
+			return fmt.Errorf("connect to %s: %w", cfg.NATSURL, err)
+		}
+		log.Info("using external NATS", "url", nc.ConnectedUrl())
+	} else {
+		ns, err = natsd.Start(natsd.Options{StoreDir: cfg.DataDir, Listen: cfg.NATSListen, Fsync: cfg.Fsync, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			log.Info("engine stopped")
+		}()
+		if cfg.NATSListen != "" {
+			addrs.NATS = ns.ClientURL()
+		}
+		nc, err = natsd.Connect(ns, "spool")
+		if err != nil {
+			return err
+		}
+		log.Info("embedded engine started", "data", cfg.DataDir, "fsync", fsyncName(cfg.Fsync), "nats", addrs.NATS)
+	}
+	defer nc.Close()
+
+	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	eng, err := engine.Open(openCtx, nc, engine.Config{
+		Replicas: cfg.Replicas, Retention: cfg.Retention, MaxPayload: cfg.MaxPayload, Logger: log,
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	addrs.HTTP = ln.Addr().String()
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("spool serving", "http", "http://"+addrs.HTTP, "version", cfg.Version)
+	if cfg.Ready != nil {
+		cfg.Ready(addrs)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("shutting down")
+	api.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := eng.Close(); err != nil {
+		log.Warn("engine close", "err", err)
+	}
+	if err := nc.Drain(); err != nil {
+		log.Warn("nats drain", "err", err)
+	}
+	return nil
+}
+
+func fsyncName(s string) string {
+	if s == "" {
+		return "default (2m interval)"
+	}
+	return s
+}
