@@ -205,15 +205,15 @@ func (c *Client) queueCall(ctx context.Context, op, method, name, action string,
 	return &q, nil
 }
 
-// KickQueue makes up to max buried jobs of the queue ready again (all of them when max
+// KickQueue makes up to maxJobs buried jobs of the queue ready again (all of them when maxJobs
 // is 0) and returns how many it kicked.
-func (c *Client) KickQueue(ctx context.Context, name string, max int) (int, error) {
+func (c *Client) KickQueue(ctx context.Context, name string, maxJobs int) (int, error) {
 	if err := checkQueue(name); err != nil {
 		return 0, fmt.Errorf("spool: kick queue: %w", err)
 	}
 	in := struct {
 		Max int `json:"max,omitempty"`
-	}{max}
+	}{maxJobs}
 	var out struct {
 		Kicked int `json:"kicked"`
 	}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spoolq/spool"
+)
+
+// version is the program's version; release builds set it with
+// -ldflags "-X main.version=v1.2.3". Otherwise it comes from the module's build info.
+var version string
+
+func programVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// usageError is a mistake in the command line: the program exits with status 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// cli holds the streams and global flags of one run of the program.
+type cli struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+
+	server  string
+	json    bool
+	timeout time.Duration
+}
+
+// run executes the command line args and returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := c.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "error: %s\n", err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		if cmd != nil {
+			fmt.Fprintf(stderr, "usage: %s\nRun '%s --help' for more.\n", cmd.UseLine(), cmd.CommandPath())
+		}
+		return exitUsage
+	}
+	return exitError
+}
+
+func (c *cli) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "spool",
+		Short: "spool is a background-job server",
+		Long: `spool is a background-job server: durable named queues, jobs with leases and
+heartbeats, retries with backoff, delays, buried jobs and kicks, pause and resume.
+
+Run a server with 'spool serve'. The other commands talk to a server over its HTTP API:
+--server (or $SPOOL_SERVER) names it, several comma-separated URLs fail over.`,
+		Args:          cobra.ArbitraryArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+				}
+				return usageErrorf("%s", msg)
+			}
+			return cmd.Help()
+		},
+	}
+	root.SuggestionsMinimumDistance = 2
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+
+	defServer := c.getenv("SPOOL_SERVER")
+	if defServer == "" {
+		defServer = spool.DefaultURL
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.server, "server", defServer, "server base URL, or several comma-separated for failover ($SPOOL_SERVER)")
+	pf.BoolVar(&c.json, "json", false, "print the result as JSON (the API's format) for scripts")
+	pf.DurationVar(&c.timeout, "timeout", spool.DefaultTimeout, "bound of each HTTP request")
+
+	root.AddCommand(
+		c.serveCmd(),
+		c.enqueueCmd(),
+		c.jobCmd(),
+		c.deleteCmd(),
+		c.peekCmd(),
+		c.queuesCmd(),
+		c.queueCmd(),
+		c.pauseCmd(),
+		c.resumeCmd(),
+		c.kickCmd(),
+		c.purgeCmd(),
+		c.statsCmd(),
+		c.versionCmd(),
+	)
+	return root
+}
+
+// args wraps a positional-argument check so that its failure is a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			return &usageError{err}
+		}
+		return nil
+	}
+}
+
+// exclusive fails with a usage error when more than one of the flags is set.
+func exclusive(cmd *cobra.Command, names ...string) error {
+	var set []string
+	for _, n := range names {
+		if cmd.Flags().Changed(n) {
+			set = append(set, "--"+n)
+		}
+	}
+	if len(set) > 1 {
+		return usageErrorf("%s cannot be used together", strings.Join(set, " and "))
+	}
+	return nil
+}
+
+func (c *cli) client() (*spool.Client, error) {
+	cl, err := spool.NewClient(c.server,
+		spool.WithTimeout(c.timeout),
+		spool.WithUserAgent("spool-cli/"+programVersion()))
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	return cl, nil
+}
+
+// printJSON writes v as indented JSON on stdout.
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// table returns a writer that aligns tab-separated columns; Flush it.
+func (c *cli) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+}
+
+// confirm asks a yes/no question on stderr and reads the answer from stdin.
+func (c *cli) confirm(question string) bool {
+	fmt.Fprintf(c.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(c.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true
+	}
+	return false
+}
+
+// progress reports the advance of a bulk action on stderr: in place on a terminal, else
+// a line at most every second and at the end.
+type progress struct {
+	w        io.Writer
+	terminal bool
+	last     time.Time
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.terminal = true
+		}
+	}
+	return p
+}
+
+func (p *progress) update(verb string, done, total int) {
+	final := done >= total
+	switch {
+	case p.terminal:
+		fmt.Fprintf(p.w, "\r%s %d/%d", verb, done, total)
+		if final {
+			fmt.Fprintln(p.w)
+		}
+	case final || time.Since(p.last) >= time.Second:
+		fmt.Fprintf(p.w, "%s %d/%d\n", verb, done, total)
+		p.last = time.Now()
+	}
+}
+
+// fmtDuration prints a duration without zero units: "1h", "1h30m", "2.5s"; "-" for 0.
+func fmtDuration(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// fmtAge prints how long ago t was, rounded for reading; "-" for the zero time.
+func fmtAge(t time.Time, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "in " + fmtDuration(roundDuration(-d))
+	default:
+		return fmtDuration(roundDuration(d)) + " ago"
+	}
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond)
+	default:
+		return d.Round(time.Second)
+	}
+}
+
+// fmtTime prints a time in the local zone with its age; "-" for the zero time.
+func fmtTime(t time.Time, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%s)", t.Local().Format(time.RFC3339), fmtAge(t, now))
+}
+
+func goVersion() string { return runtime.Version() }

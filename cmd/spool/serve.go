@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spoolq/spool/server"
+)
+
+func (c *cli) serveCmd() *cobra.Command {
+	var (
+		cfg       server.Config
+		logLevel  string
+		logFormat string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a spool server",
+		Long: `Run a spool server until interrupted (SIGINT or SIGTERM), then shut down gracefully.
+
+By default the server embeds its JetStream engine, storing under --data. With --nats it
+uses an existing NATS JetStream server or cluster instead.
+
+Durability: an acknowledged enqueue survives a crash of the process in every mode (the
+data is in the OS page cache). To survive a power loss, use --fsync always (slow: every
+write is synced) or a replicated cluster (--replicas 3).`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(c.stderr, logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			if err := checkFsync(cfg.Fsync); err != nil {
+				return err
+			}
+			if cfg.Replicas < 0 || cfg.MaxPayload < 0 || cfg.BeanstalkMaxJobSize < 0 || cfg.Retention < 0 {
+				return usageErrorf("--replicas, --max-payload, --beanstalkd-max-job-size and --retention must not be negative")
+			}
+			cfg.Logger = logger
+			cfg.Version = programVersion()
+			cfg.Ready = func(a server.Addrs) {
+				attrs := []any{"http", a.HTTP}
+				if a.Beanstalk != "" {
+					attrs = append(attrs, "beanstalkd", a.Beanstalk)
+				}
+				if a.NATS != "" {
+					attrs = append(attrs, "nats", a.NATS)
+				}
+				logger.Info("spool is ready", attrs...)
+			}
+			err = server.Run(cmd.Context(), cfg)
+			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+				return nil // stopped by a signal: a graceful shutdown
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "./spool-data", "directory of the embedded engine's data")
+	f.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:7420", "HTTP API listen address (port 0 picks one)")
+	f.StringVar(&cfg.BeanstalkAddr, "beanstalkd", "", "beanstalkd protocol listen address, e.g. 127.0.0.1:11300 (empty: off)")
+	f.IntVar(&cfg.BeanstalkMaxJobSize, "beanstalkd-max-job-size", 65535, "largest job the beanstalkd front accepts, in bytes (beanstalkd -z)")
+	f.StringVar(&cfg.NATSURL, "nats", "", "URL of an external NATS JetStream server or cluster to use instead of the embedded engine")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "let the embedded engine accept NATS clients on this address, e.g. 127.0.0.1:4222")
+	f.StringVar(&cfg.Fsync, "fsync", "", `sync policy of the embedded engine: "always" (every write), or a period such as "1s" (default: JetStream's)`)
+	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each stream (3 on a cluster)")
+	f.IntVar(&cfg.MaxPayload, "max-payload", 1<<20, "largest job payload in bytes")
+	f.DurationVar(&cfg.Retention, "retention", 24*time.Hour, "how long a finished job stays queryable")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErrorf("--log-format %q: want text or json", format)
+}
+
+func checkFsync(s string) error {
+	if s == "" || s == "always" {
+		return nil
+	}
+	if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+		return usageErrorf("--fsync %q: want \"always\" or a positive duration such as \"1s\"", s)
+	}
+	return nil
+}

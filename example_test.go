@@ -1,0 +1,151 @@
+package spool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/spoolq/spool"
+)
+
+// Enqueue a job with a JSON payload and options.
+func ExampleClient_Enqueue() {
+	ctx := context.Background()
+	client, err := spool.NewClient(serverURL) // e.g. "http://127.0.0.1:7420"
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	type welcome struct {
+		To string `json:"to"`
+	}
+	job, err := client.Enqueue(ctx, "email", "email.welcome", welcome{To: "a@example.com"},
+		spool.Priority(10),
+		spool.MaxAttempts(5),
+		spool.UniqueKey("welcome-42"),
+		spool.Metadata(map[string]string{"tenant": "acme"}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(job.Queue, job.Type, job.State, job.Priority)
+
+	// The same unique key while the first job is unfinished: nothing is enqueued.
+	again, err := client.Enqueue(ctx, "email", "email.welcome", welcome{To: "a@example.com"},
+		spool.UniqueKey("welcome-42"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(again.Duplicate, again.ID == job.ID)
+
+	// A delayed job.
+	later, err := client.Enqueue(ctx, "email", "email.reminder", nil, spool.Delay(24*time.Hour))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(later.State)
+	// Output:
+	// email email.welcome ready 10
+	// true true
+	// delayed
+}
+
+// Reserve jobs, process them and acknowledge them.
+func ExampleClient_Reserve() {
+	ctx := context.Background()
+	client, err := spool.NewClient(serverURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Enqueue(ctx, "thumbnails", "thumb.make", map[string]int{"width": 128}); err != nil {
+		log.Fatal(err)
+	}
+
+	res, err := client.Reserve(ctx, spool.ReserveOptions{
+		Queues: []string{"thumbnails"},
+		Max:    10,
+		Wait:   5 * time.Second, // long-poll when nothing is ready
+		Worker: "example",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, job := range res.Jobs {
+		var args struct{ Width int }
+		if err := job.DecodePayload(&args); err != nil {
+			// Not worth retrying: set it aside for an operator.
+			_, _ = client.Bury(ctx, job.ID, job.LeaseToken, err.Error())
+			continue
+		}
+		fmt.Println("making a thumbnail of width", args.Width, "attempt", job.Attempts)
+		done, err := client.Ack(ctx, job.ID, job.LeaseToken, map[string]string{"path": "/thumbs/1.png"})
+		if errors.Is(err, spool.ErrLeaseLost) {
+			continue // the lease expired: another worker has the job now
+		} else if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(done.State, string(done.Result))
+	}
+	// Output:
+	// making a thumbnail of width 128 attempt 1
+	// succeeded {"path":"/thumbs/1.png"}
+}
+
+// Follow a job's status by id.
+func ExampleClient_Job() {
+	ctx := context.Background()
+	client, err := spool.NewClient(serverURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	job, err := client.Enqueue(ctx, "reports", "report.build", map[string]string{"month": "2026-11"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	status, err := client.Job(ctx, job.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("status:", status.State, "attempts:", status.Attempts)
+
+	// A worker takes the job and finishes it (here inline).
+	go func() {
+		res, err := client.Reserve(ctx, spool.ReserveOptions{Queues: []string{"reports"}, Wait: 5 * time.Second})
+		if err != nil || len(res.Jobs) == 0 {
+			return
+		}
+		_, _ = client.Ack(ctx, res.Jobs[0].ID, res.Jobs[0].LeaseToken, map[string]int{"pages": 12})
+	}()
+
+	// Wait until the job is finished, at most ten seconds.
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	final, err := client.WaitJob(waitCtx, job.ID, 50*time.Millisecond)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("status:", final.State, "result:", string(final.Result))
+
+	// An unknown id.
+	_, err = client.Job(ctx, 1)
+	fmt.Println(errors.Is(err, spool.ErrJobNotFound))
+	// Output:
+	// status: ready attempts: 0
+	// status: succeeded result: {"pages":12}
+	// true
+}
+
+// Connect to the nodes of a cluster: a request fails over to the next node when one is
+// unreachable or answers 503.
+func ExampleNewClient() {
+	client, err := spool.NewClient("http://10.0.0.1:7420,http://10.0.0.2:7420,http://10.0.0.3:7420",
+		spool.WithTimeout(10*time.Second),
+		spool.WithUserAgent("billing/1.4"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(client.Servers()))
+	// Output: 3
+}

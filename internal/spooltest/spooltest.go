@@ -1,0 +1,96 @@
+// Package spooltest starts real spool servers in-process for the tests of the client and
+// of the spool command. It is imported by tests only.
+package spooltest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/server"
+)
+
+// Server is a running spool server.
+type Server struct {
+	URL   string // base URL of the HTTP API, e.g. "http://127.0.0.1:39155"
+	Addrs server.Addrs
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startTimeout bounds how long a server may take to become ready.
+const startTimeout = 60 * time.Second
+
+// Run starts a server storing under dataDir, listening on a free loopback port, and
+// returns once it serves requests. The caller must Stop it. configure, if not nil,
+// adjusts the configuration before the start. Set SPOOL_TEST_LOG=1 to see its logs.
+func Run(dataDir string, configure func(*server.Config)) (*Server, error) {
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("SPOOL_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ready := make(chan server.Addrs, 1)
+	cfg := server.Config{
+		DataDir:         dataDir,
+		HTTPAddr:        "127.0.0.1:0",
+		Logger:          logger,
+		Version:         "test",
+		ShutdownTimeout: 10 * time.Second,
+		Ready:           func(a server.Addrs) { ready <- a },
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- server.Run(ctx, cfg) }()
+	select {
+	case s.Addrs = <-ready:
+		s.URL = "http://" + s.Addrs.HTTP
+		return s, nil
+	case err := <-s.done:
+		cancel()
+		if err == nil {
+			err = errors.New("server.Run returned before it was ready")
+		}
+		return nil, fmt.Errorf("spooltest: start server: %w", err)
+	case <-time.After(startTimeout):
+		cancel()
+		return nil, fmt.Errorf("spooltest: server not ready after %s", startTimeout)
+	}
+}
+
+// Stop shuts the server down gracefully and returns the error of server.Run.
+func (s *Server) Stop() error {
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if errors.Is(err, context.Canceled) {
+			err = nil
+		}
+		return err
+	case <-time.After(startTimeout):
+		return fmt.Errorf("spooltest: server did not stop within %s", startTimeout)
+	}
+}
+
+// Start runs a server with a temporary data directory for the test, and stops it when
+// the test ends (failing the test if the shutdown fails).
+func Start(tb testing.TB, configure func(*server.Config)) *Server {
+	tb.Helper()
+	s, err := Run(tb.TempDir(), configure)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			tb.Errorf("stop server: %v", err)
+		}
+	})
+	return s
+}
