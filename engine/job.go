@@ -102,6 +102,12 @@ type ReleaseRequest struct {
 	Delay    time.Duration
 }
 
+// BuryRequest sets a reserved job aside.
+type BuryRequest struct {
+	Reason   string  // kept as the job's last error
+	Priority *uint32 // new priority when set
+}
+
 // QueueSettings are a queue's defaults. Zero values leave a setting unchanged on update.
 type QueueSettings struct {
 	Lease       time.Duration // default lease (visibility timeout) of a reservation

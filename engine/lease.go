@@ -157,7 +157,7 @@ func (e *Engine) Release(ctx context.Context, id uint64, token string, req Relea
 }
 
 // Bury sets a reserved job aside until it is kicked.
-func (e *Engine) Bury(ctx context.Context, id uint64, token, reason string) (*Job, error) {
+func (e *Engine) Bury(ctx context.Context, id uint64, token string, req BuryRequest) (*Job, error) {
 	rec, seq, err := e.held(ctx, id, token)
 	if err != nil {
 		return nil, err
@@ -167,8 +167,11 @@ func (e *Engine) Bury(ctx context.Context, id uint64, token, reason string) (*Jo
 		return nil, err
 	}
 	next := *rec
-	if reason != "" {
-		next.LastError = truncate(reason, MaxErrorLen)
+	if req.Reason != "" {
+		next.LastError = truncate(req.Reason, MaxErrorLen)
+	}
+	if req.Priority != nil {
+		next.Priority = *req.Priority
 	}
 	return e.moveTo(ctx, q, id, &next, seq, payload, StateBuried, time.Time{}, rec.Ack)
 }

@@ -509,7 +509,7 @@ func (h *Handler) bury(w http.ResponseWriter, r *http.Request) error {
 	if len(in.Reason) > engine.MaxErrorLen {
 		return fieldErr("reason", "longer than "+strconv.Itoa(engine.MaxErrorLen)+" bytes")
 	}
-	j, err := h.eng.Bury(r.Context(), id, in.LeaseToken, in.Reason)
+	j, err := h.eng.Bury(r.Context(), id, in.LeaseToken, engine.BuryRequest{Reason: in.Reason})
 	if err != nil {
 		return err
 	}
