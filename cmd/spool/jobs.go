@@ -259,7 +259,7 @@ func (c *cli) printJob(j *spool.Job) error {
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("id", strconv.FormatUint(j.ID, 10))
 	row("queue", j.Queue)
-	row("type", j.Type)
+	row("type", dash(j.Type))
 	row("state", string(j.State))
 	row("priority", strconv.FormatUint(uint64(j.Priority), 10))
 	row("attempts", fmt.Sprintf("%d of %d", j.Attempts, j.MaxAttempts))

@@ -388,27 +388,34 @@ func (b *syncBuffer) String() string {
 
 // TestServe runs 'spool serve', uses it, and stops it as a signal would.
 func TestServe(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String() // free a moment ago: the server listens on it next
+	l.Close()
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
-	args := []string{"serve", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--log-format", "json", "--retention", "1h"}
+	args := []string{"serve", "--data", t.TempDir(), "--http", addr, "--log-format", "json", "--retention", "1h"}
 	go func() {
 		done <- run(ctx, args, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
 	}()
 
-	readyRe := regexp.MustCompile(`"msg":"spool is ready","http":"([0-9.:]+)"`)
-	var addr string
-	deadline := time.Now().Add(60 * time.Second)
-	for addr == "" {
-		if m := readyRe.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
+	cl, err := spool.NewClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if _, err := cl.Stats(ctx); err == nil {
 			break
 		}
 		select {
 		case code := <-done:
 			t.Fatalf("serve exited %d before it was ready:\n%s", code, stderr.String())
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("serve not ready after 60s:\n%s", stderr.String())
@@ -417,6 +424,9 @@ func TestServe(t *testing.T) {
 	r := ok(t, "enqueue", "served", "--server", "http://"+addr, "--type", "x")
 	if !strings.HasPrefix(r.stdout, "enqueued job ") {
 		t.Errorf("enqueue to spool serve: %q", r.stdout)
+	}
+	if !strings.Contains(stderr.String(), `"level":"INFO"`) {
+		t.Errorf("serve --log-format json did not log JSON:\n%s", stderr.String())
 	}
 	cancel()
 	select {

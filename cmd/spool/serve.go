@@ -42,16 +42,6 @@ write is synced) or a replicated cluster (--replicas 3).`,
 			}
 			cfg.Logger = logger
 			cfg.Version = programVersion()
-			cfg.Ready = func(a server.Addrs) {
-				attrs := []any{"http", a.HTTP}
-				if a.Beanstalk != "" {
-					attrs = append(attrs, "beanstalkd", a.Beanstalk)
-				}
-				if a.NATS != "" {
-					attrs = append(attrs, "nats", a.NATS)
-				}
-				logger.Info("spool is ready", attrs...)
-			}
 			err = server.Run(cmd.Context(), cfg)
 			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				return nil // stopped by a signal: a graceful shutdown
