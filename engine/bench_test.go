@@ -1,0 +1,93 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/natsd"
+)
+
+// BenchmarkEnqueue measures stored enqueues per second, singly and in batches of 100, with
+// JetStream's default sync policy and with an fsync on every write.
+//
+//	go test -run '^$' -bench Enqueue -benchtime 3s ./engine
+func BenchmarkEnqueue(b *testing.B) {
+	payload := make([]byte, 128)
+	for _, fsync := range []string{"", "always"} {
+		for _, batch := range []int{1, 100} {
+			name := fmt.Sprintf("fsync=%s/batch=%d", cmpOr(fsync, "default"), batch)
+			b.Run(name, func(b *testing.B) {
+				ns, err := natsd.Start(natsd.Options{StoreDir: b.TempDir(), Fsync: fsync})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer ns.Shutdown()
+				nc, _ := natsd.Connect(ns, "bench")
+				defer nc.Close()
+				e, err := engine.Open(context.Background(), nc, engine.Config{Logger: quiet})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer e.Close()
+				reqs := make([]engine.EnqueueRequest, batch)
+				for i := range reqs {
+					reqs[i] = engine.EnqueueRequest{Queue: "bench", Payload: payload}
+				}
+				ctx := context.Background()
+				b.ResetTimer()
+				for i := 0; i < b.N; i += batch {
+					if _, err := e.Enqueue(ctx, reqs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+			})
+		}
+	}
+}
+
+// BenchmarkLifecycle measures enqueue + reserve + ack, in batches of 100.
+func BenchmarkLifecycle(b *testing.B) {
+	ns, err := natsd.Start(natsd.Options{StoreDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, _ := natsd.Connect(ns, "bench")
+	defer nc.Close()
+	e, err := engine.Open(context.Background(), nc, engine.Config{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	reqs := make([]engine.EnqueueRequest, 100)
+	for i := range reqs {
+		reqs[i] = engine.EnqueueRequest{Queue: "bench", Payload: make([]byte, 128)}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 100 {
+		if _, err := e.Enqueue(ctx, reqs); err != nil {
+			b.Fatal(err)
+		}
+		res, err := e.Reserve(ctx, engine.ReserveRequest{Queues: []string{"bench"}, Max: 100})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res.Jobs {
+			if _, err := e.Ack(ctx, r.Job.ID, r.Token, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
