@@ -587,6 +587,17 @@ func TestStats(t *testing.T) {
 	if *s != want {
 		t.Errorf("stats = %+v\nwant %+v", *s, want)
 	}
+
+	// "buried" is read as buried_total; buried_total wins when both are there.
+	for body, want := range map[string]int64{
+		`{"totals":{"buried":4}}`:                  4,
+		`{"totals":{"buried":4,"buried_total":5}}`: 5,
+	} {
+		var s ServerStats
+		if err := json.Unmarshal([]byte(body), &s); err != nil || s.Totals.BuriedTotal != want {
+			t.Errorf("%s: BuriedTotal = %d (%v), want %d", body, s.Totals.BuriedTotal, err, want)
+		}
+	}
 }
 
 func TestDurationAcceptsSeconds(t *testing.T) {

@@ -64,9 +64,9 @@ type enqueueJSON struct {
 	Metadata      map[string]string `json:"metadata,omitempty"`
 }
 
-// newEnqueueJSON encodes a job. A []byte payload is sent as bytes (payload_base64) and
-// comes back as the same bytes; a json.RawMessage is sent as the JSON it holds; any other
-// non-nil value is marshalled to JSON; nil means no payload.
+// newEnqueueJSON encodes a job. A []byte payload is sent as bytes (payload_base64); a
+// json.RawMessage is sent as the JSON it holds; any other non-nil value is marshalled to
+// JSON; nil means no payload.
 func newEnqueueJSON(jobType string, payload any, opts []EnqueueOption) (*enqueueJSON, error) {
 	e := &enqueueJSON{Type: jobType}
 	switch p := payload.(type) {
@@ -94,6 +94,9 @@ func newEnqueueJSON(jobType string, payload any, opts []EnqueueOption) (*enqueue
 // Enqueue adds a job of type jobType to queue, creating the queue if needed, and returns
 // it as stored (its ID, its state: ready or delayed). payload may be nil, a []byte
 // (arbitrary bytes), a json.RawMessage, or any value encoding/json can marshal.
+//
+// The server stores JSON payloads compacted and returns as JSON any payload that is valid
+// JSON: bytes that happen to be JSON with white space come back without it.
 //
 // When UniqueKey matched an unfinished job, that job is returned with Duplicate set and
 // nothing is enqueued.

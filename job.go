@@ -38,8 +38,8 @@ type Job struct {
 	State    State
 	Priority uint32 // lower is more urgent; default 1024
 	// Payload holds the job's payload bytes. A payload enqueued as a JSON value comes back
-	// as its JSON text (see DecodePayload); a binary payload (payload_base64 on the wire)
-	// as the raw bytes. It is nil once the job has finished.
+	// as its JSON text, compacted (see DecodePayload); a binary payload (payload_base64 on
+	// the wire) as the raw bytes. It is nil once the job has finished.
 	Payload     []byte
 	Attempts    int // reservations made so far, including the current one
 	MaxAttempts int

@@ -287,17 +287,25 @@ type ServerStats struct {
 }
 
 type serverStatsJSON struct {
-	Version string       `json:"version"`
-	Node    string       `json:"node"`
-	Uptime  jsonDuration `json:"uptime"`
-	Queues  int          `json:"queues"`
-	Jobs    StateCounts  `json:"jobs"`
-	Totals  Totals       `json:"totals"`
+	Version string           `json:"version"`
+	Node    string           `json:"node,omitempty"`
+	Uptime  jsonDuration     `json:"uptime"`
+	Queues  int              `json:"queues"`
+	Jobs    StateCounts      `json:"jobs"`
+	Totals  serverTotalsJSON `json:"totals"`
+}
+
+// serverTotalsJSON are the totals of /v1/stats. The API document leaves their names
+// open; they are read under the names of the queue statistics, and "buried" is accepted
+// for buried_total.
+type serverTotalsJSON struct {
+	Totals
+	Buried *int64 `json:"buried,omitempty"`
 }
 
 // MarshalJSON encodes the statistics in the wire format of the HTTP API.
 func (s ServerStats) MarshalJSON() ([]byte, error) {
-	return json.Marshal(&serverStatsJSON{s.Version, s.Node, jsonDuration(s.Uptime), s.Queues, s.Jobs, s.Totals})
+	return json.Marshal(&serverStatsJSON{s.Version, s.Node, jsonDuration(s.Uptime), s.Queues, s.Jobs, serverTotalsJSON{Totals: s.Totals}})
 }
 
 // UnmarshalJSON decodes the wire format of the HTTP API.
@@ -306,7 +314,11 @@ func (s *ServerStats) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	*s = ServerStats{w.Version, w.Node, time.Duration(w.Uptime), w.Queues, w.Jobs, w.Totals}
+	t := w.Totals.Totals
+	if t.BuriedTotal == 0 && w.Totals.Buried != nil {
+		t.BuriedTotal = *w.Totals.Buried
+	}
+	*s = ServerStats{w.Version, w.Node, time.Duration(w.Uptime), w.Queues, w.Jobs, t}
 	return nil
 }
 

@@ -165,6 +165,24 @@ func TestFailRetryAndBury(t *testing.T) {
 	if err != nil || j.State != spool.StateReady || j.Kicks != 1 {
 		t.Errorf("kicked job = %+v, %v", j, err)
 	}
+
+	// The counters reach the statistics within a few seconds.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		q, err := c.Queue(ctx, "e2e-fail")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Stats.Failed == 2 && q.Stats.BuriedTotal == 1 && st.Totals.BuriedTotal >= 1 && st.Totals.Failed >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue totals %+v, server totals %+v: want 2 failed and 1 buried", q.Stats.Totals, st.Totals)
+		}
+	}
 }
 
 func TestReleaseBuryKickCancel(t *testing.T) {
