@@ -45,10 +45,18 @@ func ExampleClient_Enqueue() {
 		log.Fatal(err)
 	}
 	fmt.Println(later.State)
+
+	// Cancelling a job frees its unique key.
+	cancelled, err := client.Cancel(ctx, job.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cancelled.State)
 	// Output:
 	// email email.welcome ready 10
 	// true true
 	// delayed
+	// cancelled
 }
 
 // Reserve jobs, process them and acknowledge them.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,13 @@ func newClient(t *testing.T) *spool.Client {
 	return c
 }
 
+// queueName returns a queue name of the test's own, new on each run (-count).
+func queueName(t *testing.T) string {
+	return fmt.Sprintf("e2e-%s-%d", t.Name(), queueSeq.Add(1))
+}
+
+var queueSeq atomic.Int64
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -74,22 +82,23 @@ func reserveOne(t *testing.T, c *spool.Client, queue string) *spool.ReservedJob 
 
 func TestEnqueueReserveAck(t *testing.T) {
 	c := newClient(t)
+	queue := queueName(t)
 	ctx := ctxT(t)
 	type email struct {
 		To string `json:"to"`
 	}
-	job, err := c.Enqueue(ctx, "e2e-ack", "email.send", email{To: "a@example.com"},
+	job, err := c.Enqueue(ctx, queue, "email.send", email{To: "a@example.com"},
 		spool.Priority(5), spool.Lease(time.Minute), spool.MaxAttempts(3),
 		spool.Metadata(map[string]string{"tenant": "acme"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.ID == 0 || job.State != spool.StateReady || job.Queue != "e2e-ack" || job.Priority != 5 ||
+	if job.ID == 0 || job.State != spool.StateReady || job.Queue != queue || job.Priority != 5 ||
 		job.MaxAttempts != 3 || job.Lease != time.Minute || job.CreatedAt.IsZero() || job.Duplicate {
 		t.Errorf("enqueued job = %+v", job)
 	}
 
-	r := reserveOne(t, c, "e2e-ack")
+	r := reserveOne(t, c, queue)
 	if r.ID != job.ID || r.LeaseToken == "" || r.State != spool.StateReserved || r.Attempts != 1 ||
 		r.LeaseExpiresAt.Before(time.Now()) || r.Metadata["tenant"] != "acme" {
 		t.Errorf("reserved job = %+v", r)
@@ -127,12 +136,13 @@ func TestEnqueueReserveAck(t *testing.T) {
 
 func TestFailRetryAndBury(t *testing.T) {
 	c := newClient(t)
+	queue := queueName(t)
 	ctx := ctxT(t)
-	job, err := c.Enqueue(ctx, "e2e-fail", "t", nil, spool.MaxAttempts(2))
+	job, err := c.Enqueue(ctx, queue, "t", nil, spool.MaxAttempts(2))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := reserveOne(t, c, "e2e-fail")
+	r := reserveOne(t, c, queue)
 	failed, err := c.Fail(ctx, r.ID, r.LeaseToken, spool.FailOptions{Error: "boom", RetryIn: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +151,7 @@ func TestFailRetryAndBury(t *testing.T) {
 		t.Errorf("failed job = %+v, want delayed with last error boom", failed)
 	}
 
-	r = reserveOne(t, c, "e2e-fail") // after the retry delay
+	r = reserveOne(t, c, queue) // after the retry delay
 	if r.ID != job.ID || r.Attempts != 2 {
 		t.Errorf("retry: reserved %d attempt %d", r.ID, r.Attempts)
 	}
@@ -153,11 +163,11 @@ func TestFailRetryAndBury(t *testing.T) {
 		t.Errorf("attempts exhausted: state %s, want buried", buried.State)
 	}
 
-	page, err := c.ListJobs(ctx, "e2e-fail", spool.StateBuried, 10, "")
+	page, err := c.ListJobs(ctx, queue, spool.StateBuried, 10, "")
 	if err != nil || len(page.Jobs) != 1 || page.Jobs[0].ID != job.ID {
 		t.Fatalf("buried jobs = %+v, %v", page, err)
 	}
-	n, err := c.KickQueue(ctx, "e2e-fail", 0)
+	n, err := c.KickQueue(ctx, queue, 0)
 	if err != nil || n != 1 {
 		t.Errorf("kick queue = %d, %v", n, err)
 	}
@@ -168,7 +178,7 @@ func TestFailRetryAndBury(t *testing.T) {
 
 	// The counters reach the statistics within a few seconds.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		q, err := c.Queue(ctx, "e2e-fail")
+		q, err := c.Queue(ctx, queue)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,12 +197,13 @@ func TestFailRetryAndBury(t *testing.T) {
 
 func TestReleaseBuryKickCancel(t *testing.T) {
 	c := newClient(t)
+	queue := queueName(t)
 	ctx := ctxT(t)
-	job, err := c.Enqueue(ctx, "e2e-rel", "t", []byte{0, 1, 2, 0xff})
+	job, err := c.Enqueue(ctx, queue, "t", []byte{0, 1, 2, 0xff})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := reserveOne(t, c, "e2e-rel")
+	r := reserveOne(t, c, queue)
 	if !bytes.Equal(r.Payload, []byte{0, 1, 2, 0xff}) {
 		t.Errorf("binary payload = %v", r.Payload)
 	}
@@ -205,7 +216,7 @@ func TestReleaseBuryKickCancel(t *testing.T) {
 		t.Errorf("released job = %+v", rel)
 	}
 
-	r = reserveOne(t, c, "e2e-rel")
+	r = reserveOne(t, c, queue)
 	b, err := c.Bury(ctx, r.ID, r.LeaseToken, "poison")
 	if err != nil || b.State != spool.StateBuried {
 		t.Fatalf("bury = %+v, %v", b, err)
@@ -219,7 +230,7 @@ func TestReleaseBuryKickCancel(t *testing.T) {
 	}
 
 	// Cancelling a reserved job takes the lease from its holder.
-	r = reserveOne(t, c, "e2e-rel")
+	r = reserveOne(t, c, queue)
 	cj, err := c.Cancel(ctx, r.ID)
 	if err != nil || cj.State != spool.StateCancelled {
 		t.Fatalf("cancel = %+v, %v", cj, err)
@@ -234,6 +245,7 @@ func TestReleaseBuryKickCancel(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	c := newClient(t)
+	queue := queueName(t)
 	ctx := ctxT(t)
 	if _, err := c.Job(ctx, 1); !errors.Is(err, spool.ErrJobNotFound) {
 		t.Errorf("unknown job: err = %v", err)
@@ -241,7 +253,7 @@ func TestErrors(t *testing.T) {
 	if _, err := c.Queue(ctx, "e2e-no-such-queue"); !errors.Is(err, spool.ErrQueueNotFound) {
 		t.Errorf("unknown queue: err = %v", err)
 	}
-	_, err := c.Enqueue(ctx, "e2e-err", "t", nil, spool.Lease(time.Hour*100))
+	_, err := c.Enqueue(ctx, queue, "t", nil, spool.Lease(time.Hour*100))
 	var apiErr *spool.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Field != "lease" || !errors.Is(err, spool.ErrInvalidArgument) {
 		t.Errorf("lease of 100h: err = %#v", err)
@@ -249,7 +261,7 @@ func TestErrors(t *testing.T) {
 	if _, err := c.Enqueue(ctx, "-bad", "t", nil); !errors.Is(err, spool.ErrInvalidArgument) {
 		t.Errorf("bad queue name: err = %v", err)
 	}
-	if _, err := c.Enqueue(ctx, "e2e-err", "t", make([]byte, 2<<20)); !errors.Is(err, spool.ErrPayloadTooLarge) {
+	if _, err := c.Enqueue(ctx, queue, "t", make([]byte, 2<<20)); !errors.Is(err, spool.ErrPayloadTooLarge) {
 		t.Errorf("payload of 2 MiB: err = %v", err)
 	}
 	if _, err := c.Ack(ctx, 1, "not-a-token", nil); err == nil {
@@ -259,12 +271,13 @@ func TestErrors(t *testing.T) {
 
 func TestUniqueAndBatch(t *testing.T) {
 	c := newClient(t)
+	queue := queueName(t)
 	ctx := ctxT(t)
-	first, err := c.Enqueue(ctx, "e2e-batch", "t", 1, spool.UniqueKey("u1"))
+	first, err := c.Enqueue(ctx, queue, "t", 1, spool.UniqueKey("u1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dup, err := c.Enqueue(ctx, "e2e-batch", "t", 2, spool.UniqueKey("u1"))
+	dup, err := c.Enqueue(ctx, queue, "t", 2, spool.UniqueKey("u1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +285,7 @@ func TestUniqueAndBatch(t *testing.T) {
 		t.Errorf("duplicate enqueue = %+v, want duplicate of %d", dup, first.ID)
 	}
 
-	res, err := c.EnqueueBatch(ctx, "e2e-batch", []spool.BatchJob{
+	res, err := c.EnqueueBatch(ctx, queue, []spool.BatchJob{
 		{Type: "a", Payload: map[string]int{"i": 1}},
 		{Type: "b", Options: []spool.EnqueueOption{spool.UniqueKey("u1")}},
 		{Type: "c", Options: []spool.EnqueueOption{spool.Delay(time.Hour)}},
@@ -285,7 +298,7 @@ func TestUniqueAndBatch(t *testing.T) {
 		t.Errorf("batch results = %+v", res)
 	}
 
-	_, err = c.EnqueueBatch(ctx, "e2e-batch", []spool.BatchJob{{Type: "ok"}, {Type: "bad", Options: []spool.EnqueueOption{spool.MaxAttempts(5000)}}})
+	_, err = c.EnqueueBatch(ctx, queue, []spool.BatchJob{{Type: "ok"}, {Type: "bad", Options: []spool.EnqueueOption{spool.MaxAttempts(5000)}}})
 	var apiErr *spool.APIError
 	if !errors.As(err, &apiErr) || apiErr.Field != "jobs[1].max_attempts" {
 		t.Errorf("invalid batch: err = %#v", err)
@@ -295,7 +308,7 @@ func TestUniqueAndBatch(t *testing.T) {
 func TestQueueOperations(t *testing.T) {
 	c := newClient(t)
 	ctx := ctxT(t)
-	const name = "e2e/q;1" // '/' and ';' must be escaped in paths
+	name := queueName(t) + "/q;1" // '/' and ';' must be escaped in paths
 	q, err := c.UpdateQueue(ctx, name, spool.QueueSettings{Lease: 2 * time.Minute, MaxAttempts: 7, BackoffBase: 3 * time.Second, BackoffMax: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -382,13 +395,14 @@ func TestQueueOperations(t *testing.T) {
 
 func TestReserveLongPoll(t *testing.T) {
 	c := newClient(t)
+	queue := queueName(t)
 	ctx := ctxT(t)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		_, _ = c.Enqueue(context.Background(), "e2e-poll", "t", nil)
+		_, _ = c.Enqueue(context.Background(), queue, "t", nil)
 	}()
 	start := time.Now()
-	res, err := c.Reserve(ctx, spool.ReserveOptions{Queues: []string{"e2e-poll"}, Wait: 10 * time.Second})
+	res, err := c.Reserve(ctx, spool.ReserveOptions{Queues: []string{queue}, Wait: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,13 +416,14 @@ func TestReserveLongPoll(t *testing.T) {
 
 func TestPriorityOrder(t *testing.T) {
 	c := newClient(t)
+	queue := queueName(t)
 	ctx := ctxT(t)
 	for _, p := range []uint32{5000, 10, 1024, 0} {
-		if _, err := c.Enqueue(ctx, "e2e-prio", fmt.Sprint(p), nil, spool.Priority(p)); err != nil {
+		if _, err := c.Enqueue(ctx, queue, fmt.Sprint(p), nil, spool.Priority(p)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res, err := c.Reserve(ctx, spool.ReserveOptions{Queues: []string{"e2e-prio"}, Max: 10})
+	res, err := c.Reserve(ctx, spool.ReserveOptions{Queues: []string{queue}, Max: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
