@@ -51,8 +51,3 @@ func (g *idGen) next() uint64 {
 	}
 	return g.last<<(idSeqBits+idNodeBits) | g.node<<idSeqBits | g.seq
 }
-
-// idTime is the creation time encoded in an id.
-func idTime(id uint64) time.Time {
-	return idEpoch.Add(time.Duration(id>>(idSeqBits+idNodeBits)) * time.Millisecond)
-}

@@ -101,7 +101,9 @@ func toJob(j *engine.Job) *jobOut {
 		o.RunAt = nil
 	}
 	if len(j.Payload) > 0 {
-		if utf8.Valid(j.Payload) && json.Valid(j.Payload) {
+		// Only bytes that are already compact JSON go out as "payload": the encoder would
+		// compact anything else, and a payload must come back byte for byte.
+		if utf8.Valid(j.Payload) && bytes.Equal(compactJSON(j.Payload), j.Payload) && json.Valid(j.Payload) {
 			o.Payload = j.Payload
 		} else {
 			o.PayloadBase64 = base64.StdEncoding.EncodeToString(j.Payload)
@@ -171,7 +173,8 @@ func (in *enqueueIn) request(queue string) (engine.EnqueueRequest, error) {
 	return r, nil
 }
 
-// compactJSON stores a JSON payload without insignificant white space.
+// compactJSON returns b without insignificant white space (b itself when not JSON). JSON
+// payloads are stored compact, so that they are returned as JSON, unchanged.
 func compactJSON(b []byte) []byte {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {

@@ -1,0 +1,82 @@
+package engine
+
+import (
+	"testing"
+	"time"
+)
+
+// FuzzEscapeName checks that every valid queue name maps to a token of [A-Za-z0-9_-] only
+// (safe in subjects, stream names and KV keys) and that the mapping is reversible, so two
+// queue names never share a stream.
+func FuzzEscapeName(f *testing.F) {
+	for _, s := range []string{"default", "email", "a/b", "x.y", "_", "(a)$b;c+d", "A-Z_09"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if ValidateQueueName(name) != nil {
+			return
+		}
+		esc := escapeName(name)
+		for i := 0; i < len(esc); i++ {
+			c := esc[i]
+			if !(c == '-' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				t.Fatalf("escapeName(%q) = %q has %q", name, esc, c)
+			}
+		}
+		back, err := unescapeName(esc)
+		if err != nil || back != name {
+			t.Fatalf("unescapeName(escapeName(%q)) = %q, %v", name, back, err)
+		}
+	})
+}
+
+func TestValidateQueueName(t *testing.T) {
+	good := []string{"a", "default", "a/b", "(x)", "$t;+._-z", string(make([]byte, 0)) + "q"}
+	for _, n := range good {
+		if err := ValidateQueueName(n); err != nil {
+			t.Errorf("%q: %v", n, err)
+		}
+	}
+	long := make([]byte, MaxQueueName+1)
+	for i := range long {
+		long[i] = 'a'
+	}
+	for _, n := range []string{"", "-a", "a b", "a\x00", "é", "a*", "a>", string(long)} {
+		if ValidateQueueName(n) == nil {
+			t.Errorf("%q accepted", n)
+		}
+	}
+}
+
+func TestIDsIncreaseAndBorrowUnderBursts(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newIDGen(func() time.Time { return now })
+	var last uint64
+	for i := 0; i < 10000; i++ { // more than 4096 in one millisecond
+		id := g.next()
+		if id <= last {
+			t.Fatalf("id %d after %d", id, last)
+		}
+		if id>>63 != 0 {
+			t.Fatalf("id %d has the top bit set", id)
+		}
+		last = id
+	}
+}
+
+func TestBand(t *testing.T) {
+	for pri, want := range map[uint32]int{0: 0, 1: 1, 2: 2, 3: 2, 4: 3, 1023: 10, 1024: 11, 1<<32 - 1: 32} {
+		if got := band(pri); got != want {
+			t.Errorf("band(%d) = %d, want %d", pri, got, want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 5: 16 * time.Second, 20: time.Minute} {
+		got := backoff(attempt, time.Second, time.Minute)
+		if got < want*8/10 || got > want*12/10 {
+			t.Errorf("backoff(%d) = %v, want %v ±20%%", attempt, got, want)
+		}
+	}
+}
