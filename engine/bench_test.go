@@ -48,7 +48,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	}
 }
 
-// BenchmarkLifecycle measures enqueue + reserve + ack, in batches of 100.
+// BenchmarkLifecycle measures enqueue + reserve + ack, each in batches of 100.
 func BenchmarkLifecycle(b *testing.B) {
 	ns, err := natsd.Start(natsd.Options{StoreDir: b.TempDir()})
 	if err != nil {
@@ -76,9 +76,17 @@ func BenchmarkLifecycle(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, r := range res.Jobs {
-			if _, err := e.Ack(ctx, r.Job.ID, r.Token, nil); err != nil {
-				b.Fatal(err)
+		acks := make([]engine.AckRequest, len(res.Jobs))
+		for k, r := range res.Jobs {
+			acks[k] = engine.AckRequest{ID: r.Job.ID, Token: r.Token}
+		}
+		out, err := e.AckBatch(ctx, acks)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, a := range out {
+			if a.Err != nil {
+				b.Fatal(a.Err)
 			}
 		}
 	}

@@ -627,3 +627,43 @@ func TestValidation(t *testing.T) {
 		t.Fatal("malformed token accepted")
 	}
 }
+
+func TestAckBatchMixedOutcomes(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	for i := 0; i < 3; i++ {
+		enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
+	}
+	got := reserve(t, e, 3, 0, "q")
+	if len(got) != 3 {
+		t.Fatalf("reserved %d", len(got))
+	}
+	res, err := e.AckBatch(ctx, []engine.AckRequest{
+		{ID: got[0].Job.ID, Token: got[0].Token, Result: []byte(`1`)},
+		{ID: got[1].Job.ID, Token: "abc"}, // not its lease
+		{ID: 999, Token: got[2].Token},    // no such job
+		{ID: got[2].Job.ID, Token: got[2].Token, Result: []byte(`{bad`)},
+		{ID: got[2].Job.ID, Token: got[2].Token},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || res[0].Job.State != engine.StateSucceeded || string(res[0].Job.Result) != "1" {
+		t.Errorf("ack 0: %+v", res[0])
+	}
+	if !errors.Is(res[1].Err, engine.ErrLeaseLost) {
+		t.Errorf("ack 1: %v, want ErrLeaseLost", res[1].Err)
+	}
+	if !errors.Is(res[2].Err, engine.ErrJobNotFound) {
+		t.Errorf("ack 2: %v, want ErrJobNotFound", res[2].Err)
+	}
+	var ve *engine.ValidationError
+	if !errors.As(res[3].Err, &ve) {
+		t.Errorf("ack 3: %v, want a validation error", res[3].Err)
+	}
+	if res[4].Err != nil {
+		t.Errorf("ack 4: %v", res[4].Err)
+	}
+	wantState(t, e, got[1].Job.ID, engine.StateReserved)
+	wantState(t, e, got[2].Job.ID, engine.StateSucceeded)
+}

@@ -48,31 +48,103 @@ func (e *Engine) commitRecord(ctx context.Context, id uint64, next *record, curS
 
 // Ack completes a reserved job. result, if any, must be JSON and is kept in the record.
 func (e *Engine) Ack(ctx context.Context, id uint64, token string, result []byte) (*Job, error) {
-	if len(result) > MaxResultLen {
-		return nil, invalid("result", "larger than %d bytes", MaxResultLen)
+	res, err := e.AckBatch(ctx, []AckRequest{{ID: id, Token: token, Result: result}})
+	if err != nil {
+		return nil, err
 	}
-	if len(result) > 0 && !json.Valid(result) {
-		return nil, invalid("result", "must be JSON")
+	return res[0].Job, res[0].Err
+}
+
+// AckRequest completes one reserved job of a batch.
+type AckRequest struct {
+	ID     uint64
+	Token  string
+	Result []byte // optional JSON
+}
+
+// AckResult is the outcome of one ack of a batch.
+type AckResult struct {
+	Job *Job
+	Err error
+}
+
+// AckBatch completes reserved jobs in three round trips whatever their number: one batched
+// read of the records, their compare-and-sets published together, the deliveries' acks.
+func (e *Engine) AckBatch(ctx context.Context, reqs []AckRequest) ([]AckResult, error) {
+	if len(reqs) == 0 || len(reqs) > MaxBatch {
+		return nil, invalid("acks", "a batch holds 1 to %d acks", MaxBatch)
 	}
-	rec, seq, err := e.held(ctx, id, token)
+	out := make([]AckResult, len(reqs))
+	lids := make([]uint64, len(reqs))
+	subjects := make([]string, 0, len(reqs))
+	for i, r := range reqs {
+		switch {
+		case len(r.Result) > MaxResultLen:
+			out[i].Err = invalid("result", "larger than %d bytes", MaxResultLen)
+		case len(r.Result) > 0 && !json.Valid(r.Result):
+			out[i].Err = invalid("result", "must be JSON")
+		default:
+			lids[i], out[i].Err = parseToken(r.Token)
+		}
+		if out[i].Err == nil {
+			subjects = append(subjects, jobSubject(r.ID))
+		}
+	}
+	recs, err := e.readRecords(ctx, subjects)
 	if err != nil {
 		return nil, err
 	}
 	now := e.now()
-	next := *rec
-	next.State, next.Finished, next.Result = StateSucceeded, now.UnixNano(), result
-	next.clearLease()
-	if err := e.commitRecord(ctx, id, &next, seq, e.cfg.Retention); err != nil {
-		return nil, err
+	type inflight struct {
+		i    int
+		old  *record
+		next *record
 	}
-	// Removes the message (work-queue stream). Should this ack be lost, the job is offered
-	// again at the end of its lease and reservation drops it, its record being final.
-	if err := e.nc.Publish(rec.Ack, []byte("+ACK")); err != nil {
-		e.log.Warn("ack delivery", "job", id, "err", err)
+	var sent []inflight
+	var futs []jetstream.PubAckFuture
+	for i, r := range reqs {
+		if out[i].Err != nil {
+			continue
+		}
+		sr, ok := recs[jobSubject(r.ID)]
+		switch {
+		case !ok:
+			out[i].Err = ErrJobNotFound
+			continue
+		case sr.rec.State != StateReserved || sr.rec.LeaseID != lids[i]:
+			out[i].Err = ErrLeaseLost
+			continue
+		}
+		next := *sr.rec
+		next.State, next.Finished, next.Result = StateSucceeded, now.UnixNano(), r.Result
+		next.clearLease()
+		fut, err := e.publishRecord(r.ID, &next, sr.seq, e.cfg.Retention, true)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		sent, futs = append(sent, inflight{i, sr.rec, &next}), append(futs, fut)
 	}
-	e.stats.add(queueNames(rec.Queue).esc, cSucceeded, 1)
-	e.releaseUnique(ctx, id, &next)
-	return next.job(id, nil, now), nil
+	for k, err := range waitAll(ctx, futs) {
+		f := sent[k]
+		switch {
+		case apiCode(err) == errWrongLastSeq:
+			out[f.i].Err = ErrLeaseLost
+			continue
+		case err != nil:
+			out[f.i].Err = fmt.Errorf("store job record: %w", err)
+			continue
+		}
+		// Removes the message (work-queue stream). Should this ack be lost, the job is
+		// offered again at the end of its lease and reservation drops it, its record final.
+		if err := e.nc.Publish(f.old.Ack, []byte("+ACK")); err != nil {
+			e.log.Warn("ack delivery", "job", reqs[f.i].ID, "err", err)
+		}
+		e.stats.add(queueNames(f.old.Queue).esc, cSucceeded, 1)
+		e.releaseUnique(ctx, reqs[f.i].ID, f.next)
+		out[f.i].Job = f.next.job(reqs[f.i].ID, nil, now)
+	}
+	return out, nil
 }
 
 func (r *record) clearLease() {

@@ -91,6 +91,7 @@ func (h *Handler) routes() {
 	handle("POST /v1/reserve", h.reserve)
 	handle("POST /v1/queues/{queue}/reserve", h.reserve)
 
+	handle("POST /v1/ack", h.ackBatch)
 	handle("GET /v1/jobs/{id}", h.getJob)
 	handle("DELETE /v1/jobs/{id}", h.deleteJob)
 	handle("POST /v1/jobs/{id}/ack", h.ack)
@@ -428,6 +429,58 @@ func (h *Handler) ack(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, toJob(j))
+	return nil
+}
+
+// ackBatch completes many reserved jobs in one request, each with its own outcome.
+func (h *Handler) ackBatch(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Acks []struct {
+			ID         string          `json:"id"`
+			LeaseToken string          `json:"lease_token"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"acks"`
+	}
+	if err := decode(w, r, &in, 64<<20); err != nil {
+		return err
+	}
+	if len(in.Acks) == 0 || len(in.Acks) > engine.MaxBatch {
+		return fieldErr("acks", "a batch holds 1 to "+strconv.Itoa(engine.MaxBatch)+" acks")
+	}
+	reqs := make([]engine.AckRequest, len(in.Acks))
+	for i, a := range in.Acks {
+		id, err := strconv.ParseUint(a.ID, 10, 64)
+		if err != nil || id == 0 {
+			return fieldErr("acks["+strconv.Itoa(i)+"].id", "must be a job id: a decimal unsigned 64-bit integer")
+		}
+		if a.LeaseToken == "" {
+			return fieldErr("acks["+strconv.Itoa(i)+"].lease_token", "required: the token from the reservation")
+		}
+		reqs[i] = engine.AckRequest{ID: id, Token: a.LeaseToken}
+		if a.Result != nil && string(a.Result) != "null" {
+			reqs[i].Result = compactJSON(a.Result)
+		}
+	}
+	res, err := h.eng.AckBatch(r.Context(), reqs)
+	if err != nil {
+		return err
+	}
+	type resultOut struct {
+		ID    string       `json:"id"`
+		State engine.State `json:"state,omitempty"`
+		Error *errorOut    `json:"error,omitempty"`
+	}
+	out := make([]resultOut, len(res))
+	for i, a := range res {
+		out[i].ID = in.Acks[i].ID
+		if a.Err != nil {
+			_, e := h.classify(a.Err)
+			out[i].Error = &e
+			continue
+		}
+		out[i].State = a.Job.State
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
 	return nil
 }
 
