@@ -667,3 +667,23 @@ func TestAckBatchMixedOutcomes(t *testing.T) {
 	wantState(t, e, got[1].Job.ID, engine.StateReserved)
 	wantState(t, e, got[2].Job.ID, engine.StateSucceeded)
 }
+
+func TestEnqueueWithChosenIDIsIdempotent(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	const id = 4242424242
+	first := enqueue(t, e, engine.EnqueueRequest{Queue: "q", ID: id, Payload: []byte(`"a"`)})
+	if first.ID != id {
+		t.Fatalf("id %d, want %d", first.ID, id)
+	}
+	res, err := e.Enqueue(ctx, []engine.EnqueueRequest{{Queue: "q", ID: id, Payload: []byte(`"b"`)}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	if !res[0].Duplicate || res[0].Job.ID != id || string(res[0].Job.Payload) != `"a"` {
+		t.Fatalf("second enqueue with the same id: %+v", res[0])
+	}
+	if got := reserve(t, e, 10, 0, "q"); len(got) != 1 {
+		t.Fatalf("%d jobs stored, want 1", len(got))
+	}
+}

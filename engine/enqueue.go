@@ -46,6 +46,9 @@ func (e *Engine) ValidateEnqueue(r *EnqueueRequest) error {
 	if r.MaxAttempts < 0 || r.MaxAttempts > MaxMaxAttempts {
 		return invalid("max_attempts", "must be between 1 and %d", MaxMaxAttempts)
 	}
+	if r.ID>>63 != 0 {
+		return invalid("id", "must be below 2^63")
+	}
 	if len(r.UniqueKey) > MaxUniqueKey {
 		return invalid("unique_key", "longer than %d bytes", MaxUniqueKey)
 	}
@@ -83,6 +86,8 @@ type pending struct {
 	rec  *record
 	res  *EnqueueResult
 	done bool
+	// fixedID: the caller chose the id; an existing record means a duplicate, not a collision.
+	fixedID bool
 }
 
 // Enqueue stores jobs. The whole batch is validated first: an invalid item fails the call
@@ -134,7 +139,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 		if err := e.ensureBand(ctx, q, rec.Band); err != nil {
 			return nil, err
 		}
-		items[i] = &pending{req: r, q: q, rec: rec, res: &results[i]}
+		items[i] = &pending{req: r, q: q, rec: rec, res: &results[i], id: r.ID, fixedID: r.ID != 0}
 	}
 
 	// Unique keys first, one by one: they are rare and need a read-check-write each.
@@ -191,7 +196,7 @@ func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 		var sent []*pending
 		var futs []jetstream.PubAckFuture
 		for _, it := range todo {
-			if it.id == 0 || attempt > 0 {
+			if it.id == 0 || attempt > 0 && !it.fixedID {
 				it.id = e.ids.next()
 			}
 			fut, err := e.publishRecord(it.id, it.rec, 0, 0, true)
@@ -206,6 +211,11 @@ func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 			it := sent[i]
 			switch {
 			case err == nil:
+			case apiCode(err) == errWrongLastSeq && it.fixedID:
+				it.done, it.res.Duplicate = true, true
+				if it.res.Job, err = e.Job(ctx, it.id); err != nil {
+					it.res.Err = err
+				}
 			case apiCode(err) == errWrongLastSeq && attempt < 3:
 				todo = append(todo, it)
 			default:

@@ -60,6 +60,10 @@ type EnqueueRequest struct {
 	MaxAttempts int           // 0: the queue's default
 	UniqueKey   string        // while a job with this key is not finished, enqueue returns it instead
 	Metadata    map[string]string
+	// ID, when not 0, is the job's id instead of a generated one. An enqueue whose id
+	// exists already stores nothing and returns that job as a duplicate: callers that derive
+	// the id from an event (a schedule's tick) get that event enqueued exactly once.
+	ID uint64
 }
 
 // EnqueueResult is the outcome of one enqueue of a batch.
