@@ -233,6 +233,7 @@ func (c *queueConfig) pausedAt(now time.Time) bool {
 // queue is this node's view of a queue: its settings as last seen in the bucket, the
 // consumer handles it has opened and the wake-up channel of reservations waiting on it.
 type queue struct {
+	name  string // immutable
 	names names
 
 	mu        sync.Mutex
@@ -309,7 +310,7 @@ func (e *Engine) applyQueueEntry(ent jetstream.KeyValueEntry) {
 		e.mu.Lock()
 		if q := e.byEsc[ent.Key()]; q != nil {
 			delete(e.byEsc, ent.Key())
-			delete(e.queues, q.cfg.Name)
+			delete(e.queues, q.name)
 		}
 		e.mu.Unlock()
 		return
@@ -328,7 +329,7 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	e.mu.Lock()
 	q := e.queues[cfg.Name]
 	if q == nil {
-		q = &queue{names: queueNames(cfg.Name), consumers: make(map[int]jetstream.Consumer), wake: make(chan struct{})}
+		q = &queue{name: cfg.Name, names: queueNames(cfg.Name), consumers: make(map[int]jetstream.Consumer), wake: make(chan struct{})}
 		e.queues[cfg.Name] = q
 		e.byEsc[q.names.esc] = q
 	}
@@ -362,7 +363,7 @@ func (e *Engine) onNotify(m *nats.Msg) {
 // waiting reservations also poll.
 func (e *Engine) notify(q *queue) {
 	if err := e.nc.Publish(q.names.notify(), nil); err != nil {
-		e.log.Debug("notify", "queue", q.cfg.Name, "err", err)
+		e.log.Debug("notify", "queue", q.name, "err", err)
 	}
 }
 

@@ -137,14 +137,14 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 		}
 		batch, err := c.FetchNoWait(need - len(out))
 		if err != nil {
-			return out, fmt.Errorf("reserve from %q: %w", r.q.cfg.Name, err)
+			return out, fmt.Errorf("reserve from %s: %w", r.q.names.stream(), err)
 		}
 		var msgs []jetstream.Msg
 		for m := range batch.Messages() {
 			msgs = append(msgs, m)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			e.log.Debug("fetch", "queue", r.q.cfg.Name, "err", err)
+			e.log.Debug("fetch", "stream", r.q.names.stream(), "err", err)
 		}
 		if len(msgs) > 0 {
 			out = append(out, e.activate(ctx, r.q, r.b, msgs, worker)...)
