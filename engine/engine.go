@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -236,11 +237,12 @@ type queue struct {
 	name  string // immutable
 	names names
 
-	mu        sync.Mutex
-	cfg       queueConfig
-	rev       uint64
-	consumers map[int]jetstream.Consumer
-	wake      chan struct{}
+	mu   sync.Mutex
+	cfg  queueConfig
+	rev  uint64
+	wake chan struct{}
+
+	notified atomic.Int64 // unix ns of the last wake-up
 }
 
 func (q *queue) config() (queueConfig, uint64) {
@@ -257,6 +259,7 @@ func (q *queue) waitCh() <-chan struct{} {
 }
 
 func (q *queue) signal() {
+	q.notified.Store(time.Now().UnixNano())
 	q.mu.Lock()
 	close(q.wake)
 	q.wake = make(chan struct{})
@@ -329,7 +332,7 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	e.mu.Lock()
 	q := e.queues[cfg.Name]
 	if q == nil {
-		q = &queue{name: cfg.Name, names: queueNames(cfg.Name), consumers: make(map[int]jetstream.Consumer), wake: make(chan struct{})}
+		q = &queue{name: cfg.Name, names: queueNames(cfg.Name), wake: make(chan struct{})}
 		e.queues[cfg.Name] = q
 		e.byEsc[q.names.esc] = q
 	}

@@ -162,24 +162,6 @@ func (e *Engine) ensureBand(ctx context.Context, q *queue, b int) error {
 	return err
 }
 
-// consumer returns a handle on the band's consumer, opened once per node.
-func (e *Engine) consumer(ctx context.Context, q *queue, b int) (jetstream.Consumer, error) {
-	q.mu.Lock()
-	c := q.consumers[b]
-	q.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
-	c, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
-	if err != nil {
-		return nil, fmt.Errorf("open band %d consumer: %w", b, err)
-	}
-	q.mu.Lock()
-	q.consumers[b] = c
-	q.mu.Unlock()
-	return c, nil
-}
-
 func bandsOf(mask uint64) []int {
 	var out []int
 	for b := 0; b <= maxBand; b++ {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -42,6 +44,7 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 		return nil, invalid("wait", "must not be negative")
 	}
 	deadline := e.now().Add(req.Wait)
+	var expires time.Duration // the pulls' wait for messages a consumer has not counted yet
 	for {
 		if e.closed() {
 			return nil, ErrClosed
@@ -62,34 +65,63 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 			}
 			active = append(active, q)
 		}
-		jobs, err := e.tryReserve(ctx, active, req.Max, req.Worker)
+		jobs, err := e.tryReserve(ctx, active, req.Max, req.Worker, expires)
 		if err != nil {
 			return nil, err
 		}
 		res.Jobs = jobs
 		left := deadline.Sub(e.now())
-		if len(jobs) > 0 || left <= 0 {
+		if len(jobs) > 0 || left <= 0 && (expires > 0 || !recentlyNotified(active)) {
 			return res, nil
 		}
-		if err := waitAny(ctx, wakes, min(left, pollEvery), e.stop); err != nil {
+		if expires == 0 && recentlyNotified(active) {
+			// Jobs were published just now: the pull may have run before the consumer
+			// counted them. Look again, letting the pulls wait a moment for them.
+			expires = lagWait
+			continue
+		}
+		woke, err := waitAny(ctx, wakes, min(max(left, 0), pollEvery), e.stop)
+		if err != nil {
 			return nil, err
+		}
+		expires = 0
+		if woke {
+			expires = lagWait
 		}
 	}
 }
 
-// waitAny returns when a channel closes, d passes or ctx is done.
-func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration, stop <-chan struct{}) error {
+// lagWait bounds how long a pull waits for messages its consumer has not counted yet. A
+// JetStream consumer learns of new messages asynchronously, and a no-wait pull is refused
+// while its count is 0; a no-wait pull with an expiry waits for them instead.
+const lagWait = 3 * time.Millisecond
+
+// notifiedWithin is how recent a wake-up makes an empty pull suspect.
+const notifiedWithin = 100 * time.Millisecond
+
+func recentlyNotified(qs []*queue) bool {
+	now := time.Now().UnixNano()
+	for _, q := range qs {
+		if now-q.notified.Load() < int64(notifiedWithin) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitAny returns when a channel closes (woke), d passes or ctx is done.
+func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration, stop <-chan struct{}) (woke bool, err error) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	done := make(chan struct{})
 	defer close(done)
-	woke := make(chan struct{}, 1)
+	wake := make(chan struct{}, 1)
 	for _, ch := range chs {
 		go func() {
 			select {
 			case <-ch:
 				select {
-				case woke <- struct{}{}:
+				case wake <- struct{}{}:
 				default:
 				}
 			case <-done:
@@ -98,13 +130,14 @@ func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration, stop <
 	}
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	case <-stop:
-		return ErrClosed
+		return false, ErrClosed
 	case <-t.C:
-	case <-woke:
+		return false, nil
+	case <-wake:
+		return true, nil
 	}
-	return nil
 }
 
 type bandRef struct {
@@ -112,8 +145,8 @@ type bandRef struct {
 	b int
 }
 
-// tryReserve pulls what is ready now, band by band, without waiting.
-func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker string) ([]Reserved, error) {
+// tryReserve pulls what is ready now, band by band.
+func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker string, expires time.Duration) ([]Reserved, error) {
 	var refs []bandRef
 	for _, q := range qs {
 		cfg, _ := q.config()
@@ -128,23 +161,9 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 		if len(out) >= need {
 			break
 		}
-		c, err := e.consumer(ctx, r.q, r.b)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-			continue // the queue was deleted meanwhile
-		}
+		msgs, err := e.pull(ctx, r.q, r.b, need-len(out), expires)
 		if err != nil {
 			return out, err
-		}
-		batch, err := c.FetchNoWait(need - len(out))
-		if err != nil {
-			return out, fmt.Errorf("reserve from %s: %w", r.q.names.stream(), err)
-		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			e.log.Debug("fetch", "stream", r.q.names.stream(), "err", err)
 		}
 		if len(msgs) > 0 {
 			out = append(out, e.activate(ctx, r.q, r.b, msgs, worker)...)
@@ -153,12 +172,57 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 	return out, nil
 }
 
+// pull asks a band's consumer for up to n messages without waiting for more than are there.
+// With expires > 0 the request waits that long when the consumer counts none yet, and
+// returns as soon as it has any.
+func (e *Engine) pull(ctx context.Context, q *queue, b, n int, expires time.Duration) ([]*nats.Msg, error) {
+	body, _ := json.Marshal(struct {
+		Batch   int   `json:"batch"`
+		NoWait  bool  `json:"no_wait"`
+		Expires int64 `json:"expires,omitempty"`
+	}{n, true, int64(expires)})
+	inbox := e.nc.NewRespInbox()
+	sub, err := e.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := e.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+q.names.stream()+"."+consumerName(b), inbox, body); err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	deadline := time.Now().Add(expires + 5*time.Second)
+	var msgs []*nats.Msg
+	for len(msgs) < n {
+		m, err := sub.NextMsg(time.Until(deadline))
+		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) {
+				e.log.Warn("pull: no answer from JetStream", "stream", q.names.stream())
+				return msgs, nil
+			}
+			return msgs, fmt.Errorf("pull: %w", err)
+		}
+		if len(m.Data) == 0 && m.Header.Get("Status") != "" {
+			if m.Header.Get("Status") == "100" {
+				continue // heartbeat
+			}
+			// 404 no messages (or no such consumer: the queue was deleted), 408 expired,
+			// 409 consumer deleted or paused: the pull is over.
+			return msgs, nil
+		}
+		msgs = append(msgs, m)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return msgs, nil
+}
+
 // activate turns fetched deliveries into reservations: each job's record is rewritten, with
 // a compare-and-set, to reserved with a new lease id. Deliveries of jobs already finished
 // (a stale duplicate) are dropped; jobs out of attempts are buried instead of handed out.
-func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []jetstream.Msg, worker string) []Reserved {
+func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg, worker string) []Reserved {
 	type cand struct {
-		msg     jetstream.Msg
+		msg     *nats.Msg
 		id      uint64
 		sseq    uint64
 		payload []byte
@@ -170,14 +234,13 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []jetstream
 	subjects := make([]string, 0, len(msgs))
 	for _, m := range msgs {
 		md, err := m.Metadata()
-		id, perr := strconv.ParseUint(m.Subject()[lastDot(m.Subject())+1:], 10, 64)
-		env, payload, derr := decodeMsg(m.Data())
+		id, perr := strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+		_, payload, derr := decodeMsg(m.Data)
 		if err != nil || perr != nil || derr != nil {
-			e.log.Error("dropping malformed job message", "subject", m.Subject(), "err", errors.Join(err, perr, derr))
+			e.log.Error("dropping malformed job message", "subject", m.Subject, "err", errors.Join(err, perr, derr))
 			m.Term()
 			continue
 		}
-		_ = env
 		cands = append(cands, &cand{msg: m, id: id, sseq: md.Sequence.Stream, payload: payload})
 		subjects = append(subjects, jobSubject(id))
 	}
@@ -208,7 +271,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []jetstream
 		}
 		if c.cur.Attempts >= c.cur.MaxAttempts {
 			next.LastError = cmpOr(next.LastError, "attempts exhausted")
-			if _, err := e.moveTo(ctx, q, c.id, &next, c.curSeq, c.payload, StateBuried, time.Time{}, c.msg.Reply()); err != nil {
+			if _, err := e.moveTo(ctx, q, c.id, &next, c.curSeq, c.payload, StateBuried, time.Time{}, c.msg.Reply); err != nil {
 				e.log.Warn("bury exhausted job", "job", c.id, "err", err)
 			}
 			continue
@@ -218,7 +281,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []jetstream
 		next.ReservedAt = now.UnixNano()
 		next.LeaseExp = now.Add(next.lease()).UnixNano()
 		next.LeaseID = rand.Uint64() | 1
-		next.Seq, next.Band, next.Ack, next.Worker = c.sseq, b, c.msg.Reply(), worker
+		next.Seq, next.Band, next.Ack, next.Worker = c.sseq, b, c.msg.Reply, worker
 		next.RunAt = 0
 		fut, err := e.publishRecord(c.id, &next, c.curSeq, 0, true)
 		if err != nil {
