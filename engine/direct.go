@@ -21,6 +21,9 @@ type storedMsg struct {
 
 var errNoMsg = errors.New("no message")
 
+// requestTimeout bounds a JetStream request that has no deadline of its own.
+const requestTimeout = 10 * time.Second
+
 // maxDirectBatch is JetStream's cap on the responses of one batched direct get.
 const maxDirectBatch = 1024
 
@@ -41,20 +44,26 @@ func (e *Engine) directBatch(ctx context.Context, stream string, req directReque
 	if err != nil {
 		return nil, err
 	}
-	inbox := e.nc.NewRespInbox()
-	sub, err := e.nc.SubscribeSync(inbox)
+	n := max(req.Batch, len(req.MultiLast), 1)
+	reply, replies, done, err := e.replies(n + 1) // the messages and the end-of-batch marker
 	if err != nil {
 		return nil, fmt.Errorf("direct batch: %w", err)
 	}
-	defer sub.Unsubscribe()
-	if err := e.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, body); err != nil {
+	defer done()
+	if err := e.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, reply, body); err != nil {
 		return nil, fmt.Errorf("direct batch: %w", err)
 	}
+	timeout := time.NewTimer(requestTimeout)
+	defer timeout.Stop()
 	var out []storedMsg
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("direct batch: %w", err)
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("direct batch: %w", ctx.Err())
+		case <-timeout.C:
+			return nil, fmt.Errorf("direct batch: %w", nats.ErrTimeout)
 		}
 		sm, err := parseDirect(m)
 		switch {
@@ -89,6 +98,19 @@ func parseDirect(m *nats.Msg) (*storedMsg, error) {
 	}
 	ts, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
 	return &storedMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Time: ts, Data: m.Data}, nil
+}
+
+// replies subscribes a fresh inbox whose messages arrive on a channel of the given capacity,
+// which must cover every reply the request can get (nats.go would otherwise size the channel
+// for 64k messages, an allocation that dominated the reservation path's profile).
+func (e *Engine) replies(capacity int) (inbox string, ch <-chan *nats.Msg, done func(), err error) {
+	inbox = e.nc.NewInbox()
+	c := make(chan *nats.Msg, capacity)
+	sub, err := e.nc.ChanSubscribe(inbox, c)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return inbox, c, func() { sub.Unsubscribe() }, nil
 }
 
 // directSeq reads the message at a stream sequence.

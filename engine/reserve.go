@@ -181,25 +181,28 @@ func (e *Engine) pull(ctx context.Context, q *queue, b, n int, expires time.Dura
 		NoWait  bool  `json:"no_wait"`
 		Expires int64 `json:"expires,omitempty"`
 	}{n, true, int64(expires)})
-	inbox := e.nc.NewRespInbox()
-	sub, err := e.nc.SubscribeSync(inbox)
+	reply, replies, done, err := e.replies(n + 2) // the messages, a status, a heartbeat
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	defer sub.Unsubscribe()
-	if err := e.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+q.names.stream()+"."+consumerName(b), inbox, body); err != nil {
+	defer done()
+	if err := e.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+q.names.stream()+"."+consumerName(b), reply, body); err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	deadline := time.Now().Add(expires + 5*time.Second)
+	timeout := time.NewTimer(expires + requestTimeout)
+	defer timeout.Stop()
 	var msgs []*nats.Msg
 	for len(msgs) < n {
-		m, err := sub.NextMsg(time.Until(deadline))
-		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) {
-				e.log.Warn("pull: no answer from JetStream", "stream", q.names.stream())
-				return msgs, nil
-			}
-			return msgs, fmt.Errorf("pull: %w", err)
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-timeout.C:
+			e.log.Warn("pull: no answer from JetStream", "stream", q.names.stream())
+			return msgs, nil
+		case <-ctx.Done():
+			// Messages delivered after this are not lost: their leases run out and
+			// JetStream offers them again.
+			return msgs, nil
 		}
 		if len(m.Data) == 0 && m.Header.Get("Status") != "" {
 			if m.Header.Get("Status") == "100" {
@@ -210,9 +213,6 @@ func (e *Engine) pull(ctx context.Context, q *queue, b, n int, expires time.Dura
 			return msgs, nil
 		}
 		msgs = append(msgs, m)
-		if ctx.Err() != nil {
-			break
-		}
 	}
 	return msgs, nil
 }

@@ -38,6 +38,9 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration
 
+	// PprofAddr, when set, serves Go's profiles (net/http/pprof) on this address.
+	PprofAddr string
+
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Version is reported by /v1/stats and /healthz.
