@@ -1,8 +1,9 @@
 // Command spool-bench drives a job server with producers and consumers and reports completed
 // jobs/s, enqueue→start and end-to-end latency percentiles, and the server's CPU and memory.
 //
-// It speaks spool's HTTP API (batched or one job per request) and the beanstalkd protocol, so
-// the same load runs against spool's HTTP API, spool's beanstalkd port and beanstalkd itself:
+// It speaks spool's HTTP API (batched or one job per request), the beanstalkd protocol and
+// plain JetStream, so the same load runs against spool's HTTP API, spool's beanstalkd port,
+// beanstalkd itself and the raw JetStream ceiling (through a node's --nats-listen port):
 //
 //	spool-bench -mode http-batch -target http://127.0.0.1:7420 -p 4 -c 4 -jobs 200000
 //	spool-bench -mode beanstalkd -target 127.0.0.1:11300 -p 4 -c 4 -jobs 200000 -pid $(pgrep beanstalkd)
@@ -53,7 +54,7 @@ type driver interface {
 
 func main() {
 	var c config
-	flag.StringVar(&c.mode, "mode", "http-batch", "http-batch, http-single or beanstalkd")
+	flag.StringVar(&c.mode, "mode", "http-batch", "http-batch, http-single, beanstalkd, or nats (raw JetStream: the ceiling)")
 	flag.StringVar(&c.target, "target", "", "server: an http:// URL, or host:port for beanstalkd (default per mode)")
 	flag.IntVar(&c.producers, "p", 4, "producers (connections)")
 	flag.IntVar(&c.consumers, "c", 4, "consumers (connections); 0 only enqueues")
@@ -67,6 +68,12 @@ func main() {
 	flag.IntVar(&c.pid, "pid", 0, "server process id, to report its CPU and memory (spool over HTTP: read from /metrics when 0)")
 	flag.BoolVar(&c.quiet, "quiet", false, "no progress line")
 	flag.Parse()
+	if c.target == "" {
+		c.target = map[string]string{"beanstalkd": "127.0.0.1:11300", "nats": "nats://127.0.0.1:4222"}[c.mode]
+		if strings.HasPrefix(c.mode, "http") {
+			c.target = "http://127.0.0.1:7420"
+		}
+	}
 	if c.jobs == 0 && c.duration == 0 {
 		fmt.Fprintln(os.Stderr, "spool-bench: set -jobs or -duration")
 		os.Exit(2)
@@ -84,15 +91,11 @@ func main() {
 func newDriver(c config) (func() (driver, error), error) {
 	switch c.mode {
 	case "http-batch", "http-single":
-		if c.target == "" {
-			c.target = "http://127.0.0.1:7420"
-		}
 		return func() (driver, error) { return newHTTPDriver(c.target, c.mode == "http-batch"), nil }, nil
 	case "beanstalkd":
-		if c.target == "" {
-			c.target = "127.0.0.1:11300"
-		}
 		return func() (driver, error) { return newBeanstalkDriver(c.target) }, nil
+	case "nats":
+		return func() (driver, error) { return newNATSDriver(c.target) }, nil
 	}
 	return nil, fmt.Errorf("unknown -mode %q", c.mode)
 }
@@ -119,7 +122,7 @@ func run(ctx context.Context, c config) (*result, error) {
 		}
 	}
 	batch := 1
-	if c.mode == "http-batch" {
+	if c.mode == "http-batch" || c.mode == "nats" {
 		batch = c.batch
 	}
 	probe := newProbe(c)

@@ -19,11 +19,7 @@ type probe struct {
 func newProbe(c config) probe {
 	p := probe{pid: c.pid}
 	if p.pid == 0 && strings.HasPrefix(c.mode, "http") {
-		t := c.target
-		if t == "" {
-			t = "http://127.0.0.1:7420"
-		}
-		p.metrics = t + "/metrics"
+		p.metrics = c.target + "/metrics"
 	}
 	return p
 }
