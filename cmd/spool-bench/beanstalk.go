@@ -11,17 +11,18 @@ import (
 // beanstalkDriver speaks the beanstalkd protocol over one connection, with the reference Go
 // client, to spool's beanstalkd port or to beanstalkd itself.
 type beanstalkDriver struct {
+	delay time.Duration
 	conn  *beanstalk.Conn
 	tubes map[string]*beanstalk.Tube
 	sets  map[int]*beanstalk.TubeSet
 }
 
-func newBeanstalkDriver(addr string) (*beanstalkDriver, error) {
+func newBeanstalkDriver(addr string, delay time.Duration) (*beanstalkDriver, error) {
 	c, err := beanstalk.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return &beanstalkDriver{conn: c, tubes: map[string]*beanstalk.Tube{}, sets: map[int]*beanstalk.TubeSet{}}, nil
+	return &beanstalkDriver{delay: delay, conn: c, tubes: map[string]*beanstalk.Tube{}, sets: map[int]*beanstalk.TubeSet{}}, nil
 }
 
 func (d *beanstalkDriver) close() { d.conn.Close() }
@@ -33,7 +34,7 @@ func (d *beanstalkDriver) produce(_ context.Context, queue string, payloads [][]
 		d.tubes[queue] = t
 	}
 	for i, p := range payloads {
-		if _, err := t.Put(p, 1024, 0, time.Minute); err != nil {
+		if _, err := t.Put(p, 1024, d.delay, time.Minute); err != nil {
 			return i, err
 		}
 	}

@@ -15,12 +15,17 @@ import (
 type httpDriver struct {
 	base  string
 	batch bool
+	delay string
 	c     *http.Client
 }
 
-func newHTTPDriver(base string, batch bool) *httpDriver {
+func newHTTPDriver(base string, batch bool, delay time.Duration) *httpDriver {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}
-	return &httpDriver{base: base, batch: batch, c: &http.Client{Transport: tr, Timeout: time.Minute}}
+	d := &httpDriver{base: base, batch: batch, c: &http.Client{Transport: tr, Timeout: time.Minute}}
+	if delay > 0 {
+		d.delay = delay.String()
+	}
+	return d
 }
 
 func (d *httpDriver) close() { d.c.CloseIdleConnections() }
@@ -55,6 +60,7 @@ func (d *httpDriver) post(ctx context.Context, path string, in, out any) error {
 
 type jobIn struct {
 	Payload string `json:"payload"`
+	Delay   string `json:"delay,omitempty"`
 }
 
 func (d *httpDriver) produce(ctx context.Context, queue string, payloads [][]byte) (int, error) {
@@ -62,7 +68,7 @@ func (d *httpDriver) produce(ctx context.Context, queue string, payloads [][]byt
 	if !d.batch {
 		n := 0
 		for _, p := range payloads {
-			if err := d.post(ctx, path, jobIn{string(p)}, nil); err != nil {
+			if err := d.post(ctx, path, jobIn{string(p), d.delay}, nil); err != nil {
 				return n, err
 			}
 			n++
@@ -71,7 +77,7 @@ func (d *httpDriver) produce(ctx context.Context, queue string, payloads [][]byt
 	}
 	jobs := make([]jobIn, len(payloads))
 	for i, p := range payloads {
-		jobs[i].Payload = string(p)
+		jobs[i] = jobIn{string(p), d.delay}
 	}
 	var out struct {
 		Jobs []struct {

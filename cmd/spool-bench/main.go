@@ -39,6 +39,7 @@ type config struct {
 	queue     string
 	pid       int
 	quiet     bool
+	delay     time.Duration
 }
 
 // driver is one protocol's way of enqueuing and completing jobs.
@@ -67,6 +68,7 @@ func main() {
 	flag.StringVar(&c.queue, "queue", "bench", "queue name (prefix when -queues > 1)")
 	flag.IntVar(&c.pid, "pid", 0, "server process id, to report its CPU and memory (spool over HTTP: read from /metrics when 0)")
 	flag.BoolVar(&c.quiet, "quiet", false, "no progress line")
+	flag.DurationVar(&c.delay, "delay", 0, "enqueue delayed jobs (e.g. 1h: to measure the cost of pending schedules)")
 	flag.Parse()
 	if c.target == "" {
 		c.target = map[string]string{"beanstalkd": "127.0.0.1:11300", "nats": "nats://127.0.0.1:4222"}[c.mode]
@@ -91,9 +93,9 @@ func main() {
 func newDriver(c config) (func() (driver, error), error) {
 	switch c.mode {
 	case "http-batch", "http-single":
-		return func() (driver, error) { return newHTTPDriver(c.target, c.mode == "http-batch"), nil }, nil
+		return func() (driver, error) { return newHTTPDriver(c.target, c.mode == "http-batch", c.delay), nil }, nil
 	case "beanstalkd":
-		return func() (driver, error) { return newBeanstalkDriver(c.target) }, nil
+		return func() (driver, error) { return newBeanstalkDriver(c.target, c.delay) }, nil
 	case "nats":
 		return func() (driver, error) { return newNATSDriver(c.target) }, nil
 	}

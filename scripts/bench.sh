@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# spool's benchmark suite, side by side with beanstalkd 1.12 (binlog on) and the raw JetStream
+# ceiling, in one run on this machine. Results go to stdout as a markdown report; the raw output
+# of every run to $OUT/*.txt. Needs beanstalkd (apt-get install beanstalkd).
+#
+#   scripts/bench.sh                 # default sizes (~10 minutes on 2 cores)
+#   JOBS=20000 QUICK=1 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+JOBS=${JOBS:-100000}     # jobs per throughput run
+P=${P:-4}                # producers
+C=${C:-4}                # consumers
+MEMJOBS=${MEMJOBS:-1000000}
+QUICK=${QUICK:-}
+OUT=${OUT:-$(mktemp -d /tmp/spool-bench.XXXXXX)}
+work=$(mktemp -d /tmp/spool-bench-work.XXXXXX)
+HTTP=127.0.0.1:17420 NATS=127.0.0.1:14222 BSPOOL=127.0.0.1:11301 BREF=127.0.0.1:11302
+
+command -v beanstalkd >/dev/null || { echo "beanstalkd is not installed (apt-get install beanstalkd)" >&2; exit 1; }
+go build -o "$work/spool" ./cmd/spool
+go build -o "$work/spool-bench" ./cmd/spool-bench
+bench="$work/spool-bench -quiet"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+start_spool() { # extra flags...
+  rm -rf "$work/data"
+  "$work/spool" serve --data "$work/data" --http "$HTTP" --nats-listen "$NATS" --beanstalkd "$BSPOOL" \
+    --log-level warn "$@" >"$OUT/spool-serve.log" 2>&1 &
+  spool_pid=$!; pids+=("$spool_pid")
+  for _ in $(seq 100); do curl -sf "http://$HTTP/healthz" >/dev/null && return; sleep 0.1; done
+  echo "spool did not start" >&2; cat "$OUT/spool-serve.log" >&2; exit 1
+}
+stop_spool() { kill "$spool_pid"; wait "$spool_pid" 2>/dev/null || true; }
+start_beanstalkd() {
+  rm -rf "$work/binlog"; mkdir -p "$work/binlog"
+  beanstalkd -l 127.0.0.1 -p "${BREF##*:}" -b "$work/binlog" &
+  bpid=$!; pids+=("$bpid"); sleep 0.5
+}
+stop_beanstalkd() { kill "$bpid"; wait "$bpid" 2>/dev/null || true; }
+spool_beanstalk_up() { (exec 3<>"/dev/tcp/${BSPOOL%:*}/${BSPOOL##*:}") 2>/dev/null; }
+
+run() { # name, args... ; prints "name|jobs/s|p50|p99|p99.9|cpu|rss"
+  local name=$1; shift
+  $bench "$@" >"$OUT/$name.txt" 2>&1 || { echo "$name|failed (see $OUT/$name.txt)"; return; }
+  local tput lat cpu rss
+  tput=$(awk '/^throughput:/{print $2}' "$OUT/$name.txt")
+  lat=$(awk '/^enqueue→start:/{print $3"|"$5"|"$7}' "$OUT/$name.txt")
+  cpu=$(awk '/^server CPU:/{print $4}' "$OUT/$name.txt" | tr -d '(')
+  rss=$(awk '/^server RSS:/{print $3" MiB"}' "$OUT/$name.txt")
+  echo "$name|$tput|${lat:-||}|${cpu:-}|${rss:-}"
+}
+
+echo "# spool benchmark run"
+echo
+echo "$(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), $(beanstalkd -v), jobs per run: $JOBS, producers $P, consumers $C, payload 128 B."
+echo "Raw output: $OUT. Command: \`JOBS=$JOBS P=$P C=$C scripts/bench.sh\`"
+echo
+echo "## Throughput (put/enqueue + reserve + delete/ack), as fast as possible"
+echo
+echo "| run | jobs/s | enqueue→start p50 | p99 | p99.9 | server CPU (% of a core) | server RSS |"
+echo "|---|---|---|---|---|---|---|"
+start_spool
+start_beanstalkd
+rows=()
+rows+=("$(run raw-jetstream -mode nats -target "nats://$NATS" -p "$P" -c "$C" -jobs "$JOBS" -batch 100 -pid "$spool_pid")")
+rows+=("$(run spool-http-batch -mode http-batch -target "http://$HTTP" -p "$P" -c "$C" -jobs "$JOBS" -batch 100)")
+rows+=("$(run spool-http-single -mode http-single -target "http://$HTTP" -p "$P" -c "$C" -jobs $((JOBS / 5)))")
+if spool_beanstalk_up; then
+  rows+=("$(run spool-beanstalkd-port -mode beanstalkd -target "$BSPOOL" -p "$P" -c "$C" -jobs "$JOBS" -pid "$spool_pid")")
+fi
+rows+=("$(run beanstalkd-binlog -mode beanstalkd -target "$BREF" -p "$P" -c "$C" -jobs "$JOBS" -pid "$bpid")")
+printf '%s\n' "${rows[@]}" | sed 's/|/ | /g; s/^/| /; s/$/ |/'
+ref=$(printf '%s\n' "${rows[@]}" | awk -F'|' '$1=="beanstalkd-binlog"{print $2}')
+echo
+echo "Ratio to beanstalkd 1.12 with binlog (jobs/s):"
+printf '%s\n' "${rows[@]}" | awk -F'|' -v ref="$ref" '$2+0>0 && ref+0>0 {printf "- %s: %.2f×\n", $1, $2/ref}'
+
+echo
+echo "## Latency at a fixed arrival rate of 1,000 jobs/s (20 s)"
+echo
+echo "| run | jobs/s | enqueue→start p50 | p99 | p99.9 | server CPU | server RSS |"
+echo "|---|---|---|---|---|---|---|"
+{
+  run latency-spool-http -mode http-batch -batch 1 -target "http://$HTTP" -p 4 -c 4 -rate 1000 -duration 20s -jobs 0
+  if spool_beanstalk_up; then
+    run latency-spool-beanstalkd -mode beanstalkd -target "$BSPOOL" -p 4 -c 4 -rate 1000 -duration 20s -jobs 0 -pid "$spool_pid"
+  fi
+  run latency-beanstalkd -mode beanstalkd -target "$BREF" -p 4 -c 4 -rate 1000 -duration 20s -jobs 0 -pid "$bpid"
+} | sed 's/|/ | /g; s/^/| /; s/$/ |/'
+stop_beanstalkd
+
+if [ -z "$QUICK" ]; then
+  echo
+  echo "## Queues and payload size (HTTP batch)"
+  echo
+  echo "| run | jobs/s | enqueue→start p50 | p99 | p99.9 | server CPU | server RSS |"
+  echo "|---|---|---|---|---|---|---|"
+  {
+    for q in 1 10 100; do
+      run "queues-$q" -mode http-batch -target "http://$HTTP" -p "$P" -c "$C" -jobs "$JOBS" -queues "$q" -queue "q$q"
+    done
+    for size in 1024 16384; do
+      run "payload-$size" -mode http-batch -target "http://$HTTP" -p "$P" -c "$C" -jobs $((JOBS / 2)) -size "$size" -queue "s$size"
+    done
+  } | sed 's/|/ | /g; s/^/| /; s/$/ |/'
+  stop_spool
+
+  echo
+  echo "## fsync on every write (--fsync always)"
+  echo
+  echo "| run | jobs/s | enqueue→start p50 | p99 | p99.9 | server CPU | server RSS |"
+  echo "|---|---|---|---|---|---|---|"
+  start_spool --fsync always
+  run fsync-always-http-batch -mode http-batch -target "http://$HTTP" -p "$P" -c "$C" -jobs $((JOBS / 5)) \
+    | sed 's/|/ | /g; s/^/| /; s/$/ |/'
+  stop_spool
+
+  echo
+  echo "## Memory per pending job (RSS growth of a fresh server, 128-byte payloads)"
+  echo
+  for kind in pending delayed; do
+    start_spool
+    sleep 1
+    before=$(awk '/VmRSS/{print $2}' "/proc/$spool_pid/status")
+    delay=0
+    [ "$kind" = delayed ] && delay=1h
+    $bench -mode http-batch -target "http://$HTTP" -p 4 -c 0 -jobs "$MEMJOBS" -batch 1000 -delay "$delay" \
+      -queue "mem-$kind" >"$OUT/memory-$kind.txt" 2>&1
+    sleep 2
+    after=$(awk '/VmRSS/{print $2}' "/proc/$spool_pid/status")
+    echo "- $MEMJOBS $kind jobs: RSS $((before / 1024)) MiB → $((after / 1024)) MiB: $(((after - before) * 1024 / MEMJOBS)) bytes per job"
+    stop_spool
+  done
+else
+  stop_spool
+fi
