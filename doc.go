@@ -1,6 +1,6 @@
-// Package spool is the Go client of spool, a background-job server: durable named queues,
-// jobs with leases and heartbeats, retries with backoff, delays, buried jobs and kicks,
-// pause and resume, job status by id and per-queue statistics.
+// Package spool is the Go client and worker runtime of spool, a background-job server:
+// durable named queues, jobs with leases and heartbeats, retries with backoff, delays,
+// buried jobs and kicks, pause and resume, job status by id and per-queue statistics.
 //
 // The package talks to spool servers over their HTTP API only; it does not link the server.
 // Start a server with the spool command:
@@ -21,7 +21,41 @@
 // out most urgent first (a lower Priority is more urgent), first in first out within a
 // priority band. EnqueueBatch enqueues up to 1000 jobs in one request.
 //
-// # Processing
+// # Running jobs with a Worker
+//
+// A Worker reserves jobs from one or several queues and runs a handler per job type:
+//
+//	worker, err := spool.NewWorker(client, spool.WorkerOptions{
+//		Queues:      []string{"critical", "default"},
+//		Weights:     map[string]int{"critical": 3}, // weighted round-robin; or StrictOrder
+//		Concurrency: 20,
+//	})
+//	...
+//	worker.Use(spool.Logging(logger))
+//	worker.Handle("email.send", spool.TypedHandler(func(ctx context.Context, job *spool.Job, e Email) error {
+//		return send(ctx, e)
+//	}))
+//	err = worker.RunUntilSignal(ctx) // graceful shutdown on SIGINT or SIGTERM
+//
+// Returning nil acknowledges the job (with the result given to SetResult); an error fails
+// the attempt, retried after the queue's backoff; Permanent buries the job at once,
+// RetryAfter chooses the delay, Snooze puts the job back without using an attempt. A panic
+// is recovered and reported with its stack. While a handler runs, the worker extends the
+// job's lease (every third of the lease), so a job may run for hours with a short lease;
+// if the worker dies, the job is offered again when its lease ends. The handler's context
+// is cancelled at the worker's JobTimeout, when the lease is lost and at a hard shutdown
+// (context.Cause tells which).
+//
+// A queue paused on the server hands out nothing: the worker's other queues keep running,
+// and it takes the queue's jobs again once it is resumed, without a restart. Shutdown (or
+// the end of Run's context) stops taking jobs, lets the running ones finish within a drain
+// timeout, then cancels them and releases them back to their queues. The worker reserves
+// as many jobs as it has free slots in one request, and acknowledges in batches (AckBatch).
+// Middleware (Use, Hooks, Logging) wraps every handler for logging, metrics and tracing.
+//
+// The spool command's "spool work" runs a program for each job on the same runtime.
+//
+// # Processing by hand
 //
 // Reserve leases ready jobs to the caller. Each reserved job carries a lease token; finish
 // it with Ack (success), Fail (retry after a backoff, or bury once the attempts are used

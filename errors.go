@@ -98,11 +98,14 @@ func (e *APIError) Is(target error) bool {
 
 // errorBody is the wire form of an error answer.
 type errorBody struct {
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field"`
-	} `json:"error"`
+	Error *errorJSON `json:"error"`
+}
+
+// errorJSON is the wire form of an error: of an answer, or of one item of a batch.
+type errorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field"`
 }
 
 // transportError is a failure to get any answer from a server (refused connection,

@@ -204,3 +204,68 @@ func (c *Client) finish(ctx context.Context, id uint64, action string, in any) (
 	}
 	return &job, nil
 }
+
+// BatchAck is one acknowledgement of an AckBatch: a reserved job, its lease token and an
+// optional result (as for Ack: any value encoding/json can marshal, at most 64 KiB
+// encoded, or nil).
+type BatchAck struct {
+	ID         uint64
+	LeaseToken string
+	Result     any
+}
+
+// BatchAckResult is the outcome of one acknowledgement of an AckBatch.
+type BatchAckResult struct {
+	ID    uint64
+	State State // StateSucceeded when Err is nil
+	Err   error // non-nil (an *APIError, e.g. matching ErrLeaseLost) when this ack was refused
+}
+
+// AckBatch acknowledges up to MaxBatch reserved jobs in one request. The call fails as a
+// whole only when the request is malformed or the server cannot be reached; otherwise the
+// results are in the order of acks and each carries its own outcome: a job whose lease
+// was lost has an Err matching ErrLeaseLost while the others succeeded.
+func (c *Client) AckBatch(ctx context.Context, acks []BatchAck) ([]BatchAckResult, error) {
+	if len(acks) == 0 || len(acks) > MaxBatch {
+		return nil, fmt.Errorf("spool: ack batch: %d acks: want 1 to %d", len(acks), MaxBatch)
+	}
+	type ackJSON struct {
+		ID         jsonID          `json:"id"`
+		LeaseToken string          `json:"lease_token"`
+		Result     json.RawMessage `json:"result,omitempty"`
+	}
+	in := struct {
+		Acks []ackJSON `json:"acks"`
+	}{Acks: make([]ackJSON, len(acks))}
+	for i, a := range acks {
+		in.Acks[i] = ackJSON{ID: jsonID(a.ID), LeaseToken: a.LeaseToken}
+		if a.Result != nil {
+			data, err := json.Marshal(a.Result)
+			if err != nil {
+				return nil, fmt.Errorf("spool: ack batch: acks[%d] (job %d): result: %w", i, a.ID, err)
+			}
+			in.Acks[i].Result = data
+		}
+	}
+	var out struct {
+		Results []struct {
+			ID    jsonID     `json:"id"`
+			State State      `json:"state"`
+			Error *errorJSON `json:"error"`
+		} `json:"results"`
+	}
+	if err := c.do(ctx, request{method: http.MethodPost, path: "/v1/ack", body: &in, out: &out}); err != nil {
+		return nil, fmt.Errorf("spool: ack batch: %w", err)
+	}
+	if len(out.Results) != len(acks) {
+		return nil, fmt.Errorf("spool: ack batch: server answered %d results for %d acks", len(out.Results), len(acks))
+	}
+	res := make([]BatchAckResult, len(acks))
+	for i, o := range out.Results {
+		res[i] = BatchAckResult{ID: acks[i].ID, State: o.State}
+		if o.Error != nil {
+			res[i].Err = &APIError{Code: o.Error.Code, Message: o.Error.Message, Field: o.Error.Field}
+		}
+	}
+	return res, nil
+}

@@ -66,12 +66,13 @@ func (e *Engine) Delete(ctx context.Context, id uint64) (*Job, error) {
 	next := *rec
 	next.State, next.Finished = StateCancelled, now.UnixNano()
 	next.clearLease()
-	if err := e.commitRecord(ctx, id, &next, seq, e.cfg.Retention); err != nil {
+	if _, err := e.commitRecord(ctx, id, &next, seq, e.cfg.Retention); err != nil {
 		if errors.Is(err, ErrLeaseLost) {
 			return nil, errors.New("job changed during delete: try again")
 		}
 		return nil, err
 	}
+	e.leases.drop(id)
 	if rec.State == StateReserved && rec.Ack != "" {
 		// Stop the delivery from being offered again; the message goes below.
 		e.nc.Publish(rec.Ack, []byte("+TERM"))

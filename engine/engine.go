@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,7 +107,8 @@ type Engine struct {
 	queues map[string]*queue // by name
 	byEsc  map[string]*queue // by escaped name
 
-	stats *counters
+	stats  *counters
+	leases *leaseCache
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -124,6 +127,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, nc: nc, js: js,
 		ids:    newIDGen(cfg.Now),
+		leases: newLeaseCache(),
 		queues: make(map[string]*queue),
 		byEsc:  make(map[string]*queue),
 		stop:   make(chan struct{}),
@@ -242,7 +246,19 @@ type queue struct {
 	rev  uint64
 	wake chan struct{}
 
-	notified atomic.Int64 // unix ns of the last wake-up
+	notified [maxBand + 1]atomic.Int64 // per band: unix ns of the last wake-up
+}
+
+// noteBand records that band b got ready jobs just now.
+func (q *queue) noteBand(b int) {
+	if b >= 0 && b <= maxBand {
+		q.notified[b].Store(time.Now().UnixNano())
+	}
+}
+
+// bandNotified reports whether band b got ready jobs within d.
+func (q *queue) bandNotified(b int, d time.Duration) bool {
+	return time.Now().UnixNano()-q.notified[b].Load() < int64(d)
 }
 
 func (q *queue) config() (queueConfig, uint64) {
@@ -259,7 +275,6 @@ func (q *queue) waitCh() <-chan struct{} {
 }
 
 func (q *queue) signal() {
-	q.notified.Store(time.Now().UnixNano())
 	q.mu.Lock()
 	close(q.wake)
 	q.wake = make(chan struct{})
@@ -351,21 +366,33 @@ func (e *Engine) lookupQueue(name string) *queue {
 	return e.queues[name]
 }
 
-// onNotify wakes this node's reservations waiting on a queue that got ready jobs.
+// onNotify wakes this node's reservations waiting on a queue whose band got ready jobs
+// (spool.n.<queue>.<band>).
 func (e *Engine) onNotify(m *nats.Msg) {
-	esc := m.Subject[len(notifyPrefix):]
+	rest := m.Subject[len(notifyPrefix):]
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 {
+		return
+	}
+	b, err := strconv.Atoi(rest[i+1:])
+	if err != nil {
+		return
+	}
 	e.mu.RLock()
-	q := e.byEsc[esc]
+	q := e.byEsc[rest[:i]]
 	e.mu.RUnlock()
 	if q != nil {
+		q.noteBand(b)
 		q.signal()
 	}
 }
 
-// notify tells every node that a queue has new ready jobs. It is a hint, not a guarantee:
-// waiting reservations also poll.
-func (e *Engine) notify(q *queue) {
-	if err := e.nc.Publish(q.names.notify(), nil); err != nil {
+// notify tells every node, this one at once, that a queue's band has new ready jobs. It is a
+// hint, not a guarantee: waiting reservations also poll.
+func (e *Engine) notify(q *queue, b int) {
+	q.noteBand(b)
+	q.signal()
+	if err := e.nc.Publish(q.names.notify(b), nil); err != nil {
 		e.log.Debug("notify", "queue", q.name, "err", err)
 	}
 }

@@ -160,16 +160,20 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 	e.writeRecords(ctx, items)
 	e.writeMessages(ctx, items, now)
 
-	woken := make(map[*queue]bool)
+	type qband struct {
+		q *queue
+		b int
+	}
+	woken := make(map[qband]bool)
 	for _, it := range items {
 		if it.done {
 			continue
 		}
 		it.res.Job = it.rec.job(it.id, it.req.Payload, now)
 		e.stats.add(it.q.names.esc, cEnqueued, 1)
-		if it.rec.State == StateReady && !woken[it.q] {
-			woken[it.q] = true
-			e.notify(it.q)
+		if k := (qband{it.q, it.rec.Band}); it.rec.State == StateReady && !woken[k] {
+			woken[k] = true
+			e.notify(it.q, it.rec.Band)
 		}
 	}
 	return results, nil
@@ -207,10 +211,14 @@ func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 			sent, futs = append(sent, it), append(futs, fut)
 		}
 		todo = nil
-		for i, err := range waitAll(ctx, futs) {
+		seqs, errs := waitAcks(ctx, futs)
+		for i, err := range errs {
 			it := sent[i]
 			switch {
 			case err == nil:
+				// The message carries its record's sequence: reservation can then
+				// compare-and-set without reading the record first.
+				it.rec.RecSeq = seqs[i]
 			case apiCode(err) == errWrongLastSeq && it.fixedID:
 				it.done, it.res.Duplicate = true, true
 				if it.res.Job, err = e.Job(ctx, it.id); err != nil {
@@ -297,17 +305,25 @@ func (e *Engine) publishRecord(id uint64, rec *record, lastSeq uint64, ttl time.
 
 // waitAll waits for every publish acknowledgement; errs[i] is the outcome of futs[i].
 func waitAll(ctx context.Context, futs []jetstream.PubAckFuture) []error {
+	_, errs := waitAcks(ctx, futs)
+	return errs
+}
+
+// waitAcks is waitAll that also returns the stored messages' sequences.
+func waitAcks(ctx context.Context, futs []jetstream.PubAckFuture) ([]uint64, []error) {
+	seqs := make([]uint64, len(futs))
 	errs := make([]error, len(futs))
 	for i, f := range futs {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			seqs[i] = ack.Sequence
 		case err := <-f.Err():
 			errs[i] = err
 		case <-ctx.Done():
 			errs[i] = ctx.Err()
 		}
 	}
-	return errs
+	return seqs, errs
 }
 
 // claimUnique takes the queue's unique key for the job about to be enqueued. When an

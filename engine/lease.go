@@ -11,9 +11,30 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// held reads a job's record and checks that token is its current lease. A lease whose time
-// ran out still holds until the job is reserved again: late work is accepted while nobody
-// else has the job.
+// withLease runs op on the record of the lease that token names. A lease whose time ran out
+// still holds until the job is reserved again: late work is accepted while nobody else has
+// the job. op starts from this node's cached copy of the record when it has one; if that
+// copy is stale op loses its compare-and-set, and runs once more on the record read back.
+func (e *Engine) withLease(ctx context.Context, id uint64, token string, op func(rec *record, seq uint64) (*Job, error)) (*Job, error) {
+	lid, err := parseToken(token)
+	if err != nil {
+		return nil, err
+	}
+	if rec, seq, ok := e.leases.get(id, lid); ok {
+		j, err := op(rec, seq)
+		if !errors.Is(err, ErrLeaseLost) {
+			return j, err
+		}
+		e.leases.drop(id)
+	}
+	rec, seq, err := e.held(ctx, id, token)
+	if err != nil {
+		return nil, err
+	}
+	return op(rec, seq)
+}
+
+// held reads a job's record and checks that token is its current lease.
 func (e *Engine) held(ctx context.Context, id uint64, token string) (*record, uint64, error) {
 	lid, err := parseToken(token)
 	if err != nil {
@@ -31,19 +52,19 @@ func (e *Engine) held(ctx context.Context, id uint64, token string) (*record, ui
 
 // commitRecord writes next over the record at curSeq and waits for it. A failed
 // compare-and-set means the job changed under the caller: ErrLeaseLost.
-func (e *Engine) commitRecord(ctx context.Context, id uint64, next *record, curSeq uint64, ttl time.Duration) error {
+func (e *Engine) commitRecord(ctx context.Context, id uint64, next *record, curSeq uint64, ttl time.Duration) (uint64, error) {
 	fut, err := e.publishRecord(id, next, curSeq, ttl, true)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	err = waitAll(ctx, []jetstream.PubAckFuture{fut})[0]
-	if apiCode(err) == errWrongLastSeq {
-		return ErrLeaseLost
+	seqs, errs := waitAcks(ctx, []jetstream.PubAckFuture{fut})
+	if apiCode(errs[0]) == errWrongLastSeq {
+		return 0, ErrLeaseLost
 	}
-	if err != nil {
-		return fmt.Errorf("store job record: %w", err)
+	if errs[0] != nil {
+		return 0, fmt.Errorf("store job record: %w", errs[0])
 	}
-	return nil
+	return seqs[0], nil
 }
 
 // Ack completes a reserved job. result, if any, must be JSON and is kept in the record.
@@ -68,83 +89,116 @@ type AckResult struct {
 	Err error
 }
 
-// AckBatch completes reserved jobs in three round trips whatever their number: one batched
-// read of the records, their compare-and-sets published together, the deliveries' acks.
+// AckBatch completes reserved jobs in few round trips whatever their number: the records of
+// leases this node handed out are in its cache, the others are read in one batched read; the
+// compare-and-sets are published together; then the deliveries are acked.
 func (e *Engine) AckBatch(ctx context.Context, reqs []AckRequest) ([]AckResult, error) {
 	if len(reqs) == 0 || len(reqs) > MaxBatch {
 		return nil, invalid("acks", "a batch holds 1 to %d acks", MaxBatch)
 	}
 	out := make([]AckResult, len(reqs))
-	lids := make([]uint64, len(reqs))
-	subjects := make([]string, 0, len(reqs))
+	var cached, toRead []*ackItem
 	for i, r := range reqs {
+		var lid uint64
 		switch {
 		case len(r.Result) > MaxResultLen:
 			out[i].Err = invalid("result", "larger than %d bytes", MaxResultLen)
 		case len(r.Result) > 0 && !json.Valid(r.Result):
 			out[i].Err = invalid("result", "must be JSON")
 		default:
-			lids[i], out[i].Err = parseToken(r.Token)
+			lid, out[i].Err = parseToken(r.Token)
 		}
-		if out[i].Err == nil {
-			subjects = append(subjects, jobSubject(r.ID))
-		}
-	}
-	recs, err := e.readRecords(ctx, subjects)
-	if err != nil {
-		return nil, err
-	}
-	now := e.now()
-	type inflight struct {
-		i    int
-		old  *record
-		next *record
-	}
-	var sent []inflight
-	var futs []jetstream.PubAckFuture
-	for i, r := range reqs {
 		if out[i].Err != nil {
 			continue
 		}
-		sr, ok := recs[jobSubject(r.ID)]
-		switch {
-		case !ok:
-			out[i].Err = ErrJobNotFound
-			continue
-		case sr.rec.State != StateReserved || sr.rec.LeaseID != lids[i]:
-			out[i].Err = ErrLeaseLost
-			continue
+		it := &ackItem{i: i, lid: lid}
+		if rec, seq, ok := e.leases.get(r.ID, lid); ok {
+			it.rec, it.seq = rec, seq
+			cached = append(cached, it)
+		} else {
+			toRead = append(toRead, it)
 		}
-		next := *sr.rec
-		next.State, next.Finished, next.Result = StateSucceeded, now.UnixNano(), r.Result
-		next.clearLease()
-		fut, err := e.publishRecord(r.ID, &next, sr.seq, e.cfg.Retention, true)
+	}
+	stale := e.commitAcks(ctx, reqs, out, cached)
+	for _, it := range stale {
+		e.leases.drop(reqs[it.i].ID)
+	}
+	toRead = append(toRead, stale...)
+	if len(toRead) > 0 {
+		subjects := make([]string, len(toRead))
+		for k, it := range toRead {
+			subjects[k] = jobSubject(reqs[it.i].ID)
+		}
+		recs, err := e.readRecords(ctx, subjects)
 		if err != nil {
-			out[i].Err = err
+			return nil, err
+		}
+		var known []*ackItem
+		for _, it := range toRead {
+			sr, ok := recs[jobSubject(reqs[it.i].ID)]
+			switch {
+			case !ok:
+				out[it.i].Err = ErrJobNotFound
+			case sr.rec.State != StateReserved || sr.rec.LeaseID != it.lid:
+				out[it.i].Err = ErrLeaseLost
+			default:
+				it.rec, it.seq = sr.rec, sr.seq
+				known = append(known, it)
+			}
+		}
+		for _, it := range e.commitAcks(ctx, reqs, out, known) {
+			out[it.i].Err = ErrLeaseLost
+		}
+	}
+	return out, nil
+}
+
+type ackItem struct {
+	i   int     // index in the batch
+	lid uint64  // lease id of the token
+	rec *record // the record as believed current
+	seq uint64
+}
+
+// commitAcks compare-and-sets the items' records to succeeded, acks their deliveries and
+// fills out. It returns the items that lost the compare-and-set.
+func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckResult, items []*ackItem) (lost []*ackItem) {
+	now := e.now()
+	var sent []*ackItem
+	var nexts []*record
+	var futs []jetstream.PubAckFuture
+	for _, it := range items {
+		next := *it.rec
+		next.State, next.Finished, next.Result = StateSucceeded, now.UnixNano(), reqs[it.i].Result
+		next.clearLease()
+		fut, err := e.publishRecord(reqs[it.i].ID, &next, it.seq, e.cfg.Retention, true)
+		if err != nil {
+			out[it.i].Err = err
 			continue
 		}
-		sent, futs = append(sent, inflight{i, sr.rec, &next}), append(futs, fut)
+		sent, nexts, futs = append(sent, it), append(nexts, &next), append(futs, fut)
 	}
 	for k, err := range waitAll(ctx, futs) {
-		f := sent[k]
+		it, id := sent[k], reqs[sent[k].i].ID
 		switch {
 		case apiCode(err) == errWrongLastSeq:
-			out[f.i].Err = ErrLeaseLost
+			lost = append(lost, it)
 			continue
 		case err != nil:
-			out[f.i].Err = fmt.Errorf("store job record: %w", err)
+			out[it.i].Err = fmt.Errorf("store job record: %w", err)
 			continue
 		}
 		// Removes the message (work-queue stream). Should this ack be lost, the job is
 		// offered again at the end of its lease and reservation drops it, its record final.
-		if err := e.nc.Publish(f.old.Ack, []byte("+ACK")); err != nil {
-			e.log.Warn("ack delivery", "job", reqs[f.i].ID, "err", err)
+		if err := e.nc.Publish(it.rec.Ack, []byte("+ACK")); err != nil {
+			e.log.Warn("ack delivery", "job", id, "err", err)
 		}
-		e.stats.add(queueNames(f.old.Queue).esc, cSucceeded, 1)
-		e.releaseUnique(ctx, reqs[f.i].ID, f.next)
-		out[f.i].Job = f.next.job(reqs[f.i].ID, nil, now)
+		e.leases.drop(id)
+		e.stats.add(queueNames(it.rec.Queue).esc, cSucceeded, 1)
+		e.releaseUnique(ctx, id, nexts[k])
+		out[it.i].Job = nexts[k].job(id, nil, now)
 	}
-	return out, nil
+	return lost
 }
 
 func (r *record) clearLease() {
@@ -157,31 +211,33 @@ func (e *Engine) Fail(ctx context.Context, id uint64, token string, req FailRequ
 	if req.RetryIn != nil && (*req.RetryIn < 0 || *req.RetryIn > MaxDelay) {
 		return nil, invalid("retry_in", "must be between 0 and %s", MaxDelay)
 	}
-	rec, seq, err := e.held(ctx, id, token)
-	if err != nil {
-		return nil, err
-	}
-	q, payload, err := e.reservedPayload(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
-	next := *rec
-	next.LastError = truncate(req.Error, MaxErrorLen)
-	e.stats.add(q.names.esc, cFailed, 1)
-	if req.Bury || rec.Attempts >= rec.MaxAttempts {
-		return e.moveTo(ctx, q, id, &next, seq, payload, StateBuried, time.Time{}, rec.Ack)
-	}
-	var delay time.Duration
-	if req.RetryIn != nil {
-		delay = *req.RetryIn
-	} else {
-		cfg, _ := q.config()
-		delay = backoff(rec.Attempts, time.Duration(cfg.BackoffMS)*time.Millisecond, time.Duration(cfg.BackoffMax)*time.Millisecond)
-	}
-	if delay <= 0 {
-		return e.moveTo(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, rec.Ack)
-	}
-	return e.moveTo(ctx, q, id, &next, seq, payload, StateDelayed, e.now().Add(delay), rec.Ack)
+	return e.withLease(ctx, id, token, func(rec *record, seq uint64) (*Job, error) {
+		q, payload, err := e.reservedPayload(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		next := *rec
+		next.LastError = truncate(req.Error, MaxErrorLen)
+		st, at := StateBuried, time.Time{}
+		if !req.Bury && rec.Attempts < rec.MaxAttempts {
+			var delay time.Duration
+			if req.RetryIn != nil {
+				delay = *req.RetryIn
+			} else {
+				cfg, _ := q.config()
+				delay = backoff(rec.Attempts, time.Duration(cfg.BackoffMS)*time.Millisecond, time.Duration(cfg.BackoffMax)*time.Millisecond)
+			}
+			st = StateReady
+			if delay > 0 {
+				st, at = StateDelayed, e.now().Add(delay)
+			}
+		}
+		j, err := e.moveTo(ctx, q, id, &next, seq, payload, st, at, rec.Ack)
+		if err == nil {
+			e.stats.add(q.names.esc, cFailed, 1)
+		}
+		return j, err
+	})
 }
 
 // backoff is base·2^(attempt-1), capped at max, with ±20% jitter so that jobs failed together
@@ -208,44 +264,40 @@ func (e *Engine) Release(ctx context.Context, id uint64, token string, req Relea
 	if req.Delay < 0 || req.Delay > MaxDelay {
 		return nil, invalid("delay", "must be between 0 and %s", MaxDelay)
 	}
-	rec, seq, err := e.held(ctx, id, token)
-	if err != nil {
-		return nil, err
-	}
-	q, payload, err := e.reservedPayload(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
-	next := *rec
-	next.Releases++
-	next.Attempts = max(next.Attempts-1, 0)
-	if req.Priority != nil {
-		next.Priority = *req.Priority
-	}
-	if req.Delay > 0 {
-		return e.moveTo(ctx, q, id, &next, seq, payload, StateDelayed, e.now().Add(req.Delay), rec.Ack)
-	}
-	return e.moveTo(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, rec.Ack)
+	return e.withLease(ctx, id, token, func(rec *record, seq uint64) (*Job, error) {
+		q, payload, err := e.reservedPayload(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		next := *rec
+		next.Releases++
+		next.Attempts = max(next.Attempts-1, 0)
+		if req.Priority != nil {
+			next.Priority = *req.Priority
+		}
+		if req.Delay > 0 {
+			return e.moveTo(ctx, q, id, &next, seq, payload, StateDelayed, e.now().Add(req.Delay), rec.Ack)
+		}
+		return e.moveTo(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, rec.Ack)
+	})
 }
 
 // Bury sets a reserved job aside until it is kicked.
 func (e *Engine) Bury(ctx context.Context, id uint64, token string, req BuryRequest) (*Job, error) {
-	rec, seq, err := e.held(ctx, id, token)
-	if err != nil {
-		return nil, err
-	}
-	q, payload, err := e.reservedPayload(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
-	next := *rec
-	if req.Reason != "" {
-		next.LastError = truncate(req.Reason, MaxErrorLen)
-	}
-	if req.Priority != nil {
-		next.Priority = *req.Priority
-	}
-	return e.moveTo(ctx, q, id, &next, seq, payload, StateBuried, time.Time{}, rec.Ack)
+	return e.withLease(ctx, id, token, func(rec *record, seq uint64) (*Job, error) {
+		q, payload, err := e.reservedPayload(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		next := *rec
+		if req.Reason != "" {
+			next.LastError = truncate(req.Reason, MaxErrorLen)
+		}
+		if req.Priority != nil {
+			next.Priority = *req.Priority
+		}
+		return e.moveTo(ctx, q, id, &next, seq, payload, StateBuried, time.Time{}, rec.Ack)
+	})
 }
 
 // Touch extends a reserved job's lease to lease from now (the job's own lease when 0).
@@ -254,21 +306,22 @@ func (e *Engine) Touch(ctx context.Context, id uint64, token string, lease time.
 	if lease != 0 && (lease < MinLease || lease > MaxLease) {
 		return nil, invalid("lease", "must be between %s and %s", MinLease, MaxLease)
 	}
-	rec, seq, err := e.held(ctx, id, token)
-	if err != nil {
-		return nil, err
-	}
-	if lease == 0 {
-		lease = rec.lease()
-	}
-	now := e.now()
-	next := *rec
-	next.LeaseExp = now.Add(lease).UnixNano()
-	if err := e.commitRecord(ctx, id, &next, seq, 0); err != nil {
-		return nil, err
-	}
-	e.extendLease(rec.Ack, lease)
-	return next.job(id, nil, now), nil
+	return e.withLease(ctx, id, token, func(rec *record, seq uint64) (*Job, error) {
+		d := lease
+		if d == 0 {
+			d = rec.lease()
+		}
+		now := e.now()
+		next := *rec
+		next.LeaseExp = now.Add(d).UnixNano()
+		newSeq, err := e.commitRecord(ctx, id, &next, seq, 0)
+		if err != nil {
+			return nil, err
+		}
+		e.leases.put(id, &next, newSeq)
+		e.extendLease(rec.Ack, d)
+		return next.job(id, nil, now), nil
+	})
 }
 
 // reservedPayload reads a reserved job's message back for a transition that republishes it.
@@ -298,7 +351,7 @@ func (e *Engine) moveTo(ctx context.Context, q *queue, id uint64, next *record, 
 
 func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, curSeq uint64, payload []byte, st State, runAt time.Time, oldAck string, oldSeq uint64) (*Job, error) {
 	now := e.now()
-	next.State, next.RunAt, next.Band = st, 0, band(next.Priority)
+	next.State, next.RunAt, next.Band, next.RecSeq = st, 0, band(next.Priority), 0
 	if st == StateDelayed {
 		next.RunAt = runAt.UnixNano()
 	}
@@ -329,12 +382,13 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 		return nil, ctx.Err()
 	}
 	next.Seq = newSeq
-	if err := e.commitRecord(ctx, id, next, curSeq, 0); err != nil {
+	if _, err := e.commitRecord(ctx, id, next, curSeq, 0); err != nil {
 		if derr := e.deleteMsg(ctx, q.names.stream(), newSeq); derr != nil {
 			e.log.Error("remove message of a lost transition", "job", id, "err", derr)
 		}
 		return nil, err
 	}
+	e.leases.drop(id)
 	switch {
 	case oldAck != "":
 		if err := e.nc.Publish(oldAck, []byte("+ACK")); err != nil {
@@ -349,7 +403,7 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 		e.stats.add(q.names.esc, cBuried, 1)
 	}
 	if st == StateReady {
-		e.notify(q)
+		e.notify(q, next.Band)
 	}
 	return next.job(id, payload, now), nil
 }

@@ -118,7 +118,7 @@ func (n names) anyState(id uint64) string {
 func (n names) bandFilter(b int) string {
 	return "spool.q." + n.esc + ".ready." + strconv.Itoa(b) + ".*"
 }
-func (n names) notify() string { return notifyPrefix + n.esc }
+func (n names) notify(b int) string { return notifyPrefix + n.esc + "." + strconv.Itoa(b) }
 
 func consumerName(b int) string { return "ready-" + strconv.Itoa(b) }
 

@@ -291,7 +291,9 @@ func (e *Engine) Resume(ctx context.Context, name string) (*QueueInfo, error) {
 			return nil, fmt.Errorf("resume band %d: %w", b, err)
 		}
 	}
-	e.notify(q)
+	for _, b := range bandsOf(cfg.Bands) {
+		e.notify(q, b)
+	}
 	e.log.Info("queue resumed", "queue", name)
 	return e.Queue(ctx, name)
 }

@@ -46,6 +46,10 @@ type record struct {
 	Seq     uint64 `json:"sq,omitempty"` // sequence of the job's message in its queue stream
 	Ack     string `json:"ak,omitempty"` // the delivery's ack subject
 	Band    int    `json:"b,omitempty"`
+
+	// RecSeq, in a queue message only, is the sequence of the job's record when the message
+	// was stored; 0 when unknown. While the record is unchanged a reservation needs no read.
+	RecSeq uint64 `json:"rs,omitempty"`
 }
 
 func marshalRecord(r *record) ([]byte, error) {

@@ -100,10 +100,12 @@ const lagWait = 3 * time.Millisecond
 const notifiedWithin = 100 * time.Millisecond
 
 func recentlyNotified(qs []*queue) bool {
-	now := time.Now().UnixNano()
 	for _, q := range qs {
-		if now-q.notified.Load() < int64(notifiedWithin) {
-			return true
+		cfg, _ := q.config()
+		for _, b := range bandsOf(cfg.Bands) {
+			if q.bandNotified(b, notifiedWithin) {
+				return true
+			}
 		}
 	}
 	return false
@@ -161,7 +163,13 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 		if len(out) >= need {
 			break
 		}
-		msgs, err := e.pull(ctx, r.q, r.b, need-len(out), expires)
+		wait := expires
+		if r.q.bandNotified(r.b, notifiedWithin) {
+			// Jobs were published to this band just now: the consumer may not count
+			// them yet, and a more urgent band must not be skipped for that.
+			wait = lagWait
+		}
+		msgs, err := e.pull(ctx, r.q, r.b, need-len(out), wait)
 		if err != nil {
 			return out, err
 		}
@@ -218,45 +226,49 @@ func (e *Engine) pull(ctx context.Context, q *queue, b, n int, expires time.Dura
 }
 
 // activate turns fetched deliveries into reservations: each job's record is rewritten, with
-// a compare-and-set, to reserved with a new lease id. Deliveries of jobs already finished
-// (a stale duplicate) are dropped; jobs out of attempts are buried instead of handed out.
+// a compare-and-set, to reserved with a new lease id. A fresh job's message carries its
+// record's sequence, so the compare-and-set needs no read; the others, and those whose
+// record changed meanwhile, are read first. Deliveries of jobs already finished (a stale
+// duplicate) are dropped; jobs out of attempts are buried instead of handed out.
 func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg, worker string) []Reserved {
-	type cand struct {
-		msg     *nats.Msg
-		id      uint64
-		sseq    uint64
-		payload []byte
-		cur     *record
-		curSeq  uint64
-		next    *record
-	}
-	cands := make([]*cand, 0, len(msgs))
-	subjects := make([]string, 0, len(msgs))
+	now := e.now()
+	var fast, slow []*cand
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		id, perr := strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
-		_, payload, derr := decodeMsg(m.Data)
+		env, payload, derr := decodeMsg(m.Data)
 		if err != nil || perr != nil || derr != nil {
 			e.log.Error("dropping malformed job message", "subject", m.Subject, "err", errors.Join(err, perr, derr))
 			m.Term()
 			continue
 		}
-		cands = append(cands, &cand{msg: m, id: id, sseq: md.Sequence.Stream, payload: payload})
-		subjects = append(subjects, jobSubject(id))
+		c := &cand{msg: m, id: id, sseq: md.Sequence.Stream, payload: payload}
+		if env.RecSeq != 0 {
+			c.cur, c.curSeq = env, env.RecSeq
+			fast = append(fast, c)
+		} else {
+			slow = append(slow, c)
+		}
+	}
+	out := make([]Reserved, 0, len(msgs))
+	slow = append(slow, e.reserveCands(ctx, q, b, fast, worker, now, &out)...)
+	if len(slow) == 0 {
+		return out
+	}
+	subjects := make([]string, len(slow))
+	for i, c := range slow {
+		subjects[i] = jobSubject(c.id)
 	}
 	recs, err := e.readRecords(ctx, subjects)
 	if err != nil {
 		e.log.Warn("reserve: read records", "err", err)
-		for _, c := range cands {
+		for _, c := range slow {
 			c.msg.Nak()
 		}
-		return nil
+		return out
 	}
-	now := e.now()
-	cfg, _ := q.config()
-	var live []*cand
-	var futs []jetstream.PubAckFuture
-	for _, c := range cands {
+	known := slow[:0]
+	for _, c := range slow {
 		sr, ok := recs[jobSubject(c.id)]
 		if !ok || sr.rec.State.Final() {
 			// Finished (its record may have expired): this is a stale copy.
@@ -264,7 +276,39 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 			continue
 		}
 		c.cur, c.curSeq = sr.rec, sr.seq
+		known = append(known, c)
+	}
+	for _, c := range e.reserveCands(ctx, q, b, known, worker, now, &out) {
+		// Changed again meanwhile (a cancel, a late ack): offer it again; the next
+		// reservation sees the new record.
+		c.msg.Nak()
+	}
+	return out
+}
+
+// cand is a delivery on its way to becoming a reservation.
+type cand struct {
+	msg     *nats.Msg
+	id      uint64
+	sseq    uint64
+	payload []byte
+	cur     *record // the record as believed current
+	curSeq  uint64  // and its sequence: the compare-and-set key
+}
+
+// reserveCands compare-and-sets the candidates' records to reserved and appends the
+// reservations to out. It returns the candidates whose compare-and-set failed.
+func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*cand, worker string, now time.Time, out *[]Reserved) (lost []*cand) {
+	if len(cands) == 0 {
+		return nil
+	}
+	cfg, _ := q.config()
+	var live []*cand
+	var nexts []*record
+	var futs []jetstream.PubAckFuture
+	for _, c := range cands {
 		next := *c.cur
+		next.RecSeq = 0
 		if c.cur.State == StateReserved {
 			next.Timeouts++
 			e.stats.add(q.names.esc, cTimeouts, 1)
@@ -288,26 +332,31 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 			c.msg.Nak()
 			continue
 		}
-		c.next = &next
-		live, futs = append(live, c), append(futs, fut)
+		live, nexts, futs = append(live, c), append(nexts, &next), append(futs, fut)
 	}
-	out := make([]Reserved, 0, len(live))
-	for i, err := range waitAll(ctx, futs) {
-		c := live[i]
-		if err != nil {
-			// Someone else changed the job meanwhile (a cancel, a late ack): offer it
-			// again; the next reservation sees the new record.
+	seqs, errs := waitAcks(ctx, futs)
+	n := 0
+	for i, err := range errs {
+		c, next := live[i], nexts[i]
+		switch {
+		case apiCode(err) == errWrongLastSeq:
+			lost = append(lost, c)
+			continue
+		case err != nil:
+			e.log.Warn("reserve: store record", "job", c.id, "err", err)
 			c.msg.Nak()
 			continue
 		}
-		if c.next.LeaseMS != cfg.LeaseMS {
+		if next.LeaseMS != cfg.LeaseMS {
 			// The consumer's ack wait is the queue's default lease; this job has its own.
-			e.extendLease(c.next.Ack, c.next.lease())
+			e.extendLease(next.Ack, next.lease())
 		}
-		out = append(out, Reserved{Job: c.next.job(c.id, c.payload, now), Token: formatToken(c.next.LeaseID)})
+		e.leases.put(c.id, next, seqs[i])
+		*out = append(*out, Reserved{Job: next.job(c.id, c.payload, now), Token: formatToken(next.LeaseID)})
+		n++
 	}
-	e.stats.add(q.names.esc, cReserves, int64(len(out)))
-	return out
+	e.stats.add(q.names.esc, cReserves, int64(n))
+	return lost
 }
 
 func lastDot(s string) int {
