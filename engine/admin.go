@@ -51,6 +51,17 @@ func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMs
 // Delete cancels a job in any unfinished state. Cancelling a reserved job makes its holder's
 // next operation fail with ErrLeaseLost.
 func (e *Engine) Delete(ctx context.Context, id uint64) (*Job, error) {
+	// The job may change under the delete (reserved, acked...): try again on the new record.
+	for range 5 {
+		j, err := e.tryDelete(ctx, id)
+		if !errors.Is(err, ErrLeaseLost) {
+			return j, err
+		}
+	}
+	return nil, &StateError{Op: "delete", State: "changing"}
+}
+
+func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 	rec, seq, err := e.readRecord(ctx, id)
 	if err != nil {
 		return nil, err
@@ -67,9 +78,6 @@ func (e *Engine) Delete(ctx context.Context, id uint64) (*Job, error) {
 	next.State, next.Finished = StateCancelled, now.UnixNano()
 	next.clearLease()
 	if _, err := e.commitRecord(ctx, id, &next, seq, e.cfg.Retention); err != nil {
-		if errors.Is(err, ErrLeaseLost) {
-			return nil, errors.New("job changed during delete: try again")
-		}
 		return nil, err
 	}
 	e.leases.drop(id)

@@ -687,3 +687,23 @@ func TestEnqueueWithChosenIDIsIdempotent(t *testing.T) {
 		t.Fatalf("%d jobs stored, want 1", len(got))
 	}
 }
+
+func TestPutQueueRefusesContradictorySettings(t *testing.T) {
+	e := newEngine(t)
+	ctx := ctxT(t)
+	if _, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: time.Second, BackoffMax: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: time.Hour})
+	var ve *engine.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "backoff_max" {
+		t.Fatalf("backoff_base above the queue's backoff_max: %v", err)
+	}
+	if _, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: 100 * time.Microsecond}); err == nil {
+		t.Fatal("a sub-millisecond backoff was accepted")
+	}
+	qi, err := e.Queue(ctx, "q")
+	if err != nil || qi.Settings.BackoffBase != time.Second || qi.Settings.BackoffMax != time.Minute {
+		t.Fatalf("settings after refused updates: %+v %v", qi.Settings, err)
+	}
+}

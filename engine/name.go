@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/bits"
 	"strconv"
@@ -104,7 +106,18 @@ type names struct {
 
 func queueNames(queue string) names { return names{esc: escapeName(queue)} }
 
-func (n names) stream() string { return queueStreamPx + n.esc }
+// maxStreamEsc keeps stream names within JetStream's limit of 255 bytes (they are file names).
+const maxStreamEsc = 200
+
+// stream is the queue's stream name. A name whose escaped form is too long for a stream name
+// (up to 600 bytes for 200 bytes of punctuation) keeps a prefix and a hash of the whole.
+func (n names) stream() string {
+	if len(n.esc) <= maxStreamEsc {
+		return queueStreamPx + n.esc
+	}
+	sum := sha256.Sum256([]byte(n.esc))
+	return queueStreamPx + n.esc[:maxStreamEsc-33] + "-" + hex.EncodeToString(sum[:16])
+}
 func (n names) all() string    { return "spool.q." + n.esc + ".>" }
 func (n names) state(s State) string {
 	return "spool.q." + n.esc + "." + string(s) + ".>"

@@ -80,3 +80,22 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestLongQueueNamesFitStreamNames(t *testing.T) {
+	long := make([]byte, MaxQueueName)
+	for i := range long {
+		long[i] = '$'
+	}
+	other := append([]byte(nil), long...)
+	other[len(other)-1] = '('
+	a, b := queueNames(string(long)).stream(), queueNames(string(other)).stream()
+	if len(a) > 255 || len(b) > 255 {
+		t.Fatalf("stream names of %d and %d bytes", len(a), len(b))
+	}
+	if a == b {
+		t.Fatal("two queue names share a stream")
+	}
+	if s := queueNames("email").stream(); s != "SPOOL_Q_email" {
+		t.Fatalf("short name: %s", s)
+	}
+}

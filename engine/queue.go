@@ -48,9 +48,6 @@ func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
 // entry in the bucket means the stream is there. Two nodes racing do the same idempotent work.
 func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) (*queue, error) {
 	n := queueNames(name)
-	if len(n.stream()) > 255 {
-		return nil, invalid("queue", "name too long once encoded for JetStream")
-	}
 	_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              n.stream(),
 		Description:       "spool queue " + name,
@@ -180,11 +177,14 @@ func ValidateSettings(s QueueSettings) error {
 	if s.MaxAttempts < 0 || s.MaxAttempts > MaxMaxAttempts {
 		return invalid("max_attempts", "must be between 1 and %d", MaxMaxAttempts)
 	}
-	if s.BackoffBase < 0 || s.BackoffBase > MaxLease {
-		return invalid("backoff_base", "must be between 1ms and %s", MaxLease)
+	if s.BackoffBase < 0 || s.BackoffBase > MaxLease || s.BackoffBase%time.Millisecond != 0 {
+		return invalid("backoff_base", "must be a whole number of milliseconds between 1ms and %s", MaxLease)
 	}
-	if s.BackoffMax < 0 || s.BackoffMax > 30*24*time.Hour {
-		return invalid("backoff_max", "must be between 1ms and 720h")
+	if s.BackoffMax < 0 || s.BackoffMax > 30*24*time.Hour || s.BackoffMax%time.Millisecond != 0 {
+		return invalid("backoff_max", "must be a whole number of milliseconds between 1ms and 720h")
+	}
+	if s.Lease%time.Millisecond != 0 {
+		return invalid("lease", "must be a whole number of milliseconds")
 	}
 	if s.BackoffBase != 0 && s.BackoffMax != 0 && s.BackoffMax < s.BackoffBase {
 		return invalid("backoff_max", "must not be less than backoff_base")
@@ -218,20 +218,32 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 		return nil, err
 	}
 	old, _ := q.config()
+	var bad error
 	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) {
+		n := *c
 		if s.Lease != 0 {
-			c.LeaseMS = s.Lease.Milliseconds()
+			n.LeaseMS = s.Lease.Milliseconds()
 		}
 		if s.MaxAttempts != 0 {
-			c.MaxAttempts = s.MaxAttempts
+			n.MaxAttempts = s.MaxAttempts
 		}
 		if s.BackoffBase != 0 {
-			c.BackoffMS = s.BackoffBase.Milliseconds()
+			n.BackoffMS = s.BackoffBase.Milliseconds()
 		}
 		if s.BackoffMax != 0 {
-			c.BackoffMax = s.BackoffMax.Milliseconds()
+			n.BackoffMax = s.BackoffMax.Milliseconds()
 		}
+		bad = nil
+		if n.BackoffMax < n.BackoffMS {
+			// The queue's other setting contradicts this update: leave the entry as is.
+			bad = invalid("backoff_max", "must not be less than backoff_base (%s)", time.Duration(n.BackoffMS)*time.Millisecond)
+			return
+		}
+		*c = n
 	})
+	if err == nil {
+		err = bad
+	}
 	if err != nil {
 		return nil, err
 	}
