@@ -43,8 +43,8 @@
 // is recovered and reported with its stack. While a handler runs, the worker extends the
 // job's lease (every third of the lease), so a job may run for hours with a short lease;
 // if the worker dies, the job is offered again when its lease ends. The handler's context
-// is cancelled at the worker's JobTimeout, when the lease is lost and at a hard shutdown
-// (context.Cause tells which).
+// is cancelled at the job's timeout (the Timeout enqueue option, else the worker's
+// JobTimeout), when the lease is lost and at a hard shutdown (context.Cause tells which).
 //
 // A queue paused on the server hands out nothing: the worker's other queues keep running,
 // and it takes the queue's jobs again once it is resumed, without a restart. Shutdown (or

@@ -24,9 +24,10 @@ func (w *Worker) execute(rj *ReservedJob) {
 	st := &jobState{}
 	ctx, cancel := context.WithCancelCause(context.WithValue(w.baseCtx, jobStateKey{}, st))
 	defer cancel(nil)
-	if w.opts.JobTimeout > 0 {
+	timeout := w.jobTimeout(&job)
+	if timeout > 0 {
 		var cancelT context.CancelFunc
-		ctx, cancelT = context.WithTimeoutCause(ctx, w.opts.JobTimeout, ErrJobTimeout)
+		ctx, cancelT = context.WithTimeoutCause(ctx, timeout, ErrJobTimeout)
 		defer cancelT()
 	}
 
@@ -60,7 +61,18 @@ func (w *Worker) execute(rj *ReservedJob) {
 	if ctx.Err() == nil {
 		cause = nil
 	}
-	w.report(rj, st, err, returned, cause)
+	w.report(rj, st, err, returned, cause, timeout)
+}
+
+// jobTimeout is the job's own timeout (metadata MetaTimeout), else the worker's.
+func (w *Worker) jobTimeout(job *Job) time.Duration {
+	if s, ok := job.Metadata[MetaTimeout]; ok {
+		if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			return d
+		}
+		w.log.Warn("ignoring a malformed job timeout", "job", job.ID, "queue", job.Queue, MetaTimeout, s)
+	}
+	return w.opts.JobTimeout
 }
 
 // invoke calls the handler chain; a panic in a middleware is recovered too.
@@ -109,7 +121,7 @@ func (w *Worker) heartbeat(ctx context.Context, rj *ReservedJob, cancel context.
 }
 
 // report sends the outcome of a job to the server.
-func (w *Worker) report(rj *ReservedJob, st *jobState, err error, returned bool, cause error) {
+func (w *Worker) report(rj *ReservedJob, st *jobState, err error, returned bool, cause error, timeout time.Duration) {
 	log := w.log.With("job", rj.ID, "type", rj.Type, "queue", rj.Queue, "attempt", rj.Attempts)
 	var pe *PanicError
 	if errors.As(err, &pe) {
@@ -124,7 +136,7 @@ func (w *Worker) report(rj *ReservedJob, st *jobState, err error, returned bool,
 		w.release(log, rj, 0)
 		return
 	case !returned && errors.Is(cause, ErrJobTimeout):
-		w.fail(log, rj, FailOptions{Error: fmt.Sprintf("job timed out after %s (the handler did not return)", w.opts.JobTimeout)})
+		w.fail(log, rj, FailOptions{Error: fmt.Sprintf("job timed out after %s (the handler did not return)", timeout)})
 		return
 	case !returned:
 		// Not reached: the context is only cancelled for the causes above.
@@ -142,7 +154,7 @@ func (w *Worker) report(rj *ReservedJob, st *jobState, err error, returned bool,
 	)
 	msg := err.Error()
 	if errors.Is(cause, ErrJobTimeout) {
-		msg = fmt.Sprintf("job timed out after %s: %s", w.opts.JobTimeout, msg)
+		msg = fmt.Sprintf("job timed out after %s: %s", timeout, msg)
 	}
 	switch {
 	case errors.As(err, &snooze):

@@ -42,8 +42,9 @@ type WorkerOptions struct {
 	// Concurrency is how many jobs run at once. Default DefaultConcurrency.
 	Concurrency int
 	// JobTimeout bounds each job: its context is cancelled after this long (context.Cause
-	// is ErrJobTimeout) and the attempt fails. 0: no limit (the job's lease is extended
-	// by heartbeats for as long as the handler runs).
+	// is ErrJobTimeout) and the attempt fails. A job enqueued with the Timeout option has
+	// its own instead. 0: no limit (the job's lease is extended by heartbeats for as long
+	// as the handler runs).
 	JobTimeout time.Duration
 	// ShutdownTimeout is how long Run, and Start's context's cancellation, let in-flight
 	// jobs finish after the worker stops taking new ones; unfinished jobs are then
@@ -328,11 +329,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case <-w.stopped:
-	}
-	<-w.stopped
+	<-w.stopped // Start's context watcher shuts the worker down when ctx is done
 	return w.fatalErr()
 }
 
@@ -348,24 +345,26 @@ func (w *Worker) RunUntilSignal(ctx context.Context, sigs ...os.Signal) error {
 	defer signal.Stop(ch)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
-	defer close(done)
+	if err := w.Start(runCtx); err != nil {
+		return err
+	}
 	go func() {
 		select {
 		case s := <-ch:
 			w.log.Info("signal: shutting down; a second signal stops at once", "signal", s.String(), "drain", w.opts.ShutdownTimeout)
 			cancel()
-		case <-done:
+		case <-w.stopped:
 			return
 		}
 		select {
 		case s := <-ch:
 			w.log.Warn("second signal: stopping now", "signal", s.String())
 			w.hardStop()
-		case <-done:
+		case <-w.stopped:
 		}
 	}()
-	return w.Run(runCtx)
+	<-w.stopped
+	return w.fatalErr()
 }
 
 // beginStop makes the worker take no more jobs.

@@ -298,8 +298,9 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	if r.Attempts != 2 || r.Timeouts != 1 {
 		t.Errorf("redelivered job: attempts %d, timeouts %d; want 2, 1", r.Attempts, r.Timeouts)
 	}
-	// The last heartbeat was at most a third of the lease before the kill.
-	if after < lease/2 || after > lease+time.Second {
+	// The last heartbeat was at most a third of the lease before the kill; allow for a
+	// loaded machine above.
+	if after < lease/2 || after > lease+3*time.Second {
 		t.Errorf("redelivered %s after the kill; want about the lease (%s)", after.Round(time.Millisecond), lease)
 	}
 	if _, err := c.Ack(context.Background(), r.ID, r.LeaseToken, nil); err != nil {
@@ -617,21 +618,31 @@ func TestWorkerJobTimeout(t *testing.T) {
 		return ctx.Err()
 	})
 	start(t, w)
-	job, err := c.Enqueue(context.Background(), q, "slow", nil, spool.MaxAttempts(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case cause := <-causes:
-		if !errors.Is(cause, spool.ErrJobTimeout) {
-			t.Errorf("cause %v, want ErrJobTimeout", cause)
+	// The worker's timeout, and a job's own (the Timeout option).
+	for _, c2 := range []struct {
+		opts []spool.EnqueueOption
+		want string
+	}{
+		{nil, "job timed out after 300ms: context deadline exceeded"},
+		{[]spool.EnqueueOption{spool.Timeout(150 * time.Millisecond), spool.Metadata(map[string]string{"k": "v"})},
+			"job timed out after 150ms: context deadline exceeded"},
+	} {
+		job, err := c.Enqueue(context.Background(), q, "slow", nil, append(c2.opts, spool.MaxAttempts(1))...)
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the job's context was not cancelled at its timeout")
-	}
-	eventually(t, 10*time.Second, "the timed-out job is buried", func() bool { return jobOf(t, c, job.ID).State == spool.StateBuried })
-	if j := jobOf(t, c, job.ID); !strings.HasPrefix(j.LastError, "job timed out after 300ms: context deadline exceeded") {
-		t.Errorf("last error %q", j.LastError)
+		select {
+		case cause := <-causes:
+			if !errors.Is(cause, spool.ErrJobTimeout) {
+				t.Errorf("cause %v, want ErrJobTimeout", cause)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the job's context was not cancelled at its timeout")
+		}
+		eventually(t, 10*time.Second, "the timed-out job is buried", func() bool { return jobOf(t, c, job.ID).State == spool.StateBuried })
+		if j := jobOf(t, c, job.ID); !strings.HasPrefix(j.LastError, c2.want) {
+			t.Errorf("last error %q, want %q", j.LastError, c2.want)
+		}
 	}
 }
 
