@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/spoolq/spool/engine"
@@ -110,6 +112,16 @@ func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	return decodeErr(err)
 }
 
+// decodeStrict decodes one JSON value as decode does, from bytes already read.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeErr(err)
+	}
+	return nil
+}
+
 func decodeErr(err error) error {
 	var (
 		mbe *http.MaxBytesError
@@ -122,15 +134,37 @@ func decodeErr(err error) error {
 			Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
 	case errors.As(err, &se):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se)}
+	case errors.As(err, &te) && te.Field == "":
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the body must be a JSON object, got JSON " + te.Value}
 	case errors.As(err, &te):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Field: te.Field,
-			Message: fmt.Sprintf("%s: want %s, got JSON %s", te.Field, te.Type, te.Value)}
+			Message: fmt.Sprintf("%s: want %s, got JSON %s", te.Field, jsonType(te.Type.Kind()), te.Value)}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "truncated JSON"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Field: f, Message: fmt.Sprintf("unknown field %q", f)}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Field: f, Message: f + ": unknown field"}
 	default:
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
 	}
+}
+
+// jsonType names a Go kind as the JSON type that decodes into it.
+func jsonType(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another type"
 }

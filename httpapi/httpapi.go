@@ -127,6 +127,10 @@ type jsonErrorWriter struct {
 }
 
 func (j *jsonErrorWriter) WriteHeader(status int) {
+	if status != http.StatusNotFound && status != http.StatusMethodNotAllowed {
+		j.ResponseWriter.WriteHeader(status) // e.g. the mux's redirect of an unclean path
+		return
+	}
 	code, msg := "not_found", "no such route"
 	if status == http.StatusMethodNotAllowed {
 		code, msg = "method_not_allowed", "method not allowed for this route"
@@ -216,8 +220,8 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if len(req.Payload) > h.opts.MaxPayload {
-			return &engine.PayloadTooLargeError{Size: len(req.Payload), Limit: h.opts.MaxPayload}
+		if err := h.checkPayload(req.Payload, "payload"); err != nil {
+			return err
 		}
 		res, err := h.eng.Enqueue(r.Context(), []engine.EnqueueRequest{req})
 		if err != nil {
@@ -242,13 +246,21 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 		return fieldErr("jobs", "a batch holds 1 to "+strconv.Itoa(engine.MaxBatch)+" jobs")
 	}
 	reqs := make([]engine.EnqueueRequest, len(in.Jobs))
-	for i := range in.Jobs {
-		if in.Jobs[i].Jobs != nil {
-			return fieldErr("jobs["+strconv.Itoa(i)+"].jobs", "batches do not nest")
+	for i, raw := range in.Jobs {
+		prefix := "jobs[" + strconv.Itoa(i) + "]."
+		var item enqueueIn
+		if err := decodeStrict(raw, &item); err != nil {
+			return prefixField(err, prefix)
 		}
-		req, err := in.Jobs[i].request(queue)
+		if item.Jobs != nil {
+			return fieldErr(prefix+"jobs", "batches do not nest")
+		}
+		req, err := item.request(queue)
 		if err != nil {
-			return prefixField(err, "jobs["+strconv.Itoa(i)+"].")
+			return prefixField(err, prefix)
+		}
+		if err := h.checkPayload(req.Payload, prefix+"payload"); err != nil {
+			return err
 		}
 		reqs[i] = req
 	}
@@ -275,6 +287,15 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// checkPayload refuses a payload over the limit, naming the field.
+func (h *Handler) checkPayload(p []byte, field string) error {
+	if len(p) > h.opts.MaxPayload {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Field: field,
+			Message: field + ": " + (&engine.PayloadTooLargeError{Size: len(p), Limit: h.opts.MaxPayload}).Error()}
+	}
+	return nil
+}
+
 func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 	var in reserveIn
 	if err := decode(w, r, &in, 64<<10); err != nil {
@@ -285,6 +306,15 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 			return fieldErr("queues", "the queue is in the path")
 		}
 		in.Queues = []string{q}
+	}
+	for i, q := range in.Queues {
+		if err := engine.ValidateQueueName(q); err != nil {
+			var ve *engine.ValidationError
+			if errors.As(err, &ve) && r.PathValue("queue") == "" {
+				return fieldErr("queues["+strconv.Itoa(i)+"]", ve.Reason)
+			}
+			return err
+		}
 	}
 	req := engine.ReserveRequest{Queues: in.Queues, Max: 1, Worker: in.Worker}
 	if in.Max != nil {
@@ -598,8 +628,14 @@ func (h *Handler) putQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s := engine.QueueSettings{Lease: in.Lease.value(), BackoffBase: in.BackoffBase.value(), BackoffMax: in.BackoffMax.value()}
-	if in.Lease != nil && s.Lease == 0 || in.BackoffBase != nil && s.BackoffBase <= 0 || in.BackoffMax != nil && s.BackoffMax <= 0 {
-		return fieldErr("lease", "durations must be positive")
+	for _, d := range []struct {
+		field string
+		set   bool
+		v     time.Duration
+	}{{"lease", in.Lease != nil, s.Lease}, {"backoff_base", in.BackoffBase != nil, s.BackoffBase}, {"backoff_max", in.BackoffMax != nil, s.BackoffMax}} {
+		if d.set && d.v <= 0 {
+			return fieldErr(d.field, "must be a positive duration")
+		}
 	}
 	if in.MaxAttempts != nil {
 		if *in.MaxAttempts < 1 || *in.MaxAttempts > engine.MaxMaxAttempts {

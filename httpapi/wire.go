@@ -125,7 +125,7 @@ type enqueueIn struct {
 	UniqueKey     string            `json:"unique_key"`
 	Metadata      map[string]string `json:"metadata"`
 
-	Jobs []enqueueIn `json:"jobs"`
+	Jobs []json.RawMessage `json:"jobs"` // decoded one by one, so that errors name the item
 }
 
 // DefaultPriority is the priority of a job enqueued without one, as in beanstalkd clients.
