@@ -52,6 +52,7 @@ const (
 	MinLease       = time.Second
 	MaxLease       = 12 * time.Hour
 	MaxMaxAttempts = 1000
+	MaxTimeout     = 7 * 24 * time.Hour
 	MaxDelay       = 100 * 365 * 24 * time.Hour
 	MaxTypeLen     = 256
 	MaxUniqueKey   = 256

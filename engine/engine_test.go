@@ -707,3 +707,17 @@ func TestPutQueueRefusesContradictorySettings(t *testing.T) {
 		t.Fatalf("settings after refused updates: %+v %v", qi.Settings, err)
 	}
 }
+
+func TestTimeoutIsKept(t *testing.T) {
+	e := newEngine(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Timeout: 90 * time.Second})
+	if j.Timeout != 90*time.Second {
+		t.Fatalf("enqueued timeout %v", j.Timeout)
+	}
+	if r := reserveOne(t, e, 0, "q"); r.Job.Timeout != 90*time.Second {
+		t.Fatalf("reserved timeout %v", r.Job.Timeout)
+	}
+	if _, err := e.Enqueue(ctxT(t), []engine.EnqueueRequest{{Queue: "q", Timeout: -time.Second}}); err == nil {
+		t.Fatal("negative timeout accepted")
+	}
+}

@@ -46,6 +46,9 @@ func (e *Engine) ValidateEnqueue(r *EnqueueRequest) error {
 	if r.MaxAttempts < 0 || r.MaxAttempts > MaxMaxAttempts {
 		return invalid("max_attempts", "must be between 1 and %d", MaxMaxAttempts)
 	}
+	if r.Timeout < 0 || r.Timeout > MaxTimeout || r.Timeout%time.Millisecond != 0 {
+		return invalid("timeout", "must be whole milliseconds between 0 (no limit) and %s", MaxTimeout)
+	}
 	if r.ID>>63 != 0 {
 		return invalid("id", "must be below 2^63")
 	}
@@ -127,6 +130,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 			Queue: r.Queue, Type: r.Type, State: StateReady, Priority: r.Priority,
 			MaxAttempts: cmpOr(r.MaxAttempts, cfg.MaxAttempts),
 			LeaseMS:     cmpOr(r.Lease, time.Duration(cfg.LeaseMS)*time.Millisecond).Milliseconds(),
+			TimeoutMS:   r.Timeout.Milliseconds(),
 			UniqueKey:   r.UniqueKey, Metadata: r.Metadata, Created: now.UnixNano(), Band: band(r.Priority),
 		}
 		runAt := r.RunAt

@@ -31,6 +31,7 @@ type Job struct {
 	Attempts    int    // reservations that have been made, including the current one
 	MaxAttempts int
 	Lease       time.Duration // lease granted on each reservation
+	Timeout     time.Duration // how long one attempt may run, enforced by the worker; 0: no limit
 	UniqueKey   string
 	Metadata    map[string]string
 
@@ -58,6 +59,7 @@ type EnqueueRequest struct {
 	RunAt       time.Time     // absolute time at which the job becomes ready
 	Lease       time.Duration // 0: the queue's default lease
 	MaxAttempts int           // 0: the queue's default
+	Timeout     time.Duration // how long one attempt may run (the worker enforces it); 0: no limit
 	UniqueKey   string        // while a job with this key is not finished, enqueue returns it instead
 	Metadata    map[string]string
 	// ID, when not 0, is the job's id instead of a generated one. An enqueue whose id

@@ -23,6 +23,7 @@ type record struct {
 	Attempts    int               `json:"a,omitempty"`
 	MaxAttempts int               `json:"ma"`
 	LeaseMS     int64             `json:"l"`
+	TimeoutMS   int64             `json:"to,omitempty"`
 	UniqueKey   string            `json:"u,omitempty"`
 	Metadata    map[string]string `json:"m,omitempty"`
 
@@ -81,7 +82,8 @@ func (r *record) job(id uint64, payload []byte, now time.Time) *Job {
 	j := &Job{
 		ID: id, Queue: r.Queue, Type: r.Type, State: r.State, Priority: r.Priority,
 		Payload: payload, Attempts: r.Attempts, MaxAttempts: r.MaxAttempts,
-		Lease: time.Duration(r.LeaseMS) * time.Millisecond, UniqueKey: r.UniqueKey, Metadata: r.Metadata,
+		Lease: time.Duration(r.LeaseMS) * time.Millisecond, Timeout: time.Duration(r.TimeoutMS) * time.Millisecond,
+		UniqueKey: r.UniqueKey, Metadata: r.Metadata,
 		CreatedAt: nsTime(r.Created), RunAt: nsTime(r.RunAt), ReservedAt: nsTime(r.ReservedAt),
 		LeaseExpiresAt: nsTime(r.LeaseExp), FinishedAt: nsTime(r.Finished),
 		LastError: r.LastError, Result: r.Result,

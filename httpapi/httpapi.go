@@ -239,7 +239,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if in.Type != "" || in.Payload != nil || in.PayloadBase64 != nil || in.Priority != nil || in.Delay != nil ||
-		in.RunAt != nil || in.Lease != nil || in.MaxAttempts != nil || in.UniqueKey != "" || in.Metadata != nil {
+		in.RunAt != nil || in.Lease != nil || in.MaxAttempts != nil || in.Timeout != nil || in.UniqueKey != "" || in.Metadata != nil {
 		return fieldErr("jobs", "a batch carries its fields in each job, not beside \"jobs\"")
 	}
 	if len(in.Jobs) == 0 || len(in.Jobs) > engine.MaxBatch {

@@ -70,6 +70,7 @@ type jobOut struct {
 	Attempts       int               `json:"attempts"`
 	MaxAttempts    int               `json:"max_attempts"`
 	Lease          string            `json:"lease"`
+	Timeout        string            `json:"timeout,omitempty"`
 	UniqueKey      string            `json:"unique_key,omitempty"`
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	CreatedAt      *time.Time        `json:"created_at,omitempty"`
@@ -100,6 +101,9 @@ func toJob(j *engine.Job) *jobOut {
 	if j.State != engine.StateDelayed {
 		o.RunAt = nil
 	}
+	if j.Timeout > 0 {
+		o.Timeout = fmtDuration(j.Timeout)
+	}
 	if len(j.Payload) > 0 {
 		// Only bytes that are already compact JSON go out as "payload": the encoder would
 		// compact anything else, and a payload must come back byte for byte.
@@ -122,6 +126,7 @@ type enqueueIn struct {
 	RunAt         *time.Time        `json:"run_at"`
 	Lease         *duration         `json:"lease"`
 	MaxAttempts   *int64            `json:"max_attempts"`
+	Timeout       *duration         `json:"timeout"`
 	UniqueKey     string            `json:"unique_key"`
 	Metadata      map[string]string `json:"metadata"`
 
@@ -169,6 +174,12 @@ func (in *enqueueIn) request(queue string) (engine.EnqueueRequest, error) {
 			return r, fieldErr("max_attempts", fmt.Sprintf("must be between 1 and %d", engine.MaxMaxAttempts))
 		}
 		r.MaxAttempts = int(*in.MaxAttempts)
+	}
+	if in.Timeout != nil {
+		if v := in.Timeout.value(); v <= 0 || v > engine.MaxTimeout || v%time.Millisecond != 0 {
+			return r, fieldErr("timeout", fmt.Sprintf("must be whole milliseconds between 1ms and %s", engine.MaxTimeout))
+		}
+		r.Timeout = in.Timeout.value()
 	}
 	return r, nil
 }
