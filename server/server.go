@@ -11,6 +11,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/spoolq/spool/beanstalk"
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/httpapi"
 	"github.com/spoolq/spool/internal/natsd"
@@ -80,7 +81,27 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("spool serving", "http", "http://"+addrs.HTTP, "version", cfg.Version)
+
+	// beanstalkd protocol front: on when cfg.BeanstalkAddr is set.
+	var bs *beanstalk.Server
+	bserr := make(chan error, 1)
+	if cfg.BeanstalkAddr != "" {
+		bln, err := net.Listen("tcp", cfg.BeanstalkAddr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("beanstalkd listen: %w", err)
+		}
+		addrs.Beanstalk = bln.Addr().String()
+		bs = beanstalk.New(eng, beanstalk.Options{MaxJobSize: cfg.BeanstalkMaxJobSize, Version: cfg.Version, Logger: log})
+		go func() {
+			if err := bs.Serve(context.WithoutCancel(ctx), bln); !errors.Is(err, beanstalk.ErrServerClosed) {
+				bserr <- err
+			}
+		}()
+	}
+	// end beanstalkd protocol front
+
+	log.Info("spool serving", "http", "http://"+addrs.HTTP, "beanstalkd", addrs.Beanstalk, "version", cfg.Version)
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
 	}
@@ -88,12 +109,25 @@ func Run(ctx context.Context, cfg Config) error {
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		if bs != nil {
+			bs.Close()
+		}
 		return fmt.Errorf("http server: %w", err)
+	case err := <-bserr:
+		srv.Close()
+		return fmt.Errorf("beanstalkd front: %w", err)
 	}
 	log.Info("shutting down")
 	api.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// beanstalkd front: end waiting reserves, release held jobs, close connections, all
+	// before the engine closes.
+	if bs != nil {
+		if err := bs.Shutdown(sctx); err != nil {
+			log.Warn("beanstalkd shutdown", "err", err)
+		}
+	}
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}

@@ -1,0 +1,458 @@
+package engine
+
+// This file holds what the beanstalkd protocol front needs beyond the engine's general API:
+// peeks in the order beanstalkd defines them, a reservation of one job by id (beanstalkd's
+// reserve-job) and the counts behind beanstalkd's statistics. It only builds on the engine's
+// internals; it changes none of them.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// stateHeld is the subject state of a job reserved by id (ReserveByID). No consumer reads
+// it: the message is an @at schedule, due when the lease ends, whose target is the job's
+// ready subject. A lease that is neither finished nor touched in time thus puts the job back
+// in its ready band, where the band's consumer hands it out again (a timeout), exactly as an
+// expired delivery is offered again.
+const stateHeld State = "held"
+
+// urgentBands are the priority bands whose priorities are all below beanstalkd's urgent
+// threshold of 1024: band b holds the priorities of bit length b, and band(1023) is 10.
+const urgentBands = 10
+
+// PeekNextReady returns the ready job of a queue that the next reservation of that queue
+// would get: the oldest job of the most urgent band that has one. Jobs reserved at the
+// moment are skipped; a job whose lease has run out counts as ready (it is offered again).
+// It returns ErrJobNotFound when nothing is ready. A paused queue still has its next job.
+//
+// The scan reads the band's messages from the start of the stream, so it costs one batched
+// read per 256 jobs reserved at the moment in the bands ahead of the answer.
+func (e *Engine) PeekNextReady(ctx context.Context, queueName string) (*Job, error) {
+	q, err := e.getQueue(ctx, queueName, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := q.config()
+	for _, b := range bandsOf(cfg.Bands) {
+		var seq uint64 = 1
+		for {
+			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: q.names.bandFilter(b), Batch: 256})
+			if err != nil {
+				return nil, err
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			j, err := e.firstUnreserved(ctx, msgs)
+			if err != nil {
+				return nil, err
+			}
+			if j != nil {
+				j.State = StateReady
+				return j, nil
+			}
+			seq = msgs[len(msgs)-1].Seq + 1
+		}
+	}
+	return nil, ErrJobNotFound
+}
+
+// firstUnreserved returns the first job of msgs (ready messages) that is not reserved under
+// a live lease nor finished, or nil.
+func (e *Engine) firstUnreserved(ctx context.Context, msgs []storedMsg) (*Job, error) {
+	subjects := make([]string, len(msgs))
+	ids := make([]uint64, len(msgs))
+	for i, m := range msgs {
+		ids[i], _ = strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+		subjects[i] = jobSubject(ids[i])
+	}
+	recs, err := e.readRecords(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	for i, m := range msgs {
+		sr, ok := recs[subjects[i]]
+		if !ok {
+			continue // finished and expired: a stale copy
+		}
+		_, payload, err := decodeMsg(m.Data)
+		if err != nil {
+			continue
+		}
+		j := sr.rec.job(ids[i], payload, now)
+		if j.State == StateReserved || j.State.Final() {
+			continue
+		}
+		return j, nil
+	}
+	return nil, nil
+}
+
+// PeekSoonestDelayed returns the delayed job of a queue whose delay ends first (ties: the
+// lower id), or ErrJobNotFound. It reads every delayed job of the queue: JetStream keeps
+// schedules in stream order, not in due order.
+func (e *Engine) PeekSoonestDelayed(ctx context.Context, queueName string) (*Job, error) {
+	q, err := e.getQueue(ctx, queueName, false)
+	if err != nil {
+		return nil, err
+	}
+	var bestID uint64
+	var bestAt int64
+	var best []byte
+	var seq uint64 = 1
+	for {
+		msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: q.names.state(StateDelayed), Batch: maxDirectBatch})
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			seq = m.Seq + 1
+			id, err := strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+			if err != nil {
+				continue
+			}
+			env, payload, err := decodeMsg(m.Data)
+			if err != nil {
+				continue
+			}
+			if best == nil || env.RunAt < bestAt || env.RunAt == bestAt && id < bestID {
+				bestID, bestAt, best = id, env.RunAt, append(payload[:0:0], payload...)
+			}
+		}
+	}
+	if best == nil {
+		return nil, ErrJobNotFound
+	}
+	rec, _, err := e.readRecord(ctx, bestID)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State.Final() {
+		return nil, ErrJobNotFound
+	}
+	return rec.job(bestID, best, e.now()), nil
+}
+
+// BeanstalkCounts are the counts beanstalkd reports that QueueStats does not have.
+type BeanstalkCounts struct {
+	// Urgent is the number of ready jobs with a priority below 1024.
+	Urgent int64
+	// ReservedByID is the number of jobs reserved with ReserveByID, which QueueStats.Reserved
+	// does not include (they are no consumer's pending deliveries).
+	ReservedByID int64
+}
+
+// QueueBeanstalkCounts reads a queue's BeanstalkCounts. Like QueueStats, the counts come from
+// JetStream's consumer and stream state and may lag a fresh write by a moment.
+func (e *Engine) QueueBeanstalkCounts(ctx context.Context, queueName string) (*BeanstalkCounts, error) {
+	q, err := e.getQueue(ctx, queueName, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := q.config()
+	out := &BeanstalkCounts{}
+	for _, b := range bandsOf(cfg.Bands) {
+		if b > urgentBands {
+			break
+		}
+		c, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("queue %q band %d: %w", queueName, b, err)
+		}
+		out.Urgent += int64(c.CachedInfo().NumPending)
+	}
+	s, err := e.js.Stream(ctx, q.names.stream())
+	if err != nil {
+		return nil, fmt.Errorf("queue %q stream: %w", queueName, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(q.names.state(stateHeld)))
+	if err != nil {
+		return nil, fmt.Errorf("queue %q stream info: %w", queueName, err)
+	}
+	for _, n := range info.State.Subjects {
+		out.ReservedByID += int64(n)
+	}
+	return out, nil
+}
+
+// ReserveByID reserves one job by id, whatever ready, delayed or buried state it is in
+// (beanstalkd's reserve-job): the job is taken out of that state and held under a new lease
+// of the job's own length. A job that is reserved already, finished or unknown gives
+// ErrJobNotFound or a *StateError.
+//
+// Such a lease is not a delivery of a band consumer: the job's message waits on a subject
+// no consumer reads, as a schedule that puts the job back in its ready band when the lease
+// ends. So it must be finished with AckByID, ReleaseByID, BuryByID and extended with
+// TouchByID, not with Ack, Release, Bury or Touch. Delete works on it as on any job.
+//
+// A job that a band consumer is handing out at the very moment it is reserved by id may end
+// up reserved twice; the later holder's lease wins and the job is not lost (at-least-once).
+func (e *Engine) ReserveByID(ctx context.Context, id uint64, worker string) (*Reserved, error) {
+	if e.closed() {
+		return nil, ErrClosed
+	}
+	rec, seq, err := e.readRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State.Final() || rec.State == StateReserved {
+		return nil, &StateError{Op: "reserve", State: rec.State}
+	}
+	m, err := e.findMsg(ctx, rec, id)
+	if err != nil {
+		return nil, err
+	}
+	st := subjectState(m.Subject)
+	if st != StateReady && st != StateDelayed && st != StateBuried {
+		return nil, &StateError{Op: "reserve", State: st}
+	}
+	q, err := e.getQueue(ctx, rec.Queue, false)
+	if err != nil {
+		return nil, err
+	}
+	_, payload, err := decodeMsg(m.Data)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	next := *rec
+	next.State = StateReserved
+	next.Attempts++
+	next.ReservedAt = now.UnixNano()
+	next.LeaseExp = now.Add(next.lease()).UnixNano()
+	next.LeaseID = rand.Uint64() | 1
+	next.Worker = worker
+	next.RunAt = 0
+	next.Band = band(next.Priority)
+	next.Ack = ""
+	newSeq, err := e.publishHeld(ctx, q, id, &next, payload)
+	if err != nil {
+		return nil, err
+	}
+	next.Seq = newSeq
+	if _, err := e.commitRecord(ctx, id, &next, seq, 0); err != nil {
+		if derr := e.deleteMsg(ctx, q.names.stream(), newSeq); derr != nil {
+			e.log.Error("remove message of a lost reservation", "job", id, "err", derr)
+		}
+		return nil, err
+	}
+	if err := e.deleteMsg(ctx, q.names.stream(), m.Seq); err != nil {
+		e.log.Warn("delete reserved job's old message", "job", id, "err", err)
+	}
+	e.stats.add(q.names.esc, cReserves, 1)
+	return &Reserved{Job: next.job(id, payload, now), Token: formatToken(next.LeaseID)}, nil
+}
+
+// publishHeld stores a job reserved by id: a schedule due at the end of its lease whose
+// target is the job's ready subject. The ready band's consumer must exist by then.
+func (e *Engine) publishHeld(ctx context.Context, q *queue, id uint64, rec *record, payload []byte) (uint64, error) {
+	if err := e.ensureBand(ctx, q, rec.Band); err != nil {
+		return 0, err
+	}
+	body, err := encodeMsg(rec, payload)
+	if err != nil {
+		return 0, err
+	}
+	m := &nats.Msg{Subject: q.names.subject(stateHeld, rec.Band, id), Data: body}
+	// An @at schedule is written in whole seconds (RFC 3339): round up, so that the lease
+	// never ends early.
+	at := time.Unix(0, rec.LeaseExp)
+	if at.Truncate(time.Second) != at {
+		at = at.Truncate(time.Second).Add(time.Second)
+	}
+	ack, err := e.js.PublishMsg(ctx, m, jetstream.WithExpectStream(q.names.stream()),
+		jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(q.names.subject(StateReady, rec.Band, id)))
+	if err != nil {
+		return 0, fmt.Errorf("store job: %w", err)
+	}
+	return ack.Sequence, nil
+}
+
+// heldByID is held for leases made by ReserveByID.
+func (e *Engine) heldByID(ctx context.Context, id uint64, token string) (*record, uint64, error) {
+	rec, seq, err := e.held(ctx, id, token)
+	if err != nil {
+		return nil, 0, err
+	}
+	if rec.Ack != "" {
+		return nil, 0, invalid("lease_token", "not a reservation by id: use Ack, Release, Bury or Touch")
+	}
+	return rec, seq, nil
+}
+
+// dropFired removes the copy of a job that its held schedule put on the ready subject when
+// the lease ran out, once the late holder's transition is committed: without it the job
+// would be offered again although it is finished, or be there twice. keep is the sequence
+// of the job's new message, which may be on the same subject. A copy that a reservation is
+// taking at this moment is left to it: that reservation's compare-and-set fails against the
+// committed record.
+func (e *Engine) dropFired(ctx context.Context, rec *record, id uint64, keep uint64) {
+	if rec.LeaseExp > e.now().UnixNano() {
+		return // the schedule has not fired
+	}
+	n := queueNames(rec.Queue)
+	m, err := e.directLast(ctx, n.stream(), n.subject(StateReady, rec.Band, id))
+	if err != nil || m.Seq == keep {
+		return
+	}
+	if err := e.deleteMsg(ctx, n.stream(), m.Seq); err != nil {
+		e.log.Warn("delete fired copy of a job reserved by id", "job", id, "err", err)
+	}
+}
+
+// AckByID completes a job reserved with ReserveByID.
+func (e *Engine) AckByID(ctx context.Context, id uint64, token string) (*Job, error) {
+	rec, seq, err := e.heldByID(ctx, id, token)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	next := *rec
+	next.State, next.Finished = StateSucceeded, now.UnixNano()
+	next.clearLease()
+	if _, err := e.commitRecord(ctx, id, &next, seq, e.cfg.Retention); err != nil {
+		return nil, err
+	}
+	n := queueNames(rec.Queue)
+	if err := e.deleteMsg(ctx, n.stream(), rec.Seq); err != nil {
+		// Should it stay, it turns ready at the end of the lease and reservation drops it,
+		// its record being final.
+		e.log.Warn("delete finished job's message", "job", id, "err", err)
+	}
+	e.dropFired(ctx, rec, id, 0)
+	e.stats.add(n.esc, cSucceeded, 1)
+	e.releaseUnique(ctx, id, &next)
+	return next.job(id, nil, now), nil
+}
+
+// ReleaseByID gives back a job reserved with ReserveByID, as Release does.
+func (e *Engine) ReleaseByID(ctx context.Context, id uint64, token string, req ReleaseRequest) (*Job, error) {
+	if req.Delay < 0 || req.Delay > MaxDelay {
+		return nil, invalid("delay", "must be between 0 and %s", MaxDelay)
+	}
+	rec, seq, err := e.heldByID(ctx, id, token)
+	if err != nil {
+		return nil, err
+	}
+	q, payload, err := e.reservedPayload(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	next := *rec
+	next.Releases++
+	next.Attempts = max(next.Attempts-1, 0)
+	if req.Priority != nil {
+		next.Priority = *req.Priority
+	}
+	var j *Job
+	if req.Delay > 0 {
+		j, err = e.move(ctx, q, id, &next, seq, payload, StateDelayed, e.now().Add(req.Delay), "", rec.Seq)
+	} else {
+		j, err = e.move(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, "", rec.Seq)
+	}
+	if err == nil {
+		e.dropFired(ctx, rec, id, next.Seq)
+	}
+	return j, err
+}
+
+// BuryByID sets aside a job reserved with ReserveByID, as Bury does.
+func (e *Engine) BuryByID(ctx context.Context, id uint64, token string, req BuryRequest) (*Job, error) {
+	rec, seq, err := e.heldByID(ctx, id, token)
+	if err != nil {
+		return nil, err
+	}
+	q, payload, err := e.reservedPayload(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	next := *rec
+	if req.Reason != "" {
+		next.LastError = truncate(req.Reason, MaxErrorLen)
+	}
+	if req.Priority != nil {
+		next.Priority = *req.Priority
+	}
+	j, err := e.move(ctx, q, id, &next, seq, payload, StateBuried, time.Time{}, "", rec.Seq)
+	if err == nil {
+		e.dropFired(ctx, rec, id, next.Seq)
+	}
+	return j, err
+}
+
+// TouchByID extends the lease of a job reserved with ReserveByID to lease from now (the
+// job's own lease when 0): its schedule is stored again with the new due time.
+func (e *Engine) TouchByID(ctx context.Context, id uint64, token string, lease time.Duration) (*Job, error) {
+	if lease != 0 && (lease < MinLease || lease > MaxLease) {
+		return nil, invalid("lease", "must be between %s and %s", MinLease, MaxLease)
+	}
+	rec, seq, err := e.heldByID(ctx, id, token)
+	if err != nil {
+		return nil, err
+	}
+	q, payload, err := e.reservedPayload(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	if lease == 0 {
+		lease = rec.lease()
+	}
+	now := e.now()
+	next := *rec
+	next.LeaseExp = now.Add(lease).UnixNano()
+	newSeq, err := e.publishHeld(ctx, q, id, &next, payload)
+	if err != nil {
+		return nil, err
+	}
+	next.Seq = newSeq
+	if _, err := e.commitRecord(ctx, id, &next, seq, 0); err != nil {
+		if derr := e.deleteMsg(ctx, q.names.stream(), newSeq); derr != nil {
+			e.log.Error("remove message of a lost touch", "job", id, "err", derr)
+		}
+		return nil, err
+	}
+	if err := e.deleteMsg(ctx, q.names.stream(), rec.Seq); err != nil {
+		e.log.Warn("delete touched job's old message", "job", id, "err", err)
+	}
+	e.dropFired(ctx, rec, id, newSeq)
+	return next.job(id, nil, now), nil
+}
+
+// Unreserve puts a reserved job back in ready as it was, for a holder that went away
+// (beanstalkd returns the jobs of a client that disconnects): unlike Release it counts no
+// release and gives no attempt back. It takes leases of both kinds, from Reserve and from
+// ReserveByID.
+func (e *Engine) Unreserve(ctx context.Context, id uint64, token string) (*Job, error) {
+	rec, seq, err := e.held(ctx, id, token)
+	if err != nil {
+		return nil, err
+	}
+	q, payload, err := e.reservedPayload(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	next := *rec
+	if rec.Ack != "" {
+		return e.moveTo(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, rec.Ack)
+	}
+	j, err := e.move(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, "", rec.Seq)
+	if err == nil {
+		e.dropFired(ctx, rec, id, next.Seq)
+	}
+	return j, err
+}
