@@ -50,17 +50,12 @@ func Metadata(md map[string]string) EnqueueOption {
 	return func(e *enqueueJSON) { e.Metadata = md }
 }
 
-// MetaTimeout is the metadata key holding a job's own timeout, as a Go duration string
-// ("90s"), set by the Timeout option. The HTTP API has no timeout field yet: the timeout
-// travels in the metadata, and a Worker applies it.
-const MetaTimeout = "spool.timeout"
-
-// Timeout bounds how long a Worker lets the job run on each attempt: the handler's context
-// is cancelled after d (context.Cause is ErrJobTimeout) and the attempt fails. It replaces
-// the worker's WorkerOptions.JobTimeout for this job. It is stored in the job's metadata
-// under MetaTimeout.
+// Timeout bounds how long one attempt of the job may run (whole milliseconds, 1ms to
+// 168h). A Worker cancels the handler's context after d (context.Cause is ErrJobTimeout)
+// and fails the attempt; it replaces the worker's WorkerOptions.JobTimeout for this job.
+// Default: no limit.
 func Timeout(d time.Duration) EnqueueOption {
-	return func(e *enqueueJSON) { e.timeout = d }
+	return func(e *enqueueJSON) { e.Timeout = jsonDuration(d) }
 }
 
 // enqueueJSON is the wire form of one job to enqueue.
@@ -75,8 +70,7 @@ type enqueueJSON struct {
 	MaxAttempts   int               `json:"max_attempts,omitempty"`
 	UniqueKey     string            `json:"unique_key,omitempty"`
 	Metadata      map[string]string `json:"metadata,omitempty"`
-
-	timeout time.Duration // merged into Metadata under MetaTimeout
+	Timeout       jsonDuration      `json:"timeout,omitzero"`
 }
 
 // newEnqueueJSON encodes a job. A []byte payload is sent as bytes (payload_base64); a
@@ -102,17 +96,6 @@ func newEnqueueJSON(jobType string, payload any, opts []EnqueueOption) (*enqueue
 	}
 	for _, opt := range opts {
 		opt(e)
-	}
-	if e.timeout != 0 {
-		if e.timeout < 0 {
-			return nil, fmt.Errorf("timeout %s: must be positive", e.timeout)
-		}
-		md := make(map[string]string, len(e.Metadata)+1) // the caller's map stays as it is
-		for k, v := range e.Metadata {
-			md[k] = v
-		}
-		md[MetaTimeout] = e.timeout.String()
-		e.Metadata = md
 	}
 	return e, nil
 }

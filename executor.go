@@ -64,13 +64,10 @@ func (w *Worker) execute(rj *ReservedJob) {
 	w.report(rj, st, err, returned, cause, timeout)
 }
 
-// jobTimeout is the job's own timeout (metadata MetaTimeout), else the worker's.
+// jobTimeout is the job's own timeout, else the worker's.
 func (w *Worker) jobTimeout(job *Job) time.Duration {
-	if s, ok := job.Metadata[MetaTimeout]; ok {
-		if d, err := time.ParseDuration(s); err == nil && d > 0 {
-			return d
-		}
-		w.log.Warn("ignoring a malformed job timeout", "job", job.ID, "queue", job.Queue, MetaTimeout, s)
+	if job.Timeout > 0 {
+		return job.Timeout
 	}
 	return w.opts.JobTimeout
 }

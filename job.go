@@ -44,6 +44,7 @@ type Job struct {
 	Attempts    int // reservations made so far, including the current one
 	MaxAttempts int
 	Lease       time.Duration // lease granted on each reservation
+	Timeout     time.Duration // how long one attempt may run; 0: no limit (see the Timeout option)
 	UniqueKey   string
 	Metadata    map[string]string
 
@@ -93,6 +94,7 @@ type jobJSON struct {
 	Attempts       int               `json:"attempts"`
 	MaxAttempts    int               `json:"max_attempts"`
 	Lease          jsonDuration      `json:"lease,omitzero"`
+	Timeout        jsonDuration      `json:"timeout,omitzero"`
 	UniqueKey      string            `json:"unique_key,omitempty"`
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	CreatedAt      time.Time         `json:"created_at,omitzero"`
@@ -121,6 +123,7 @@ func (w *jobJSON) job() Job {
 		Attempts:       w.Attempts,
 		MaxAttempts:    w.MaxAttempts,
 		Lease:          time.Duration(w.Lease),
+		Timeout:        time.Duration(w.Timeout),
 		UniqueKey:      w.UniqueKey,
 		Metadata:       w.Metadata,
 		CreatedAt:      w.CreatedAt,
@@ -152,6 +155,7 @@ func jobToJSON(j *Job) jobJSON {
 		Attempts:       j.Attempts,
 		MaxAttempts:    j.MaxAttempts,
 		Lease:          jsonDuration(j.Lease),
+		Timeout:        jsonDuration(j.Timeout),
 		UniqueKey:      j.UniqueKey,
 		Metadata:       j.Metadata,
 		CreatedAt:      utc(j.CreatedAt),

@@ -631,6 +631,9 @@ func TestWorkerJobTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if c2.opts != nil && (job.Timeout != 150*time.Millisecond || job.Metadata["k"] != "v") {
+			t.Errorf("enqueued with Timeout(150ms): timeout %s, metadata %v", job.Timeout, job.Metadata)
+		}
 		select {
 		case cause := <-causes:
 			if !errors.Is(cause, spool.ErrJobTimeout) {

@@ -43,18 +43,18 @@ script can process jobs.
 
 The command gets the job's payload on standard input and the job in its environment:
 SPOOL_JOB_ID, SPOOL_JOB_TYPE, SPOOL_JOB_QUEUE, SPOOL_JOB_ATTEMPT, SPOOL_JOB_MAX_ATTEMPTS,
-SPOOL_JOB_PRIORITY, SPOOL_JOB_METADATA (the metadata as a JSON object) and
+SPOOL_JOB_PRIORITY, SPOOL_JOB_METADATA (the metadata as a JSON object),
 SPOOL_JOB_META_<KEY> for each metadata entry (the key upper-cased, other characters than
-letters and digits as '_').
+letters and digits as '_') and, when the job has a timeout, SPOOL_JOB_DEADLINE (RFC 3339).
 
 Exit status 0 acknowledges the job; the end of standard output (up to 60 KiB) is kept as
 its result: as JSON when it is JSON, else as a JSON string. Any other exit status fails
 the attempt (retried after the queue's backoff, buried once its attempts are used up)
 with the end of standard error as the job's error.
 
-The job's lease is extended while the command runs. With --timeout the command is sent
-SIGTERM after that long, then SIGKILL a second later, and the attempt fails. The command
-runs in a process group of its own.
+The job's lease is extended while the command runs. At the job's timeout (its own, set at
+enqueue, else --timeout) the command is sent SIGTERM, then SIGKILL a second later, and the
+attempt fails. The command runs in a process group of its own.
 
 On SIGINT or SIGTERM the worker takes no more jobs and waits up to --shutdown-timeout
 for the running commands, then terminates them and releases their jobs back to their
@@ -110,7 +110,7 @@ queues; a second signal does that at once.
 	f.StringArrayVarP(&queues, "queue", "q", nil, "queue to take jobs from, QUEUE or QUEUE:WEIGHT (repeatable; at least one)")
 	f.BoolVar(&strict, "strict", false, "take from the queues strictly in the order given, instead of by weight")
 	f.IntVarP(&concurrency, "concurrency", "c", 1, "commands run at once")
-	f.DurationVar(&jobTimeout, "timeout", 0, "terminate a command running longer than this and fail its attempt (0: no limit)")
+	f.DurationVar(&jobTimeout, "timeout", 0, "terminate a command running longer than this and fail its attempt, unless the job has its own timeout (0: no limit)")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long running commands may finish before they are terminated and their jobs released")
 	f.StringVar(&name, "name", "", "worker name shown in the jobs' status (default hostname/pid)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -154,6 +154,9 @@ func (h *commandHandler) Work(ctx context.Context, job *spool.Job) error {
 	cmd := exec.Command(h.argv[0], h.argv[1:]...)
 	cmd.Stdin = bytes.NewReader(job.Payload)
 	cmd.Env = append(os.Environ(), jobEnv(job)...)
+	if deadline, ok := ctx.Deadline(); ok {
+		cmd.Env = append(cmd.Env, "SPOOL_JOB_DEADLINE="+deadline.UTC().Format(time.RFC3339Nano))
+	}
 	stdout := &tailBuffer{max: workStdoutTail}
 	stderr := &tailBuffer{max: workStderrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -20,6 +20,7 @@ text) printf 'id=%s type=%s queue=%s attempt=%s/%s prio=%s tenant=%s md=%s\n' \
         "$SPOOL_JOB_MAX_ATTEMPTS" "$SPOOL_JOB_PRIORITY" "$SPOOL_JOB_META_TENANT" "$SPOOL_JOB_METADATA" ;;
 fail) echo "some output"; echo "boom: bad input" >&2; exit 3 ;;
 hang) echo "hanging" >&2; sleep 30 ;;
+deadline) printf '%s' "$SPOOL_JOB_DEADLINE" ;;
 slow) sleep 0.5; echo '{"slow":"done"}' ;;
 *) exit 99 ;;
 esac
@@ -105,6 +106,18 @@ func TestWork(t *testing.T) {
 	want := "id=" + strconvU(id) + ` type=text queue=w2 attempt=1/4 prio=7 tenant=acme md={"tenant":"acme"}`
 	if text != want {
 		t.Errorf("text: result\n%q, want\n%q", text, want)
+	}
+
+	// A job's own timeout is the command's deadline.
+	before := time.Now()
+	id = enq("w1", "deadline", nil, spool.Timeout(time.Hour))
+	j = waitFinal(t, cl, id, spool.StateSucceeded)
+	var dl string
+	if err := json.Unmarshal(j.Result, &dl); err != nil {
+		t.Fatalf("deadline: result %s", j.Result)
+	}
+	if d, err := time.Parse(time.RFC3339Nano, dl); err != nil || d.Before(before.Add(59*time.Minute)) || d.After(time.Now().Add(time.Hour)) {
+		t.Errorf("deadline: SPOOL_JOB_DEADLINE=%q, want about an hour from now", dl)
 	}
 
 	// A non-zero exit status fails the attempt with the end of stderr.
