@@ -721,3 +721,18 @@ func TestTimeoutIsKept(t *testing.T) {
 		t.Fatal("negative timeout accepted")
 	}
 }
+
+// A reservation whose caller has gone strands nothing: the job is offered again at once, not
+// at the end of a lease.
+func TestCancelledReserveStrandsNothing(t *testing.T) {
+	e := newEngine(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if res, err := e.Reserve(ctx, engine.ReserveRequest{Queues: []string{"q"}}); err == nil && len(res.Jobs) > 0 {
+		t.Fatalf("a cancelled reservation handed out %d jobs", len(res.Jobs))
+	}
+	if r := reserveOne(t, e, 2*time.Second, "q"); r.Job.ID != j.ID {
+		t.Fatalf("got job %d", r.Job.ID)
+	}
+}

@@ -202,14 +202,12 @@ func (e *Engine) pull(ctx context.Context, q *queue, b, n int, expires time.Dura
 	var msgs []*nats.Msg
 	for len(msgs) < n {
 		var m *nats.Msg
+		// No ctx here: a no-wait pull ends by itself within its expiry, and leaving early
+		// would strand the messages still on their way until their leases ran out.
 		select {
 		case m = <-replies:
 		case <-timeout.C:
 			e.log.Warn("pull: no answer from JetStream", "stream", q.names.stream())
-			return msgs, nil
-		case <-ctx.Done():
-			// Messages delivered after this are not lost: their leases run out and
-			// JetStream offers them again.
 			return msgs, nil
 		}
 		if len(m.Data) == 0 && m.Header.Get("Status") != "" {

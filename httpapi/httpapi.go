@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/schedule"
 )
 
 //go:embed openapi.yaml
@@ -33,6 +34,9 @@ type Options struct {
 	MaxPayload int
 	Logger     *slog.Logger
 	Version    string
+	// Schedules serves the schedule routes (/v1/schedules...); without it they answer
+	// 503 unavailable.
+	Schedules *schedule.Service
 }
 
 // Handler serves the HTTP API. Create it with New.
@@ -109,6 +113,8 @@ func (h *Handler) routes() {
 	handle("POST /v1/queues/{queue}/resume", h.resume)
 	handle("POST /v1/queues/{queue}/kick", h.kickQueue)
 	handle("POST /v1/queues/{queue}/purge", h.purge)
+
+	h.scheduleRoutes(handle) // schedules: schedule.go
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -349,6 +355,12 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if r.Context().Err() != nil && len(res.Jobs) > 0 {
+		// The client left while jobs were being reserved for it: give them back now rather
+		// than at the end of their leases.
+		h.giveBack(res.Jobs)
+		return r.Context().Err()
+	}
 	jobs := make([]*jobOut, len(res.Jobs))
 	for i, rj := range res.Jobs {
 		jobs[i] = toJob(rj.Job)
@@ -360,6 +372,17 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs, "paused": paused})
 	return nil
+}
+
+// giveBack releases reservations nobody will receive; a release also gives the attempt back.
+func (h *Handler) giveBack(jobs []engine.Reserved) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, rj := range jobs {
+		if _, err := h.eng.Release(ctx, rj.Job.ID, rj.Token, engine.ReleaseRequest{}); err != nil {
+			h.log.Warn("give back an undelivered reservation", "job", rj.Job.ID, "err", err)
+		}
+	}
 }
 
 func jobID(r *http.Request) (uint64, error) {

@@ -38,6 +38,9 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration
 
+	// SchedulesFile names a YAML (or JSON) file of schedules created or updated at start.
+	SchedulesFile string
+
 	// PprofAddr, when set, serves Go's profiles (net/http/pprof) on this address.
 	PprofAddr string
 

@@ -67,7 +67,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer eng.Close()
 
-	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version})
+	// schedules: every node runs the scheduler; it stops before the engine closes
+	sched, err := startSchedules(ctx, nc, eng, cfg)
+	if err != nil {
+		return err
+	}
+	defer sched.Close()
+	// end schedules
+
+	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
@@ -131,6 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
+	sched.Close() // schedules: no fire after this point
 	if err := eng.Close(); err != nil {
 		log.Warn("engine close", "err", err)
 	}

@@ -132,6 +132,7 @@ Run a server with 'spool serve'. The other commands talk to a server over its HT
 		c.kickCmd(),
 		c.purgeCmd(),
 		c.statsCmd(),
+		c.cronCmd(),
 		c.workCmd(),
 		c.versionCmd(),
 	)

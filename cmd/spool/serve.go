@@ -60,6 +60,7 @@ write is synced) or a replicated cluster (--replicas 3).`,
 	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each stream (3 on a cluster)")
 	f.IntVar(&cfg.MaxPayload, "max-payload", 1<<20, "largest job payload in bytes")
 	f.DurationVar(&cfg.Retention, "retention", 24*time.Hour, "how long a finished job stays queryable")
+	f.StringVar(&cfg.SchedulesFile, "schedules", "", "YAML or JSON file of schedules to create or update at start (see docs/schedules.md)")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
