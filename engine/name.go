@@ -118,7 +118,7 @@ func (n names) stream() string {
 	sum := sha256.Sum256([]byte(n.esc))
 	return queueStreamPx + n.esc[:maxStreamEsc-33] + "-" + hex.EncodeToString(sum[:16])
 }
-func (n names) all() string    { return "spool.q." + n.esc + ".>" }
+func (n names) all() string { return "spool.q." + n.esc + ".>" }
 func (n names) state(s State) string {
 	return "spool.q." + n.esc + "." + string(s) + ".>"
 }
