@@ -38,6 +38,12 @@ func TestScheduleTwoServersOneJobPerTick(t *testing.T) {
 	b := startNode(t, server.Config{NATSURL: a.NATS})
 	A, B := "http://"+a.HTTP, "http://"+b.HTTP
 
+	// The queue exists before the first tick: two engines creating the same queue at the
+	// same moment trip a data race inside nats-server 2.15.2 (stream update against consumer
+	// create), reported separately; it is not what this test is about.
+	if st := call(t, "PUT", A+"/v1/queues/ticks", map[string]any{}, nil); st != 200 {
+		t.Fatalf("create queue: %d", st)
+	}
 	if st := call(t, "PUT", A+"/v1/schedules/tick", map[string]any{"spec": "@every 1s", "queue": "ticks",
 		"job": map[string]any{"type": "tick"}}, nil); st != 201 {
 		t.Fatalf("create on A: %d", st)
