@@ -75,6 +75,14 @@ func Run(ctx context.Context, cfg Config) error {
 	defer sched.Close()
 	// end schedules
 
+	if cfg.PprofAddr != "" {
+		stop, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
