@@ -62,6 +62,7 @@ type conn struct {
 
 	use      string
 	watch    []string
+	watchKey string // the watch list joined, "" when it changed
 	held     map[uint64]*lease
 	producer bool
 	worker   bool
@@ -392,7 +393,7 @@ func (c *conn) put(cmd *command) bool {
 	if c.s.draining.Load() {
 		return c.word(msgDraining)
 	}
-	id, err := c.s.enqueue(engine.EnqueueRequest{
+	id, err := c.s.puts.do(c.s.base, engine.EnqueueRequest{
 		Queue:       c.use,
 		Payload:     body[:n-2],
 		Priority:    cmd.pri,
@@ -411,20 +412,6 @@ func (c *conn) put(cmd *command) bool {
 	default:
 		return c.fail("put", err)
 	}
-}
-
-// enqueue stores one job.
-func (s *Server) enqueue(req engine.EnqueueRequest) (uint64, error) {
-	ctx, cancel := s.opCtx()
-	defer cancel()
-	res, err := s.eng.Enqueue(ctx, []engine.EnqueueRequest{req})
-	if err != nil {
-		return 0, err
-	}
-	if res[0].Err != nil {
-		return 0, res[0].Err
-	}
-	return res[0].Job.ID, nil
 }
 
 func (c *conn) useTube(name string) bool {
@@ -448,6 +435,7 @@ func (c *conn) watchTube(name string) bool {
 		return c.word(msgOutOfMemory)
 	}
 	c.watch = append(c.watch, name)
+	c.watchKey = ""
 	c.s.mu.Lock()
 	c.s.refTube(name, 0, 1)
 	c.s.mu.Unlock()
@@ -466,6 +454,7 @@ func (c *conn) ignoreTube(name string) bool {
 		last := len(c.watch) - 1
 		c.watch[i] = c.watch[last]
 		c.watch = c.watch[:last]
+		c.watchKey = ""
 		c.s.mu.Lock()
 		c.s.refTube(name, 0, -1)
 		c.s.mu.Unlock()
@@ -530,7 +519,7 @@ func (c *conn) delete(id uint64) bool {
 		if l.byID {
 			_, err = c.s.eng.AckByID(ctx, id, l.token)
 		} else {
-			_, err = c.s.eng.Ack(ctx, id, l.token, nil)
+			_, err = c.s.acks.do(ctx, engine.AckRequest{ID: id, Token: l.token})
 		}
 		if err == nil {
 			c.countDelete(l.tube)

@@ -62,7 +62,7 @@ func TestBadClientsDoNotHurtOthers(t *testing.T) {
 			return
 		}
 		defer nc.Close()
-		fmt.Fprintf(nc, "put 0 0 1 5\r\nabc\r\n")       // short body: waits for 2 more bytes
+		fmt.Fprintf(nc, "put 0 0 1 5\r\nabc\r\n")        // short body: waits for 2 more bytes
 		fmt.Fprintf(nc, "%s", strings.Repeat("\r", 500)) // ... gets CRs, EXPECTED_CRLF
 		fmt.Fprintf(nc, "%s\r\n", strings.Repeat("use x", 1000))
 		fmt.Fprintf(nc, "ignore default\r\nwatch \x00\r\nkick -1\r\nbury %d 0\r\nrelease %d 0 0\r\ntouch %d\r\n", id, id, id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,10 +29,20 @@ func (c *conn) reserve(timeout int32) bool {
 		return c.word(msgOutOfMemory)
 	}
 	// A look without waiting first: a job that is ready goes out even in the safety margin
-	// (beanstalkd answers DEADLINE_SOON only when no watched tube has a ready job).
-	ctx, cancel := c.s.opCtx()
-	r, err := c.tryReserve(ctx, 0)
-	cancel()
+	// (beanstalkd answers DEADLINE_SOON only when no watched tube has a ready job). The
+	// looks of connections watching the same tubes share engine calls (see batch.go).
+	var r *engine.Reserved
+	var err error
+	if len(c.watch) <= engine.MaxReserveQueues {
+		if c.watchKey == "" {
+			c.watchKey = strings.Join(c.watch, " ")
+		}
+		r, err = c.s.rsvs.do(c.s.base, reserveReq{queues: c.watch, key: c.watchKey, worker: c.name})
+	} else {
+		ctx, cancel := c.s.opCtx()
+		r, err = c.tryReserve(ctx, 0)
+		cancel()
+	}
 	if err != nil {
 		return c.fail("reserve", err)
 	}

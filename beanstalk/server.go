@@ -147,6 +147,10 @@ type Server struct {
 
 	totalConns atomic.Uint64
 	ops        [numOps]atomic.Uint64
+
+	puts *batcher[engine.EnqueueRequest, uint64]
+	acks *batcher[engine.AckRequest, *engine.Job]
+	rsvs *batcher[reserveReq, *engine.Reserved]
 }
 
 // tubeRefs counts the connections of this server that use, watch or wait on a tube.
@@ -167,7 +171,7 @@ func New(eng *engine.Engine, opt Options) *Server {
 	rand.Read(id[:])
 	base, cancel := context.WithCancel(context.Background())
 	stopCtx, stopCancel := context.WithCancel(base)
-	return &Server{
+	s := &Server{
 		eng: eng, opt: opt, log: opt.Logger,
 		started: time.Now(), instance: hex.EncodeToString(id[:]),
 		base: base, cancel: cancel, stopCtx: stopCtx, stopCancel: stopCancel,
@@ -177,6 +181,10 @@ func New(eng *engine.Engine, opt Options) *Server {
 		tubes:     make(map[string]*tubeRefs),
 		counters:  make(map[string]*tubeTotal),
 	}
+	s.puts = newBatcher(base, s.enqueueBatch)
+	s.acks = newBatcher(base, s.ackBatch)
+	s.rsvs = newBatcher(base, s.reserveBatch)
+	return s
 }
 
 // ListenAndServe listens on addr ("host:port") and serves until Shutdown or Close.

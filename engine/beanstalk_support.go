@@ -335,6 +335,7 @@ func (e *Engine) AckByID(ctx context.Context, id uint64, token string) (*Job, er
 		e.log.Warn("delete finished job's message", "job", id, "err", err)
 	}
 	e.dropFired(ctx, rec, id, 0)
+	e.leases.drop(id)
 	e.stats.add(n.esc, cSucceeded, 1)
 	e.releaseUnique(ctx, id, &next)
 	return next.job(id, nil, now), nil

@@ -108,7 +108,8 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("beanstalkd listen: %w", err)
 		}
 		addrs.Beanstalk = bln.Addr().String()
-		bs = beanstalk.New(eng, beanstalk.Options{MaxJobSize: cfg.BeanstalkMaxJobSize, Version: cfg.Version, Logger: log})
+		// A job the engine would refuse is too big for the front too.
+		bs = beanstalk.New(eng, beanstalk.Options{MaxJobSize: min(cfg.BeanstalkMaxJobSize, cfg.MaxPayload), Version: cfg.Version, Logger: log})
 		go func() {
 			if err := bs.Serve(context.WithoutCancel(ctx), bln); !errors.Is(err, beanstalk.ErrServerClosed) {
 				bserr <- err
