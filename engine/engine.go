@@ -247,19 +247,24 @@ type queue struct {
 	rev  uint64
 	wake chan struct{}
 
-	notified [maxBand + 1]atomic.Int64 // per band: unix ns of the last wake-up
+	// Per band, unix ns: when ready jobs were last published to it (by any node), and when
+	// a pull of this node last found it empty.
+	published, emptied [maxBand + 1]atomic.Int64
 }
 
 // noteBand records that band b got ready jobs just now.
 func (q *queue) noteBand(b int) {
 	if b >= 0 && b <= maxBand {
-		q.notified[b].Store(time.Now().UnixNano())
+		q.published[b].Store(time.Now().UnixNano())
 	}
 }
 
-// bandNotified reports whether band b got ready jobs within d.
-func (q *queue) bandNotified(b int, d time.Duration) bool {
-	return time.Now().UnixNano()-q.notified[b].Load() < int64(d)
+// sawEmpty records that a pull asked at t found band b empty.
+func (q *queue) sawEmpty(b int, t time.Time) { q.emptied[b].Store(t.UnixNano()) }
+
+// publishedSinceEmpty reports whether band b got jobs since this node last found it empty.
+func (q *queue) publishedSinceEmpty(b int) bool {
+	return q.published[b].Load() >= q.emptied[b].Load() && q.published[b].Load() != 0
 }
 
 func (q *queue) config() (queueConfig, uint64) {

@@ -44,7 +44,6 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 		return nil, invalid("wait", "must not be negative")
 	}
 	deadline := e.now().Add(req.Wait)
-	var expires time.Duration // the pulls' wait for messages a consumer has not counted yet
 	for {
 		if e.closed() {
 			return nil, ErrClosed
@@ -65,54 +64,36 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 			}
 			active = append(active, q)
 		}
-		jobs, err := e.tryReserve(ctx, active, req.Max, req.Worker, expires)
+		jobs, err := e.tryReserve(ctx, active, req.Max, req.Worker)
+		if ctx.Err() != nil {
+			// The caller left while jobs were being reserved for it: give them back now
+			// rather than at the end of their leases.
+			e.GiveBack(jobs)
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			return nil, err
 		}
 		res.Jobs = jobs
 		left := deadline.Sub(e.now())
-		if len(jobs) > 0 || left <= 0 && (expires > 0 || !recentlyNotified(active)) {
+		if len(jobs) > 0 || left <= 0 {
 			return res, nil
 		}
-		if expires == 0 && recentlyNotified(active) {
-			// Jobs were published just now: the pull may have run before the consumer
-			// counted them. Look again, letting the pulls wait a moment for them.
-			expires = lagWait
-			continue
-		}
-		woke, err := waitAny(ctx, wakes, min(max(left, 0), pollEvery), e.stop)
-		if err != nil {
+		if err := waitAny(ctx, wakes, min(left, pollEvery), e.stop); err != nil {
 			return nil, err
-		}
-		expires = 0
-		if woke {
-			expires = lagWait
 		}
 	}
 }
 
 // lagWait bounds how long a pull waits for messages its consumer has not counted yet. A
-// JetStream consumer learns of new messages asynchronously, and a no-wait pull is refused
-// while its count is 0; a no-wait pull with an expiry waits for them instead.
-const lagWait = 3 * time.Millisecond
+// JetStream consumer learns of new messages asynchronously and refuses a no-wait pull while
+// its count is 0, for a moment after a publish (longer on a loaded machine); a no-wait pull
+// with an expiry waits for them instead. It is paid only on a band that got jobs since this
+// node last found it empty, and at most once per such publication.
+const lagWait = 20 * time.Millisecond
 
-// notifiedWithin is how recent a wake-up makes an empty pull suspect.
-const notifiedWithin = 100 * time.Millisecond
-
-func recentlyNotified(qs []*queue) bool {
-	for _, q := range qs {
-		cfg, _ := q.config()
-		for _, b := range bandsOf(cfg.Bands) {
-			if q.bandNotified(b, notifiedWithin) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// waitAny returns when a channel closes (woke), d passes or ctx is done.
-func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration, stop <-chan struct{}) (woke bool, err error) {
+// waitAny returns when a channel closes, d passes or ctx is done.
+func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration, stop <-chan struct{}) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	done := make(chan struct{})
@@ -132,14 +113,13 @@ func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration, stop <
 	}
 	select {
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return ctx.Err()
 	case <-stop:
-		return false, ErrClosed
+		return ErrClosed
 	case <-t.C:
-		return false, nil
 	case <-wake:
-		return true, nil
 	}
+	return nil
 }
 
 type bandRef struct {
@@ -148,7 +128,7 @@ type bandRef struct {
 }
 
 // tryReserve pulls what is ready now, band by band.
-func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker string, expires time.Duration) ([]Reserved, error) {
+func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker string) ([]Reserved, error) {
 	var refs []bandRef
 	for _, q := range qs {
 		cfg, _ := q.config()
@@ -163,18 +143,28 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 		if len(out) >= need {
 			break
 		}
-		wait := expires
-		if r.q.bandNotified(r.b, notifiedWithin) {
-			// Jobs were published to this band just now: the consumer may not count
-			// them yet, and a more urgent band must not be skipped for that.
+		var wait time.Duration
+		if r.q.publishedSinceEmpty(r.b) {
+			// The consumer may not count those jobs yet, and a more urgent band must
+			// not be skipped for that.
 			wait = lagWait
 		}
+		asked := time.Now()
 		msgs, err := e.pull(ctx, r.q, r.b, need-len(out), wait)
 		if err != nil {
 			return out, err
 		}
+		if len(msgs) == 0 {
+			// As of when it was asked: a publish during the pull still counts as new.
+			r.q.sawEmpty(r.b, asked)
+		}
 		if len(msgs) > 0 {
-			out = append(out, e.activate(ctx, r.q, r.b, msgs, worker)...)
+			// Whatever the caller does meanwhile, activation learns the outcome of its
+			// writes: a record left reserved by a write whose answer was not awaited would
+			// hold the job for a whole lease.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+			out = append(out, e.activate(actx, r.q, r.b, msgs, worker)...)
+			cancel()
 		}
 	}
 	return out, nil
@@ -307,6 +297,10 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 	for _, c := range cands {
 		next := *c.cur
 		next.RecSeq = 0
+		if c.cur.State == StateReserved && c.cur.LeaseExp > now.UnixNano() {
+			e.keepLease(ctx, c, b, now)
+			continue
+		}
 		if c.cur.State == StateReserved {
 			next.Timeouts++
 			e.stats.add(q.names.esc, cTimeouts, 1)
@@ -355,6 +349,34 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 	}
 	e.stats.add(q.names.esc, cReserves, int64(n))
 	return lost
+}
+
+// GiveBack releases reservations that nobody will receive (their caller left), so that the
+// jobs are ready again at once, with their attempt given back, rather than after their leases.
+func (e *Engine) GiveBack(jobs []Reserved) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	for _, r := range jobs {
+		if _, err := e.Release(ctx, r.Job.ID, r.Token, ReleaseRequest{}); err != nil {
+			e.log.Warn("give back an undelivered reservation", "job", r.Job.ID, "err", err)
+		}
+	}
+}
+
+// keepLease handles a delivery of a job whose lease has not ended: JetStream offered it early
+// because it lost the pending delivery (a crash of its server) or missed a lease extension.
+// The lease stays with its holder, moved onto this delivery: the record points at the new
+// delivery, which is re-timed to expire with the lease.
+func (e *Engine) keepLease(ctx context.Context, c *cand, b int, now time.Time) {
+	next := *c.cur
+	next.RecSeq = 0
+	next.Ack, next.Seq, next.Band = c.msg.Reply, c.sseq, b
+	if _, err := e.commitRecord(ctx, c.id, &next, c.curSeq, 0); err != nil {
+		c.msg.Nak() // changed meanwhile: look again
+		return
+	}
+	e.extendLease(next.Ack, time.Duration(next.LeaseExp-now.UnixNano()))
+	e.log.Info("job offered again before its lease ended: lease kept by its holder", "job", c.id)
 }
 
 func lastDot(s string) int {

@@ -358,7 +358,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 	if r.Context().Err() != nil && len(res.Jobs) > 0 {
 		// The client left while jobs were being reserved for it: give them back now rather
 		// than at the end of their leases.
-		h.giveBack(res.Jobs)
+		h.eng.GiveBack(res.Jobs)
 		return r.Context().Err()
 	}
 	jobs := make([]*jobOut, len(res.Jobs))
@@ -372,17 +372,6 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs, "paused": paused})
 	return nil
-}
-
-// giveBack releases reservations nobody will receive; a release also gives the attempt back.
-func (h *Handler) giveBack(jobs []engine.Reserved) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, rj := range jobs {
-		if _, err := h.eng.Release(ctx, rj.Job.ID, rj.Token, engine.ReleaseRequest{}); err != nil {
-			h.log.Warn("give back an undelivered reservation", "job", rj.Job.ID, "err", err)
-		}
-	}
 }
 
 func jobID(r *http.Request) (uint64, error) {
