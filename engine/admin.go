@@ -292,7 +292,7 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 			dels = append(dels, m.Seq)
 		}
 		for _, err := range waitAll(ctx, futs) {
-			if err != nil && apiCode(err) != errWrongLastSeq {
+			if err != nil && !casLost(err) {
 				return n, err
 			}
 		}

@@ -423,8 +423,12 @@ func apiCode(err error) jetstream.ErrorCode {
 	return 0
 }
 
-// errWrongLastSeq is JetStream's answer to a failed compare-and-set.
-const errWrongLastSeq jetstream.ErrorCode = 10071
+// casLost reports JetStream's answer to a failed compare-and-set: "wrong last sequence",
+// 10071, or 10164 from a replicated stream while another write to the subject is in flight.
+func casLost(err error) bool {
+	c := apiCode(err)
+	return c == 10071 || c == 10164
+}
 
 // Ping checks that JetStream answers.
 func (e *Engine) Ping(ctx context.Context) error {

@@ -162,7 +162,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 
 	// Records, then messages: a reservation never sees a job whose record is not stored.
 	e.writeRecords(ctx, items)
-	e.writeMessages(ctx, items, now)
+	e.writeMessages(ctx, items)
 
 	type qband struct {
 		q *queue
@@ -223,12 +223,12 @@ func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 				// The message carries its record's sequence: reservation can then
 				// compare-and-set without reading the record first.
 				it.rec.RecSeq = seqs[i]
-			case apiCode(err) == errWrongLastSeq && it.fixedID:
+			case casLost(err) && it.fixedID:
 				it.done, it.res.Duplicate = true, true
 				if it.res.Job, err = e.Job(ctx, it.id); err != nil {
 					it.res.Err = err
 				}
-			case apiCode(err) == errWrongLastSeq && attempt < 3:
+			case casLost(err) && attempt < 3:
 				todo = append(todo, it)
 			default:
 				it.res.Err, it.done = fmt.Errorf("store job record: %w", err), true
@@ -239,7 +239,7 @@ func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 
 // writeMessages stores the jobs in their queue streams: ready jobs on their band's ready
 // subject, delayed ones as @at schedules that JetStream moves to the ready subject on time.
-func (e *Engine) writeMessages(ctx context.Context, items []*pending, now time.Time) {
+func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 	var batch []*pending
 	var futs []jetstream.PubAckFuture
 	for _, it := range items {
@@ -264,10 +264,10 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending, now time.T
 		}
 		it := batch[i]
 		it.res.Err, it.done = fmt.Errorf("store job: %w", err), true
-		// Leave no record of a job that is not there.
-		it.rec.State, it.rec.Finished, it.rec.LastError = StateCancelled, now.UnixNano(), "enqueue failed: "+err.Error()
-		if fut, perr := e.publishRecord(it.id, it.rec, 0, e.cfg.Retention, false); perr == nil {
-			waitAll(ctx, []jetstream.PubAckFuture{fut})
+		// The job does not exist: remove its record, so that a retry with the same id (a
+		// schedule's tick) is not taken for a duplicate.
+		if derr := e.deleteMsg(context.WithoutCancel(ctx), jobsStream, it.rec.RecSeq); derr != nil {
+			e.log.Error("remove the record of a job that failed to store", "job", it.id, "err", derr)
 		}
 	}
 }
@@ -363,7 +363,7 @@ func (e *Engine) claimUnique(ctx context.Context, it *pending) (*Job, error) {
 		if err == nil {
 			return nil, nil
 		}
-		if apiCode(err) != errWrongLastSeq {
+		if !casLost(err) {
 			return nil, fmt.Errorf("claim unique key: %w", err)
 		}
 	}
@@ -384,7 +384,7 @@ func (e *Engine) releaseUnique(ctx context.Context, id uint64, rec *record) {
 	// A short-lived tombstone in place of the lock: compare-and-set, so a newer holder stays.
 	_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: nil},
 		jetstream.WithExpectLastSequencePerSubject(cur.Seq), jetstream.WithMsgTTL(time.Second))
-	if err != nil && apiCode(err) != errWrongLastSeq {
+	if err != nil && !casLost(err) {
 		e.log.Debug("release unique key", "job", id, "err", err)
 	}
 }

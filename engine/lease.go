@@ -58,7 +58,7 @@ func (e *Engine) commitRecord(ctx context.Context, id uint64, next *record, curS
 		return 0, err
 	}
 	seqs, errs := waitAcks(ctx, []jetstream.PubAckFuture{fut})
-	if apiCode(errs[0]) == errWrongLastSeq {
+	if casLost(errs[0]) {
 		return 0, ErrLeaseLost
 	}
 	if errs[0] != nil {
@@ -181,7 +181,7 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 	for k, err := range waitAll(ctx, futs) {
 		it, id := sent[k], reqs[sent[k].i].ID
 		switch {
-		case apiCode(err) == errWrongLastSeq:
+		case casLost(err):
 			lost = append(lost, it)
 			continue
 		case err != nil:

@@ -119,7 +119,7 @@ func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfi
 			e.cacheQueue(cfg, rev)
 			return cfg, nil
 		}
-		if apiCode(err) != errWrongLastSeq && !errors.Is(err, jetstream.ErrKeyExists) {
+		if !casLost(err) && !errors.Is(err, jetstream.ErrKeyExists) {
 			return queueConfig{}, fmt.Errorf("update queue: %w", err)
 		}
 	}

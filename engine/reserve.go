@@ -331,7 +331,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 	for i, err := range errs {
 		c, next := live[i], nexts[i]
 		switch {
-		case apiCode(err) == errWrongLastSeq:
+		case casLost(err):
 			lost = append(lost, c)
 			continue
 		case err != nil:
