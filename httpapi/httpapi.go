@@ -114,7 +114,14 @@ func (h *Handler) routes() {
 	handle("POST /v1/queues/{queue}/kick", h.kickQueue)
 	handle("POST /v1/queues/{queue}/purge", h.purge)
 
-	h.scheduleRoutes(handle) // schedules: schedule.go
+	// Schedules (schedule.go): 503 unavailable when the server runs no scheduler.
+	handle("GET /v1/schedules", h.listSchedules)
+	handle("GET /v1/schedules/{name}", h.getSchedule)
+	handle("PUT /v1/schedules/{name}", h.putSchedule)
+	handle("DELETE /v1/schedules/{name}", h.deleteSchedule)
+	handle("POST /v1/schedules/{name}/pause", h.pauseSchedule)
+	handle("POST /v1/schedules/{name}/resume", h.resumeSchedule)
+	handle("POST /v1/schedules/{name}/trigger", h.triggerSchedule)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -11,18 +11,6 @@ import (
 	"github.com/spoolq/spool/schedule"
 )
 
-// scheduleRoutes registers the schedule routes. Without Options.Schedules they answer
-// 503 unavailable.
-func (h *Handler) scheduleRoutes(handle func(string, func(http.ResponseWriter, *http.Request) error)) {
-	handle("GET /v1/schedules", h.listSchedules)
-	handle("GET /v1/schedules/{name}", h.getSchedule)
-	handle("PUT /v1/schedules/{name}", h.putSchedule)
-	handle("DELETE /v1/schedules/{name}", h.deleteSchedule)
-	handle("POST /v1/schedules/{name}/pause", h.pauseSchedule)
-	handle("POST /v1/schedules/{name}/resume", h.resumeSchedule)
-	handle("POST /v1/schedules/{name}/trigger", h.triggerSchedule)
-}
-
 // schedules returns the schedule service, or the error answered when there is none.
 func (h *Handler) schedules() (*schedule.Service, error) {
 	if h.opts.Schedules == nil {
