@@ -168,8 +168,8 @@ func (c *conn) finish() {
 // releaseAll gives every job the connection holds back to ready, a few at a time. Like
 // beanstalkd it counts no release (engine.Unreserve, not engine.Release).
 func (c *conn) releaseAll() {
-	if len(c.held) == 0 {
-		return
+	if len(c.held) == 0 || c.s.base.Err() != nil {
+		return // nothing held, or the server was closed: the leases end on their own
 	}
 	type item struct {
 		id uint64

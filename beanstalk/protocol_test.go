@@ -619,3 +619,21 @@ func TestPipelining(t *testing.T) {
 		c.recvJob("RESERVED", ids[i], strconv.Itoa(i))
 	}
 }
+
+// TestLongPunctuationTube: the longest tube names, all punctuation, are queues too (the
+// engine hashes a stream name that would be too long for JetStream once escaped).
+func TestLongPunctuationTube(t *testing.T) {
+	e := start(t, beanstalk.Options{})
+	c := e.dial(t)
+	name := strings.Repeat("$", 199) + "."
+	c.expect("use "+name, "USING "+name)
+	id := c.put(0, 0, 10, "x")
+	c.expect("watch "+name, "WATCHING 2")
+	c.expectJob("reserve-with-timeout 0", "RESERVED", id, "x")
+	if st := c.dict("stats-job " + strconv.FormatUint(id, 10)); st["tube"] != name {
+		t.Fatalf("stats-job: %v", st)
+	}
+	if got := c.yaml("list-tubes"); !strings.Contains(got, "- "+name+"\n") {
+		t.Fatalf("list-tubes: %q", got)
+	}
+}
