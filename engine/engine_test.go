@@ -216,6 +216,7 @@ func TestFIFOWithinBandAndBatchReserve(t *testing.T) {
 
 func TestDelayedJob(t *testing.T) {
 	e := newEngine(t)
+	enqueued := time.Now()
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Delay: 1500 * time.Millisecond})
 	if j.State != engine.StateDelayed {
 		t.Fatalf("state %s, want delayed", j.State)
@@ -238,6 +239,9 @@ func TestDelayedJob(t *testing.T) {
 	}
 	if waited := time.Since(start); waited > 4*time.Second {
 		t.Fatalf("delayed job came %v late", waited)
+	}
+	if early := time.Since(enqueued); early < 1500*time.Millisecond {
+		t.Fatalf("a job delayed 1.5s was ready after %v", early)
 	}
 }
 

@@ -280,7 +280,11 @@ func (e *Engine) publishJob(q *queue, rec *record, id uint64, body []byte) (jets
 	switch rec.State {
 	case StateDelayed:
 		m.Subject = q.names.subject(StateDelayed, rec.Band, id)
-		opts = append(opts, jetstream.WithScheduleAt(time.Unix(0, rec.RunAt)), jetstream.WithScheduleTarget(q.names.subject(StateReady, rec.Band, id)))
+		// Set by hand: nats.go's WithScheduleAt writes whole seconds, making a job ready up
+		// to a second early; the server parses fractions.
+		m.Header = nats.Header{}
+		m.Header.Set("Nats-Schedule", "@at "+time.Unix(0, rec.RunAt).UTC().Format(time.RFC3339Nano))
+		m.Header.Set("Nats-Schedule-Target", q.names.subject(StateReady, rec.Band, id))
 	case StateBuried:
 		m.Subject = q.names.subject(StateBuried, rec.Band, id)
 	default:

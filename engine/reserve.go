@@ -72,7 +72,11 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 			return nil, ctx.Err()
 		}
 		if err != nil {
-			return nil, err
+			if len(jobs) == 0 {
+				return nil, err
+			}
+			// Jobs are reserved already: hand them out; the next call meets the error.
+			e.log.Warn("reserve: a band failed after others gave jobs", "err", err)
 		}
 		res.Jobs = jobs
 		left := deadline.Sub(e.now())
