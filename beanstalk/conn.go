@@ -345,22 +345,8 @@ func ttrLease(ttr uint32) time.Duration {
 	return min(max(seconds(ttr), engine.MinLease), engine.MaxLease)
 }
 
-// delayOf maps a beanstalkd delay to an engine delay, at most engine.MaxDelay. A delay
-// ends on a whole second, at or after the requested time: JetStream keeps a schedule's time
-// in whole seconds, and a plain delay would be cut to the second below, ending up to 1s
-// early. The extra millisecond keeps the engine's own clock reading, a moment after this
-// one, from falling short of the second.
-func delayOf(d uint32) time.Duration {
-	if d == 0 {
-		return 0
-	}
-	now := time.Now()
-	at := now.Add(min(seconds(d), engine.MaxDelay-2*time.Second))
-	if t := at.Truncate(time.Second); t != at {
-		at = t.Add(time.Second)
-	}
-	return at.Sub(now) + time.Millisecond
-}
+// delayOf maps a beanstalkd delay to an engine delay, at most engine.MaxDelay.
+func delayOf(d uint32) time.Duration { return min(seconds(d), engine.MaxDelay) }
 
 func (c *conn) put(cmd *command) bool {
 	if int64(cmd.size) > int64(c.s.opt.MaxJobSize) {

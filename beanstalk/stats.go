@@ -164,7 +164,7 @@ func jobDelay(j *engine.Job) int64 {
 	if d <= 0 {
 		return 0
 	}
-	return int64(d / time.Second) // delays end on a whole second after the requested time: see delayOf
+	return int64(d / time.Second)
 }
 
 func (c *conn) statsTube(name string) bool {

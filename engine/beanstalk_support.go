@@ -269,14 +269,8 @@ func (e *Engine) publishHeld(ctx context.Context, q *queue, id uint64, rec *reco
 		return 0, err
 	}
 	m := &nats.Msg{Subject: q.names.subject(stateHeld, rec.Band, id), Data: body}
-	// An @at schedule is written in whole seconds (RFC 3339): round up, so that the lease
-	// never ends early.
-	at := time.Unix(0, rec.LeaseExp)
-	if at.Truncate(time.Second) != at {
-		at = at.Truncate(time.Second).Add(time.Second)
-	}
-	ack, err := e.js.PublishMsg(ctx, m, jetstream.WithExpectStream(q.names.stream()),
-		jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(q.names.subject(StateReady, rec.Band, id)))
+	scheduleAt(m, time.Unix(0, rec.LeaseExp), q.names.subject(StateReady, rec.Band, id))
+	ack, err := e.js.PublishMsg(ctx, m, jetstream.WithExpectStream(q.names.stream()))
 	if err != nil {
 		return 0, fmt.Errorf("store job: %w", err)
 	}

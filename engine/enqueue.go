@@ -280,11 +280,7 @@ func (e *Engine) publishJob(q *queue, rec *record, id uint64, body []byte) (jets
 	switch rec.State {
 	case StateDelayed:
 		m.Subject = q.names.subject(StateDelayed, rec.Band, id)
-		// Set by hand: nats.go's WithScheduleAt writes whole seconds, making a job ready up
-		// to a second early; the server parses fractions.
-		m.Header = nats.Header{}
-		m.Header.Set("Nats-Schedule", "@at "+time.Unix(0, rec.RunAt).UTC().Format(time.RFC3339Nano))
-		m.Header.Set("Nats-Schedule-Target", q.names.subject(StateReady, rec.Band, id))
+		scheduleAt(m, time.Unix(0, rec.RunAt), q.names.subject(StateReady, rec.Band, id))
 	case StateBuried:
 		m.Subject = q.names.subject(StateBuried, rec.Band, id)
 	default:
@@ -292,6 +288,17 @@ func (e *Engine) publishJob(q *queue, rec *record, id uint64, body []byte) (jets
 	}
 	opts = append(opts, jetstream.WithExpectStream(q.names.stream()))
 	return e.js.PublishMsgAsync(m, opts...)
+}
+
+// scheduleAt makes m an @at message schedule that JetStream publishes to target at t. The
+// headers are set by hand: nats.go's WithScheduleAt writes whole seconds, which made a job
+// ready up to a second early; the server parses fractions of a second.
+func scheduleAt(m *nats.Msg, t time.Time, target string) {
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	m.Header.Set("Nats-Schedule", "@at "+t.UTC().Format(time.RFC3339Nano))
+	m.Header.Set("Nats-Schedule-Target", target)
 }
 
 // publishRecord writes a job record. With cas it is a compare-and-set against lastSeq (0:
