@@ -110,13 +110,20 @@ if [ -z "$QUICK" ]; then
   stop_spool
 
   echo
-  echo "## fsync on every write (--fsync always)"
+  echo "## fsync on every write (spool --fsync always, beanstalkd -f0)"
   echo
   echo "| run | jobs/s | enqueue→start p50 | p99 | p99.9 | server CPU | server RSS |"
   echo "|---|---|---|---|---|---|---|"
   start_spool --fsync always
-  run fsync-always-http-batch -mode http-batch -target "http://$HTTP" -p "$P" -c "$C" -jobs $((JOBS / 5)) \
-    | sed 's/|/ | /g; s/^/| /; s/$/ |/'
+  rm -rf "$work/binlog"; mkdir -p "$work/binlog"
+  beanstalkd -l 127.0.0.1 -p "${BREF##*:}" -b "$work/binlog" -f0 &
+  bpid=$!; pids+=("$bpid"); sleep 0.5
+  {
+    run fsync-always-http-batch -mode http-batch -target "http://$HTTP" -p "$P" -c "$C" -jobs $((JOBS / 5))
+    run fsync-always-spool-beanstalkd -mode beanstalkd -target "$BSPOOL" -p "$P" -c "$C" -jobs $((JOBS / 20)) -pid "$spool_pid"
+    run fsync-always-beanstalkd-f0 -mode beanstalkd -target "$BREF" -p "$P" -c "$C" -jobs $((JOBS / 20)) -pid "$bpid"
+  } | sed 's/|/ | /g; s/^/| /; s/$/ |/'
+  stop_beanstalkd
   stop_spool
 
   echo
