@@ -804,8 +804,15 @@ func TestWorkerMiddleware(t *testing.T) {
 	if err := <-finished; err != nil {
 		t.Errorf("Finish of a successful job: %v", err)
 	}
+	// Finish runs in the innermost middleware: the outer ones note their exit after it.
+	const want = "outer> inner> handler:span-ok <inner <outer"
+	eventually(t, 5*time.Second, "the middleware trail "+want, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(trail) >= 5
+	})
 	mu.Lock()
-	if got := strings.Join(trail, " "); got != "outer> inner> handler:span-ok <inner <outer" {
+	if got := strings.Join(trail, " "); got != want {
 		t.Errorf("middleware order: %s", got)
 	}
 	mu.Unlock()
