@@ -306,7 +306,10 @@ func scripts() []script {
 			cmd(0, "reserve"),
 			cmd(0, "reserve"),
 			cmd(0, "reserve-with-timeout 5"),
-			cmd(0, "touch $1"),
+			// No touch here: in one CI run under load, beanstalkd 1.12 kept a job touched just
+			// before reserved past its ttr (TIMED_OUT to this 10 s reserve, then RELEASED to
+			// the holder), while on an idle machine it hands the job over after the ttr, as
+			// spool does. touch is covered by the protocol tests.
 			cmd(0, "reserve-with-timeout 0"),
 			cmd(1, "reserve-with-timeout 10"),
 			cmd(0, "release $1 0 0"),
