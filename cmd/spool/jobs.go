@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -332,52 +333,61 @@ func (c *cli) deleteCmd() *cobra.Command {
 		Long:    "Cancel unfinished jobs. A reserved job's holder loses its lease.",
 		Args:    args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ids := make([]uint64, len(a))
-			for i, s := range a {
-				id, err := parseID(s)
-				if err != nil {
-					return err
-				}
-				ids[i] = id
-			}
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			var (
-				jobs   []*spool.Job
-				failed int
-				p      = newProgress(c.stderr)
-			)
-			for i, id := range ids {
-				job, err := cl.Cancel(cmd.Context(), id)
-				switch {
-				case err != nil && (len(ids) == 1 || cmd.Context().Err() != nil):
-					return err
-				case err != nil:
-					failed++
-					fmt.Fprintf(c.stderr, "error: %s\n", err)
-				default:
-					jobs = append(jobs, job)
-					if !c.json {
-						fmt.Fprintf(c.stdout, "cancelled job %d\n", id)
-					}
-				}
-				if len(ids) > 1 {
-					p.update("cancelled", i+1, len(ids))
-				}
-			}
-			if c.json {
-				if err := c.printJSON(map[string]any{"jobs": jobs}); err != nil {
-					return err
-				}
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d jobs were not cancelled", failed, len(ids))
-			}
-			return nil
+			return c.eachJob(cmd, a, "cancelled", func(ctx context.Context, cl *spool.Client, id uint64) (*spool.Job, error) {
+				return cl.Cancel(ctx, id)
+			})
 		},
 	}
+}
+
+// eachJob applies op to the jobs of the given ids, one by one, with progress for several; a
+// failure of one of several is reported and the others go on. done is the past tense of the
+// action, for the report ("cancelled job 12").
+func (c *cli) eachJob(cmd *cobra.Command, raw []string, done string, op func(context.Context, *spool.Client, uint64) (*spool.Job, error)) error {
+	ids := make([]uint64, len(raw))
+	for i, s := range raw {
+		id, err := parseID(s)
+		if err != nil {
+			return err
+		}
+		ids[i] = id
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	var (
+		jobs   []*spool.Job
+		failed int
+		p      = newProgress(c.stderr)
+	)
+	for i, id := range ids {
+		job, err := op(cmd.Context(), cl, id)
+		switch {
+		case err != nil && (len(ids) == 1 || cmd.Context().Err() != nil):
+			return err
+		case err != nil:
+			failed++
+			fmt.Fprintf(c.stderr, "error: %s\n", err)
+		default:
+			jobs = append(jobs, job)
+			if !c.json {
+				fmt.Fprintf(c.stdout, "%s job %d (%s)\n", done, job.ID, job.State)
+			}
+		}
+		if len(ids) > 1 {
+			p.update(done, i+1, len(ids))
+		}
+	}
+	if c.json {
+		if err := c.printJSON(map[string]any{"jobs": jobs}); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d jobs were not %s", failed, len(ids), done)
+	}
+	return nil
 }
 
 func (c *cli) peekCmd() *cobra.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -272,50 +273,9 @@ With --job, kick the given jobs (buried or delayed) by id.`,
 }
 
 func (c *cli) kickJobs(cmd *cobra.Command, raw []string) error {
-	ids := make([]uint64, len(raw))
-	for i, s := range raw {
-		id, err := parseID(s)
-		if err != nil {
-			return err
-		}
-		ids[i] = id
-	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	var (
-		kicked []*spool.Job
-		failed int
-		p      = newProgress(c.stderr)
-	)
-	for i, id := range ids {
-		job, err := cl.Kick(cmd.Context(), id)
-		switch {
-		case err != nil && (len(ids) == 1 || cmd.Context().Err() != nil):
-			return err
-		case err != nil:
-			failed++
-			fmt.Fprintf(c.stderr, "error: %s\n", err)
-		default:
-			kicked = append(kicked, job)
-			if !c.json {
-				fmt.Fprintf(c.stdout, "kicked job %d (%s)\n", job.ID, job.State)
-			}
-		}
-		if len(ids) > 1 {
-			p.update("kicked", i+1, len(ids))
-		}
-	}
-	if c.json {
-		if err := c.printJSON(map[string]any{"jobs": kicked}); err != nil {
-			return err
-		}
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d jobs were not kicked", failed, len(ids))
-	}
-	return nil
+	return c.eachJob(cmd, raw, "kicked", func(ctx context.Context, cl *spool.Client, id uint64) (*spool.Job, error) {
+		return cl.Kick(ctx, id)
+	})
 }
 
 func (c *cli) purgeCmd() *cobra.Command {
