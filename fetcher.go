@@ -15,7 +15,9 @@ import (
 const emptyHold = 250 * time.Millisecond
 
 // fetchLoop reserves jobs while the worker has free slots, until ctx is done.
-func (w *Worker) fetchLoop(ctx context.Context) {
+// fetchLoop reserves jobs for the free slots until ctx is done. The requests themselves run on
+// reqCtx, so that a stop lets the one in flight answer (its long poll is ended on the server).
+func (w *Worker) fetchLoop(ctx, reqCtx context.Context) {
 	defer close(w.fetchDone)
 	var failures int
 	for {
@@ -35,7 +37,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 				break fill
 			}
 		}
-		jobs, err := w.picker.fetch(ctx, n)
+		jobs, err := w.picker.fetch(reqCtx, n)
 		for range n - len(jobs) {
 			<-w.slots
 		}
@@ -218,7 +220,7 @@ func (p *picker) fetch(ctx context.Context, n int) ([]*ReservedJob, error) {
 
 // reserve makes one reservation request and accounts for its answer.
 func (p *picker) reserve(ctx context.Context, queues []string, n int, wait time.Duration) ([]*ReservedJob, error) {
-	res, err := p.w.client.Reserve(ctx, ReserveOptions{Queues: queues, Max: n, Wait: wait, Worker: p.w.opts.Name})
+	res, err := p.w.client.Reserve(ctx, ReserveOptions{Queues: queues, Max: n, Wait: wait, Worker: p.w.opts.Name, PollID: p.w.pollID})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -78,6 +79,9 @@ type ReserveOptions struct {
 	Wait time.Duration
 	// Worker identifies the caller in the jobs' status, e.g. "host-1/pid-42". Optional.
 	Worker string
+	// PollID names the reservation so that EndPoll can end its long poll early (1 to 64
+	// letters, digits, '-' or '_'). Optional.
+	PollID string
 }
 
 // ReserveResult holds the reserved jobs, and which of the queues asked for are paused
@@ -100,7 +104,8 @@ func (c *Client) Reserve(ctx context.Context, opts ReserveOptions) (*ReserveResu
 		Max    int          `json:"max,omitempty"`
 		Wait   jsonDuration `json:"wait,omitzero"`
 		Worker string       `json:"worker,omitempty"`
-	}{opts.Queues, opts.Max, jsonDuration(opts.Wait), opts.Worker}
+		PollID string       `json:"poll_id,omitempty"`
+	}{opts.Queues, opts.Max, jsonDuration(opts.Wait), opts.Worker, opts.PollID}
 	var out struct {
 		Jobs   []*ReservedJob `json:"jobs"`
 		Paused []string       `json:"paused"`
@@ -110,6 +115,16 @@ func (c *Client) Reserve(ctx context.Context, opts ReserveOptions) (*ReserveResu
 		return nil, fmt.Errorf("spool: reserve: %w", err)
 	}
 	return &ReserveResult{Jobs: out.Jobs, Paused: out.Paused}, nil
+}
+
+// EndPoll ends the long-polling reservations made with this poll id (ReserveOptions.PollID),
+// on whichever server holds them: they answer at once with the jobs they hold. Ending a poll
+// rather than cancelling its request keeps an answer that is on its way.
+func (c *Client) EndPoll(ctx context.Context, pollID string) error {
+	if err := c.do(ctx, request{method: http.MethodDelete, path: "/v1/reserve/" + url.PathEscape(pollID)}); err != nil {
+		return fmt.Errorf("spool: end poll: %w", err)
+	}
+	return nil
 }
 
 // Ack reports that the reserved job succeeded, with an optional result: any value

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strconv"
@@ -92,6 +93,8 @@ type Worker struct {
 	baseCtx    context.Context // values of Start's context; cancelled at a hard stop
 	hardCancel context.CancelCauseFunc
 	stopFetch  context.CancelFunc
+	abortFetch context.CancelFunc // cancels the in-flight reservation request itself
+	pollID     string             // names this worker's long polls, to end them at shutdown
 	fetchDone  chan struct{}
 	drained    chan struct{} // fetching stopped and every reserved job reported
 	stopped    chan struct{} // drained and the last acknowledgements sent
@@ -262,16 +265,22 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.acks = newAcker(w)
 	w.baseCtx, w.hardCancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	fetchCtx, stopFetch := context.WithCancel(context.Background())
-	w.stopFetch = stopFetch
+	// Reservation requests run on a context of their own: a shutdown ends the server-side
+	// long poll (EndPoll) and lets the request answer, rather than cancelling it and losing
+	// an answer that is on its way.
+	reqCtx, abortFetch := context.WithCancel(context.Background())
+	w.stopFetch, w.abortFetch = stopFetch, abortFetch
+	w.pollID = fmt.Sprintf("w-%016x", rand.Uint64())
 	w.fetchDone = make(chan struct{})
 	w.drained = make(chan struct{})
 	w.stopped = make(chan struct{})
 
 	w.log.Info("worker started", "queues", w.opts.Queues, "concurrency", w.opts.Concurrency)
 	go w.acks.run()
-	go w.fetchLoop(fetchCtx)
+	go w.fetchLoop(fetchCtx, reqCtx)
 	go func() {
 		<-w.fetchDone
+		abortFetch()
 		w.jobs.Wait()
 		close(w.drained)
 		w.acks.close()
@@ -372,6 +381,14 @@ func (w *Worker) beginStop() {
 	w.stopOnce.Do(func() {
 		w.log.Info("worker stopping: no new jobs; waiting for the running ones")
 		w.stopFetch()
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := w.client.EndPoll(ctx, w.pollID); err != nil {
+				w.log.Warn("could not end the reservation's long poll; cancelling it", "err", err)
+				w.abortFetch()
+			}
+		}()
 	})
 }
 
@@ -380,6 +397,7 @@ func (w *Worker) beginStop() {
 func (w *Worker) hardStop() {
 	w.beginStop()
 	w.hardOnce.Do(func() {
+		w.abortFetch()
 		w.log.Warn("worker stopping now: cancelling the running jobs")
 		w.hardCancel(ErrWorkerShutdown)
 	})

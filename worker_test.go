@@ -904,3 +904,33 @@ func TestNewWorkerChecksOptions(t *testing.T) {
 	}()
 	w.HandleFunc("t", func(ctx context.Context, job *spool.Job) error { return nil })
 }
+
+// A shutdown ends the worker's long poll on the server instead of abandoning the request: an
+// idle worker with a 20s poll stops at once, and nothing it reserved is left held.
+func TestWorkerShutdownEndsItsLongPoll(t *testing.T) {
+	c := testClient(t)
+	q := wq(t, "idle")
+	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 2, PollWait: 20 * time.Second})
+	w.HandleFunc("t", func(ctx context.Context, job *spool.Job) error { return nil })
+	start(t, w)
+	time.Sleep(500 * time.Millisecond) // the long poll is waiting on the server
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Fatalf("shutdown took %v: the long poll was not ended", took)
+	}
+	// A job enqueued now is not held by the stopped worker's poll.
+	j, err := c.Enqueue(context.Background(), q, "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	got, err := c.Job(context.Background(), j.ID)
+	if err != nil || got.State != spool.StateReady {
+		t.Fatalf("job after the worker stopped: %+v %v", got, err)
+	}
+}

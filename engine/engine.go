@@ -111,9 +111,11 @@ type Engine struct {
 	stats  *counters
 	leases *leaseCache
 
-	stop chan struct{}
-	wg   sync.WaitGroup
-	sub  *nats.Subscription
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	sub     *nats.Subscription
+	pollSub *nats.Subscription
+	polls   *polls
 }
 
 // Open prepares the JetStream assets spool needs (idempotently) and starts the engine's
@@ -129,6 +131,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 		cfg: cfg, log: cfg.Logger, nc: nc, js: js,
 		ids:    newIDGen(cfg.Now),
 		leases: newLeaseCache(),
+		polls:  newPolls(),
 		queues: make(map[string]*queue),
 		byEsc:  make(map[string]*queue),
 		stop:   make(chan struct{}),
@@ -141,8 +144,14 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: subscribe: %w", err)
 	}
+	e.pollSub, err = nc.Subscribe(pollPrefix+"*", e.onPollEnd)
+	if err != nil {
+		e.sub.Unsubscribe()
+		return nil, fmt.Errorf("engine: subscribe: %w", err)
+	}
 	if err := e.watchQueues(ctx); err != nil {
 		e.sub.Unsubscribe()
+		e.pollSub.Unsubscribe()
 		return nil, err
 	}
 	e.wg.Add(1)
@@ -163,6 +172,7 @@ func (e *Engine) Close() error {
 	close(e.stop)
 	e.wg.Wait()
 	e.sub.Unsubscribe()
+	e.pollSub.Unsubscribe()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e.stats.flush(ctx)

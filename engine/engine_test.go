@@ -740,3 +740,45 @@ func TestCancelledReserveStrandsNothing(t *testing.T) {
 		t.Fatalf("got job %d", r.Job.ID)
 	}
 }
+
+func TestEndPollFromAnotherEngine(t *testing.T) {
+	ns := startNATS(t)
+	a := openEngine(t, ns, engine.Config{})
+	b := openEngine(t, ns, engine.Config{})
+	ctx := ctxT(t)
+	enqueue(t, a, engine.EnqueueRequest{Queue: "q"})
+	reserveOne(t, a, 0, "q") // the queue is empty now
+	type result struct {
+		res *engine.ReserveResult
+		err error
+		at  time.Time
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := a.Reserve(ctx, engine.ReserveRequest{Queues: []string{"q"}, Wait: 30 * time.Second, PollID: "worker-1"})
+		done <- result{res, err, time.Now()}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	ended := time.Now()
+	if err := b.EndPoll(ctx, "worker-1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || len(r.res.Jobs) != 0 {
+			t.Fatalf("ended poll: %+v %v", r.res, r.err)
+		}
+		t.Logf("poll ended %v after EndPoll", r.at.Sub(ended))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the poll did not end")
+	}
+	// Ended before it reached its node: the poll returns at once.
+	start := time.Now()
+	res, err := b.Reserve(ctx, engine.ReserveRequest{Queues: []string{"q"}, Wait: 30 * time.Second, PollID: "worker-1"})
+	if err != nil || len(res.Jobs) != 0 || time.Since(start) > 5*time.Second {
+		t.Fatalf("a poll whose id was ended: %+v %v after %v", res, err, time.Since(start))
+	}
+	if err := a.EndPoll(ctx, "bad id"); err == nil {
+		t.Fatal("a malformed poll id was accepted")
+	}
+}

@@ -87,6 +87,9 @@ type ReserveRequest struct {
 	Max    int           // 1 when 0
 	Wait   time.Duration // long-poll time; 0 returns at once
 	Worker string        // free-form identity of the worker, for job status
+	// PollID names the reservation so that its caller can end it early with EndPoll;
+	// optional, letters, digits, '-' and '_'.
+	PollID string
 }
 
 // ReserveResult holds the reserved jobs and the queues that are paused.

@@ -43,6 +43,19 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 	if req.Wait < 0 {
 		return nil, invalid("wait", "must not be negative")
 	}
+	if req.PollID != "" {
+		if err := ValidatePollID(req.PollID); err != nil {
+			return nil, err
+		}
+		pctx, done, ok := e.polls.start(ctx, req.PollID)
+		if !ok {
+			return &ReserveResult{}, nil // ended already
+		}
+		defer done()
+		ctx = pctx
+	}
+	// ended: the caller ended this poll (EndPoll) and waits for its answer.
+	ended := func() bool { return errors.Is(context.Cause(ctx), errPollEnded) }
 	deadline := e.now().Add(req.Wait)
 	for {
 		if e.closed() {
@@ -65,6 +78,10 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 			active = append(active, q)
 		}
 		jobs, err := e.tryReserve(ctx, active, req.Max, req.Worker)
+		if ctx.Err() != nil && ended() {
+			res.Jobs = jobs
+			return res, nil
+		}
 		if ctx.Err() != nil {
 			// The caller left while jobs were being reserved for it: give them back now
 			// rather than at the end of their leases.
@@ -84,6 +101,9 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 			return res, nil
 		}
 		if err := waitAny(ctx, wakes, min(left, pollEvery), e.stop); err != nil {
+			if ended() {
+				return res, nil
+			}
 			return nil, err
 		}
 	}

@@ -93,6 +93,7 @@ func (h *Handler) routes() {
 	handle("POST /v1/queues/{queue}/jobs", h.enqueue)
 	handle("GET /v1/queues/{queue}/jobs", h.listJobs)
 	handle("POST /v1/reserve", h.reserve)
+	handle("DELETE /v1/reserve/{poll_id}", h.endPoll)
 	handle("POST /v1/queues/{queue}/reserve", h.reserve)
 
 	handle("POST /v1/ack", h.ackBatch)
@@ -300,6 +301,15 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// endPoll ends the long-polling reservations made with a poll id, on every node.
+func (h *Handler) endPoll(w http.ResponseWriter, r *http.Request) error {
+	if err := h.eng.EndPoll(r.Context(), r.PathValue("poll_id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // checkPayload refuses a payload over the limit, naming the field.
 func (h *Handler) checkPayload(p []byte, field string) error {
 	if len(p) > h.opts.MaxPayload {
@@ -329,7 +339,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	req := engine.ReserveRequest{Queues: in.Queues, Max: 1, Worker: in.Worker}
+	req := engine.ReserveRequest{Queues: in.Queues, Max: 1, Worker: in.Worker, PollID: in.PollID}
 	if in.Max != nil {
 		if *in.Max < 1 || *in.Max > engine.MaxBatch {
 			return fieldErr("max", "must be between 1 and "+strconv.Itoa(engine.MaxBatch))

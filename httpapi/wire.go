@@ -199,6 +199,7 @@ type reserveIn struct {
 	Max    *int64    `json:"max"`
 	Wait   *duration `json:"wait"`
 	Worker string    `json:"worker"`
+	PollID string    `json:"poll_id"`
 }
 
 type leaseIn struct {
