@@ -66,6 +66,9 @@ func New(eng *engine.Engine, o Options) *Handler {
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "spool"}))
 	h.metrics = newHTTPMetrics(h.reg)
 	h.reg.MustRegister(&queueCollector{eng: eng, log: o.Logger})
+	if o.Schedules != nil {
+		h.reg.MustRegister(scheduleCollector{o.Schedules})
+	}
 	h.routes()
 	return h
 }

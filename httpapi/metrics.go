@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/schedule"
 )
 
 type httpMetrics struct {
@@ -97,5 +98,24 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descPause, prometheus.GaugeValue, paused, q.Name)
 		ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, s.OldestReadyAge.Seconds(), q.Name)
+	}
+}
+
+// scheduleCollector exports this node's scheduler counters.
+type scheduleCollector struct{ svc *schedule.Service }
+
+var descTicks = prometheus.NewDesc("spool_schedule_ticks_total",
+	"Schedule ticks handled by this node, by outcome: fired (enqueued the tick's job), duplicate "+
+		"(another node had), skipped (the template's unique key was held), missed (catch_up skip), "+
+		"coalesced (several due ticks fired once), failed (the enqueue failed and was retried).",
+	[]string{"outcome"}, nil)
+
+func (c scheduleCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descTicks }
+
+func (c scheduleCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.svc.Stats()
+	for outcome, n := range map[string]int64{"fired": st.Fired, "duplicate": st.Duplicates, "skipped": st.Skipped,
+		"missed": st.Missed, "coalesced": st.Coalesced, "failed": st.Failed} {
+		ch <- prometheus.MustNewConstMetric(descTicks, prometheus.CounterValue, float64(n), outcome)
 	}
 }

@@ -199,3 +199,29 @@ func TestSchedulesNotEnabled(t *testing.T) {
 	st, e = schedCall(t, "PUT", base+"/x", `{"spec": "@daily", "queue": "q"}`)
 	wantAPIError(t, st, e, 503, "unavailable", "")
 }
+
+// The scheduler's tick counters are on /metrics.
+func TestScheduleMetrics(t *testing.T) {
+	srv := schedServer(t, true)
+	if st, s := schedCall(t, "PUT", srv+"/v1/schedules/tick", `{"spec": "@every 1s", "queue": "ticks"}`); st != http.StatusCreated {
+		t.Fatalf("create: %d %v", st, s)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(srv + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, `spool_schedule_ticks_total{outcome="fired"} `); ok && v != "0" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no fired tick counted on /metrics after 15s:\n%s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
