@@ -47,7 +47,6 @@ type lease struct {
 	token string
 	tube  string
 	exp   time.Time // end of the lease
-	byID  bool      // reserved with reserve-job (engine.ReserveByID)
 }
 
 // conn is one client connection. Its goroutine runs the commands one after the other, in
@@ -450,8 +449,8 @@ func (c *conn) ignoreTube(name string) bool {
 }
 
 // hold records a job the connection has reserved and sends it.
-func (c *conn) hold(r *engine.Reserved, byID bool) bool {
-	c.held[r.Job.ID] = &lease{token: r.Token, tube: r.Job.Queue, exp: r.Job.LeaseExpiresAt, byID: byID}
+func (c *conn) hold(r *engine.Reserved) bool {
+	c.held[r.Job.ID] = &lease{token: r.Token, tube: r.Job.Queue, exp: r.Job.LeaseExpiresAt}
 	return c.chunk("RESERVED", r.Job.ID, true, r.Job.Payload)
 }
 
@@ -476,7 +475,7 @@ func (c *conn) reserveJob(id uint64) bool {
 	r, err := c.s.eng.ReserveByID(ctx, id, c.name)
 	switch {
 	case err == nil:
-		return c.hold(r, true)
+		return c.hold(r)
 	case notFound(err) || errors.Is(err, engine.ErrLeaseLost):
 		return c.word(msgNotFound)
 	default:
@@ -501,12 +500,7 @@ func (c *conn) delete(id uint64) bool {
 	if l := c.held[id]; l != nil {
 		// Even past its lease: the engine accepts late work while nobody else has the job.
 		delete(c.held, id)
-		var err error
-		if l.byID {
-			_, err = c.s.eng.AckByID(ctx, id, l.token)
-		} else {
-			_, err = c.s.acks.do(ctx, engine.AckRequest{ID: id, Token: l.token})
-		}
+		_, err := c.s.acks.do(ctx, engine.AckRequest{ID: id, Token: l.token})
 		if err == nil {
 			c.countDelete(l.tube)
 			return c.word(msgDeleted)
@@ -553,12 +547,7 @@ func (c *conn) release(cmd *command) bool {
 	defer cancel()
 	pri := cmd.pri
 	req := engine.ReleaseRequest{Priority: &pri, Delay: delayOf(cmd.delay)}
-	var err error
-	if l.byID {
-		_, err = c.s.eng.ReleaseByID(ctx, cmd.id, l.token, req)
-	} else {
-		_, err = c.s.eng.Release(ctx, cmd.id, l.token, req)
-	}
+	_, err := c.s.eng.Release(ctx, cmd.id, l.token, req)
 	if err != nil && !errors.Is(err, engine.ErrLeaseLost) && !errors.Is(err, engine.ErrJobNotFound) {
 		return c.fail("release", err)
 	}
@@ -578,12 +567,7 @@ func (c *conn) bury(cmd *command) bool {
 	defer cancel()
 	pri := cmd.pri
 	req := engine.BuryRequest{Priority: &pri}
-	var err error
-	if l.byID {
-		_, err = c.s.eng.BuryByID(ctx, cmd.id, l.token, req)
-	} else {
-		_, err = c.s.eng.Bury(ctx, cmd.id, l.token, req)
-	}
+	_, err := c.s.eng.Bury(ctx, cmd.id, l.token, req)
 	if err != nil && !errors.Is(err, engine.ErrLeaseLost) && !errors.Is(err, engine.ErrJobNotFound) {
 		return c.fail("bury", err)
 	}
@@ -601,13 +585,7 @@ func (c *conn) touch(id uint64) bool {
 	}
 	ctx, cancel := c.s.opCtx()
 	defer cancel()
-	var j *engine.Job
-	var err error
-	if l.byID {
-		j, err = c.s.eng.TouchByID(ctx, id, l.token, 0)
-	} else {
-		j, err = c.s.eng.Touch(ctx, id, l.token, 0)
-	}
+	j, err := c.s.eng.Touch(ctx, id, l.token, 0)
 	switch {
 	case err == nil:
 		l.exp = j.LeaseExpiresAt

@@ -47,7 +47,7 @@ func (c *conn) reserve(timeout int32) bool {
 		return c.fail("reserve", err)
 	}
 	if r != nil {
-		return c.hold(r, false)
+		return c.hold(r)
 	}
 	now := time.Now()
 	soon := c.soonestDeadline(now)
@@ -100,7 +100,7 @@ func (c *conn) reserve(timeout int32) bool {
 	hungUp := stopWatch()
 	switch {
 	case r != nil:
-		return c.hold(r, false)
+		return c.hold(r)
 	case c.s.isStopping():
 		return false // the server is going away: the connection closes without a reply
 	case hungUp:

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -95,22 +96,31 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 	return next.job(id, nil, now), nil
 }
 
-// Kick makes a buried or delayed job ready now. A kicked buried job gets its attempts back.
-func (e *Engine) Kick(ctx context.Context, id uint64) (*Job, error) {
+// unreservedMsg reads the record and finds the message of a job that is not reserved, and
+// whose message is in one of the states allowed for op (a *StateError otherwise).
+func (e *Engine) unreservedMsg(ctx context.Context, id uint64, op string, allowed ...State) (*record, uint64, *storedMsg, error) {
 	rec, seq, err := e.readRecord(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
 	if rec.State.Final() || rec.State == StateReserved {
-		return nil, &StateError{Op: "kick", State: rec.State}
+		return nil, 0, nil, &StateError{Op: op, State: rec.State}
 	}
 	m, err := e.findMsg(ctx, rec, id)
 	if err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
-	st := subjectState(m.Subject)
-	if st != StateBuried && st != StateDelayed {
-		return nil, &StateError{Op: "kick", State: st}
+	if st := subjectState(m.Subject); !slices.Contains(allowed, st) {
+		return nil, 0, nil, &StateError{Op: op, State: st}
+	}
+	return rec, seq, m, nil
+}
+
+// Kick makes a buried or delayed job ready now. A kicked buried job gets its attempts back.
+func (e *Engine) Kick(ctx context.Context, id uint64) (*Job, error) {
+	rec, seq, m, err := e.unreservedMsg(ctx, id, "kick", StateBuried, StateDelayed)
+	if err != nil {
+		return nil, err
 	}
 	q, err := e.getQueue(ctx, rec.Queue, false)
 	if err != nil {
@@ -122,7 +132,7 @@ func (e *Engine) Kick(ctx context.Context, id uint64) (*Job, error) {
 	}
 	next := *rec
 	next.Kicks++
-	if st == StateBuried {
+	if subjectState(m.Subject) == StateBuried {
 		next.Attempts = 0
 	}
 	return e.move(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, "", m.Seq)

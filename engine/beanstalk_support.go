@@ -197,8 +197,8 @@ func (e *Engine) QueueBeanstalkCounts(ctx context.Context, queueName string) (*B
 //
 // Such a lease is not a delivery of a band consumer: the job's message waits on a subject
 // no consumer reads, as a schedule that puts the job back in its ready band when the lease
-// ends. So it must be finished with AckByID, ReleaseByID, BuryByID and extended with
-// TouchByID, not with Ack, Release, Bury or Touch. Delete works on it as on any job.
+// ends. Ack, Release, Bury, Fail and Touch work on it as on any lease (they see its kind in
+// the record), and so does Delete.
 //
 // A job that a band consumer is handing out at the very moment it is reserved by id may end
 // up reserved twice; the later holder's lease wins and the job is not lost (at-least-once).
@@ -206,20 +206,9 @@ func (e *Engine) ReserveByID(ctx context.Context, id uint64, worker string) (*Re
 	if e.closed() {
 		return nil, ErrClosed
 	}
-	rec, seq, err := e.readRecord(ctx, id)
+	rec, seq, m, err := e.unreservedMsg(ctx, id, "reserve", StateReady, StateDelayed, StateBuried)
 	if err != nil {
 		return nil, err
-	}
-	if rec.State.Final() || rec.State == StateReserved {
-		return nil, &StateError{Op: "reserve", State: rec.State}
-	}
-	m, err := e.findMsg(ctx, rec, id)
-	if err != nil {
-		return nil, err
-	}
-	st := subjectState(m.Subject)
-	if st != StateReady && st != StateDelayed && st != StateBuried {
-		return nil, &StateError{Op: "reserve", State: st}
 	}
 	q, err := e.getQueue(ctx, rec.Queue, false)
 	if err != nil {
@@ -240,19 +229,8 @@ func (e *Engine) ReserveByID(ctx context.Context, id uint64, worker string) (*Re
 	next.RunAt = 0
 	next.Band = band(next.Priority)
 	next.Ack = ""
-	newSeq, err := e.publishHeld(ctx, q, id, &next, payload)
-	if err != nil {
+	if err := e.replaceHeld(ctx, q, id, &next, seq, payload, m.Seq); err != nil {
 		return nil, err
-	}
-	next.Seq = newSeq
-	if _, err := e.commitRecord(ctx, id, &next, seq, 0); err != nil {
-		if derr := e.deleteMsg(ctx, q.names.stream(), newSeq); derr != nil {
-			e.log.Error("remove message of a lost reservation", "job", id, "err", derr)
-		}
-		return nil, err
-	}
-	if err := e.deleteMsg(ctx, q.names.stream(), m.Seq); err != nil {
-		e.log.Warn("delete reserved job's old message", "job", id, "err", err)
 	}
 	e.stats.add(q.names.esc, cReserves, 1)
 	return &Reserved{Job: next.job(id, payload, now), Token: formatToken(next.LeaseID)}, nil
@@ -277,16 +255,25 @@ func (e *Engine) publishHeld(ctx context.Context, q *queue, id uint64, rec *reco
 	return ack.Sequence, nil
 }
 
-// heldByID is held for leases made by ReserveByID.
-func (e *Engine) heldByID(ctx context.Context, id uint64, token string) (*record, uint64, error) {
-	rec, seq, err := e.held(ctx, id, token)
+// replaceHeld stores next as the job's held schedule, commits the record against curSeq,
+// then deletes the job's previous message (oldSeq). On a lost commit the new schedule is
+// removed again and ErrLeaseLost returned.
+func (e *Engine) replaceHeld(ctx context.Context, q *queue, id uint64, next *record, curSeq uint64, payload []byte, oldSeq uint64) error {
+	newSeq, err := e.publishHeld(ctx, q, id, next, payload)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	if rec.Ack != "" {
-		return nil, 0, invalid("lease_token", "not a reservation by id: use Ack, Release, Bury or Touch")
+	next.Seq = newSeq
+	if _, err := e.commitRecord(ctx, id, next, curSeq, 0); err != nil {
+		if derr := e.deleteMsg(ctx, q.names.stream(), newSeq); derr != nil {
+			e.log.Error("remove the held message of a lost transition", "job", id, "err", derr)
+		}
+		return err
 	}
-	return rec, seq, nil
+	if err := e.deleteMsg(ctx, q.names.stream(), oldSeq); err != nil {
+		e.log.Warn("delete a job's previous message", "job", id, "err", err)
+	}
+	return nil
 }
 
 // dropFired removes the copy of a job that its held schedule put on the ready subject when
@@ -309,122 +296,20 @@ func (e *Engine) dropFired(ctx context.Context, rec *record, id uint64, keep uin
 	}
 }
 
-// AckByID completes a job reserved with ReserveByID.
-func (e *Engine) AckByID(ctx context.Context, id uint64, token string) (*Job, error) {
-	rec, seq, err := e.heldByID(ctx, id, token)
+// touchHeld extends a lease made by ReserveByID to d from now: its held schedule is
+// replaced by one due at the new end.
+func (e *Engine) touchHeld(ctx context.Context, id uint64, rec *record, seq uint64, d time.Duration) (*Job, error) {
+	q, payload, err := e.reservedPayload(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
 	now := e.now()
 	next := *rec
-	next.State, next.Finished = StateSucceeded, now.UnixNano()
-	next.clearLease()
-	if _, err := e.commitRecord(ctx, id, &next, seq, e.cfg.Retention); err != nil {
+	next.LeaseExp = now.Add(d).UnixNano()
+	if err := e.replaceHeld(ctx, q, id, &next, seq, payload, rec.Seq); err != nil {
 		return nil, err
 	}
-	n := queueNames(rec.Queue)
-	if err := e.deleteMsg(ctx, n.stream(), rec.Seq); err != nil {
-		// Should it stay, it turns ready at the end of the lease and reservation drops it,
-		// its record being final.
-		e.log.Warn("delete finished job's message", "job", id, "err", err)
-	}
-	e.dropFired(ctx, rec, id, 0)
-	e.leases.drop(id)
-	e.stats.add(n.esc, cSucceeded, 1)
-	e.releaseUnique(ctx, id, &next)
-	return next.job(id, nil, now), nil
-}
-
-// ReleaseByID gives back a job reserved with ReserveByID, as Release does.
-func (e *Engine) ReleaseByID(ctx context.Context, id uint64, token string, req ReleaseRequest) (*Job, error) {
-	if req.Delay < 0 || req.Delay > MaxDelay {
-		return nil, invalid("delay", "must be between 0 and %s", MaxDelay)
-	}
-	rec, seq, err := e.heldByID(ctx, id, token)
-	if err != nil {
-		return nil, err
-	}
-	q, payload, err := e.reservedPayload(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
-	next := *rec
-	next.Releases++
-	next.Attempts = max(next.Attempts-1, 0)
-	if req.Priority != nil {
-		next.Priority = *req.Priority
-	}
-	var j *Job
-	if req.Delay > 0 {
-		j, err = e.move(ctx, q, id, &next, seq, payload, StateDelayed, e.now().Add(req.Delay), "", rec.Seq)
-	} else {
-		j, err = e.move(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, "", rec.Seq)
-	}
-	if err == nil {
-		e.dropFired(ctx, rec, id, next.Seq)
-	}
-	return j, err
-}
-
-// BuryByID sets aside a job reserved with ReserveByID, as Bury does.
-func (e *Engine) BuryByID(ctx context.Context, id uint64, token string, req BuryRequest) (*Job, error) {
-	rec, seq, err := e.heldByID(ctx, id, token)
-	if err != nil {
-		return nil, err
-	}
-	q, payload, err := e.reservedPayload(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
-	next := *rec
-	if req.Reason != "" {
-		next.LastError = truncate(req.Reason, MaxErrorLen)
-	}
-	if req.Priority != nil {
-		next.Priority = *req.Priority
-	}
-	j, err := e.move(ctx, q, id, &next, seq, payload, StateBuried, time.Time{}, "", rec.Seq)
-	if err == nil {
-		e.dropFired(ctx, rec, id, next.Seq)
-	}
-	return j, err
-}
-
-// TouchByID extends the lease of a job reserved with ReserveByID to lease from now (the
-// job's own lease when 0): its schedule is stored again with the new due time.
-func (e *Engine) TouchByID(ctx context.Context, id uint64, token string, lease time.Duration) (*Job, error) {
-	if lease != 0 && (lease < MinLease || lease > MaxLease) {
-		return nil, invalid("lease", "must be between %s and %s", MinLease, MaxLease)
-	}
-	rec, seq, err := e.heldByID(ctx, id, token)
-	if err != nil {
-		return nil, err
-	}
-	q, payload, err := e.reservedPayload(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
-	if lease == 0 {
-		lease = rec.lease()
-	}
-	now := e.now()
-	next := *rec
-	next.LeaseExp = now.Add(lease).UnixNano()
-	newSeq, err := e.publishHeld(ctx, q, id, &next, payload)
-	if err != nil {
-		return nil, err
-	}
-	next.Seq = newSeq
-	if _, err := e.commitRecord(ctx, id, &next, seq, 0); err != nil {
-		if derr := e.deleteMsg(ctx, q.names.stream(), newSeq); derr != nil {
-			e.log.Error("remove message of a lost touch", "job", id, "err", derr)
-		}
-		return nil, err
-	}
-	if err := e.deleteMsg(ctx, q.names.stream(), rec.Seq); err != nil {
-		e.log.Warn("delete touched job's old message", "job", id, "err", err)
-	}
-	e.dropFired(ctx, rec, id, newSeq)
+	e.dropFired(ctx, rec, id, next.Seq)
 	return next.job(id, nil, now), nil
 }
 

@@ -188,11 +188,7 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 			out[it.i].Err = fmt.Errorf("store job record: %w", err)
 			continue
 		}
-		// Removes the message (work-queue stream). Should this ack be lost, the job is
-		// offered again at the end of its lease and reservation drops it, its record final.
-		if err := e.nc.Publish(it.rec.Ack, []byte("+ACK")); err != nil {
-			e.log.Warn("ack delivery", "job", id, "err", err)
-		}
+		e.endLease(ctx, id, it.rec)
 		e.leases.drop(id)
 		e.stats.add(queueNames(it.rec.Queue).esc, cSucceeded, 1)
 		e.releaseUnique(ctx, id, nexts[k])
@@ -203,6 +199,41 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 
 func (r *record) clearLease() {
 	r.LeaseID, r.LeaseExp, r.Ack, r.Seq = 0, 0, "", 0
+}
+
+// byID reports whether a reserved job's lease was made by ReserveByID: a held schedule in
+// its queue stream (at Seq), not a consumer delivery with an ack subject.
+func (r *record) byID() bool { return r.Ack == "" }
+
+// moveLeased is moveTo for a reserved job, whichever kind its lease is: the old delivery is
+// acked, or the old held schedule deleted (with its fired copy, should the lease have ended).
+func (e *Engine) moveLeased(ctx context.Context, q *queue, id uint64, next, rec *record, curSeq uint64, payload []byte, st State, runAt time.Time) (*Job, error) {
+	if !rec.byID() {
+		return e.moveTo(ctx, q, id, next, curSeq, payload, st, runAt, rec.Ack)
+	}
+	j, err := e.move(ctx, q, id, next, curSeq, payload, st, runAt, "", rec.Seq)
+	if err == nil {
+		e.dropFired(ctx, rec, id, next.Seq)
+	}
+	return j, err
+}
+
+// endLease removes the message of a finished job's lease: acks the delivery, or deletes
+// the held schedule (and its fired copy).
+func (e *Engine) endLease(ctx context.Context, id uint64, rec *record) {
+	if !rec.byID() {
+		// Should this ack be lost, the job is offered again at the end of its lease and
+		// reservation drops it, its record being final.
+		if err := e.nc.Publish(rec.Ack, []byte("+ACK")); err != nil {
+			e.log.Warn("ack delivery", "job", id, "err", err)
+		}
+		return
+	}
+	if err := e.deleteMsg(ctx, queueNames(rec.Queue).stream(), rec.Seq); err != nil {
+		// Should it stay, it turns ready at the end of the lease and reservation drops it.
+		e.log.Warn("delete finished job's message", "job", id, "err", err)
+	}
+	e.dropFired(ctx, rec, id, 0)
 }
 
 // Fail reports a failed attempt: the job is retried after a backoff, or buried when its
@@ -232,7 +263,7 @@ func (e *Engine) Fail(ctx context.Context, id uint64, token string, req FailRequ
 				st, at = StateDelayed, e.now().Add(delay)
 			}
 		}
-		j, err := e.moveTo(ctx, q, id, &next, seq, payload, st, at, rec.Ack)
+		j, err := e.moveLeased(ctx, q, id, &next, rec, seq, payload, st, at)
 		if err == nil {
 			e.stats.add(q.names.esc, cFailed, 1)
 		}
@@ -276,9 +307,9 @@ func (e *Engine) Release(ctx context.Context, id uint64, token string, req Relea
 			next.Priority = *req.Priority
 		}
 		if req.Delay > 0 {
-			return e.moveTo(ctx, q, id, &next, seq, payload, StateDelayed, e.now().Add(req.Delay), rec.Ack)
+			return e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateDelayed, e.now().Add(req.Delay))
 		}
-		return e.moveTo(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, rec.Ack)
+		return e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateReady, time.Time{})
 	})
 }
 
@@ -296,7 +327,7 @@ func (e *Engine) Bury(ctx context.Context, id uint64, token string, req BuryRequ
 		if req.Priority != nil {
 			next.Priority = *req.Priority
 		}
-		return e.moveTo(ctx, q, id, &next, seq, payload, StateBuried, time.Time{}, rec.Ack)
+		return e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateBuried, time.Time{})
 	})
 }
 
@@ -310,6 +341,9 @@ func (e *Engine) Touch(ctx context.Context, id uint64, token string, lease time.
 		d := lease
 		if d == 0 {
 			d = rec.lease()
+		}
+		if rec.byID() {
+			return e.touchHeld(ctx, id, rec, seq, d)
 		}
 		now := e.now()
 		next := *rec
