@@ -1,7 +1,6 @@
 package spool_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -20,24 +19,5 @@ func runTests(m *testing.M) int {
 	if os.Getenv(helperWorkerEnv) != "" {
 		return m.Run() // a child process of TestWorkerKilledMidJob: it needs no server of its own
 	}
-	dir, err := os.MkdirTemp("", "spool-example-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := spooltest.Run(dir, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	serverURL = srv.URL
-	code := m.Run()
-	if err := srv.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop server:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
+	return spooltest.Main(m, &serverURL)
 }

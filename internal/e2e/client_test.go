@@ -19,31 +19,9 @@ import (
 var serverURL string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
+	os.Exit(spooltest.Main(m, &serverURL))
 }
 
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "spool-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := spooltest.Run(dir, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	serverURL = srv.URL
-	code := m.Run()
-	if err := srv.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop server:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
-}
 
 func newClient(t *testing.T) *spool.Client {
 	t.Helper()

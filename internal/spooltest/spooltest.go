@@ -94,3 +94,29 @@ func Start(tb testing.TB, configure func(*server.Config)) *Server {
 	})
 	return s
 }
+
+// Main runs a test package's tests against one server shared by all of them: it starts the
+// server in a temporary directory, sets *url to its base URL, runs m and stops the server.
+// It returns the exit code for os.Exit; a failure to start or stop the server fails the run.
+func Main(m *testing.M, url *string) int {
+	dir, err := os.MkdirTemp("", "spool-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	srv, err := Run(dir, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*url = srv.URL
+	code := m.Run()
+	if err := srv.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop server:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
