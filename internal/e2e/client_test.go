@@ -22,7 +22,6 @@ func TestMain(m *testing.M) {
 	os.Exit(spooltest.Main(m, &serverURL))
 }
 
-
 func newClient(t *testing.T) *spool.Client {
 	t.Helper()
 	c, err := spool.NewClient(serverURL)
