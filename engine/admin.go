@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,20 +32,82 @@ func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
 	return rec.job(id, payload, now), nil
 }
 
-// findMsg finds a job's message in its queue stream, whatever subject (state) it is on.
+// findMsg finds a job's message in its queue stream, whatever subject (state) it is on: at
+// the sequence its record knows, on its own subject (delayed, buried, held), or else on its
+// band's ready subject (a fresh job, or one a schedule made ready).
 func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMsg, error) {
 	n := queueNames(rec.Queue)
-	if rec.State == StateReserved && rec.Seq != 0 {
+	if rec.Seq != 0 {
 		m, err := e.directSeq(ctx, n.stream(), rec.Seq)
-		if err == nil {
+		if err == nil && msgHolds(m, id) {
 			return m, nil
+		}
+		if err != nil && !errors.Is(err, errNoMsg) {
+			return nil, err
 		}
 	}
 	m, err := e.directLast(ctx, n.stream(), n.anyState(id))
-	if errors.Is(err, errNoMsg) {
-		return nil, ErrJobNotFound
+	if !errors.Is(err, errNoMsg) {
+		return m, err
 	}
-	return m, err
+	return e.findReady(ctx, n, rec.Band, id, rec.readySince(), 0)
+}
+
+// msgHolds reports whether m is a message of job id.
+func msgHolds(m *storedMsg, id uint64) bool {
+	got, err := msgJobID(m)
+	return err == nil && got == id
+}
+
+// readySince is the earliest time the job's current ready message, if it has one that its
+// record does not locate, can have been stored: its creation, the end of its delay, or the
+// end of a lease made by ReserveByID (whose schedule then fired).
+func (r *record) readySince() int64 {
+	t := max(r.Created, r.RunAt)
+	if r.State == StateReserved && r.byID() {
+		t = max(t, r.LeaseExp)
+	}
+	return t
+}
+
+// clockSkew is how far a stream leader's clock (which stamps messages) may be behind the
+// clock of the node that wrote a job's record, for findReady's scan by time; a message
+// stamped earlier still is found by the slower full scan.
+const clockSkew = time.Second
+
+// findReady scans band b's ready subject for job id's message, skipping sequence skip: from
+// a little before since, where it is, then from the start (a clock further off). It costs
+// one batched read per 256 jobs stored on the subject since then.
+func (e *Engine) findReady(ctx context.Context, n names, b int, id uint64, since int64, skip uint64) (*storedMsg, error) {
+	from := time.Unix(0, since).Add(-clockSkew)
+	m, err := e.scanReady(ctx, n, b, id, skip, directRequest{StartTime: &from})
+	if m != nil || err != nil {
+		return m, err
+	}
+	m, err = e.scanReady(ctx, n, b, id, skip, directRequest{Seq: 1, UpToTime: &from})
+	if m != nil || err != nil {
+		return m, err
+	}
+	return nil, ErrJobNotFound
+}
+
+func (e *Engine) scanReady(ctx context.Context, n names, b int, id uint64, skip uint64, req directRequest) (*storedMsg, error) {
+	req.NextFor, req.Batch = n.ready(b), 256
+	for {
+		msgs, err := e.directBatch(ctx, n.stream(), req)
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) == 0 {
+			return nil, nil
+		}
+		for i := range msgs {
+			if msgs[i].Seq != skip && msgHolds(&msgs[i], id) {
+				return &msgs[i], nil
+			}
+		}
+		req.Seq, req.StartTime = msgs[len(msgs)-1].Seq+1, nil
+	}
 }
 
 // Delete cancels a job in any unfinished state. Cancelling a reserved job makes its holder's
@@ -164,7 +225,7 @@ func (e *Engine) KickQueue(ctx context.Context, name string, st State, max int) 
 		}
 		for _, m := range msgs {
 			seq = m.Seq + 1
-			id, err := strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+			id, err := msgJobID(&m)
 			if err != nil {
 				continue
 			}
@@ -205,8 +266,8 @@ func (e *Engine) Peek(ctx context.Context, req PeekRequest) (*PeekPage, error) {
 	}
 	subjects := make([]string, 0, len(msgs))
 	ids := make([]uint64, len(msgs))
-	for i, m := range msgs {
-		ids[i], _ = strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+	for i := range msgs {
+		ids[i], _ = msgJobID(&msgs[i])
 		subjects = append(subjects, jobSubject(ids[i]))
 	}
 	recs, err := e.readRecords(ctx, subjects)
@@ -272,8 +333,8 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 		}
 		subjects := make([]string, len(msgs))
 		ids := make([]uint64, len(msgs))
-		for i, m := range msgs {
-			ids[i], _ = strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+		for i := range msgs {
+			ids[i], _ = msgJobID(&msgs[i])
 			subjects[i] = jobSubject(ids[i])
 		}
 		recs, err := e.readRecords(ctx, subjects)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,7 +43,7 @@ func (e *Engine) PeekNextReady(ctx context.Context, queueName string) (*Job, err
 	for _, b := range bandsOf(cfg.Bands) {
 		var seq uint64 = 1
 		for {
-			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: q.names.bandFilter(b), Batch: 256})
+			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: q.names.ready(b), Batch: 256})
 			if err != nil {
 				return nil, err
 			}
@@ -70,8 +69,8 @@ func (e *Engine) PeekNextReady(ctx context.Context, queueName string) (*Job, err
 func (e *Engine) firstUnreserved(ctx context.Context, msgs []storedMsg) (*Job, error) {
 	subjects := make([]string, len(msgs))
 	ids := make([]uint64, len(msgs))
-	for i, m := range msgs {
-		ids[i], _ = strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
+	for i := range msgs {
+		ids[i], _ = msgJobID(&msgs[i])
 		subjects[i] = jobSubject(ids[i])
 	}
 	recs, err := e.readRecords(ctx, subjects)
@@ -119,8 +118,8 @@ func (e *Engine) PeekSoonestDelayed(ctx context.Context, queueName string) (*Job
 		}
 		for _, m := range msgs {
 			seq = m.Seq + 1
-			id, err := strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
-			if err != nil {
+			id, ok := subjectID(m.Subject)
+			if !ok {
 				continue
 			}
 			env, payload, err := decodeMsg(m.Data)
@@ -242,7 +241,7 @@ func (e *Engine) publishHeld(ctx context.Context, q *queue, id uint64, rec *reco
 	if err := e.ensureBand(ctx, q, rec.Band); err != nil {
 		return 0, err
 	}
-	body, err := encodeMsg(rec, payload)
+	body, err := encodeMsg(id, rec, payload)
 	if err != nil {
 		return 0, err
 	}
@@ -287,8 +286,8 @@ func (e *Engine) dropFired(ctx context.Context, rec *record, id uint64, keep uin
 		return // the schedule has not fired
 	}
 	n := queueNames(rec.Queue)
-	m, err := e.directLast(ctx, n.stream(), n.subject(StateReady, rec.Band, id))
-	if err != nil || m.Seq == keep {
+	m, err := e.findReady(ctx, n, rec.Band, id, rec.LeaseExp, keep)
+	if err != nil {
 		return
 	}
 	if err := e.deleteMsg(ctx, n.stream(), m.Seq); err != nil {

@@ -77,10 +77,12 @@ func (e *Engine) directBatch(ctx context.Context, stream string, req directReque
 }
 
 type directRequest struct {
-	Seq       uint64   `json:"seq,omitempty"`
-	NextFor   string   `json:"next_by_subj,omitempty"`
-	Batch     int      `json:"batch,omitempty"`
-	MultiLast []string `json:"multi_last,omitempty"`
+	Seq       uint64     `json:"seq,omitempty"`
+	NextFor   string     `json:"next_by_subj,omitempty"`
+	Batch     int        `json:"batch,omitempty"`
+	MultiLast []string   `json:"multi_last,omitempty"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+	UpToTime  *time.Time `json:"up_to_time,omitempty"`
 }
 
 func parseDirect(m *nats.Msg) (*storedMsg, error) {

@@ -5,7 +5,8 @@
 //
 // Layout in JetStream:
 //   - one stream per queue (SPOOL_Q_<queue>), work-queue retention, subjects
-//     spool.q.<queue>.<state>.<band>.<id> with state ready, delayed or buried;
+//     spool.q.<queue>.ready.<band> for ready jobs and spool.q.<queue>.<state>.<band>.<id>
+//     for delayed, buried and held ones (the job id is in every message's envelope);
 //   - one durable pull consumer per priority band in use (ready-<band>); a reservation is a
 //     pending delivery of that consumer and its lease is the delivery's ack deadline;
 //   - delayed jobs are @at message schedules whose target is the job's ready subject;

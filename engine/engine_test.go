@@ -782,3 +782,73 @@ func TestEndPollFromAnotherEngine(t *testing.T) {
 		t.Fatal("a malformed poll id was accepted")
 	}
 }
+
+// Ready jobs share their band's subject: the engine finds one by id through its record and
+// a scan by time, with a full scan when the writer's clock is ahead of JetStream's.
+func TestReadyJobFoundByIDAmongMany(t *testing.T) {
+	ns := startNATS(t)
+	e := openEngine(t, ns, engine.Config{})
+	ahead := openEngine(t, ns, engine.Config{Now: func() time.Time { return time.Now().Add(10 * time.Second) }})
+	ctx := ctxT(t)
+	var ids []uint64
+	for b := range 6 {
+		reqs := make([]engine.EnqueueRequest, 100)
+		for i := range reqs {
+			reqs[i] = engine.EnqueueRequest{Queue: "q", Payload: fmt.Appendf(nil, "job %d", b*100+i)}
+		}
+		res, err := e.Enqueue(ctx, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			ids = append(ids, r.Job.ID)
+		}
+	}
+	skewed := enqueue(t, ahead, engine.EnqueueRequest{Queue: "q", Payload: []byte("skewed")})
+	fired := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Payload: []byte("fired"), Delay: 50 * time.Millisecond})
+	time.Sleep(300 * time.Millisecond)
+
+	for _, c := range []struct {
+		e       *engine.Engine
+		id      uint64
+		payload string
+	}{
+		{e, ids[0], "job 0"}, {e, ids[299], "job 299"}, {e, ids[599], "job 599"},
+		{ahead, ids[450], "job 450"}, {e, skewed.ID, "skewed"}, {ahead, skewed.ID, "skewed"},
+		{e, fired.ID, "fired"},
+	} {
+		j := wantState(t, c.e, c.id, engine.StateReady)
+		if string(j.Payload) != c.payload {
+			t.Fatalf("job %d: payload %q, want %q", c.id, j.Payload, c.payload)
+		}
+	}
+	deleted := map[uint64]bool{ids[299]: true, skewed.ID: true, fired.ID: true}
+	for id := range deleted {
+		if _, err := e.Delete(ctx, id); err != nil {
+			t.Fatalf("delete %d: %v", id, err)
+		}
+	}
+	eventually(t, 5*time.Second, func() error {
+		qi, err := e.Queue(ctx, "q")
+		if err != nil {
+			return err
+		}
+		if qi.Stats.Ready != 599 {
+			return fmt.Errorf("ready after deletes: %d, want 599", qi.Stats.Ready)
+		}
+		return nil
+	})
+	got := 0
+	for got < 599 {
+		rs := reserve(t, e, 100, 0, "q")
+		if len(rs) == 0 {
+			t.Fatalf("reserved %d jobs, want 599", got)
+		}
+		for _, r := range rs {
+			if deleted[r.Job.ID] {
+				t.Fatalf("deleted job %d was reserved", r.Job.ID)
+			}
+		}
+		got += len(rs)
+	}
+}

@@ -246,7 +246,7 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 		if it.done {
 			continue
 		}
-		body, err := encodeMsg(it.rec, it.req.Payload)
+		body, err := encodeMsg(it.id, it.rec, it.req.Payload)
 		if err != nil {
 			it.res.Err, it.done = err, true
 			continue

@@ -398,7 +398,7 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 			return nil, err
 		}
 	}
-	body, err := encodeMsg(next, payload)
+	body, err := encodeMsg(id, next, payload)
 	if err != nil {
 		return nil, err
 	}

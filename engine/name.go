@@ -87,8 +87,12 @@ func band(pri uint32) int { return bits.Len32(pri) }
 
 const maxBand = 32
 
-// Subjects and names. Every queue has its own stream; the id is the last token of a job's
-// subject, so one job is found in any state with the filter spool.q.<queue>.*.*.<id>.
+// Subjects and names. Every queue has its own stream. A delayed, buried or held job's subject
+// ends with its id, so such a job is found with the filter spool.q.<queue>.*.*.<id>. Ready jobs
+// share one subject per priority band, spool.q.<queue>.ready.<band>, without the id: a band
+// consumer then filters on one literal subject, which JetStream finds directly, where a
+// wildcard filter made every pull match the subjects of all the band's pending jobs (a cost
+// that grew with the backlog). A ready job is found by id through its record (findMsg).
 const (
 	jobsStream    = "SPOOL_JOBS"
 	jobsPrefix    = "spool.j."
@@ -122,14 +126,22 @@ func (n names) all() string { return "spool.q." + n.esc + ".>" }
 func (n names) state(s State) string {
 	return "spool.q." + n.esc + "." + string(s) + ".>"
 }
+
+// subject is the subject of job id in state s and band b; for StateReady, the band's ready
+// subject, the same for all its jobs.
 func (n names) subject(s State, b int, id uint64) string {
+	if s == StateReady {
+		return n.ready(b)
+	}
 	return "spool.q." + n.esc + "." + string(s) + "." + strconv.Itoa(b) + "." + strconv.FormatUint(id, 10)
+}
+
+// ready is band b's ready subject, and the filter of its consumer.
+func (n names) ready(b int) string {
+	return "spool.q." + n.esc + ".ready." + strconv.Itoa(b)
 }
 func (n names) anyState(id uint64) string {
 	return "spool.q." + n.esc + ".*.*." + strconv.FormatUint(id, 10)
-}
-func (n names) bandFilter(b int) string {
-	return "spool.q." + n.esc + ".ready." + strconv.Itoa(b) + ".*"
 }
 func (n names) notify(b int) string { return notifyPrefix + n.esc + "." + strconv.Itoa(b) }
 
@@ -139,10 +151,20 @@ func jobSubject(id uint64) string { return jobsPrefix + strconv.FormatUint(id, 1
 
 // subjectState parses the state out of a queue message subject.
 func subjectState(subject string) State {
-	// spool.q.<esc>.<state>.<band>.<id>
+	// spool.q.<esc>.<state>.<band>[.<id>]
 	parts := strings.Split(subject, ".")
-	if len(parts) != 6 {
+	if len(parts) != 5 && len(parts) != 6 {
 		return ""
 	}
 	return State(parts[3])
+}
+
+// subjectID parses the job id out of a queue message subject; ok is false for a ready
+// subject, which has none.
+func subjectID(subject string) (id uint64, ok bool) {
+	if strings.Count(subject, ".") != 5 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(subject[strings.LastIndexByte(subject, '.')+1:], 10, 64)
+	return id, err == nil
 }

@@ -129,7 +129,7 @@ func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfi
 func (e *Engine) bandConsumerConfig(q *queue, cfg queueConfig, b int) jetstream.ConsumerConfig {
 	cc := jetstream.ConsumerConfig{
 		Durable:       consumerName(b),
-		FilterSubject: q.names.bandFilter(b),
+		FilterSubject: q.names.ready(b),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Duration(cfg.LeaseMS) * time.Millisecond,
 		MaxDeliver:    -1,
@@ -364,7 +364,7 @@ func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
 		st.Ready += int64(info.NumPending)
 		st.Reserved += int64(info.NumAckPending)
 		if info.NumPending > 0 {
-			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: info.Delivered.Stream + 1, NextFor: q.names.bandFilter(b), Batch: 1})
+			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: info.Delivered.Stream + 1, NextFor: q.names.ready(b), Batch: 1})
 			if err == nil && len(msgs) == 1 && (oldest.IsZero() || msgs[0].Time.Before(oldest)) {
 				oldest = msgs[0].Time
 			}

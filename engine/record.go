@@ -51,6 +51,8 @@ type record struct {
 	// RecSeq, in a queue message only, is the sequence of the job's record when the message
 	// was stored; 0 when unknown. While the record is unchanged a reservation needs no read.
 	RecSeq uint64 `json:"rs,omitempty"`
+	// ID, in a queue message only, is the job's id: a ready subject does not carry it.
+	ID uint64 `json:"id,omitempty"`
 }
 
 func marshalRecord(r *record) ([]byte, error) {
@@ -103,10 +105,12 @@ func (r *record) job(id uint64, payload []byte, now time.Time) *Job {
 
 func (r *record) lease() time.Duration { return time.Duration(r.LeaseMS) * time.Millisecond }
 
-// encodeMsg builds a queue message body: the record as JSON, a newline, the raw payload.
-// JSON never contains a raw newline, so the first one ends the record.
-func encodeMsg(r *record, payload []byte) ([]byte, error) {
-	head, err := json.Marshal(r)
+// encodeMsg builds job id's queue message body: the record as JSON, a newline, the raw
+// payload. JSON never contains a raw newline, so the first one ends the record.
+func encodeMsg(id uint64, r *record, payload []byte) ([]byte, error) {
+	env := *r
+	env.ID = id
+	head, err := json.Marshal(&env)
 	if err != nil {
 		return nil, fmt.Errorf("encode job: %w", err)
 	}
@@ -128,4 +132,20 @@ func decodeMsg(body []byte) (*record, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: %v", errBadMsg, err)
 	}
 	return r, body[i+1:], nil
+}
+
+// msgJobID returns the id of the job a stored queue message holds: from its subject, or for a
+// ready message from its envelope.
+func msgJobID(m *storedMsg) (uint64, error) {
+	if id, ok := subjectID(m.Subject); ok {
+		return id, nil
+	}
+	env, _, err := decodeMsg(m.Data)
+	if err != nil {
+		return 0, err
+	}
+	if env.ID == 0 {
+		return 0, fmt.Errorf("%w: no job id", errBadMsg)
+	}
+	return env.ID, nil
 }

@@ -247,14 +247,17 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 	var fast, slow []*cand
 	for _, m := range msgs {
 		md, err := m.Metadata()
-		id, perr := strconv.ParseUint(m.Subject[lastDot(m.Subject)+1:], 10, 64)
 		env, payload, derr := decodeMsg(m.Data)
+		var perr error
+		if derr == nil && env.ID == 0 {
+			perr = fmt.Errorf("%w: no job id", errBadMsg)
+		}
 		if err != nil || perr != nil || derr != nil {
 			e.log.Error("dropping malformed job message", "subject", m.Subject, "err", errors.Join(err, perr, derr))
 			m.Term()
 			continue
 		}
-		c := &cand{msg: m, id: id, sseq: md.Sequence.Stream, payload: payload}
+		c := &cand{msg: m, id: env.ID, sseq: md.Sequence.Stream, payload: payload}
 		if env.RecSeq != 0 {
 			c.cur, c.curSeq = env, env.RecSeq
 			fast = append(fast, c)
@@ -401,15 +404,6 @@ func (e *Engine) keepLease(ctx context.Context, c *cand, b int, now time.Time) {
 	}
 	e.extendLease(next.Ack, time.Duration(next.LeaseExp-now.UnixNano()))
 	e.log.Info("job offered again before its lease ended: lease kept by its holder", "job", c.id)
-}
-
-func lastDot(s string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '.' {
-			return i
-		}
-	}
-	return -1
 }
 
 // extendLease sets a delivery's remaining lease to d: a NAK with a delay re-times the
