@@ -46,6 +46,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// PollInterval bounds how long a waiting reservation goes without looking for jobs:
+	// jobs also become ready without a wake-up (a delayed job's time comes, a lease
+	// expires). Default 250ms.
+	PollInterval time.Duration
 }
 
 // Limits of the values an engine accepts.
@@ -94,6 +98,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 250 * time.Millisecond
+	}
 }
 
 // Engine is spool's job engine over one JetStream connection. It is safe for concurrent use.
@@ -108,6 +115,9 @@ type Engine struct {
 	mu     sync.RWMutex
 	queues map[string]*queue // by name
 	byEsc  map[string]*queue // by escaped name
+	// added is closed (and replaced) when a queue joins the local view: it wakes the
+	// reservations waiting for a queue that did not exist yet.
+	added chan struct{}
 
 	stats  *counters
 	leases *leaseCache
@@ -135,6 +145,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 		polls:  newPolls(),
 		queues: make(map[string]*queue),
 		byEsc:  make(map[string]*queue),
+		added:  make(chan struct{}),
 		stop:   make(chan struct{}),
 	}
 	if err := e.setup(ctx); err != nil {
@@ -367,6 +378,8 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 		q = &queue{name: cfg.Name, names: queueNames(cfg.Name), wake: make(chan struct{})}
 		e.queues[cfg.Name] = q
 		e.byEsc[q.names.esc] = q
+		close(e.added)
+		e.added = make(chan struct{})
 	}
 	e.mu.Unlock()
 	q.mu.Lock()
@@ -381,6 +394,17 @@ func (e *Engine) lookupQueue(name string) *queue {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return e.queues[name]
+}
+
+// watchQueue returns a queue's wake-up channel, or when the queue does not exist (yet) one
+// closed when a queue is added.
+func (e *Engine) watchQueue(name string) (*queue, <-chan struct{}) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if q := e.queues[name]; q != nil {
+		return q, q.waitCh()
+	}
+	return nil, e.added
 }
 
 // onNotify wakes this node's reservations waiting on a queue whose band got ready jobs

@@ -852,3 +852,34 @@ func TestReadyJobFoundByIDAmongMany(t *testing.T) {
 		got += len(rs)
 	}
 }
+
+// A reservation waiting on a queue that does not exist yet wakes when the queue is created
+// by an enqueue, not at its next poll.
+func TestReserveWakesWhenQueueIsCreated(t *testing.T) {
+	ns := startNATS(t)
+	e := openEngine(t, ns, engine.Config{PollInterval: time.Hour})
+	other := openEngine(t, ns, engine.Config{PollInterval: time.Hour})
+	for _, producer := range []*engine.Engine{e, other} {
+		queue := fmt.Sprintf("new-%p", producer)
+		got := make(chan []engine.Reserved, 1)
+		const wait = 20 * time.Second
+		go func() {
+			res, err := e.Reserve(ctxT(t), engine.ReserveRequest{Queues: []string{queue}, Wait: wait})
+			if err != nil {
+				t.Error(err)
+				res = &engine.ReserveResult{}
+			}
+			got <- res.Jobs
+		}()
+		time.Sleep(100 * time.Millisecond) // let it find no queue and wait
+		job := enqueue(t, producer, engine.EnqueueRequest{Queue: queue})
+		enqueued := time.Now()
+		if jobs := <-got; len(jobs) != 1 || jobs[0].Job.ID != job.ID {
+			t.Fatalf("reservation waiting for a new queue got %v, want job %d", jobs, job.ID)
+		}
+		// Not woken, it would have looked again only at the end of its wait.
+		if d := time.Since(enqueued); d > wait/2 {
+			t.Fatalf("the job reached the waiting reservation after %v: not woken by the new queue", d)
+		}
+	}
+}

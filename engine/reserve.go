@@ -14,10 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// pollEvery bounds how long a waiting reservation goes without looking: jobs also become
-// ready without a wake-up (a delayed job's time comes, a lease expires).
-const pollEvery = 250 * time.Millisecond
-
 // MaxReserveQueues is the most queues one reservation may name.
 const MaxReserveQueues = 100
 
@@ -66,11 +62,11 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 		var wakes []<-chan struct{}
 		now := e.now()
 		for _, n := range req.Queues {
-			q := e.lookupQueue(n)
+			q, wake := e.watchQueue(n)
+			wakes = append(wakes, wake)
 			if q == nil {
 				continue
 			}
-			wakes = append(wakes, q.waitCh())
 			if cfg, _ := q.config(); cfg.pausedAt(now) {
 				res.Paused = append(res.Paused, n)
 				continue
@@ -100,7 +96,7 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 		if len(jobs) > 0 || left <= 0 {
 			return res, nil
 		}
-		if err := waitAny(ctx, wakes, min(left, pollEvery), e.stop); err != nil {
+		if err := waitAny(ctx, wakes, min(left, e.cfg.PollInterval), e.stop); err != nil {
 			if ended() {
 				return res, nil
 			}
