@@ -883,3 +883,36 @@ func TestReserveWakesWhenQueueIsCreated(t *testing.T) {
 		}
 	}
 }
+
+// A node's counters include its own increments before they are flushed to the cluster-wide
+// counters (once a second); other nodes see them after the flush.
+func TestCountersReadOwnWrites(t *testing.T) {
+	ns := startNATS(t)
+	e := openEngine(t, ns, engine.Config{})
+	other := openEngine(t, ns, engine.Config{})
+	ctx := ctxT(t)
+	for range 3 {
+		enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
+	}
+	qi, err := e.Queue(ctx, "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qi.Stats.Enqueued != 3 {
+		t.Fatalf("enqueued on the writing node: %d, want 3 at once", qi.Stats.Enqueued)
+	}
+	eventually(t, 5*time.Second, func() error {
+		qi, err := other.Queue(ctx, "q")
+		if err != nil {
+			return err
+		}
+		if qi.Stats.Enqueued != 3 {
+			return fmt.Errorf("enqueued on another node: %d, want 3", qi.Stats.Enqueued)
+		}
+		return nil
+	})
+	// After the flush the writing node counts each job once.
+	if qi, err := e.Queue(ctx, "q"); err != nil || qi.Stats.Enqueued != 3 {
+		t.Fatalf("enqueued after the flush: %+v, %v; want 3", qi, err)
+	}
+}

@@ -37,6 +37,10 @@ type counters struct {
 	mu    sync.Mutex
 	delta map[string]map[string]int64 // escaped queue -> counter -> increment
 
+	// fmu is held by a flush and by a read of the totals, which adds this node's increments
+	// not flushed yet: the node reads its own writes, and never counts one twice.
+	fmu sync.Mutex
+
 	smu     sync.Mutex
 	samples map[string][]sample // escaped queue -> recent totals, oldest first
 }
@@ -87,6 +91,8 @@ func (c *counters) run(stop <-chan struct{}) {
 
 // flush publishes the pending increments. On failure they are put back for the next flush.
 func (c *counters) flush(ctx context.Context) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
 	c.mu.Lock()
 	pending := c.delta
 	c.delta = make(map[string]map[string]int64)
@@ -121,13 +127,20 @@ func (c *counters) flush(ctx context.Context) {
 	}
 }
 
-// totals reads a queue's cluster-wide counters.
+// totals reads a queue's cluster-wide counters, with this node's increments not flushed yet.
 func (c *counters) totals(ctx context.Context, esc string) (map[string]int64, error) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
 	msgs, err := c.e.directBatch(ctx, statsStream, directRequest{MultiLast: []string{statsPrefix + esc + ".*"}, Batch: maxDirectBatch})
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]int64, len(msgs))
+	c.mu.Lock()
+	for name, n := range c.delta[esc] {
+		out[name] += n
+	}
+	c.mu.Unlock()
 	for _, m := range msgs {
 		var v struct {
 			Val string `json:"val"`
@@ -136,7 +149,7 @@ func (c *counters) totals(ctx context.Context, esc string) (map[string]int64, er
 			continue
 		}
 		n, _ := strconv.ParseInt(v.Val, 10, 64)
-		out[m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]] = n
+		out[m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]] += n
 	}
 	return out, nil
 }
