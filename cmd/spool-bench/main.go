@@ -102,6 +102,9 @@ func newDriver(c config) (func() (driver, error), error) {
 	return nil, fmt.Errorf("unknown -mode %q", c.mode)
 }
 
+// stallTimeout is how long a run goes on with every request failing.
+const stallTimeout = 10 * time.Second
+
 type result struct {
 	enqueued, completed int64
 	elapsed             time.Duration
@@ -233,17 +236,31 @@ func run(ctx context.Context, c config) (*result, error) {
 		}()
 	}
 	stopProgress := make(chan struct{})
+	var stalled atomic.Bool
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		var last int64
+		lastMoved := start
+		var lastEnq, lastDone, lastErrs int64
 		for {
 			select {
 			case <-stopProgress:
 				return
 			case <-t.C:
+				// Every request failing and nothing moving for a while: the server is gone
+				// or refuses the load; stop rather than spin.
+				enq, dn, er := enqueued.Load(), completed.Load(), errs.Load()
+				if enq != lastEnq || dn != lastDone || er == lastErrs {
+					lastMoved = time.Now()
+				}
+				lastEnq, lastDone, lastErrs = enq, dn, er
+				if time.Since(lastMoved) > stallTimeout {
+					stalled.Store(true)
+					cancel()
+				}
 				if c.quiet {
 					continue
 				}
@@ -265,6 +282,9 @@ func run(ctx context.Context, c config) (*result, error) {
 		fmt.Fprintln(os.Stderr)
 	}
 	res.enqueued, res.completed, res.errors = enqueued.Load(), completed.Load(), errs.Load()
+	if stalled.Load() {
+		return nil, fmt.Errorf("no progress for %s while every request failed (%d errors): is the server up?", stallTimeout, res.errors)
+	}
 	if cpu1, ok := probe.cpu(); ok {
 		res.cpu = cpu1 - cpu0
 	}
