@@ -122,6 +122,14 @@ func encodeMsg(id uint64, r *record, payload []byte) ([]byte, error) {
 
 var errBadMsg = errors.New("malformed job message")
 
+// envelope returns the JSON head of a queue message body (all of it when malformed).
+func envelope(body []byte) []byte {
+	if i := bytes.IndexByte(body, '\n'); i >= 0 {
+		return body[:i]
+	}
+	return body
+}
+
 func decodeMsg(body []byte) (*record, []byte, error) {
 	i := bytes.IndexByte(body, '\n')
 	if i < 0 {
