@@ -119,13 +119,17 @@ func differs(s step, why string) step {
 type script struct {
 	name  string
 	steps []step
+	// refHolds, when set, checks that beanstalkd's own replies follow protocol.txt where
+	// beanstalkd is known not to always (timing under load); a run that does not is
+	// repeated on a fresh beanstalkd rather than compared.
+	refHolds func(replies []string) bool
 }
 
 func scripts() []script {
 	big := strings.Repeat("b", 65536)
 	max := strings.Repeat("m", 65535)
 	return []script{
-		{"basic", []step{
+		{name: "basic", steps: []step{
 			cmd(0, "put 0 0 60 5\r\nhello"),
 			cmd(0, "peek $1"),
 			cmd(0, "peek-ready"),
@@ -148,7 +152,7 @@ func scripts() []script {
 			cmd(0, "stats-job $3"),
 			{conn: 0, send: "quit\r\n", closed: true},
 		}},
-		{"tubes", []step{
+		{name: "tubes", steps: []step{
 			cmd(0, "list-tube-used"),
 			cmd(0, "list-tubes-watched"),
 			cmd(0, "list-tubes"),
@@ -186,7 +190,7 @@ func scripts() []script {
 			cmd(1, "list-tubes-watched"),
 			cmd(1, "stats-tube jobs.email"),
 		}},
-		{"release-bury-kick", []step{
+		{name: "release-bury-kick", steps: []step{
 			cmd(0, "put 10 0 30 3\r\njob"),
 			cmd(0, "reserve"),
 			cmd(0, "bury $1 3"),
@@ -225,7 +229,7 @@ func scripts() []script {
 			cmd(0, "use other"),
 			cmd(0, "kick 5"),
 		}},
-		{"delays", []step{
+		{name: "delays", steps: []step{
 			cmd(0, "put 0 1 30 1\r\nd"),
 			differs(cmd(0, "stats-job $1"), wholeSeconds),
 			cmd(0, "peek-ready"),
@@ -244,7 +248,7 @@ func scripts() []script {
 			cmd(0, "peek-delayed"),
 			cmd(0, "peek $3"),
 		}},
-		{"priorities", []step{
+		{name: "priorities", steps: []step{
 			cmd(0, "put 100 0 10 1\r\na"),
 			cmd(0, "put 0 0 10 1\r\nb"),
 			cmd(0, "put 4294967295 0 10 1\r\nc"),
@@ -264,7 +268,7 @@ func scripts() []script {
 			cmd(0, "put 5 0 10 1\r\nh"),
 			differs(cmd(0, "reserve-with-timeout 0"), "priorities 5 and 6 share a priority band: spool gives the older job first, beanstalkd the lower priority"),
 		}},
-		{"connections", []step{
+		{name: "connections", steps: []step{
 			cmd(0, "put 0 0 60 4\r\nmine"),
 			cmd(0, "reserve"),
 			cmd(1, "delete $1"),
@@ -301,7 +305,7 @@ func scripts() []script {
 			{conn: 4, halfClo: true, replies: 1},
 			{conn: 4, closed: true},
 		}},
-		{"ttr", []step{
+		{name: "ttr", refHolds: ttrHandedOver, steps: []step{
 			cmd(0, "put 0 0 2 5\r\nshort"),
 			cmd(0, "reserve"),
 			cmd(0, "reserve"),
@@ -323,7 +327,7 @@ func scripts() []script {
 			pause(1500 * time.Millisecond),
 			cmd(0, "delete $3"),
 		}},
-		{"reserve-job", []step{
+		{name: "reserve-job", steps: []step{
 			cmd(0, "use other"),
 			cmd(0, "put 0 0 60 5\r\nready"),
 			cmd(0, "put 0 3600 60 7\r\ndelayed"),
@@ -349,7 +353,7 @@ func scripts() []script {
 			pause(300 * time.Millisecond),
 			cmd(0, "stats-tube other"),
 		}},
-		{"pause", []step{
+		{name: "pause", steps: []step{
 			cmd(0, "pause-tube nosuch 1"),
 			cmd(0, "put 0 0 10 1\r\np"),
 			cmd(0, "pause-tube default 2"),
@@ -369,7 +373,7 @@ func scripts() []script {
 			cmd(0, "pause-tube  idle  5"),
 			cmd(0, "pause-tube idle 5 "),
 		}},
-		{"bad-input", []step{
+		{name: "bad-input", steps: []step{
 			cmd(0, ""),
 			cmd(0, "foo"),
 			cmd(0, "PUT 0 0 1 1"),
@@ -437,7 +441,7 @@ func scripts() []script {
 			cmd(0, "stats"),
 			{conn: 0, send: "quitting\r\n", closed: true},
 		}},
-		{"pipelining", []step{
+		{name: "pipelining", steps: []step{
 			{conn: 0, send: "use p\r\nput 5 0 10 1\r\na\r\nput 2 0 10 1\r\nb\r\nwatch p\r\nignore default\r\nreserve\r\nreserve\r\nlist-tubes-watched\r\nquit\r\n", replies: 8, closed: true},
 		}},
 	}
@@ -566,6 +570,13 @@ func normYAML(body string, norm func(uint64) string) string {
 	return strings.Join(lines, "|")
 }
 
+// ttrHandedOver checks the ttr script's reference run: the job whose ttr ran out goes to the
+// other connection's waiting reserve. Under load beanstalkd 1.12 was seen keeping it
+// reserved past its ttr (that reserve timed out after 10 s).
+func ttrHandedOver(replies []string) bool {
+	return len(replies) > 5 && strings.Contains(replies[5], "-> RESERVED ")
+}
+
 func TestCompareWithBeanstalkd(t *testing.T) {
 	bin := beanstalkdBinary(t)
 	for _, sc := range scripts() {
@@ -576,6 +587,13 @@ func TestCompareWithBeanstalkd(t *testing.T) {
 			// total-connections.
 			e.dial(t).nc.Close()
 			want := runScript(t, ref, sc)
+			for try := 1; sc.refHolds != nil && !sc.refHolds(want); try++ {
+				if try == 3 {
+					t.Fatalf("beanstalkd broke protocol.txt in %d runs of the script: %q", try, want)
+				}
+				t.Logf("beanstalkd broke protocol.txt (timing): running the script again on a fresh one")
+				want = runScript(t, startBeanstalkd(t, bin), sc)
+			}
 			got := runScript(t, e.addr, sc)
 			for i := range max(len(want), len(got)) {
 				var w, g string
