@@ -35,7 +35,8 @@ import (
 type Config struct {
 	// Replicas of every stream spool creates: 1 on a single node, 3 on a cluster. Default 1.
 	Replicas int
-	// Retention keeps a finished job's record queryable this long. Default 24h.
+	// Retention keeps a finished job's record queryable this long (JetStream's minimum TTL
+	// is 1s). Default 1h: JetStream keeps an index entry in memory for every record.
 	Retention time.Duration
 	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
 	MaxPayload int
@@ -74,7 +75,7 @@ func (c *Config) setDefaults() {
 		c.Replicas = 1
 	}
 	if c.Retention == 0 {
-		c.Retention = 24 * time.Hour
+		c.Retention = time.Hour
 	}
 	if c.MaxPayload == 0 {
 		c.MaxPayload = 1 << 20

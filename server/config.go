@@ -33,7 +33,8 @@ type Config struct {
 
 	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
 	MaxPayload int
-	// Retention is how long a finished job's record stays queryable. Default 24h.
+	// Retention is how long a finished job's record stays queryable. Default 1h: each
+	// record costs memory in JetStream while kept (see docs/architecture.md).
 	Retention time.Duration
 	// ShutdownTimeout bounds the graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration
@@ -76,7 +77,7 @@ func (c *Config) setDefaults() {
 		c.MaxPayload = 1 << 20
 	}
 	if c.Retention == 0 {
-		c.Retention = 24 * time.Hour
+		c.Retention = time.Hour
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second

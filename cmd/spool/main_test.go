@@ -75,6 +75,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"serve", "--log-format", "xml"},
 		{"serve", "--log-level", "loud"},
 		{"serve", "--fsync", "sometimes"},
+		{"serve", "--retention", "500ms"},
+		{"serve", "--retention", "1500ms"},
 		{"stats", "--server", "ftp://x"},
 	}
 	for _, args := range cases {

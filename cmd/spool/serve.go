@@ -40,6 +40,10 @@ write is synced) or a replicated cluster (--replicas 3).`,
 			if cfg.Replicas < 0 || cfg.MaxPayload < 0 || cfg.BeanstalkMaxJobSize < 0 || cfg.Retention < 0 {
 				return usageErrorf("--replicas, --max-payload, --beanstalkd-max-job-size and --retention must not be negative")
 			}
+			if cfg.Retention > 0 && (cfg.Retention < time.Second || cfg.Retention%time.Second != 0) {
+				// JetStream's per-message TTL counts whole seconds, from 1s.
+				return usageErrorf("--retention must be whole seconds, at least 1s")
+			}
 			cfg.Logger = logger
 			cfg.Version = programVersion()
 			err = server.Run(cmd.Context(), cfg)
@@ -59,7 +63,7 @@ write is synced) or a replicated cluster (--replicas 3).`,
 	f.StringVar(&cfg.Fsync, "fsync", "", `sync policy of the embedded engine: "always" (every write), or a period such as "1s" (default: JetStream's)`)
 	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each stream (3 on a cluster)")
 	f.IntVar(&cfg.MaxPayload, "max-payload", 1<<20, "largest job payload in bytes")
-	f.DurationVar(&cfg.Retention, "retention", 24*time.Hour, "how long a finished job stays queryable")
+	f.DurationVar(&cfg.Retention, "retention", time.Hour, "how long a finished job stays queryable (each kept job costs ~200 bytes of memory)")
 	f.StringVar(&cfg.SchedulesFile, "schedules", "", "YAML or JSON file of schedules to create or update at start (see docs/schedules.md)")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
