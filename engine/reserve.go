@@ -319,7 +319,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 	var futs []jetstream.PubAckFuture
 	for _, c := range cands {
 		next := *c.cur
-		next.RecSeq = 0
+		next.RecSeq, next.ID = 0, 0 // envelope fields, not the record's
 		if c.cur.State == StateReserved && c.cur.LeaseExp > now.UnixNano() {
 			e.keepLease(ctx, c, b, now)
 			continue
@@ -392,7 +392,7 @@ func (e *Engine) GiveBack(jobs []Reserved) {
 // delivery, which is re-timed to expire with the lease.
 func (e *Engine) keepLease(ctx context.Context, c *cand, b int, now time.Time) {
 	next := *c.cur
-	next.RecSeq = 0
+	next.RecSeq, next.ID = 0, 0
 	next.Ack, next.Seq, next.Band = c.msg.Reply, c.sseq, b
 	if _, err := e.commitRecord(ctx, c.id, &next, c.curSeq, 0); err != nil {
 		c.msg.Nak() // changed meanwhile: look again

@@ -14,6 +14,7 @@ C=${C:-4}                # consumers
 MEMJOBS=${MEMJOBS:-1000000}
 QUICK=${QUICK:-}
 OUT=${OUT:-$(mktemp -d /tmp/spool-bench.XXXXXX)}
+mkdir -p "$OUT"
 work=$(mktemp -d /tmp/spool-bench-work.XXXXXX)
 HTTP=127.0.0.1:17420 NATS=127.0.0.1:14222 BSPOOL=127.0.0.1:11301 BREF=127.0.0.1:11302
 
