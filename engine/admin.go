@@ -55,6 +55,18 @@ func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMs
 	return e.findReady(ctx, n, rec.Band, id, rec.readySince(), 0)
 }
 
+// readMsgRecords reads the records of the jobs of msgs in one batch: ids[i] is msgs[i]'s
+// job (0 for a malformed message) and subjects[i] its record's subject, the key of recs.
+func (e *Engine) readMsgRecords(ctx context.Context, msgs []storedMsg) (ids []uint64, subjects []string, recs map[string]seqRecord, err error) {
+	ids, subjects = make([]uint64, len(msgs)), make([]string, len(msgs))
+	for i := range msgs {
+		ids[i], _ = msgJobID(&msgs[i])
+		subjects[i] = jobSubject(ids[i])
+	}
+	recs, err = e.readRecords(ctx, subjects)
+	return ids, subjects, recs, err
+}
+
 // msgHolds reports whether m is a message of job id.
 func msgHolds(m *storedMsg, id uint64) bool {
 	got, err := msgJobID(m)
@@ -269,13 +281,7 @@ func (e *Engine) Peek(ctx context.Context, req PeekRequest) (*PeekPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	subjects := make([]string, 0, len(msgs))
-	ids := make([]uint64, len(msgs))
-	for i := range msgs {
-		ids[i], _ = msgJobID(&msgs[i])
-		subjects = append(subjects, jobSubject(ids[i]))
-	}
-	recs, err := e.readRecords(ctx, subjects)
+	ids, subjects, recs, err := e.readMsgRecords(ctx, msgs)
 	if err != nil {
 		return nil, err
 	}
@@ -336,13 +342,7 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 		if len(msgs) == 0 {
 			return n, nil
 		}
-		subjects := make([]string, len(msgs))
-		ids := make([]uint64, len(msgs))
-		for i := range msgs {
-			ids[i], _ = msgJobID(&msgs[i])
-			subjects[i] = jobSubject(ids[i])
-		}
-		recs, err := e.readRecords(ctx, subjects)
+		ids, subjects, recs, err := e.readMsgRecords(ctx, msgs)
 		if err != nil {
 			return n, err
 		}

@@ -67,13 +67,7 @@ func (e *Engine) PeekNextReady(ctx context.Context, queueName string) (*Job, err
 // firstUnreserved returns the first job of msgs (ready messages) that is not reserved under
 // a live lease nor finished, or nil.
 func (e *Engine) firstUnreserved(ctx context.Context, msgs []storedMsg) (*Job, error) {
-	subjects := make([]string, len(msgs))
-	ids := make([]uint64, len(msgs))
-	for i := range msgs {
-		ids[i], _ = msgJobID(&msgs[i])
-		subjects[i] = jobSubject(ids[i])
-	}
-	recs, err := e.readRecords(ctx, subjects)
+	ids, subjects, recs, err := e.readMsgRecords(ctx, msgs)
 	if err != nil {
 		return nil, err
 	}
