@@ -189,7 +189,7 @@ func (c *conn) releaseAll() {
 				ctx, cancel := c.s.opCtx()
 				_, err := c.s.eng.Unreserve(ctx, it.id, it.l.token)
 				cancel()
-				if err != nil && !errors.Is(err, engine.ErrLeaseLost) && !errors.Is(err, engine.ErrJobNotFound) {
+				if err != nil && !leaseGone(err) {
 					c.s.log.Warn("beanstalk: release on disconnect", "job", it.id, "err", err)
 				}
 			}
@@ -505,7 +505,7 @@ func (c *conn) delete(id uint64) bool {
 			c.countDelete(l.tube)
 			return c.word(msgDeleted)
 		}
-		if !errors.Is(err, engine.ErrLeaseLost) && !errors.Is(err, engine.ErrJobNotFound) {
+		if !leaseGone(err) {
 			return c.fail("delete", err)
 		}
 		// Lost: deleted elsewhere or reserved by someone else; look at it as any job.
@@ -539,43 +539,44 @@ func (c *conn) delete(id uint64) bool {
 }
 
 func (c *conn) release(cmd *command) bool {
-	l := c.lease(cmd.id)
-	if l == nil {
-		return c.word(msgNotFound)
-	}
-	ctx, cancel := c.s.opCtx()
-	defer cancel()
 	pri := cmd.pri
-	req := engine.ReleaseRequest{Priority: &pri, Delay: delayOf(cmd.delay)}
-	_, err := c.s.eng.Release(ctx, cmd.id, l.token, req)
-	if err != nil && !errors.Is(err, engine.ErrLeaseLost) && !errors.Is(err, engine.ErrJobNotFound) {
-		return c.fail("release", err)
-	}
-	delete(c.held, cmd.id)
-	if err != nil {
-		return c.word(msgNotFound)
-	}
-	return c.word(msgReleased)
+	return c.giveUp(cmd.id, "release", msgReleased, func(ctx context.Context, token string) error {
+		_, err := c.s.eng.Release(ctx, cmd.id, token, engine.ReleaseRequest{Priority: &pri, Delay: delayOf(cmd.delay)})
+		return err
+	})
 }
 
 func (c *conn) bury(cmd *command) bool {
-	l := c.lease(cmd.id)
+	pri := cmd.pri
+	return c.giveUp(cmd.id, "bury", msgBuried, func(ctx context.Context, token string) error {
+		_, err := c.s.eng.Bury(ctx, cmd.id, token, engine.BuryRequest{Priority: &pri})
+		return err
+	})
+}
+
+// giveUp runs op (release or bury) on a job this connection holds, which it holds no more
+// after: answered ok, or NOT_FOUND when the lease was lost meanwhile.
+func (c *conn) giveUp(id uint64, op, ok string, fn func(ctx context.Context, token string) error) bool {
+	l := c.lease(id)
 	if l == nil {
 		return c.word(msgNotFound)
 	}
 	ctx, cancel := c.s.opCtx()
 	defer cancel()
-	pri := cmd.pri
-	req := engine.BuryRequest{Priority: &pri}
-	_, err := c.s.eng.Bury(ctx, cmd.id, l.token, req)
-	if err != nil && !errors.Is(err, engine.ErrLeaseLost) && !errors.Is(err, engine.ErrJobNotFound) {
-		return c.fail("bury", err)
+	err := fn(ctx, l.token)
+	if err != nil && !leaseGone(err) {
+		return c.fail(op, err)
 	}
-	delete(c.held, cmd.id)
+	delete(c.held, id)
 	if err != nil {
 		return c.word(msgNotFound)
 	}
-	return c.word(msgBuried)
+	return c.word(ok)
+}
+
+// leaseGone reports an engine error meaning the job is no longer this holder's.
+func leaseGone(err error) bool {
+	return errors.Is(err, engine.ErrLeaseLost) || errors.Is(err, engine.ErrJobNotFound)
 }
 
 func (c *conn) touch(id uint64) bool {
@@ -590,7 +591,7 @@ func (c *conn) touch(id uint64) bool {
 	case err == nil:
 		l.exp = j.LeaseExpiresAt
 		return c.word(msgTouched)
-	case errors.Is(err, engine.ErrLeaseLost) || errors.Is(err, engine.ErrJobNotFound):
+	case leaseGone(err):
 		delete(c.held, id)
 		return c.word(msgNotFound)
 	default:
