@@ -251,15 +251,7 @@ func cSpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 // strtol mimics C's strtol in base 10: leading white space, a sign, digits. It fails only
 // on overflow (ERANGE); no digits read as 0 with nothing consumed (glibc sets no error).
 func strtol(s string) (int64, string, bool) {
-	i := 0
-	for i < len(s) && cSpace(s[i]) {
-		i++
-	}
-	neg := false
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		neg = s[i] == '-'
-		i++
-	}
+	i, neg := cNumberStart(s)
 	start := i
 	var v uint64
 	limit := uint64(math.MaxInt64)
@@ -282,18 +274,23 @@ func strtol(s string) (int64, string, bool) {
 	return int64(v), s[i:], true
 }
 
-// strtoul mimics beanstalkd's use of C's strtoul in base 10 for kick: it fails when no digit
-// is read or on overflow; a minus sign negates modulo 2^64, as C does.
-func strtoul(s string) (uint64, bool) {
+// cNumberStart skips what C's strtol and strtoul skip before the digits: white space and
+// a sign. It returns the index of the first digit and whether the sign was '-'.
+func cNumberStart(s string) (int, bool) {
 	i := 0
 	for i < len(s) && cSpace(s[i]) {
 		i++
 	}
-	neg := false
 	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		neg = s[i] == '-'
-		i++
+		return i + 1, s[i] == '-'
 	}
+	return i, false
+}
+
+// strtoul mimics beanstalkd's use of C's strtoul in base 10 for kick: it fails when no digit
+// is read or on overflow; a minus sign negates modulo 2^64, as C does.
+func strtoul(s string) (uint64, bool) {
+	i, neg := cNumberStart(s)
 	start := i
 	var v uint64
 	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
