@@ -125,7 +125,7 @@ func TestGoClientLifecycle(t *testing.T) {
 	if err := emails.Pause(time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		ts, err := emails.Stats()
 		if err != nil {
 			return err

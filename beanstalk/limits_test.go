@@ -15,6 +15,7 @@ import (
 
 	"github.com/spoolq/spool/beanstalk"
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/spooltest"
 )
 
 func TestBadClientsDoNotHurtOthers(t *testing.T) {
@@ -128,7 +129,7 @@ func TestMaxConns(t *testing.T) {
 	c := e.dial(t)
 	c.closed()
 	a.nc.Close()
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		nc, err := net.Dial("tcp", e.addr)
 		if err != nil {
 			return err

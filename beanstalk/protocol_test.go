@@ -12,6 +12,7 @@ import (
 
 	"github.com/spoolq/spool/beanstalk"
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/spooltest"
 )
 
 func TestPutReserveDelete(t *testing.T) {
@@ -306,7 +307,7 @@ func TestReserveWaitsForPut(t *testing.T) {
 	a.expect("watch w", "WATCHING 2")
 	a.send("reserve\r\n")
 	time.Sleep(300 * time.Millisecond)
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		st := b.dict("stats")
 		if st["current-waiting"] != "1" {
 			return fmt.Errorf("current-waiting %s, want 1", st["current-waiting"])
@@ -400,7 +401,7 @@ func TestReserveJob(t *testing.T) {
 	a.expectJob("peek-ready", "FOUND", d, "delayed")
 	a.expectJob("peek-buried", "FOUND", x, "buried")
 	// Nothing is left behind: the tube holds one ready and one buried job.
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		st := a.dict("stats-tube other")
 		if st["current-jobs-ready"] != "1" || st["current-jobs-buried"] != "1" || st["current-jobs-reserved"] != "0" || st["current-jobs-delayed"] != "0" {
 			return fmt.Errorf("stats-tube: %v", st)
@@ -432,7 +433,7 @@ func TestStats(t *testing.T) {
 	c.expect("watch s", "WATCHING 2")
 	c.expectJob(fmt.Sprintf("reserve-job %d", id), "RESERVED", id, "d")
 	c.expect(fmt.Sprintf("bury %d 0", id), "BURIED")
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		st := c.dict("stats-tube s")
 		want := map[string]string{
 			"name": "s", "current-jobs-urgent": "1", "current-jobs-ready": "2", "current-jobs-reserved": "0",

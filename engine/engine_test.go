@@ -13,6 +13,7 @@ import (
 
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/internal/natsd"
+	"github.com/spoolq/spool/internal/spooltest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -99,23 +100,6 @@ func wantState(t *testing.T, e *engine.Engine, id uint64, want engine.State) *en
 	return j
 }
 
-// eventually retries f until it returns nil or the time runs out. JetStream's consumer
-// counts can lag a write by a moment.
-func eventually(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestLifecycleAck(t *testing.T) {
 	e := newEngine(t)
 	ctx := ctxT(t)
@@ -156,7 +140,7 @@ func TestLifecycleAck(t *testing.T) {
 	if jobs := reserve(t, e, 10, 0, "email"); len(jobs) != 0 {
 		t.Fatalf("reserved %d jobs after ack, want 0", len(jobs))
 	}
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		qi, err := e.Queue(ctx, "email")
 		if err != nil {
 			return err
@@ -225,7 +209,7 @@ func TestDelayedJob(t *testing.T) {
 	if got := reserve(t, e, 1, 0, "q"); len(got) != 0 {
 		t.Fatal("a delayed job was reserved before its time")
 	}
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		qi, err := e.Queue(ctxT(t), "q")
 		if err != nil || qi.Stats.Delayed != 1 {
 			return fmt.Errorf("delayed count %+v %v", qi, err)
@@ -420,7 +404,7 @@ func TestDeleteInEveryState(t *testing.T) {
 	if _, err := e.Delete(ctx, held.ID); !errors.Is(err, engine.ErrWrongState) {
 		t.Fatalf("second delete: %v, want ErrWrongState", err)
 	}
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		qi, err := e.Queue(ctx, "q")
 		if err != nil {
 			return err
@@ -587,7 +571,7 @@ func TestTwoEnginesShareJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	enqueue(t, a, engine.EnqueueRequest{Queue: "shared"})
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		res, err := b.Reserve(ctx, engine.ReserveRequest{Queues: []string{"shared"}})
 		if err != nil {
 			return err
@@ -828,7 +812,7 @@ func TestReadyJobFoundByIDAmongMany(t *testing.T) {
 			t.Fatalf("delete %d: %v", id, err)
 		}
 	}
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		qi, err := e.Queue(ctx, "q")
 		if err != nil {
 			return err
@@ -901,7 +885,7 @@ func TestCountersReadOwnWrites(t *testing.T) {
 	if qi.Stats.Enqueued != 3 {
 		t.Fatalf("enqueued on the writing node: %d, want 3 at once", qi.Stats.Enqueued)
 	}
-	eventually(t, 5*time.Second, func() error {
+	spooltest.Eventually(t, 5*time.Second, func() error {
 		qi, err := other.Queue(ctx, "q")
 		if err != nil {
 			return err

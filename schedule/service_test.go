@@ -71,6 +71,8 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// eventually is spooltest.Eventually, which this internal test cannot import (spooltest
+// runs a server, which imports this package).
 func eventually(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)

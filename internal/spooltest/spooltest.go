@@ -120,3 +120,20 @@ func Main(m *testing.M, url *string) int {
 	}
 	return code
 }
+
+// Eventually retries f every 20 ms until it returns nil, and fails the test with f's last
+// error once d has passed. JetStream's consumer counts can lag a write by a moment.
+func Eventually(t testing.TB, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
