@@ -13,7 +13,7 @@ import (
 
 // Job returns a job by id, in any state, with its payload while it is not finished.
 func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
-	rec, _, err := e.readRecord(ctx, id)
+	rec, _, m, err := e.readJob(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -21,9 +21,11 @@ func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
 	if rec.State.Final() {
 		return rec.job(id, nil, now), nil
 	}
-	m, err := e.findMsg(ctx, rec, id)
-	if err != nil && !errors.Is(err, ErrJobNotFound) {
-		return nil, err
+	if m == nil {
+		m, err = e.findMsg(ctx, rec, id)
+		if err != nil && !errors.Is(err, ErrJobNotFound) {
+			return nil, err
+		}
 	}
 	var payload []byte
 	if m != nil {
@@ -34,13 +36,50 @@ func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
 	return rec.job(id, payload, now), nil
 }
 
+// readJob reads a job's record and its sequence. A fresh job (enqueued ready with a derived
+// id, untouched since) has no record yet: its message's envelope stands in for it, with the
+// message, and sequence 0, so that a compare-and-set against it creates the record and
+// fails should a reservation have created it meanwhile.
+func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *storedMsg, error) {
+	rec, seq, err := e.readRecord(ctx, id)
+	if !errors.Is(err, ErrJobNotFound) {
+		return rec, seq, nil, err
+	}
+	num, first, ok := splitDerived(id)
+	q := e.queueByNum(num)
+	if !ok || q == nil {
+		return nil, 0, nil, ErrJobNotFound
+	}
+	m, err := e.directSeq(ctx, q.names.stream(), first)
+	if errors.Is(err, errNoMsg) {
+		// Gone since the record was read: reserved and finished meanwhile, or deleted.
+		rec, seq, err := e.readRecord(ctx, id)
+		return rec, seq, nil, err
+	}
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	env, _, err := decodeMsg(m.Data)
+	if err != nil || env.ID != 0 || subjectState(m.Subject) != StateReady {
+		return nil, 0, nil, ErrJobNotFound // the sequence holds another job's message
+	}
+	return env, 0, m, nil
+}
+
 // findMsg finds a job's message in its queue stream, whatever subject (state) it is on: at
 // the sequence its record knows, on its own subject (delayed, buried, held), or else on its
 // band's ready subject (a fresh job, or one a schedule made ready).
 func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMsg, error) {
 	n := queueNames(rec.Queue)
-	if rec.Seq != 0 {
-		m, err := e.directSeq(ctx, n.stream(), rec.Seq)
+	seqs := []uint64{rec.Seq}
+	if _, first, ok := splitDerived(id); ok && first != rec.Seq {
+		seqs = append(seqs, first) // a fresh job's message, if it is still the job's
+	}
+	for _, seq := range seqs {
+		if seq == 0 {
+			continue
+		}
+		m, err := e.directSeq(ctx, n.stream(), seq)
 		if err == nil && msgHolds(m, id) {
 			return m, nil
 		}
@@ -57,20 +96,15 @@ func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMs
 
 // readMsgRecords reads the records of the jobs of msgs in one batch: ids[i] is msgs[i]'s
 // job (0 for a malformed message) and subjects[i] its record's subject, the key of recs.
-func (e *Engine) readMsgRecords(ctx context.Context, msgs []storedMsg) (ids []uint64, subjects []string, recs map[string]seqRecord, err error) {
+func (e *Engine) readMsgRecords(ctx context.Context, q *queue, msgs []storedMsg) (ids []uint64, subjects []string, recs map[string]seqRecord, err error) {
+	cfg, _ := q.config()
 	ids, subjects = make([]uint64, len(msgs)), make([]string, len(msgs))
 	for i := range msgs {
-		ids[i], _ = msgJobID(&msgs[i])
+		ids[i], _ = msgJobID(&msgs[i], cfg.Num)
 		subjects[i] = jobSubject(ids[i])
 	}
 	recs, err = e.readRecords(ctx, subjects)
 	return ids, subjects, recs, err
-}
-
-// msgHolds reports whether m is a message of job id.
-func msgHolds(m *storedMsg, id uint64) bool {
-	got, err := msgJobID(m)
-	return err == nil && got == id
 }
 
 // readySince is the earliest time the job's current ready message, if it has one that its
@@ -141,16 +175,18 @@ func (e *Engine) Delete(ctx context.Context, id uint64) (*Job, error) {
 }
 
 func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
-	rec, seq, err := e.readRecord(ctx, id)
+	rec, seq, m, err := e.readJob(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if rec.State.Final() {
 		return nil, &StateError{Op: "delete", State: rec.State}
 	}
-	m, err := e.findMsg(ctx, rec, id)
-	if err != nil && !errors.Is(err, ErrJobNotFound) {
-		return nil, err
+	if m == nil {
+		m, err = e.findMsg(ctx, rec, id)
+		if err != nil && !errors.Is(err, ErrJobNotFound) {
+			return nil, err
+		}
 	}
 	now := e.now()
 	next := *rec
@@ -177,16 +213,17 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 // unreservedMsg reads the record and finds the message of a job that is not reserved, and
 // whose message is in one of the states allowed for op (a *StateError otherwise).
 func (e *Engine) unreservedMsg(ctx context.Context, id uint64, op string, allowed ...State) (*record, uint64, *storedMsg, error) {
-	rec, seq, err := e.readRecord(ctx, id)
+	rec, seq, m, err := e.readJob(ctx, id)
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	if rec.State.Final() || rec.State == StateReserved {
 		return nil, 0, nil, &StateError{Op: op, State: rec.State}
 	}
-	m, err := e.findMsg(ctx, rec, id)
-	if err != nil {
-		return nil, 0, nil, err
+	if m == nil {
+		if m, err = e.findMsg(ctx, rec, id); err != nil {
+			return nil, 0, nil, err
+		}
 	}
 	if st := subjectState(m.Subject); !slices.Contains(allowed, st) {
 		return nil, 0, nil, &StateError{Op: op, State: st}
@@ -240,9 +277,10 @@ func (e *Engine) KickQueue(ctx context.Context, name string, st State, max int) 
 		if len(msgs) == 0 {
 			break
 		}
+		cfg, _ := q.config()
 		for _, m := range msgs {
 			seq = m.Seq + 1
-			id, err := msgJobID(&m)
+			id, err := msgJobID(&m, cfg.Num)
 			if err != nil {
 				continue
 			}
@@ -281,7 +319,7 @@ func (e *Engine) Peek(ctx context.Context, req PeekRequest) (*PeekPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, subjects, recs, err := e.readMsgRecords(ctx, msgs)
+	ids, subjects, recs, err := e.readMsgRecords(ctx, q, msgs)
 	if err != nil {
 		return nil, err
 	}
@@ -342,33 +380,51 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 		if len(msgs) == 0 {
 			return n, nil
 		}
-		ids, subjects, recs, err := e.readMsgRecords(ctx, msgs)
+		ids, subjects, recs, err := e.readMsgRecords(ctx, q, msgs)
 		if err != nil {
 			return n, err
 		}
 		now := e.now()
 		var futs []jetstream.PubAckFuture
+		var held []uint64 // the message of each compare-and-set of futs
 		var dels []uint64
 		for i, m := range msgs {
 			seq = m.Seq + 1
 			sr, ok := recs[subjects[i]]
-			if ok && sr.rec.State == StateReserved && !all {
+			cur, curSeq := sr.rec, sr.seq
+			if !ok {
+				// A fresh job has no record yet: it is created, cancelled. Any other
+				// message without one is a stale copy of a job finished long ago.
+				env, _, err := decodeMsg(m.Data)
+				if err != nil || env.ID != 0 || ids[i] == 0 {
+					dels = append(dels, m.Seq)
+					continue
+				}
+				cur, curSeq = env, 0
+			}
+			if cur.State == StateReserved && !all {
 				continue
 			}
-			if ok && !sr.rec.State.Final() {
-				next := *sr.rec
-				next.State, next.Finished = StateCancelled, now.UnixNano()
-				next.clearLease()
-				fut, err := e.publishRecord(ids[i], &next, sr.seq, e.cfg.Retention, true)
-				if err != nil {
-					return n, err
-				}
-				futs = append(futs, fut)
+			if cur.State.Final() {
+				dels = append(dels, m.Seq)
+				continue
 			}
-			dels = append(dels, m.Seq)
+			next := *cur
+			next.State, next.Finished, next.RecSeq, next.ID = StateCancelled, now.UnixNano(), 0, 0
+			next.clearLease()
+			fut, err := e.publishRecord(ids[i], &next, curSeq, e.cfg.Retention, true)
+			if err != nil {
+				return n, err
+			}
+			futs, held = append(futs, fut), append(held, m.Seq)
 		}
-		for _, err := range waitAll(ctx, futs) {
-			if err != nil && !casLost(err) {
+		for k, err := range waitAll(ctx, futs) {
+			switch {
+			case err == nil:
+				dels = append(dels, held[k])
+			case casLost(err):
+				// Changed meanwhile (reserved, finished): no longer this purge's.
+			default:
 				return n, err
 			}
 		}

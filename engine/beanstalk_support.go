@@ -50,7 +50,7 @@ func (e *Engine) PeekNextReady(ctx context.Context, queueName string) (*Job, err
 			if len(msgs) == 0 {
 				break
 			}
-			j, err := e.firstUnreserved(ctx, msgs)
+			j, err := e.firstUnreserved(ctx, q, msgs)
 			if err != nil {
 				return nil, err
 			}
@@ -66,22 +66,24 @@ func (e *Engine) PeekNextReady(ctx context.Context, queueName string) (*Job, err
 
 // firstUnreserved returns the first job of msgs (ready messages) that is not reserved under
 // a live lease nor finished, or nil.
-func (e *Engine) firstUnreserved(ctx context.Context, msgs []storedMsg) (*Job, error) {
-	ids, subjects, recs, err := e.readMsgRecords(ctx, msgs)
+func (e *Engine) firstUnreserved(ctx context.Context, q *queue, msgs []storedMsg) (*Job, error) {
+	ids, subjects, recs, err := e.readMsgRecords(ctx, q, msgs)
 	if err != nil {
 		return nil, err
 	}
 	now := e.now()
 	for i, m := range msgs {
-		sr, ok := recs[subjects[i]]
-		if !ok {
-			continue // finished and expired: a stale copy
-		}
-		_, payload, err := decodeMsg(m.Data)
-		if err != nil {
+		env, payload, err := decodeMsg(m.Data)
+		if err != nil || ids[i] == 0 {
 			continue
 		}
-		j := sr.rec.job(ids[i], payload, now)
+		rec := env // a fresh job: no record yet
+		if sr, ok := recs[subjects[i]]; ok {
+			rec = sr.rec
+		} else if env.ID != 0 {
+			continue // finished and expired: a stale copy
+		}
+		j := rec.job(ids[i], payload, now)
 		if j.State == StateReserved || j.State.Final() {
 			continue
 		}

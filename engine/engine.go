@@ -116,6 +116,7 @@ type Engine struct {
 	mu     sync.RWMutex
 	queues map[string]*queue // by name
 	byEsc  map[string]*queue // by escaped name
+	byNum  map[uint32]*queue // by queue number (derived job ids)
 	// added is closed (and replaced) when a queue joins the local view: it wakes the
 	// reservations waiting for a queue that did not exist yet.
 	added chan struct{}
@@ -146,6 +147,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 		polls:  newPolls(),
 		queues: make(map[string]*queue),
 		byEsc:  make(map[string]*queue),
+		byNum:  make(map[uint32]*queue),
 		added:  make(chan struct{}),
 		stop:   make(chan struct{}),
 	}
@@ -244,6 +246,9 @@ type queueConfig struct {
 	PausedUntil int64  `json:"paused_until,omitempty"` // unix ns; 0: until resumed
 	Created     int64  `json:"created"`
 	Bands       uint64 `json:"bands"` // bit b set: consumer ready-<b> exists
+	// Num is the queue's number, unique in the cluster and never reused: derived job ids
+	// start with it. 0: the queue has none (numbers ran out) and its jobs get generated ids.
+	Num uint32 `json:"num,omitempty"`
 }
 
 func (c *queueConfig) settings() QueueSettings {
@@ -273,6 +278,14 @@ type queue struct {
 	// Per band, unix ns: when ready jobs were last published to it (by any node), and when
 	// a pull of this node last found it empty.
 	published, emptied [maxBand + 1]atomic.Int64
+	// seqsUsedUp: the stream's sequences passed msgSeqLimit, new jobs get generated ids.
+	seqsUsedUp atomic.Bool
+}
+
+// derives reports whether a job enqueued ready now gets a derived id (one write).
+func (q *queue) derives() bool {
+	cfg, _ := q.config()
+	return cfg.Num != 0 && !q.seqsUsedUp.Load()
 }
 
 // noteBand records that band b got ready jobs just now.
@@ -358,6 +371,9 @@ func (e *Engine) applyQueueEntry(ent jetstream.KeyValueEntry) {
 		if q := e.byEsc[ent.Key()]; q != nil {
 			delete(e.byEsc, ent.Key())
 			delete(e.queues, q.name)
+			if cfg, _ := q.config(); e.byNum[cfg.Num] == q {
+				delete(e.byNum, cfg.Num)
+			}
 		}
 		e.mu.Unlock()
 		return
@@ -382,6 +398,9 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 		close(e.added)
 		e.added = make(chan struct{})
 	}
+	if cfg.Num != 0 {
+		e.byNum[cfg.Num] = q
+	}
 	e.mu.Unlock()
 	q.mu.Lock()
 	if rev >= q.rev {
@@ -389,6 +408,13 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	}
 	q.mu.Unlock()
 	return q
+}
+
+// queueByNum returns the queue numbered num in the local view, or nil.
+func (e *Engine) queueByNum(num uint32) *queue {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.byNum[num]
 }
 
 func (e *Engine) lookupQueue(name string) *queue {

@@ -49,8 +49,8 @@ func (e *Engine) ValidateEnqueue(r *EnqueueRequest) error {
 	if r.Timeout < 0 || r.Timeout > MaxTimeout || r.Timeout%time.Millisecond != 0 {
 		return invalid("timeout", "must be whole milliseconds between 0 (no limit) and %s", MaxTimeout)
 	}
-	if r.ID>>63 != 0 {
-		return invalid("id", "must be below 2^63")
+	if r.ID&^(derivedBit-1) != 0 {
+		return invalid("id", "must be below 2^62 (larger ids are spool's own)")
 	}
 	if len(r.UniqueKey) > MaxUniqueKey {
 		return invalid("unique_key", "longer than %d bytes", MaxUniqueKey)
@@ -91,6 +91,8 @@ type pending struct {
 	done bool
 	// fixedID: the caller chose the id; an existing record means a duplicate, not a collision.
 	fixedID bool
+	// fresh: no record is written; the id is derived from the message's sequence.
+	fresh bool
 }
 
 // Enqueue stores jobs. The whole batch is validated first: an invalid item fails the call
@@ -144,6 +146,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 			return nil, err
 		}
 		items[i] = &pending{req: r, q: q, rec: rec, res: &results[i], id: r.ID, fixedID: r.ID != 0}
+		items[i].fresh = r.ID == 0 && r.UniqueKey == "" && rec.State == StateReady && q.derives()
 	}
 
 	// Unique keys first, one by one: they are rare and need a read-check-write each.
@@ -160,7 +163,8 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 		}
 	}
 
-	// Records, then messages: a reservation never sees a job whose record is not stored.
+	// Records, then messages: a reservation never sees a job whose record is not stored
+	// (fresh jobs have none: the reservation creates it).
 	e.writeRecords(ctx, items)
 	e.writeMessages(ctx, items)
 
@@ -196,7 +200,7 @@ func cmpOr[T comparable](v, def T) T {
 func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 	var todo []*pending
 	for _, it := range items {
-		if !it.done {
+		if !it.done && !it.fresh {
 			todo = append(todo, it)
 		}
 	}
@@ -246,7 +250,7 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 		if it.done {
 			continue
 		}
-		body, err := encodeMsg(it.id, it.rec, it.req.Payload)
+		body, err := encodeMsg(it.id, it.rec, it.req.Payload) // a fresh job's id is 0 here
 		if err != nil {
 			it.res.Err, it.done = err, true
 			continue
@@ -258,12 +262,30 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 		}
 		batch, futs = append(batch, it), append(futs, fut)
 	}
-	for i, err := range waitAll(ctx, futs) {
+	seqs, errs := waitAcks(ctx, futs)
+	for i, err := range errs {
+		it := batch[i]
+		if err == nil && it.fresh {
+			if seqs[i] >= msgSeqLimit {
+				it.q.seqsUsedUp.Store(true)
+			}
+			cfg, _ := it.q.config()
+			var ok bool
+			if it.id, ok = derivedID(cfg.Num, seqs[i]); !ok {
+				// Only if some 2^32 jobs were in flight as the limit was passed.
+				err = fmt.Errorf("stream sequence %d is past what job ids hold", seqs[i])
+				if derr := e.deleteMsg(context.WithoutCancel(ctx), it.q.names.stream(), seqs[i]); derr != nil {
+					e.log.Error("remove a job that got no id", "err", derr)
+				}
+			}
+		}
 		if err == nil {
 			continue
 		}
-		it := batch[i]
 		it.res.Err, it.done = fmt.Errorf("store job: %w", err), true
+		if it.fresh {
+			continue // no record
+		}
 		// The job does not exist: remove its record, so that a retry with the same id (a
 		// schedule's tick) is not taken for a duplicate.
 		if derr := e.deleteMsg(context.WithoutCancel(ctx), jobsStream, it.rec.RecSeq); derr != nil {

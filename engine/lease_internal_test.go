@@ -1,35 +1,14 @@
 package engine
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/spoolq/spool/internal/natsd"
 )
 
 // JetStream may offer a job again before its lease ends: its pending delivery lost in a crash
 // of its server, or a lease extension that did not reach it. The lease stays with its holder.
 func TestEarlyRedeliveryKeepsTheLease(t *testing.T) {
-	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := natsd.Connect(ns, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	e, err := Open(ctx, nc, Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e, nc, ctx := internalEngine(t)
 
 	res, err := e.Enqueue(ctx, []EnqueueRequest{{Queue: "q", Lease: time.Minute}})
 	if err != nil || res[0].Err != nil {

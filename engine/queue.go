@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -76,10 +78,14 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 			return nil, fmt.Errorf("create queue %q consumer %s: %w", name, st, err)
 		}
 	}
+	num, err := e.nextQueueNum(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create queue %q: %w", name, err)
+	}
 	cfg := queueConfig{
 		Name: name, LeaseMS: s.Lease.Milliseconds(), MaxAttempts: s.MaxAttempts,
 		BackoffMS: s.BackoffBase.Milliseconds(), BackoffMax: s.BackoffMax.Milliseconds(),
-		Created: e.now().UnixNano(),
+		Created: e.now().UnixNano(), Num: num,
 	}
 	val, _ := json.Marshal(cfg)
 	rev, err := e.kv.Create(ctx, n.esc, val)
@@ -95,6 +101,41 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 	}
 	e.log.Info("queue created", "queue", name)
 	return e.cacheQueue(cfg, rev), nil
+}
+
+// queueNumSubject holds the last queue number given out, in the records stream.
+const queueNumSubject = jobsPrefix + "queues"
+
+// nextQueueNum takes the next queue number with a compare-and-set on the counter, so that two
+// nodes creating queues at once get different numbers. It returns 0 once numbers run out: the
+// queue then works with generated job ids only.
+func (e *Engine) nextQueueNum(ctx context.Context) (uint32, error) {
+	for range 20 {
+		var last, seq uint64
+		m, err := e.directLast(ctx, jobsStream, queueNumSubject)
+		switch {
+		case errors.Is(err, errNoMsg):
+		case err != nil:
+			return 0, fmt.Errorf("read queue number: %w", err)
+		default:
+			seq = m.Seq
+			if last, err = strconv.ParseUint(string(m.Data), 10, 32); err != nil {
+				return 0, fmt.Errorf("read queue number: %w", err)
+			}
+		}
+		if last >= queueNumMax {
+			return 0, nil
+		}
+		_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: queueNumSubject, Data: strconv.AppendUint(nil, last+1, 10)},
+			jetstream.WithExpectLastSequencePerSubject(seq))
+		if err == nil {
+			return uint32(last + 1), nil
+		}
+		if !casLost(err) {
+			return 0, fmt.Errorf("take queue number: %w", err)
+		}
+	}
+	return 0, errors.New("take queue number: too much contention")
 }
 
 // updateConfig applies fn to the queue's bucket entry with a compare-and-set, retrying on

@@ -142,9 +142,9 @@ func decodeMsg(body []byte) (*record, []byte, error) {
 	return r, body[i+1:], nil
 }
 
-// msgJobID returns the id of the job a stored queue message holds: from its subject, or for a
-// ready message from its envelope.
-func msgJobID(m *storedMsg) (uint64, error) {
+// msgJobID returns the id of the job that a stored message of the stream of queue number num
+// holds: from its subject, from its envelope, or for a fresh job from the message's sequence.
+func msgJobID(m *storedMsg, num uint32) (uint64, error) {
 	if id, ok := subjectID(m.Subject); ok {
 		return id, nil
 	}
@@ -152,8 +152,27 @@ func msgJobID(m *storedMsg) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if env.ID == 0 {
-		return 0, fmt.Errorf("%w: no job id", errBadMsg)
+	if env.ID != 0 {
+		return env.ID, nil
 	}
-	return env.ID, nil
+	if id, ok := derivedID(num, m.Seq); ok {
+		return id, nil
+	}
+	return 0, fmt.Errorf("%w: no job id", errBadMsg)
+}
+
+// msgHolds reports whether m, a message of the job's queue stream, is a message of job id.
+func msgHolds(m *storedMsg, id uint64) bool {
+	if got, ok := subjectID(m.Subject); ok {
+		return got == id
+	}
+	env, _, err := decodeMsg(m.Data)
+	if err != nil {
+		return false
+	}
+	if env.ID != 0 {
+		return env.ID == id
+	}
+	_, first, ok := splitDerived(id)
+	return ok && m.Seq == first
 }

@@ -240,24 +240,40 @@ func (e *Engine) pull(ctx context.Context, q *queue, b, n int, expires time.Dura
 // duplicate) are dropped; jobs out of attempts are buried instead of handed out.
 func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg, worker string) []Reserved {
 	now := e.now()
+	cfg, _ := q.config()
 	var fast, slow []*cand
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		env, payload, derr := decodeMsg(m.Data)
+		var id uint64
 		var perr error
-		if derr == nil && env.ID == 0 {
-			perr = fmt.Errorf("%w: no job id", errBadMsg)
+		if err == nil && derr == nil {
+			id = env.ID
+			if id == 0 {
+				// A fresh job: its id is its queue's number and this first message's
+				// sequence; its record does not exist yet.
+				var ok bool
+				if id, ok = derivedID(cfg.Num, md.Sequence.Stream); !ok {
+					perr = fmt.Errorf("%w: no job id", errBadMsg)
+				}
+			}
 		}
 		if err != nil || perr != nil || derr != nil {
 			e.log.Error("dropping malformed job message", "subject", m.Subject, "err", errors.Join(err, perr, derr))
 			m.Term()
 			continue
 		}
-		c := &cand{msg: m, id: env.ID, sseq: md.Sequence.Stream, payload: payload}
-		if env.RecSeq != 0 {
+		c := &cand{msg: m, id: id, sseq: md.Sequence.Stream, payload: payload}
+		switch {
+		case env.ID == 0:
+			// The compare-and-set against sequence 0 creates the record; it fails if a
+			// delete or an earlier delivery's reservation created it first.
+			c.cur, c.curSeq = env, 0
+			fast = append(fast, c)
+		case env.RecSeq != 0:
 			c.cur, c.curSeq = env, env.RecSeq
 			fast = append(fast, c)
-		} else {
+		default:
 			slow = append(slow, c)
 		}
 	}

@@ -1,0 +1,289 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/internal/natsd"
+)
+
+// internalEngine opens an engine on a fresh embedded JetStream, for tests that look at the
+// engine's storage.
+func internalEngine(t *testing.T) (*Engine, *nats.Conn, context.Context) {
+	t.Helper()
+	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := natsd.Connect(ns, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	e, err := Open(ctx, nc, Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e, nc, ctx
+}
+
+func enqueueOne(t *testing.T, e *Engine, ctx context.Context, r EnqueueRequest) *Job {
+	t.Helper()
+	res, err := e.Enqueue(ctx, []EnqueueRequest{r})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("enqueue %+v: %v %v", r, err, res[0].Err)
+	}
+	return res[0].Job
+}
+
+func noRecord(t *testing.T, e *Engine, ctx context.Context, id uint64) {
+	t.Helper()
+	if rec, _, err := e.readRecord(ctx, id); !errors.Is(err, ErrJobNotFound) {
+		t.Fatalf("job %d has a record: %+v %v", id, rec, err)
+	}
+}
+
+func TestIDKinds(t *testing.T) {
+	for _, c := range []struct {
+		num uint32
+		seq uint64
+	}{{1, 1}, {queueNumMax, msgSeqLimit}, {77, 1<<msgSeqBits - 1}} {
+		id, ok := derivedID(c.num, c.seq)
+		if !ok || id>>63 != 0 || id&derivedBit == 0 {
+			t.Fatalf("derivedID(%d, %d) = %d %v", c.num, c.seq, id, ok)
+		}
+		if num, seq, ok := splitDerived(id); !ok || num != c.num || seq != c.seq {
+			t.Fatalf("splitDerived(%d) = %d %d %v, want %d %d", id, num, seq, ok, c.num, c.seq)
+		}
+	}
+	for _, c := range []struct {
+		num uint32
+		seq uint64
+	}{{0, 1}, {1, 0}, {queueNumMax + 1, 1}, {1, 1 << msgSeqBits}} {
+		if id, ok := derivedID(c.num, c.seq); ok {
+			t.Errorf("derivedID(%d, %d) = %d, want none", c.num, c.seq, id)
+		}
+	}
+	// Generated ids stay clear of derived ones for the 69 years of their time part.
+	late := idEpoch.Add(69 * 365 * 24 * time.Hour)
+	g := newIDGen(func() time.Time { return late })
+	for range 5000 {
+		if id := g.next(); id&derivedBit != 0 || id>>63 != 0 {
+			t.Fatalf("generated id %d has bit 62 or 63 set", id)
+		}
+	}
+	if _, _, ok := splitDerived(g.next()); ok {
+		t.Fatal("a generated id reads as derived")
+	}
+}
+
+// A job enqueued ready is one message: no record until something happens to it. Its id
+// names its queue and its message, so it is found by id all the same.
+func TestFreshJobIsOneWriteAndFoundByID(t *testing.T) {
+	e, _, ctx := internalEngine(t)
+	a := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "a", Payload: []byte("one"), Priority: 5})
+	b := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "b", Payload: []byte("two")})
+	delayed := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "a", Delay: time.Hour})
+	unique := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "a", UniqueKey: "k", Priority: 10})
+	for _, j := range []*Job{a, b} {
+		if _, _, ok := splitDerived(j.ID); !ok {
+			t.Fatalf("ready job %d has no derived id", j.ID)
+		}
+		noRecord(t, e, ctx, j.ID)
+	}
+	if a.ID == b.ID {
+		t.Fatal("two queues gave the same id")
+	}
+	for _, j := range []*Job{delayed, unique} {
+		if _, _, ok := splitDerived(j.ID); ok {
+			t.Fatalf("job %d (delayed or unique) has a derived id", j.ID)
+		}
+		if _, _, err := e.readRecord(ctx, j.ID); err != nil {
+			t.Fatalf("job %d (delayed or unique) has no record: %v", j.ID, err)
+		}
+	}
+	got, err := e.Job(ctx, a.ID)
+	if err != nil || got.State != StateReady || string(got.Payload) != "one" || got.Priority != 5 || got.Queue != "a" {
+		t.Fatalf("fresh job by id: %+v %v", got, err)
+	}
+	if _, err := e.Job(ctx, a.ID+1); !errors.Is(err, ErrJobNotFound) {
+		t.Fatalf("the id of the next message (the delayed job's) reads as a job: %v", err)
+	}
+
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"a"}})
+	if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != a.ID || r.Jobs[0].Job.Attempts != 1 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	if rec, _, err := e.readRecord(ctx, a.ID); err != nil || rec.State != StateReserved {
+		t.Fatalf("record after the reservation: %+v %v", rec, err)
+	}
+	if _, err := e.Release(ctx, a.ID, r.Jobs[0].Token, ReleaseRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	// Released: a new message, with the id in it.
+	again, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"a"}})
+	if err != nil || len(again.Jobs) != 1 || again.Jobs[0].Job.ID != a.ID || again.Jobs[0].Job.Releases != 1 {
+		t.Fatalf("reserve after release: %+v %v", again, err)
+	}
+	if _, err := e.Ack(ctx, a.ID, again.Jobs[0].Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := e.Job(ctx, a.ID); err != nil || j.State != StateSucceeded {
+		t.Fatalf("after ack: %+v %v", j, err)
+	}
+}
+
+// A delete that comes between a fresh job's pull and its reservation's record wins: the
+// reservation finds the record created and hands nothing out.
+func TestDeleteBeatsReservationOfFreshJob(t *testing.T) {
+	e, _, ctx := internalEngine(t)
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	q, err := e.getQueue(ctx, "q", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := band(j.Priority)
+	msgs, err := e.pull(ctx, q, b, 1, time.Second)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("pull: %d %v", len(msgs), err)
+	}
+	if _, err := e.Delete(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.activate(ctx, q, b, msgs, "w"); len(got) != 0 {
+		t.Fatalf("deleted job handed out: %+v", got[0].Job)
+	}
+	if got, err := e.Job(ctx, j.ID); err != nil || got.State != StateCancelled {
+		t.Fatalf("after delete: %+v %v", got, err)
+	}
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}, Wait: 300 * time.Millisecond}); err != nil || len(r.Jobs) != 0 {
+		t.Fatalf("reserve after delete: %+v %v", r, err)
+	}
+
+	// The other way round: reserved first, the delete (which read no record) then finds
+	// it changed and cancels the reservation.
+	k := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	rec, seq, m, err := e.readJob(ctx, k.ID)
+	if err != nil || seq != 0 || m == nil || rec.State != StateReady {
+		t.Fatalf("readJob of a fresh job: %+v %d %v %v", rec, seq, m, err)
+	}
+	held, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+	if err != nil || len(held.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", held, err)
+	}
+	next := *rec
+	next.State = StateCancelled
+	if _, err := e.commitRecord(ctx, k.ID, &next, seq, 0); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("compare-and-set against the fresh job after its reservation: %v", err)
+	}
+	if _, err := e.Delete(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Ack(ctx, k.ID, held.Jobs[0].Token, nil); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("ack of a deleted job: %v", err)
+	}
+}
+
+// Purge, peek, reserve by id and kick work on fresh jobs; purged ones keep a record.
+func TestAdminOnFreshJobs(t *testing.T) {
+	e, _, ctx := internalEngine(t)
+	var ids []uint64
+	for range 3 {
+		ids = append(ids, enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"}).ID)
+	}
+	page, err := e.Peek(ctx, PeekRequest{Queue: "q", State: StateReady})
+	if err != nil || len(page.Jobs) != 3 || page.Jobs[0].ID != ids[0] || page.Jobs[2].ID != ids[2] {
+		t.Fatalf("peek: %+v %v", page, err)
+	}
+	if j, err := e.PeekNextReady(ctx, "q"); err != nil || j.ID != ids[0] {
+		t.Fatalf("peek next ready: %+v %v", j, err)
+	}
+	if _, err := e.Kick(ctx, ids[0]); !errors.Is(err, ErrWrongState) {
+		t.Fatalf("kick of a ready job: %v", err)
+	}
+	r, err := e.ReserveByID(ctx, ids[0], "w")
+	if err != nil || r.Job.ID != ids[0] {
+		t.Fatalf("reserve by id: %+v %v", r, err)
+	}
+	if _, err := e.Bury(ctx, ids[0], r.Token, BuryRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Kick(ctx, ids[0]); err != nil {
+		t.Fatalf("kick of the buried job: %v", err)
+	}
+	n, err := e.Purge(ctx, "q", StateReady)
+	if err != nil || n != 3 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	for _, id := range ids {
+		if j, err := e.Job(ctx, id); err != nil || j.State != StateCancelled {
+			t.Fatalf("job %d after purge: %+v %v", id, j, err)
+		}
+	}
+}
+
+// A deleted and re-created queue gets a new number: the ids of the old queue's jobs do not
+// name the new queue's messages, although the new stream's sequences start over.
+func TestRecreatedQueueDoesNotReuseIDs(t *testing.T) {
+	e, _, ctx := internalEngine(t)
+	old := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("old")})
+	if err := e.DeleteQueue(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	fresh := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("new")})
+	_, oldSeq, _ := splitDerived(old.ID)
+	_, newSeq, _ := splitDerived(fresh.ID)
+	if oldSeq != newSeq || old.ID == fresh.ID {
+		t.Fatalf("ids %d and %d (sequences %d and %d): the test needs equal sequences and wants different ids", old.ID, fresh.ID, oldSeq, newSeq)
+	}
+	// The queue's delete cancelled its jobs: their records say so.
+	if j, err := e.Job(ctx, old.ID); err != nil || j.State != StateCancelled || len(j.Payload) != 0 {
+		t.Fatalf("job of the deleted queue: %+v %v", j, err)
+	}
+	// Once that record has expired, the old id names nothing.
+	st, err := e.js.Stream(ctx, jobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(jobSubject(old.ID))); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := e.Job(ctx, old.ID); !errors.Is(err, ErrJobNotFound) {
+		t.Fatalf("job of the deleted queue, its record expired: %+v %v", j, err)
+	}
+	if j, err := e.Job(ctx, fresh.ID); err != nil || string(j.Payload) != "new" {
+		t.Fatalf("job of the new queue: %+v %v", j, err)
+	}
+}
+
+// Once a queue's stream sequences near what ids hold, its jobs get generated ids.
+func TestUsedUpSequencesFallBackToGeneratedIDs(t *testing.T) {
+	e, _, ctx := internalEngine(t)
+	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	q, err := e.getQueue(ctx, "q", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.seqsUsedUp.Store(true)
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("x")})
+	if _, _, ok := splitDerived(j.ID); ok {
+		t.Fatalf("id %d is derived", j.ID)
+	}
+	if _, _, err := e.readRecord(ctx, j.ID); err != nil {
+		t.Fatalf("no record: %v", err)
+	}
+	if got, err := e.Job(ctx, j.ID); err != nil || string(got.Payload) != "x" {
+		t.Fatalf("by id: %+v %v", got, err)
+	}
+}
