@@ -6,11 +6,13 @@
 // Layout in JetStream:
 //   - one stream per queue (SPOOL_Q_<queue>), work-queue retention, subjects
 //     spool.q.<queue>.ready.<band> for ready jobs and spool.q.<queue>.<state>.<band>.<id>
-//     for delayed, buried and held ones (the job id is in every message's envelope);
+//     for delayed, buried and held ones (the job id is in the message's envelope, or for a
+//     fresh job's first message derived from the queue's number and the message's sequence);
 //   - one durable pull consumer per priority band in use (ready-<band>); a reservation is a
 //     pending delivery of that consumer and its lease is the delivery's ack deadline;
 //   - delayed jobs are @at message schedules whose target is the job's ready subject;
-//   - SPOOL_JOBS keeps one record per job (spool.j.<id>): its status, rewritten with a
+//   - SPOOL_JOBS keeps one record per job (spool.j.<id>): its status, created by the job's
+//     first change (at enqueue for delayed, unique and chosen-id jobs), rewritten with a
 //     compare-and-set at every transition and kept for the retention once finished;
 //   - SPOOL_STATS holds cluster-wide counters; the spool_queues KV bucket the queue settings.
 package engine

@@ -9,9 +9,10 @@ import (
 )
 
 // record is a job's status document, kept in the SPOOL_JOBS stream under spool.j.<id>, one
-// message per job (the stream keeps only the last per subject). Every transition rewrites it
-// with a compare-and-set on the subject's last sequence, which is what makes a transition
-// atomic across spool nodes and refuses a stale lease holder.
+// message per job (the stream keeps only the last per subject). A fresh job has none until
+// its first change creates it (readJob stands its message in meanwhile). Every transition
+// rewrites it with a compare-and-set on the subject's last sequence, which is what makes a
+// transition atomic across spool nodes and refuses a stale lease holder.
 //
 // The job's message in its queue stream carries the same document followed by the payload,
 // so a reservation has the job without another read.
