@@ -46,9 +46,15 @@ func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *stor
 		return rec, seq, nil, err
 	}
 	num, first, ok := splitDerived(id)
-	q := e.queueByNum(num)
-	if !ok || q == nil {
+	if !ok {
 		return nil, 0, nil, ErrJobNotFound
+	}
+	q, err := e.queueOfNum(ctx, num)
+	if errors.Is(err, ErrQueueNotFound) {
+		return nil, 0, nil, ErrJobNotFound
+	}
+	if err != nil {
+		return nil, 0, nil, err
 	}
 	m, err := e.directSeq(ctx, q.names.stream(), first)
 	if errors.Is(err, errNoMsg) {

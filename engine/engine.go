@@ -368,14 +368,13 @@ func (e *Engine) watchQueues(ctx context.Context) error {
 }
 
 func (e *Engine) applyQueueEntry(ent jetstream.KeyValueEntry) {
+	if strings.HasPrefix(ent.Key(), numKeyPrefix) {
+		return // a queue number's entry, not a queue's
+	}
 	if ent.Operation() != jetstream.KeyValuePut {
 		e.mu.Lock()
 		if q := e.byEsc[ent.Key()]; q != nil {
-			delete(e.byEsc, ent.Key())
-			delete(e.queues, q.name)
-			if cfg, _ := q.config(); e.byNum[cfg.Num] == q {
-				delete(e.byNum, cfg.Num)
-			}
+			e.forgetQueueLocked(q)
 		}
 		e.mu.Unlock()
 		return
@@ -410,6 +409,17 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	}
 	q.mu.Unlock()
 	return q
+}
+
+// forgetQueueLocked removes a deleted queue from the local view; e.mu is held.
+func (e *Engine) forgetQueueLocked(q *queue) {
+	if e.queues[q.name] == q {
+		delete(e.queues, q.name)
+		delete(e.byEsc, q.names.esc)
+	}
+	if cfg, _ := q.config(); e.byNum[cfg.Num] == q {
+		delete(e.byNum, cfg.Num)
+	}
 }
 
 // queueByNum returns the queue numbered num in the local view, or nil.

@@ -287,3 +287,32 @@ func TestUsedUpSequencesFallBackToGeneratedIDs(t *testing.T) {
 		t.Fatalf("by id: %+v %v", got, err)
 	}
 }
+
+// A node whose watch has not delivered a new queue yet still finds that queue's fresh jobs
+// by id, through the queue number's entry in the bucket.
+func TestDerivedIDOfQueueNotSeenYet(t *testing.T) {
+	a, nc, ctx := internalEngine(t)
+	b, err := Open(ctx, nc, Config{Logger: a.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	j := enqueueOne(t, a, ctx, EnqueueRequest{Queue: "new", Payload: []byte("p")})
+	num, _, _ := splitDerived(j.ID)
+	// (spooltest.Eventually would be an import cycle here.)
+	for start := time.Now(); b.queueByNum(num) == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the second engine never saw the queue")
+		}
+	}
+	seen := b.queueByNum(num)
+	b.mu.Lock()
+	b.forgetQueueLocked(seen) // as if b's watch lagged
+	b.mu.Unlock()
+	if got, err := b.Job(ctx, j.ID); err != nil || string(got.Payload) != "p" {
+		t.Fatalf("lookup on the lagging node: %+v %v", got, err)
+	}
+	if _, err := b.Job(ctx, derivedBit|uint64(num+1)<<msgSeqBits|1); !errors.Is(err, ErrJobNotFound) {
+		t.Fatalf("id of a queue number never given out: %v", err)
+	}
+}

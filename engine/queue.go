@@ -87,9 +87,19 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 		BackoffMS: s.BackoffBase.Milliseconds(), BackoffMax: s.BackoffMax.Milliseconds(),
 		Created: e.now().UnixNano(), Num: num,
 	}
+	if num != 0 {
+		// Before the queue is visible, so that a node whose watch lags finds the queue
+		// of a derived id all the same.
+		if _, err := e.kv.Create(ctx, numKey(num), []byte(name)); err != nil {
+			return nil, fmt.Errorf("create queue %q: number: %w", name, err)
+		}
+	}
 	val, _ := json.Marshal(cfg)
 	rev, err := e.kv.Create(ctx, n.esc, val)
 	if errors.Is(err, jetstream.ErrKeyExists) {
+		if num != 0 {
+			e.kv.Delete(ctx, numKey(num)) // another node made the queue: its number stands
+		}
 		ent, err := e.kv.Get(ctx, n.esc)
 		if err != nil {
 			return nil, fmt.Errorf("read queue %q: %w", name, err)
@@ -101,6 +111,35 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 	}
 	e.log.Info("queue created", "queue", name)
 	return e.cacheQueue(cfg, rev), nil
+}
+
+// numKeyPrefix starts the bucket keys that map a queue number to its queue's name. No
+// escaped queue name starts with it (an escape is '_' and two hex digits).
+const numKeyPrefix = "_n"
+
+func numKey(num uint32) string { return numKeyPrefix + strconv.FormatUint(uint64(num), 10) }
+
+// queueOfNum returns the queue numbered num: from the local view, else (a queue created on
+// another node that this node's watch has not delivered yet) through the bucket.
+func (e *Engine) queueOfNum(ctx context.Context, num uint32) (*queue, error) {
+	if q := e.queueByNum(num); q != nil {
+		return q, nil
+	}
+	ent, err := e.kv.Get(ctx, numKey(num))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrQueueNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read queue number: %w", err)
+	}
+	q, err := e.getQueue(ctx, string(ent.Value()), false)
+	if err != nil {
+		return nil, err
+	}
+	if cfg, _ := q.config(); cfg.Num != num {
+		return nil, ErrQueueNotFound // deleted and made again since
+	}
+	return q, nil
 }
 
 // queueNumSubject holds the last queue number given out, in the records stream.
@@ -458,6 +497,11 @@ func (e *Engine) DeleteQueue(ctx context.Context, name string) error {
 	if err := e.kv.Delete(ctx, q.names.esc); err != nil {
 		return fmt.Errorf("delete queue %q: %w", name, err)
 	}
+	if cfg, _ := q.config(); cfg.Num != 0 {
+		if err := e.kv.Delete(ctx, numKey(cfg.Num)); err != nil {
+			e.log.Warn("delete queue number", "queue", name, "err", err)
+		}
+	}
 	stats, err := e.js.Stream(ctx, statsStream)
 	if err == nil {
 		err = stats.Purge(ctx, jetstream.WithPurgeSubject(statsPrefix+q.names.esc+".>"))
@@ -466,8 +510,7 @@ func (e *Engine) DeleteQueue(ctx context.Context, name string) error {
 		e.log.Warn("purge queue counters", "queue", name, "err", err)
 	}
 	e.mu.Lock()
-	delete(e.queues, name)
-	delete(e.byEsc, q.names.esc)
+	e.forgetQueueLocked(q)
 	e.mu.Unlock()
 	e.log.Info("queue deleted", "queue", name)
 	return nil
