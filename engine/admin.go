@@ -73,8 +73,8 @@ func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *stor
 }
 
 // findMsg finds a job's message in its queue stream, whatever subject (state) it is on: at
-// the sequence its record knows, on its own subject (delayed, buried, held), or else on its
-// band's ready subject (a fresh job, or one a schedule made ready).
+// the sequence its record knows or its derived id names, on its own subject (delayed,
+// buried, held), or else on its band's ready subject (one a schedule made ready).
 func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMsg, error) {
 	n := queueNames(rec.Queue)
 	seqs := []uint64{rec.Seq}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -94,6 +95,12 @@ func TestTwoServersOneEngine(t *testing.T) {
 	var j job
 	if st := call(t, "POST", A+"/v1/queues/shared/jobs", map[string]any{"payload": map[string]int{"n": 1}}, &j); st != 201 {
 		t.Fatalf("enqueue on A: %d", st)
+	}
+	// A job enqueued ready has no record until reserved: B finds it from its id alone, even
+	// before its watch has delivered the new queue.
+	var fresh job
+	if st := call(t, "GET", B+"/v1/jobs/"+j.ID, nil, &fresh); st != 200 || fresh.State != "ready" || fmt.Sprint(fresh.Payload) != "map[n:1]" {
+		t.Fatalf("B looks up A's new job: %d %+v", st, fresh)
 	}
 	var res struct {
 		Jobs []job `json:"jobs"`
