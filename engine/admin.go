@@ -77,16 +77,21 @@ func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *stor
 // buried, held), or else on its band's ready subject (one a schedule made ready).
 func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMsg, error) {
 	n := queueNames(rec.Queue)
-	seqs := []uint64{rec.Seq}
-	if _, first, ok := splitDerived(id); ok && first != rec.Seq {
-		seqs = append(seqs, first) // a fresh job's message, if it is still the job's
+	q, err := e.getQueue(ctx, rec.Queue, false)
+	if errors.Is(err, ErrQueueNotFound) {
+		return nil, ErrJobNotFound
 	}
-	for _, seq := range seqs {
-		if seq == 0 {
-			continue
-		}
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := q.config()
+	seq := rec.Seq
+	if _, first, ok := splitDerived(id); ok && seq == 0 {
+		seq = first // a fresh job's message, if it is still the job's
+	}
+	if seq != 0 {
 		m, err := e.directSeq(ctx, n.stream(), seq)
-		if err == nil && msgHolds(m, id) {
+		if err == nil && msgHolds(m, id, cfg.Num) {
 			return m, nil
 		}
 		if err != nil && !errors.Is(err, errNoMsg) {
@@ -159,7 +164,8 @@ func (e *Engine) scanReady(ctx context.Context, n names, b int, id uint64, skip 
 			return nil, nil
 		}
 		for i := range msgs {
-			if msgs[i].Seq != skip && bytes.Contains(envelope(msgs[i].Data), mark) && msgHolds(&msgs[i], id) {
+			// (The mark means the envelope has the id: the queue number plays no part.)
+			if msgs[i].Seq != skip && bytes.Contains(envelope(msgs[i].Data), mark) && msgHolds(&msgs[i], id, 0) {
 				return &msgs[i], nil
 			}
 		}
@@ -198,7 +204,7 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 	next := *rec
 	next.State, next.Finished = StateCancelled, now.UnixNano()
 	next.clearLease()
-	if _, err := e.commitRecord(ctx, id, &next, seq, e.cfg.Retention); err != nil {
+	if _, err := e.commitRecord(ctx, id, &next, seq, e.keepFinished(rec)); err != nil {
 		return nil, err
 	}
 	e.leases.drop(id)
@@ -207,8 +213,16 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 		e.nc.Publish(rec.Ack, []byte("+TERM"))
 	}
 	if m != nil {
-		if err := e.deleteMsg(ctx, queueNames(rec.Queue).stream(), m.Seq); err != nil {
-			e.log.Warn("delete cancelled job's message", "job", id, "err", err)
+		// Tried again on failure: a fresh job's message left behind would be taken for a
+		// job never started once the cancelled record has expired.
+		var err error
+		for try := 0; try < 3; try++ {
+			if err = e.deleteMsg(ctx, queueNames(rec.Queue).stream(), m.Seq); err == nil || ctx.Err() != nil {
+				break
+			}
+		}
+		if err != nil {
+			e.log.Error("delete cancelled job's message", "job", id, "err", err)
 		}
 	}
 	e.stats.add(queueNames(rec.Queue).esc, cCancelled, 1)
@@ -418,7 +432,7 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 			next := *cur
 			next.State, next.Finished, next.RecSeq, next.ID = StateCancelled, now.UnixNano(), 0, 0
 			next.clearLease()
-			fut, err := e.publishRecord(ids[i], &next, curSeq, e.cfg.Retention, true)
+			fut, err := e.publishRecord(ids[i], &next, curSeq, e.keepFinished(cur), true)
 			if err != nil {
 				return n, err
 			}

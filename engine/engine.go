@@ -391,6 +391,7 @@ func (e *Engine) applyQueueEntry(ent jetstream.KeyValueEntry) {
 // cacheQueue stores a queue's settings in the local view unless a newer revision is there.
 func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	q := e.queues[cfg.Name]
 	if q == nil {
 		q = &queue{name: cfg.Name, names: queueNames(cfg.Name), wake: make(chan struct{})}
@@ -399,15 +400,22 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 		close(e.added)
 		e.added = make(chan struct{})
 	}
-	if cfg.Num != 0 {
-		e.byNum[cfg.Num] = q
-	}
-	e.mu.Unlock()
 	q.mu.Lock()
-	if rev >= q.rev {
+	old, accepted := q.cfg.Num, rev >= q.rev
+	if accepted {
 		q.cfg, q.rev = cfg, rev
 	}
 	q.mu.Unlock()
+	if accepted {
+		// A new number (the queue was deleted and made again while this node missed it):
+		// the old number must not name the new queue.
+		if old != cfg.Num && e.byNum[old] == q {
+			delete(e.byNum, old)
+		}
+		if cfg.Num != 0 {
+			e.byNum[cfg.Num] = q
+		}
+	}
 	return q
 }
 

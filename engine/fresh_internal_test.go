@@ -16,7 +16,7 @@ import (
 
 // internalEngine opens an engine on a fresh embedded JetStream, for tests that look at the
 // engine's storage.
-func internalEngine(t *testing.T) (*Engine, *nats.Conn, context.Context) {
+func internalEngine(t *testing.T, cfg ...Config) (*Engine, *nats.Conn, context.Context) {
 	t.Helper()
 	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir()})
 	if err != nil {
@@ -30,7 +30,12 @@ func internalEngine(t *testing.T) (*Engine, *nats.Conn, context.Context) {
 	t.Cleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	e, err := Open(ctx, nc, Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	c := Config{}
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := Open(ctx, nc, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +236,12 @@ func TestAdminOnFreshJobs(t *testing.T) {
 			t.Fatalf("job %d after purge: %+v %v", id, j, err)
 		}
 	}
+	if page, err := e.Peek(ctx, PeekRequest{Queue: "q", State: StateReady}); err != nil || len(page.Jobs) != 0 {
+		t.Fatalf("peek after purge: %+v %v", page, err)
+	}
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}, Wait: 300 * time.Millisecond}); err != nil || len(r.Jobs) != 0 {
+		t.Fatalf("reserve after purge: %+v %v", r, err)
+	}
 }
 
 // A deleted and re-created queue gets a new number: the ids of the old queue's jobs do not
@@ -267,24 +278,52 @@ func TestRecreatedQueueDoesNotReuseIDs(t *testing.T) {
 	}
 }
 
-// Once a queue's stream sequences near what ids hold, its jobs get generated ids.
+// Once a queue's stream sequences near what ids hold, its jobs get generated ids; a job
+// whose sequence is past them fails and is not left behind.
 func TestUsedUpSequencesFallBackToGeneratedIDs(t *testing.T) {
 	e, _, ctx := internalEngine(t)
 	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
-	q, err := e.getQueue(ctx, "q", false)
+	st, err := e.js.Stream(ctx, queueNames("q").stream())
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.seqsUsedUp.Store(true)
+	// Purging up to a sequence makes it the stream's next one.
+	if err := st.Purge(ctx, jetstream.WithPurgeSequence(msgSeqLimit)); err != nil {
+		t.Fatal(err)
+	}
+	last := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("at the limit")})
+	if _, seq, ok := splitDerived(last.ID); !ok || seq != msgSeqLimit {
+		t.Fatalf("job at the limit: id %d (sequence %d, derived %v)", last.ID, seq, ok)
+	}
 	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("x")})
 	if _, _, ok := splitDerived(j.ID); ok {
-		t.Fatalf("id %d is derived", j.ID)
+		t.Fatalf("id %d is derived after the limit", j.ID)
 	}
 	if _, _, err := e.readRecord(ctx, j.ID); err != nil {
 		t.Fatalf("no record: %v", err)
 	}
-	if got, err := e.Job(ctx, j.ID); err != nil || string(got.Payload) != "x" {
-		t.Fatalf("by id: %+v %v", got, err)
+	for _, want := range []*Job{last, j} {
+		if got, err := e.Job(ctx, want.ID); err != nil || string(got.Payload) != string(want.Payload) {
+			t.Fatalf("by id: %+v %v", got, err)
+		}
+	}
+
+	// Past what ids hold at all (only if 2^32 jobs were in flight at the limit).
+	q, err := e.getQueue(ctx, "q", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.seqsUsedUp.Store(false)
+	if err := st.Purge(ctx, jetstream.WithPurgeSequence(1<<msgSeqBits)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Enqueue(ctx, []EnqueueRequest{{Queue: "q"}})
+	if err != nil || res[0].Err == nil {
+		t.Fatalf("enqueue past the ids: %+v %v", res, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.State.Msgs != 0 {
+		t.Fatalf("the job that got no id is left in the stream: %+v %v", info.State, err)
 	}
 }
 
@@ -314,5 +353,93 @@ func TestDerivedIDOfQueueNotSeenYet(t *testing.T) {
 	}
 	if _, err := b.Job(ctx, derivedBit|uint64(num+1)<<msgSeqBits|1); !errors.Is(err, ErrJobNotFound) {
 		t.Fatalf("id of a queue number never given out: %v", err)
+	}
+}
+
+// A job of a queue deleted while it was reserved (its cancel lost to the holder) keeps a
+// live record; deleting it later must not touch the job that now sits at the same sequence
+// of the queue made again.
+func TestDeleteOfOldJobSparesRecreatedQueue(t *testing.T) {
+	e, _, ctx := internalEngine(t)
+	old := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}}); err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	held, _, err := e.readRecord(ctx, old.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DeleteQueue(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	// As if the queue delete's cancel had lost to the holder: the record says reserved.
+	_, seq, err := e.readRecord(ctx, old.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.commitRecord(ctx, old.ID, held, seq, 0); err != nil {
+		t.Fatal(err)
+	}
+	fresh := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("new")})
+	if _, a, _ := splitDerived(old.ID); a != held.Seq {
+		t.Fatalf("the old job's message was at %d, its record says %d", a, held.Seq)
+	}
+	if _, b, _ := splitDerived(fresh.ID); b != held.Seq {
+		t.Fatalf("the new job is at sequence %d, the test needs %d", b, held.Seq)
+	}
+	e.Delete(ctx, old.ID) // whatever it answers, it must not touch the new job
+	if j, err := e.Job(ctx, fresh.ID); err != nil || j.State != StateReady || string(j.Payload) != "new" {
+		t.Fatalf("the new job after deleting the old one: %+v %v", j, err)
+	}
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+	if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != fresh.ID {
+		t.Fatalf("reserve the new job: %+v %v", r, err)
+	}
+}
+
+// A node that applies a queue's new entry over its old view (it missed the delete) must
+// not keep the old number pointing at the new queue.
+func TestNewQueueNumberReplacesOld(t *testing.T) {
+	e, _, ctx := internalEngine(t)
+	q := e.cacheQueue(queueConfig{Name: "q", Num: 1000}, 1)
+	if e.queueByNum(1000) != q {
+		t.Fatal("number not mapped")
+	}
+	e.cacheQueue(queueConfig{Name: "q", Num: 1001}, 2)
+	if got := e.queueByNum(1000); got != nil {
+		t.Fatalf("old number still maps to %s", got.name)
+	}
+	if e.queueByNum(1001) != q {
+		t.Fatal("new number not mapped")
+	}
+	e.cacheQueue(queueConfig{Name: "q", Num: 999}, 1) // an older revision changes nothing
+	if e.queueByNum(999) != nil || e.queueByNum(1001) != q {
+		t.Fatal("an older revision changed the mapping")
+	}
+	if _, err := e.queueOfNum(ctx, 1000); !errors.Is(err, ErrQueueNotFound) {
+		t.Fatalf("old number: %v", err)
+	}
+}
+
+// A finished job's record outlives its last lease, whatever the retention: a delivery whose
+// ack was lost comes back at the end of the lease, and without the record a fresh job's
+// message would be taken for a job never started.
+func TestFinishedRecordOutlivesLease(t *testing.T) {
+	e, _, ctx := internalEngine(t, Config{Retention: time.Second})
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Lease: 10 * time.Second})
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+	if err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	if _, err := e.Ack(ctx, j.ID, r.Jobs[0].Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // past the retention, within the lease
+	if got, err := e.Job(ctx, j.ID); err != nil || got.State != StateSucceeded {
+		t.Fatalf("record 2.5s after the ack, retention 1s, lease 10s: %+v %v", got, err)
+	}
+	ready := &record{State: StateReady}
+	if d := e.keepFinished(ready); d != time.Second {
+		t.Fatalf("keepFinished of a job not reserved: %v, want the retention", d)
 	}
 }

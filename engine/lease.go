@@ -171,7 +171,7 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 		next := *it.rec
 		next.State, next.Finished, next.Result = StateSucceeded, now.UnixNano(), reqs[it.i].Result
 		next.clearLease()
-		fut, err := e.publishRecord(reqs[it.i].ID, &next, it.seq, e.cfg.Retention, true)
+		fut, err := e.publishRecord(reqs[it.i].ID, &next, it.seq, e.keepFinished(it.rec), true)
 		if err != nil {
 			out[it.i].Err = err
 			continue
@@ -195,6 +195,19 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 		out[it.i].Job = nexts[k].job(id, nil, now)
 	}
 	return lost
+}
+
+// keepFinished is how long the record of a job finishing now is kept: the retention, and
+// at least until a delivery whose ack was lost comes back at the end of its lease (with a
+// minute for a consumer to pull it). A fresh job's message without a record is taken for a
+// job never started, so the record must outlive any copy of the message that may be
+// offered again.
+func (e *Engine) keepFinished(prev *record) time.Duration {
+	keep := e.cfg.Retention
+	if prev.State == StateReserved {
+		keep = max(keep, time.Duration(prev.LeaseExp-e.now().UnixNano())+time.Minute)
+	}
+	return keep.Round(time.Second) // JetStream takes whole seconds
 }
 
 func (r *record) clearLease() {

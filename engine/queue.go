@@ -123,7 +123,9 @@ func numKey(num uint32) string { return numKeyPrefix + strconv.FormatUint(uint64
 // another node that this node's watch has not delivered yet) through the bucket.
 func (e *Engine) queueOfNum(ctx context.Context, num uint32) (*queue, error) {
 	if q := e.queueByNum(num); q != nil {
-		return q, nil
+		if cfg, _ := q.config(); cfg.Num == num {
+			return q, nil
+		}
 	}
 	ent, err := e.kv.Get(ctx, numKey(num))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -162,8 +162,10 @@ func msgJobID(m *storedMsg, num uint32) (uint64, error) {
 	return 0, fmt.Errorf("%w: no job id", errBadMsg)
 }
 
-// msgHolds reports whether m, a message of the job's queue stream, is a message of job id.
-func msgHolds(m *storedMsg, id uint64) bool {
+// msgHolds reports whether m, a message of the stream of queue number num, is a message of
+// job id. The number matters for a fresh job's message, which has no id of its own: a queue
+// deleted and made again has a new number, and its sequences start over.
+func msgHolds(m *storedMsg, id uint64, num uint32) bool {
 	if got, ok := subjectID(m.Subject); ok {
 		return got == id
 	}
@@ -174,6 +176,6 @@ func msgHolds(m *storedMsg, id uint64) bool {
 	if env.ID != 0 {
 		return env.ID == id
 	}
-	_, first, ok := splitDerived(id)
-	return ok && m.Seq == first
+	got, ok := derivedID(num, m.Seq)
+	return ok && got == id
 }
