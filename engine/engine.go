@@ -37,8 +37,9 @@ import (
 type Config struct {
 	// Replicas of every stream spool creates: 1 on a single node, 3 on a cluster. Default 1.
 	Replicas int
-	// Retention keeps a finished job's record queryable this long (JetStream's minimum TTL
-	// is 1s). Default 1h: JetStream keeps an index entry in memory for every record.
+	// Retention keeps a finished job's record queryable this long, and at least until its
+	// last lease has ended plus a minute (JetStream's minimum TTL is 1s). Default 1h:
+	// JetStream keeps an index entry in memory for every record.
 	Retention time.Duration
 	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
 	MaxPayload int
