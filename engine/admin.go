@@ -208,16 +208,19 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 		return nil, err
 	}
 	e.leases.drop(id)
-	if rec.State == StateReserved && rec.Ack != "" {
-		// Stop the delivery from being offered again; the message goes below.
+	if rec.State == StateReserved && rec.Ack != "" && m != nil {
+		// Stop the delivery from being offered again; the message goes below. Only when
+		// the message is the job's: the ack subject of a queue deleted and made again
+		// names the same consumer and sequence in the new queue.
 		e.nc.Publish(rec.Ack, []byte("+TERM"))
 	}
 	if m != nil {
 		// Tried again on failure: a fresh job's message left behind would be taken for a
 		// job never started once the cancelled record has expired.
 		var err error
-		for try := 0; try < 3; try++ {
-			if err = e.deleteMsg(ctx, queueNames(rec.Queue).stream(), m.Seq); err == nil || ctx.Err() != nil {
+		for pause := 100 * time.Millisecond; ; pause *= 2 {
+			err = e.deleteMsg(ctx, queueNames(rec.Queue).stream(), m.Seq)
+			if err == nil || pause > 400*time.Millisecond || sleepCtx(ctx, pause) != nil {
 				break
 			}
 		}
@@ -228,6 +231,44 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 	e.stats.add(queueNames(rec.Queue).esc, cCancelled, 1)
 	e.releaseUnique(ctx, id, &next)
 	return next.job(id, nil, now), nil
+}
+
+// cancelAgain cancels a job whose record changed under a queue delete, reading it again
+// until its record is final.
+func (e *Engine) cancelAgain(ctx context.Context, id uint64) error {
+	for range 10 {
+		rec, seq, err := e.readRecord(ctx, id)
+		if errors.Is(err, ErrJobNotFound) || err == nil && rec.State.Final() {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		next := *rec
+		next.State, next.Finished = StateCancelled, e.now().UnixNano()
+		next.clearLease()
+		_, err = e.commitRecord(ctx, id, &next, seq, e.keepFinished(rec))
+		if err == nil {
+			e.leases.drop(id)
+			return nil
+		}
+		if !errors.Is(err, ErrLeaseLost) {
+			return err
+		}
+	}
+	return &StateError{Op: "delete", State: "changing"}
+}
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // unreservedMsg reads the record and finds the message of a job that is not reserved, and
@@ -407,6 +448,7 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 		now := e.now()
 		var futs []jetstream.PubAckFuture
 		var held []uint64 // the message of each compare-and-set of futs
+		var heldIdx []int // and its index in msgs
 		var dels []uint64
 		for i, m := range msgs {
 			seq = m.Seq + 1
@@ -436,11 +478,18 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 			if err != nil {
 				return n, err
 			}
-			futs, held = append(futs, fut), append(held, m.Seq)
+			futs, held, heldIdx = append(futs, fut), append(held, m.Seq), append(heldIdx, i)
 		}
 		for k, err := range waitAll(ctx, futs) {
 			switch {
 			case err == nil:
+				dels = append(dels, held[k])
+			case casLost(err) && all:
+				// Changed meanwhile (a touch, an ack): a queue delete cancels it all the
+				// same, or a lease of the old queue would outlive it.
+				if err := e.cancelAgain(ctx, ids[heldIdx[k]]); err != nil {
+					return n, err
+				}
 				dels = append(dels, held[k])
 			case casLost(err):
 				// Changed meanwhile (reserved, finished): no longer this purge's.

@@ -443,3 +443,35 @@ func TestFinishedRecordOutlivesLease(t *testing.T) {
 		t.Fatalf("keepFinished of a job not reserved: %v, want the retention", d)
 	}
 }
+
+// A queue delete whose cancel lost to a change of the job (a touch at that moment) cancels
+// it again on the record read back; a job that finished meanwhile stays finished.
+func TestCancelAgainAfterALostCancel(t *testing.T) {
+	e, _, ctx := internalEngine(t)
+	a := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	b := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}, Max: 2})
+	if err != nil || len(r.Jobs) != 2 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	if _, err := e.Touch(ctx, a.ID, r.Jobs[0].Token, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Ack(ctx, b.ID, r.Jobs[1].Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint64{a.ID, b.ID} {
+		if err := e.cancelAgain(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j, err := e.Job(ctx, a.ID); err != nil || j.State != StateCancelled {
+		t.Fatalf("touched job: %+v %v", j, err)
+	}
+	if j, err := e.Job(ctx, b.ID); err != nil || j.State != StateSucceeded {
+		t.Fatalf("finished job: %+v %v", j, err)
+	}
+	if _, err := e.Ack(ctx, a.ID, r.Jobs[0].Token, nil); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("the old holder's ack after the cancel: %v", err)
+	}
+}

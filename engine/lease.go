@@ -207,7 +207,7 @@ func (e *Engine) keepFinished(prev *record) time.Duration {
 	if prev.State == StateReserved {
 		keep = max(keep, time.Duration(prev.LeaseExp-e.now().UnixNano())+time.Minute)
 	}
-	return keep.Round(time.Second) // JetStream takes whole seconds
+	return max(keep.Round(time.Second), time.Second) // JetStream takes whole seconds, at least 1
 }
 
 func (r *record) clearLease() {
