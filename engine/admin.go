@@ -233,30 +233,19 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 	return next.job(id, nil, now), nil
 }
 
-// cancelAgain cancels a job whose record changed under a queue delete, reading it again
-// until its record is final.
-func (e *Engine) cancelAgain(ctx context.Context, id uint64) error {
-	for range 10 {
-		rec, seq, err := e.readRecord(ctx, id)
-		if errors.Is(err, ErrJobNotFound) || err == nil && rec.State.Final() {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		next := *rec
-		next.State, next.Finished = StateCancelled, e.now().UnixNano()
-		next.clearLease()
-		_, err = e.commitRecord(ctx, id, &next, seq, e.keepFinished(rec))
-		if err == nil {
-			e.leases.drop(id)
-			return nil
-		}
-		if !errors.Is(err, ErrLeaseLost) {
-			return err
-		}
+// cancelAgain cancels a job whose record changed under a queue delete as Delete does, on
+// the record read again (its message too, then: cancelled reports it); a job that finished
+// meanwhile stays finished.
+func (e *Engine) cancelAgain(ctx context.Context, id uint64) (cancelled bool, err error) {
+	_, err = e.Delete(ctx, id)
+	var se *StateError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrJobNotFound), errors.As(err, &se) && se.State.Final():
+		return false, nil
 	}
-	return &StateError{Op: "delete", State: "changing"}
+	return false, err
 }
 
 // sleepCtx waits d or until ctx is done.
@@ -447,8 +436,7 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 		}
 		now := e.now()
 		var futs []jetstream.PubAckFuture
-		var held []uint64 // the message of each compare-and-set of futs
-		var heldIdx []int // and its index in msgs
+		var held []int // the message (index in msgs) of each compare-and-set of futs
 		var dels []uint64
 		for i, m := range msgs {
 			seq = m.Seq + 1
@@ -478,19 +466,22 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 			if err != nil {
 				return n, err
 			}
-			futs, held, heldIdx = append(futs, fut), append(held, m.Seq), append(heldIdx, i)
+			futs, held = append(futs, fut), append(held, i)
 		}
 		for k, err := range waitAll(ctx, futs) {
 			switch {
 			case err == nil:
-				dels = append(dels, held[k])
+				dels = append(dels, msgs[held[k]].Seq)
 			case casLost(err) && all:
 				// Changed meanwhile (a touch, an ack): a queue delete cancels it all the
 				// same, or a lease of the old queue would outlive it.
-				if err := e.cancelAgain(ctx, ids[heldIdx[k]]); err != nil {
+				cancelled, err := e.cancelAgain(ctx, ids[held[k]])
+				if err != nil {
 					return n, err
 				}
-				dels = append(dels, held[k])
+				if !cancelled {
+					dels = append(dels, msgs[held[k]].Seq)
+				}
 			case casLost(err):
 				// Changed meanwhile (reserved, finished): no longer this purge's.
 			default:

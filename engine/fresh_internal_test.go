@@ -461,7 +461,7 @@ func TestCancelAgainAfterALostCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []uint64{a.ID, b.ID} {
-		if err := e.cancelAgain(ctx, id); err != nil {
+		if _, err := e.cancelAgain(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}

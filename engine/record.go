@@ -166,16 +166,6 @@ func msgJobID(m *storedMsg, num uint32) (uint64, error) {
 // job id. The number matters for a fresh job's message, which has no id of its own: a queue
 // deleted and made again has a new number, and its sequences start over.
 func msgHolds(m *storedMsg, id uint64, num uint32) bool {
-	if got, ok := subjectID(m.Subject); ok {
-		return got == id
-	}
-	env, _, err := decodeMsg(m.Data)
-	if err != nil {
-		return false
-	}
-	if env.ID != 0 {
-		return env.ID == id
-	}
-	got, ok := derivedID(num, m.Seq)
-	return ok && got == id
+	got, err := msgJobID(m, num)
+	return err == nil && got == id
 }
