@@ -40,19 +40,24 @@ func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
 // id, untouched since) has no record yet: its message's envelope stands in for it, with the
 // message, and sequence 0, so that a compare-and-set against it creates the record and
 // fails should a reservation have created it meanwhile.
+//
+// A lease this node holds is answered from its table when the stored record is the one the
+// lease knows (none, for a fresh job): its reservation and touches may not be stored yet.
 func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *storedMsg, error) {
 	rec, seq, err := e.readRecord(ctx, id)
+	if lrec, lseq, ok := e.leases.lookup(id); ok {
+		switch {
+		case errors.Is(err, ErrJobNotFound) && lseq == 0, err == nil && seq == lseq:
+			return lrec, lseq, nil, nil
+		case err == nil:
+			// Changed elsewhere since (a delete, another delivery reserved): the lease is gone.
+			e.leases.dropLease(id, lrec.LeaseID)
+		}
+	}
 	if !errors.Is(err, ErrJobNotFound) {
 		return rec, seq, nil, err
 	}
-	num, first, ok := splitDerived(id)
-	if !ok {
-		return nil, 0, nil, ErrJobNotFound
-	}
-	q, err := e.queueOfNum(ctx, num)
-	if errors.Is(err, ErrQueueNotFound) {
-		return nil, 0, nil, ErrJobNotFound
-	}
+	q, first, err := e.locate(ctx, id)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -84,14 +89,15 @@ func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMs
 	if err != nil {
 		return nil, err
 	}
-	cfg, _ := q.config()
 	seq := rec.Seq
-	if _, first, ok := splitDerived(id); ok && seq == 0 {
-		seq = first // a fresh job's message, if it is still the job's
+	if seq == 0 {
+		if lq, first, err := e.locate(ctx, id); err == nil && lq == q {
+			seq = first // a fresh job's message, if it is still the job's
+		}
 	}
 	if seq != 0 {
 		m, err := e.directSeq(ctx, n.stream(), seq)
-		if err == nil && msgHolds(m, id, cfg.Num) {
+		if err == nil && e.msgHolds(ctx, m, id, q) {
 			return m, nil
 		}
 		if err != nil && !errors.Is(err, errNoMsg) {
@@ -108,14 +114,25 @@ func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMs
 // readMsgRecords reads the records of the jobs of msgs in one batch: ids[i] is msgs[i]'s
 // job (0 for a malformed message) and subjects[i] its record's subject, the key of recs.
 func (e *Engine) readMsgRecords(ctx context.Context, q *queue, msgs []storedMsg) (ids []uint64, subjects []string, recs map[string]seqRecord, err error) {
-	cfg, _ := q.config()
 	ids, subjects = make([]uint64, len(msgs)), make([]string, len(msgs))
 	for i := range msgs {
-		ids[i], _ = msgJobID(&msgs[i], cfg.Num)
+		ids[i], _ = e.msgJobID(ctx, &msgs[i], q)
 		subjects[i] = jobSubject(ids[i])
 	}
 	recs, err = e.readRecords(ctx, subjects)
-	return ids, subjects, recs, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i, id := range ids {
+		if lrec, lseq, ok := e.leases.lookup(id); ok {
+			// A lease of this node, its record perhaps not written yet (readJob).
+			if sr, found := recs[subjects[i]]; found && sr.seq != lseq || !found && lseq != 0 {
+				continue
+			}
+			recs[subjects[i]] = seqRecord{lrec, lseq}
+		}
+	}
+	return ids, subjects, recs, nil
 }
 
 // readySince is the earliest time the job's current ready message, if it has one that its
@@ -165,7 +182,7 @@ func (e *Engine) scanReady(ctx context.Context, n names, b int, id uint64, skip 
 		}
 		for i := range msgs {
 			// (The mark means the envelope has the id: the queue number plays no part.)
-			if msgs[i].Seq != skip && bytes.Contains(envelope(msgs[i].Data), mark) && msgHolds(&msgs[i], id, 0) {
+			if msgs[i].Seq != skip && bytes.Contains(envelope(msgs[i].Data), mark) && e.msgHolds(ctx, &msgs[i], id, nil) {
 				return &msgs[i], nil
 			}
 		}
@@ -327,10 +344,9 @@ func (e *Engine) KickQueue(ctx context.Context, name string, st State, max int) 
 		if len(msgs) == 0 {
 			break
 		}
-		cfg, _ := q.config()
 		for _, m := range msgs {
 			seq = m.Seq + 1
-			id, err := msgJobID(&m, cfg.Num)
+			id, err := e.msgJobID(ctx, &m, q)
 			if err != nil {
 				continue
 			}

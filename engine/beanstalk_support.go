@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -215,11 +214,15 @@ func (e *Engine) ReserveByID(ctx context.Context, id uint64, worker string) (*Re
 	}
 	now := e.now()
 	next := *rec
+	if !next.OwnLease {
+		cfg, _ := q.config()
+		next.LeaseMS = cfg.LeaseMS
+	}
 	next.State = StateReserved
 	next.Attempts++
 	next.ReservedAt = now.UnixNano()
 	next.LeaseExp = now.Add(next.lease()).UnixNano()
-	next.LeaseID = rand.Uint64() | 1
+	next.LeaseID = e.newLeaseID()
 	next.Worker = worker
 	next.RunAt = 0
 	next.Band = band(next.Priority)
@@ -313,21 +316,12 @@ func (e *Engine) touchHeld(ctx context.Context, id uint64, rec *record, seq uint
 // release and gives no attempt back. It takes leases of both kinds, from Reserve and from
 // ReserveByID.
 func (e *Engine) Unreserve(ctx context.Context, id uint64, token string) (*Job, error) {
-	rec, seq, err := e.held(ctx, id, token)
-	if err != nil {
-		return nil, err
-	}
-	q, payload, err := e.reservedPayload(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
-	next := *rec
-	if rec.Ack != "" {
-		return e.moveTo(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, rec.Ack)
-	}
-	j, err := e.move(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, "", rec.Seq)
-	if err == nil {
-		e.dropFired(ctx, rec, id, next.Seq)
-	}
-	return j, err
+	return e.withLease(ctx, id, token, func(rec *record, seq uint64) (*Job, error) {
+		q, payload, err := e.reservedPayload(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		next := *rec
+		return e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateReady, time.Time{})
+	})
 }

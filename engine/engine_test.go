@@ -583,6 +583,65 @@ func TestTwoEnginesShareJobs(t *testing.T) {
 	})
 }
 
+// A lease lives in the memory of the node that granted it; its record is written behind.
+// Other nodes see it within the write-behind bound, a call on it through another node is
+// served (the holder stores it on request), and a change made elsewhere refuses the holder.
+func TestLeaseHeldInMemoryAcrossNodes(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	a := openEngine(t, ns, engine.Config{})
+	b := openEngine(t, ns, engine.Config{LeaseWriteDelay: time.Hour}) // never written behind here
+	c := openEngine(t, ns, engine.Config{LeaseWriteDelay: 100 * time.Millisecond})
+	ctx := ctxT(t)
+
+	// Seen by other nodes within the bound (a's own status read is exact at once).
+	j := enqueue(t, c, engine.EnqueueRequest{Queue: "mem"})
+	r := reserveOne(t, c, 5*time.Second, "mem")
+	wantState(t, c, j.ID, engine.StateReserved)
+	start := time.Now()
+	spooltest.Eventually(t, 5*time.Second, func() error {
+		got, err := a.Job(ctx, j.ID)
+		if err != nil || got.State != engine.StateReserved {
+			return fmt.Errorf("job reserved on c, read on a: %+v %v", got, err)
+		}
+		return nil
+	})
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("another node saw the reservation after %s, want at most 1s", d)
+	}
+	if _, err := a.Ack(ctx, j.ID, r.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// A touch and an ack through another node, on a lease never written behind.
+	j = enqueue(t, a, engine.EnqueueRequest{Queue: "mem"})
+	r = reserveOne(t, b, 5*time.Second, "mem")
+	if _, err := a.Touch(ctx, j.ID, r.Token, time.Minute); err != nil {
+		t.Fatalf("touch on a of b's lease: %v", err)
+	}
+	if _, err := a.Ack(ctx, j.ID, r.Token, nil); err != nil {
+		t.Fatalf("ack on a of b's lease: %v", err)
+	}
+	wantState(t, b, j.ID, engine.StateSucceeded)
+	if _, err := b.Ack(ctx, j.ID, r.Token, nil); !errors.Is(err, engine.ErrLeaseLost) {
+		t.Fatalf("second ack on b: %v, want ErrLeaseLost", err)
+	}
+
+	// Deleted on a while b holds it in memory: b's holder is refused.
+	j = enqueue(t, a, engine.EnqueueRequest{Queue: "mem"})
+	r = reserveOne(t, b, 5*time.Second, "mem")
+	if _, err := a.Delete(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, b, j.ID, engine.StateCancelled)
+	if _, err := b.Fail(ctx, j.ID, r.Token, engine.FailRequest{Error: "x"}); !errors.Is(err, engine.ErrLeaseLost) {
+		t.Fatalf("fail on b of a job deleted on a: %v, want ErrLeaseLost", err)
+	}
+	if _, err := b.Ack(ctx, j.ID, r.Token, nil); !errors.Is(err, engine.ErrLeaseLost) {
+		t.Fatalf("ack on b of a job deleted on a: %v, want ErrLeaseLost", err)
+	}
+}
+
 func TestValidation(t *testing.T) {
 	e := openEngine(t, startNATS(t), engine.Config{MaxPayload: 10})
 	ctx := ctxT(t)

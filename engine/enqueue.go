@@ -50,7 +50,7 @@ func (e *Engine) ValidateEnqueue(r *EnqueueRequest) error {
 		return invalid("timeout", "must be whole milliseconds between 0 (no limit) and %s", MaxTimeout)
 	}
 	if r.ID&^(derivedBit-1) != 0 {
-		return invalid("id", "must be below 2^62 (larger ids are spool's own)")
+		return invalid("id", "must be below 2^52 (larger ids are spool's own)")
 	}
 	if len(r.UniqueKey) > MaxUniqueKey {
 		return invalid("unique_key", "longer than %d bytes", MaxUniqueKey)
@@ -132,6 +132,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 			Queue: r.Queue, Type: r.Type, State: StateReady, Priority: r.Priority,
 			MaxAttempts: cmpOr(r.MaxAttempts, cfg.MaxAttempts),
 			LeaseMS:     cmpOr(r.Lease, time.Duration(cfg.LeaseMS)*time.Millisecond).Milliseconds(),
+			OwnLease:    r.Lease != 0,
 			TimeoutMS:   r.Timeout.Milliseconds(),
 			UniqueKey:   r.UniqueKey, Metadata: r.Metadata, Created: now.UnixNano(), Band: band(r.Priority),
 		}
@@ -266,17 +267,17 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 	for i, err := range errs {
 		it := batch[i]
 		if err == nil && it.fresh {
-			if seqs[i] >= msgSeqLimit {
-				it.q.seqsUsedUp.Store(true)
-			}
-			cfg, _ := it.q.config()
-			var ok bool
-			if it.id, ok = derivedID(cfg.Num, seqs[i]); !ok {
-				// Only if some 2^32 jobs were in flight as the limit was passed.
-				err = fmt.Errorf("stream sequence %d is past what job ids hold", seqs[i])
+			if it.id, err = e.deriveID(ctx, it.q, seqs[i]); err != nil {
+				if errors.Is(err, errNoChunk) {
+					it.q.chunksUsedUp.Store(true)
+				}
+				// Stored, but with no id to give its caller: removed again, so that
+				// the job is not both refused and run.
 				if derr := e.deleteMsg(context.WithoutCancel(ctx), it.q.names.stream(), seqs[i]); derr != nil {
 					e.log.Error("remove a job that got no id", "err", derr)
 				}
+			} else {
+				e.prepareChunk(it.q, seqs[i])
 			}
 		}
 		if err == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,31 +62,26 @@ func noRecord(t *testing.T, e *Engine, ctx context.Context, id uint64) {
 
 func TestIDKinds(t *testing.T) {
 	for _, c := range []struct {
-		num uint32
-		seq uint64
-	}{{1, 1}, {queueNumMax, msgSeqLimit}, {77, 1<<msgSeqBits - 1}} {
-		id, ok := derivedID(c.num, c.seq)
-		if !ok || id>>63 != 0 || id&derivedBit == 0 {
-			t.Fatalf("derivedID(%d, %d) = %d %v", c.num, c.seq, id, ok)
+		chunk uint32
+		seq   uint64
+	}{{1, 1}, {chunkMax, 1<<chunkBits - 1}, {77, 5<<chunkBits | 3}, {9, 1 << 50}} {
+		id := derivedID(c.chunk, c.seq)
+		if id > MaxJobID || id&derivedBit == 0 {
+			t.Fatalf("derivedID(%d, %d) = %d: not a derived id below 2^53", c.chunk, c.seq, id)
 		}
-		if num, seq, ok := splitDerived(id); !ok || num != c.num || seq != c.seq {
-			t.Fatalf("splitDerived(%d) = %d %d %v, want %d %d", id, num, seq, ok, c.num, c.seq)
-		}
-	}
-	for _, c := range []struct {
-		num uint32
-		seq uint64
-	}{{0, 1}, {1, 0}, {queueNumMax + 1, 1}, {1, 1 << msgSeqBits}} {
-		if id, ok := derivedID(c.num, c.seq); ok {
-			t.Errorf("derivedID(%d, %d) = %d, want none", c.num, c.seq, id)
+		if chunk, off, ok := splitDerived(id); !ok || chunk != c.chunk || off != c.seq&(1<<chunkBits-1) {
+			t.Fatalf("splitDerived(%d) = %d %d %v, want %d %d", id, chunk, off, ok, c.chunk, c.seq)
 		}
 	}
-	// Generated ids stay clear of derived ones for the 69 years of their time part.
+	if _, _, ok := splitDerived(MaxJobID + 1); ok {
+		t.Fatal("an id past 2^53 reads as derived")
+	}
+	// Generated ids stay below the derived ones for the 69 years of their time part.
 	late := idEpoch.Add(69 * 365 * 24 * time.Hour)
 	g := newIDGen(func() time.Time { return late })
 	for range 5000 {
-		if id := g.next(); id&derivedBit != 0 || id>>63 != 0 {
-			t.Fatalf("generated id %d has bit 62 or 63 set", id)
+		if id := g.next(); id > MaxChosenID {
+			t.Fatalf("generated id %d is past 2^52", id)
 		}
 	}
 	if _, _, ok := splitDerived(g.next()); ok {
@@ -130,8 +126,13 @@ func TestFreshJobIsOneWriteAndFoundByID(t *testing.T) {
 	if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != a.ID || r.Jobs[0].Job.Attempts != 1 {
 		t.Fatalf("reserve: %+v %v", r, err)
 	}
-	if rec, _, err := e.readRecord(ctx, a.ID); err != nil || rec.State != StateReserved {
-		t.Fatalf("record after the reservation: %+v %v", rec, err)
+	// The reservation is answered from this node's lease table; its record comes behind.
+	if j, err := e.Job(ctx, a.ID); err != nil || j.State != StateReserved {
+		t.Fatalf("the holder's node reads the job: %+v %v", j, err)
+	}
+	e.lw.write(ctx, time.Time{})
+	if rec, _, err := e.readRecord(ctx, a.ID); err != nil || rec.State != StateReserved || rec.LeaseID == 0 {
+		t.Fatalf("record after the reservation's write-behind: %+v %v", rec, err)
 	}
 	if _, err := e.Release(ctx, a.ID, r.Jobs[0].Token, ReleaseRequest{}); err != nil {
 		t.Fatal(err)
@@ -149,8 +150,10 @@ func TestFreshJobIsOneWriteAndFoundByID(t *testing.T) {
 	}
 }
 
-// A delete that comes between a fresh job's pull and its reservation's record wins: the
-// reservation finds the record created and hands nothing out.
+// A delete that comes between a fresh job's pull and its reservation's answer: the
+// reservation, which took the job first (at the pull), may hand it out, but the delete
+// stands: the holder is refused, the job reads cancelled on every node and is never
+// offered again.
 func TestDeleteBeatsReservationOfFreshJob(t *testing.T) {
 	e, _, ctx := internalEngine(t)
 	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
@@ -166,18 +169,27 @@ func TestDeleteBeatsReservationOfFreshJob(t *testing.T) {
 	if _, err := e.Delete(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.activate(ctx, q, b, msgs, "w"); len(got) != 0 {
-		t.Fatalf("deleted job handed out: %+v", got[0].Job)
-	}
+	got := e.activate(ctx, q, b, msgs, "w")
 	if got, err := e.Job(ctx, j.ID); err != nil || got.State != StateCancelled {
 		t.Fatalf("after delete: %+v %v", got, err)
+	}
+	for _, r := range got {
+		if _, err := e.Ack(ctx, r.Job.ID, r.Token, nil); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("ack of the deleted job: %v, want ErrLeaseLost", err)
+		}
+	}
+	e.lw.write(ctx, time.Time{})
+	if got, err := e.Job(ctx, j.ID); err != nil || got.State != StateCancelled {
+		t.Fatalf("after the write-behind: %+v %v", got, err)
 	}
 	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}, Wait: 300 * time.Millisecond}); err != nil || len(r.Jobs) != 0 {
 		t.Fatalf("reserve after delete: %+v %v", r, err)
 	}
 
-	// The other way round: reserved first, the delete (which read no record) then finds
-	// it changed and cancels the reservation.
+	// The other way round: reserved first, then cancelled by a node that read the job
+	// before the reservation (no record: its compare-and-set against sequence 0 creates
+	// the cancelled record). The lease's write-behind loses and drops the lease; the
+	// holder is refused.
 	k := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
 	rec, seq, m, err := e.readJob(ctx, k.ID)
 	if err != nil || seq != 0 || m == nil || rec.State != StateReady {
@@ -189,14 +201,65 @@ func TestDeleteBeatsReservationOfFreshJob(t *testing.T) {
 	}
 	next := *rec
 	next.State = StateCancelled
-	if _, err := e.commitRecord(ctx, k.ID, &next, seq, 0); !errors.Is(err, ErrLeaseLost) {
-		t.Fatalf("compare-and-set against the fresh job after its reservation: %v", err)
+	if _, err := e.commitRecord(ctx, k.ID, &next, seq, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.lw.write(ctx, time.Time{})
+	if _, _, ok := e.leases.lookup(k.ID); ok {
+		t.Fatal("the lease survived a write-behind that lost its compare-and-set")
+	}
+	if j, err := e.Job(ctx, k.ID); err != nil || j.State != StateCancelled {
+		t.Fatalf("the holder's node reads the cancelled job: %+v %v", j, err)
+	}
+	if _, err := e.Ack(ctx, k.ID, held.Jobs[0].Token, nil); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("ack of a deleted job: %v", err)
+	}
+
+	// Reserved, then deleted on the holder's node before the write-behind.
+	k = enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	held, err = e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+	if err != nil || len(held.Jobs) != 1 || held.Jobs[0].Job.ID != k.ID {
+		t.Fatalf("reserve: %+v %v", held, err)
 	}
 	if _, err := e.Delete(ctx, k.ID); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.Touch(ctx, k.ID, held.Jobs[0].Token, 0); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("touch of a deleted job: %v", err)
+	}
 	if _, err := e.Ack(ctx, k.ID, held.Jobs[0].Token, nil); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("ack of a deleted job: %v", err)
+	}
+}
+
+// A job acked before its lease's write-behind costs one write of its record in all: the
+// finished one.
+func TestQuickJobWritesOneRecord(t *testing.T) {
+	e, _, ctx := internalEngine(t, Config{LeaseWriteDelay: time.Hour})
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	before, err := e.js.Stream(ctx, jobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+	if err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	if _, err := e.Touch(ctx, j.ID, r.Jobs[0].Token, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Ack(ctx, j.ID, r.Jobs[0].Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	after, err := e.js.Stream(ctx, jobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.CachedInfo().State.LastSeq - before.CachedInfo().State.LastSeq; n != 1 {
+		t.Fatalf("%d record writes for a job reserved, touched and acked, want 1", n)
+	}
+	if got, err := e.Job(ctx, j.ID); err != nil || got.State != StateSucceeded {
+		t.Fatalf("after the ack: %+v %v", got, err)
 	}
 }
 
@@ -280,50 +343,66 @@ func TestRecreatedQueueDoesNotReuseIDs(t *testing.T) {
 
 // Once a queue's stream sequences near what ids hold, its jobs get generated ids; a job
 // whose sequence is past them fails and is not left behind.
-func TestUsedUpSequencesFallBackToGeneratedIDs(t *testing.T) {
+func TestIDsAcrossChunks(t *testing.T) {
 	e, _, ctx := internalEngine(t)
 	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
 	st, err := e.js.Stream(ctx, queueNames("q").stream())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Purging up to a sequence makes it the stream's next one.
-	if err := st.Purge(ctx, jetstream.WithPurgeSequence(msgSeqLimit)); err != nil {
-		t.Fatal(err)
-	}
-	last := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("at the limit")})
-	if _, seq, ok := splitDerived(last.ID); !ok || seq != msgSeqLimit {
-		t.Fatalf("job at the limit: id %d (sequence %d, derived %v)", last.ID, seq, ok)
-	}
-	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("x")})
-	if _, _, ok := splitDerived(j.ID); ok {
-		t.Fatalf("id %d is derived after the limit", j.ID)
-	}
-	if _, _, err := e.readRecord(ctx, j.ID); err != nil {
-		t.Fatalf("no record: %v", err)
-	}
-	for _, want := range []*Job{last, j} {
-		if got, err := e.Job(ctx, want.ID); err != nil || string(got.Payload) != string(want.Payload) {
-			t.Fatalf("by id: %+v %v", got, err)
+	seen := map[uint64]bool{}
+	// Purging up to a sequence makes it the stream's next one: jobs on both sides of a
+	// chunk's end, then far into the stream (a queue that has seen 2^40 jobs).
+	for _, next := range []uint64{3<<chunkBits - 2, 1 << 40} {
+		if err := st.Purge(ctx, jetstream.WithPurgeSequence(next)); err != nil {
+			t.Fatal(err)
+		}
+		var jobs []*Job
+		for k := range 3 {
+			jobs = append(jobs, enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte{byte(next), byte(k)}}))
+		}
+		for _, want := range jobs {
+			c, off, ok := splitDerived(want.ID)
+			if !ok || want.ID > MaxJobID || seen[want.ID] {
+				t.Fatalf("id %d: not derived, past 2^53 or given twice", want.ID)
+			}
+			seen[want.ID] = true
+			noRecord(t, e, ctx, want.ID)
+			if got, err := e.Job(ctx, want.ID); err != nil || string(got.Payload) != string(want.Payload) {
+				t.Fatalf("by id %d (chunk %d offset %d): %+v %v", want.ID, c, off, got, err)
+			}
+		}
+		// The reservations find the same ids.
+		for _, want := range jobs {
+			r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+			if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != want.ID {
+				t.Fatalf("reserve: %+v %v, want %d", r, err, want.ID)
+			}
 		}
 	}
 
-	// Past what ids hold at all (only if 2^32 jobs were in flight at the limit).
-	q, err := e.getQueue(ctx, "q", false)
-	if err != nil {
+	// Chunk numbers used up: the first job of a new chunk fails and is removed; the
+	// queue's later jobs get generated ids (and records).
+	if _, err := e.js.Publish(ctx, chunkSubject, []byte(strconv.FormatUint(chunkMax, 10))); err != nil {
 		t.Fatal(err)
 	}
-	q.seqsUsedUp.Store(false)
-	if err := st.Purge(ctx, jetstream.WithPurgeSequence(1<<msgSeqBits)); err != nil {
+	if err := st.Purge(ctx, jetstream.WithPurgeSequence(1<<41)); err != nil {
 		t.Fatal(err)
 	}
 	res, err := e.Enqueue(ctx, []EnqueueRequest{{Queue: "q"}})
 	if err != nil || res[0].Err == nil {
-		t.Fatalf("enqueue past the ids: %+v %v", res, err)
+		t.Fatalf("enqueue with chunks used up: %+v %v", res, err)
 	}
 	info, err := st.Info(ctx)
 	if err != nil || info.State.Msgs != 0 {
 		t.Fatalf("the job that got no id is left in the stream: %+v %v", info.State, err)
+	}
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("x")})
+	if _, _, ok := splitDerived(j.ID); ok || j.ID > MaxChosenID {
+		t.Fatalf("id %d after chunks ran out", j.ID)
+	}
+	if got, err := e.Job(ctx, j.ID); err != nil || string(got.Payload) != "x" {
+		t.Fatalf("by id: %+v %v", got, err)
 	}
 }
 
@@ -337,7 +416,12 @@ func TestDerivedIDOfQueueNotSeenYet(t *testing.T) {
 	}
 	defer b.Close()
 	j := enqueueOne(t, a, ctx, EnqueueRequest{Queue: "new", Payload: []byte("p")})
-	num, _, _ := splitDerived(j.ID)
+	qa, err := a.getQueue(ctx, "new", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := qa.config()
+	num := cfg.Num
 	// (spooltest.Eventually would be an import cycle here.)
 	for start := time.Now(); b.queueByNum(num) == nil; time.Sleep(10 * time.Millisecond) {
 		if time.Since(start) > 5*time.Second {
@@ -348,11 +432,12 @@ func TestDerivedIDOfQueueNotSeenYet(t *testing.T) {
 	b.mu.Lock()
 	b.forgetQueueLocked(seen) // as if b's watch lagged
 	b.mu.Unlock()
+	b.chunks = newChunks()
 	if got, err := b.Job(ctx, j.ID); err != nil || string(got.Payload) != "p" {
 		t.Fatalf("lookup on the lagging node: %+v %v", got, err)
 	}
-	if _, err := b.Job(ctx, derivedBit|uint64(num+1)<<msgSeqBits|1); !errors.Is(err, ErrJobNotFound) {
-		t.Fatalf("id of a queue number never given out: %v", err)
+	if _, err := b.Job(ctx, derivedBit|1000<<chunkBits|1); !errors.Is(err, ErrJobNotFound) {
+		t.Fatalf("id of a chunk never given out: %v", err)
 	}
 }
 
@@ -365,6 +450,7 @@ func TestDeleteOfOldJobSparesRecreatedQueue(t *testing.T) {
 	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}}); err != nil || len(r.Jobs) != 1 {
 		t.Fatalf("reserve: %+v %v", r, err)
 	}
+	e.lw.write(ctx, time.Time{})
 	held, _, err := e.readRecord(ctx, old.ID)
 	if err != nil {
 		t.Fatal(err)

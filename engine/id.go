@@ -6,55 +6,51 @@ import (
 	"time"
 )
 
-// idEpoch is the origin of the time part of job ids.
+// idEpoch is the origin of the time part of generated job ids.
 var idEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Job ids are below 2^63, so that they fit a signed 64-bit integer (the beanstalkd clients
-// of most languages parse ids as such), and come in two kinds told apart by bit 62.
+// Job ids are below 2^53, so that JavaScript clients, which hold numbers as doubles, keep
+// them exact, and come in two kinds told apart by bit 52.
 //
-// A generated id (bit 62 clear) is 41 bits of milliseconds since idEpoch (69 years), 9 bits
-// of node and 12 bits of sequence within the millisecond. Jobs that are delayed, unique or
-// given an id by their caller have one, and a record from their enqueue on.
+// A derived id (bit 52 set) is a chunk number (32 bits) and an offset (20 bits): the job's
+// first message is that offset into that chunk of a queue's stream (chunk.go). A job
+// enqueued ready gets one: its id is known from the stored message alone, so the enqueue is
+// one write, and the job's record is only created when something happens to it.
 //
-// A derived id (bit 62 set) is a queue number (20 bits) and the stream sequence (42 bits) of
-// the job's first message in that queue's stream. A job enqueued ready gets one: its id is
-// known from the stored message alone, so the enqueue is one write, and the job's record is
-// only created when something happens to it (its reservation, a delete, a kick...).
+// A generated id (bit 52 clear) is 41 bits of milliseconds since idEpoch (69 years), 3 bits
+// of node and 8 bits of sequence within the millisecond. Jobs that are delayed, unique or
+// given an id by their caller (below 2^52) have one, and a record from their enqueue on,
+// whose create-only write catches the collision of two nodes that drew the same node bits
+// in the same millisecond: the enqueue then retries with a fresh id.
 const (
-	idSeqBits  = 12
-	idNodeBits = 9
+	idSeqBits  = 8
+	idNodeBits = 3
 	idSeqMask  = 1<<idSeqBits - 1
 	idNodeMask = 1<<idNodeBits - 1
 
-	derivedBit  = uint64(1) << 62
-	queueNumMax = 1<<20 - 1 // highest queue number
-	msgSeqBits  = 42
-	// msgSeqLimit is the highest stream sequence a derived id is made from. It stays 2^32
-	// short of the 42 bits, so that the jobs in flight when a node notices the limit still
-	// get valid ids; later jobs of the queue get generated ids.
-	msgSeqLimit = 1<<msgSeqBits - 1<<32
+	// MaxJobID is the highest job id: ids fit a double exactly.
+	MaxJobID = 1<<53 - 1
+	// MaxChosenID is the highest id a caller may give a job (generated-id space).
+	MaxChosenID = derivedBit - 1
+
+	derivedBit = uint64(1) << 52
 )
 
-// derivedID is the id of the job whose first message is seq in the stream of queue num.
-func derivedID(num uint32, seq uint64) (uint64, bool) {
-	if num == 0 || num > queueNumMax || seq == 0 || seq >= 1<<msgSeqBits {
-		return 0, false
-	}
-	return derivedBit | uint64(num)<<msgSeqBits | seq, true
+// derivedID is the id of the job whose first message is seq, in chunk (which holds seq).
+func derivedID(chunk uint32, seq uint64) uint64 {
+	return derivedBit | uint64(chunk)<<chunkBits | seq&(1<<chunkBits-1)
 }
 
-// splitDerived returns the queue number and first message sequence of a derived id.
-func splitDerived(id uint64) (num uint32, seq uint64, ok bool) {
-	if id&derivedBit == 0 || id>>63 != 0 {
+// splitDerived returns the chunk and the offset in it of a derived id.
+func splitDerived(id uint64) (chunk uint32, off uint64, ok bool) {
+	if id&derivedBit == 0 || id > MaxJobID {
 		return 0, 0, false
 	}
-	return uint32(id>>msgSeqBits) & queueNumMax, id & (1<<msgSeqBits - 1), true
+	return uint32(id>>chunkBits) & chunkMax, id & (1<<chunkBits - 1), true
 }
 
-// idGen makes ids that are unique without coordination in practice: the node part is drawn
-// at random per process, and the rare collision of two nodes with the same draw in the same
-// millisecond is caught by the create-only write of the job record, which then retries with
-// a fresh id.
+// idGen makes generated ids: unique without coordination in practice (the node part is
+// drawn at random per process; see above for collisions) and increasing per node.
 type idGen struct {
 	mu   sync.Mutex
 	node uint64
@@ -77,7 +73,7 @@ func (g *idGen) next() uint64 {
 	case g.seq < idSeqMask:
 		g.seq++
 	default:
-		// 4096 ids in one millisecond: borrow the next one, so ids stay increasing even
+		// 256 ids in one millisecond: borrow the next one, so ids stay increasing even
 		// under bursts or a clock that steps back.
 		g.last, g.seq = g.last+1, 0
 	}

@@ -40,7 +40,11 @@ func (e *Engine) held(ctx context.Context, id uint64, token string) (*record, ui
 	if err != nil {
 		return nil, 0, err
 	}
+	e.syncLeases(ctx, []leaseRef{{id, lid}})
 	rec, seq, err := e.readRecord(ctx, id)
+	if errors.Is(err, ErrJobNotFound) {
+		return nil, 0, e.notHeld(ctx, id)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -48,6 +52,16 @@ func (e *Engine) held(ctx context.Context, id uint64, token string) (*record, ui
 		return nil, 0, ErrLeaseLost
 	}
 	return rec, seq, nil
+}
+
+// notHeld is the error for a lease call on a job without a stored record (nor a lease in
+// this node's table): ErrLeaseLost if the job exists (a fresh job, ready), else
+// ErrJobNotFound.
+func (e *Engine) notHeld(ctx context.Context, id uint64) error {
+	if _, _, _, err := e.readJob(ctx, id); err != nil {
+		return err
+	}
+	return ErrLeaseLost
 }
 
 // commitRecord writes next over the record at curSeq and waits for it. A failed
@@ -126,9 +140,12 @@ func (e *Engine) AckBatch(ctx context.Context, reqs []AckRequest) ([]AckResult, 
 	toRead = append(toRead, stale...)
 	if len(toRead) > 0 {
 		subjects := make([]string, len(toRead))
+		refs := make([]leaseRef, len(toRead))
 		for k, it := range toRead {
 			subjects[k] = jobSubject(reqs[it.i].ID)
+			refs[k] = leaseRef{reqs[it.i].ID, it.lid}
 		}
+		e.syncLeases(ctx, refs)
 		recs, err := e.readRecords(ctx, subjects)
 		if err != nil {
 			return nil, err
@@ -138,7 +155,7 @@ func (e *Engine) AckBatch(ctx context.Context, reqs []AckRequest) ([]AckResult, 
 			sr, ok := recs[jobSubject(reqs[it.i].ID)]
 			switch {
 			case !ok:
-				out[it.i].Err = ErrJobNotFound
+				out[it.i].Err = e.notHeld(ctx, reqs[it.i].ID)
 			case sr.rec.State != StateReserved || sr.rec.LeaseID != it.lid:
 				out[it.i].Err = ErrLeaseLost
 			default:
@@ -221,6 +238,16 @@ func (r *record) byID() bool { return r.Ack == "" }
 // moveLeased is moveTo for a reserved job, whichever kind its lease is: the old delivery is
 // acked, or the old held schedule deleted (with its fired copy, should the lease have ended).
 func (e *Engine) moveLeased(ctx context.Context, q *queue, id uint64, next, rec *record, curSeq uint64, payload []byte, st State, runAt time.Time) (*Job, error) {
+	if curSeq == 0 {
+		// A lease whose record is not written yet: written first. A reservation that
+		// meets the job's new message before the move's record must find the job
+		// reserved (and leave the message be), not without a record (a stale copy).
+		seq, err := e.commitRecord(ctx, id, rec, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		curSeq = seq
+	}
 	if !rec.byID() {
 		return e.moveTo(ctx, q, id, next, curSeq, payload, st, runAt, rec.Ack)
 	}
@@ -350,6 +377,9 @@ func (e *Engine) Touch(ctx context.Context, id uint64, token string, lease time.
 	if lease != 0 && (lease < MinLease || lease > MaxLease) {
 		return nil, invalid("lease", "must be between %s and %s", MinLease, MaxLease)
 	}
+	if j, ok := e.touchHere(id, token, lease); ok {
+		return j, nil
+	}
 	return e.withLease(ctx, id, token, func(rec *record, seq uint64) (*Job, error) {
 		d := lease
 		if d == 0 {
@@ -369,6 +399,29 @@ func (e *Engine) Touch(ctx context.Context, id uint64, token string, lease time.
 		e.extendLease(rec.Ack, d)
 		return next.job(id, nil, now), nil
 	})
+}
+
+// touchHere extends a live delivery lease held in this node's table without a write: the
+// new lease end is written behind with the lease's record. A lease that has run out, or
+// that this node does not hold, takes the stored path.
+func (e *Engine) touchHere(id uint64, token string, lease time.Duration) (*Job, bool) {
+	lid, err := parseToken(token)
+	if err != nil {
+		return nil, false
+	}
+	rec, _, ok := e.leases.get(id, lid)
+	now := e.now()
+	if !ok || rec.byID() || rec.LeaseExp <= now.UnixNano() {
+		return nil, false
+	}
+	d := cmpOr(lease, rec.lease())
+	next := *rec
+	next.LeaseExp = now.Add(d).UnixNano()
+	if !e.leases.update(id, lid, &next, now) {
+		return nil, false
+	}
+	e.extendLease(rec.Ack, d)
+	return next.job(id, nil, now), true
 }
 
 // reservedPayload reads a reserved job's message back for a transition that republishes it.

@@ -20,6 +20,7 @@ func TestEarlyRedeliveryKeepsTheLease(t *testing.T) {
 		t.Fatalf("reserve: %+v %v", got, err)
 	}
 	held := got.Jobs[0]
+	e.lw.write(ctx, time.Time{})
 	rec, _, err := e.readRecord(ctx, id)
 	if err != nil {
 		t.Fatal(err)

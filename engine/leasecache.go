@@ -1,47 +1,158 @@
 package engine
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
-// leaseCacheMax bounds the leases a node remembers (a few hundred bytes each).
-const leaseCacheMax = 100_000
+// leaseGrace is how long a lease stays in its node's table after its end: the holder's late
+// ack is still accepted without a read while nobody else has taken the job.
+const leaseGrace = time.Minute
 
-// leaseCache remembers the records of the leases this node handed out, so that the holder's
-// ack, fail or touch can compare-and-set without reading the record first. It is a hint: a
-// stale entry (the job changed through another node) loses its compare-and-set, and the
-// operation falls back to reading the record.
+// leaseCache is the table of the leases this node handed out. While the node lives it is
+// the truth about them: a reservation answers once its lease is in the table, and the
+// record that says "reserved" is written behind (leaseWriter), so that a job finished
+// within the write-behind delay never has its reservation stored at all. A lease is
+// pending while the table holds a newer version of its record than JetStream (a
+// reservation or a touch not written yet); seq is the stored record's sequence (0: none),
+// the key of the next compare-and-set. Whatever changes the job elsewhere (a delete, a
+// redelivery reserved on another node) changes the stored record, so the holder's next
+// compare-and-set, or the write-behind's, fails and the lease is dropped: a stale holder
+// is refused.
 type leaseCache struct {
 	mu sync.Mutex
-	m  map[uint64]cachedLease
+	m  map[uint64]*cachedLease
 }
 
 type cachedLease struct {
-	rec *record
-	seq uint64
+	rec     *record
+	seq     uint64
+	pending bool      // rec is not stored yet
+	since   time.Time // when rec became pending
+	ver     uint64    // bumped at every change of rec
 }
 
-func newLeaseCache() *leaseCache { return &leaseCache{m: make(map[uint64]cachedLease)} }
+func newLeaseCache() *leaseCache { return &leaseCache{m: make(map[uint64]*cachedLease)} }
 
+// put records a lease whose record is stored at seq.
 func (c *leaseCache) put(id uint64, rec *record, seq uint64) {
 	c.mu.Lock()
-	if len(c.m) < leaseCacheMax {
-		c.m[id] = cachedLease{rec, seq}
-	}
+	c.m[id] = &cachedLease{rec: rec, seq: seq}
 	c.mu.Unlock()
 }
 
-// get returns the cached record of id when it is the lease lid.
+// putPending records a lease whose record is to be written behind over seq.
+func (c *leaseCache) putPending(id uint64, rec *record, seq uint64, now time.Time) {
+	c.mu.Lock()
+	c.m[id] = &cachedLease{rec: rec, seq: seq, pending: true, since: now}
+	c.mu.Unlock()
+}
+
+// get returns the record of id when it is the lease lid, and its stored sequence.
 func (c *leaseCache) get(id, lid uint64) (*record, uint64, bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	l, ok := c.m[id]
-	c.mu.Unlock()
 	if !ok || l.rec.LeaseID != lid {
 		return nil, 0, false
 	}
 	return l.rec, l.seq, true
 }
 
+// lookup returns the lease this node holds on id, if any.
+func (c *leaseCache) lookup(id uint64) (*record, uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.m[id]
+	if !ok {
+		return nil, 0, false
+	}
+	return l.rec, l.seq, true
+}
+
+// update replaces the record of lease lid of id with rec, to be written behind. It reports
+// false when the table no longer holds that lease.
+func (c *leaseCache) update(id, lid uint64, rec *record, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.m[id]
+	if !ok || l.rec.LeaseID != lid {
+		return false
+	}
+	l.rec, l.ver = rec, l.ver+1
+	if !l.pending {
+		l.pending, l.since = true, now
+	}
+	return true
+}
+
 func (c *leaseCache) drop(id uint64) {
 	c.mu.Lock()
 	delete(c.m, id)
 	c.mu.Unlock()
+}
+
+// dropLease removes lease lid of id, not a newer lease of the same job.
+func (c *leaseCache) dropLease(id, lid uint64) {
+	c.mu.Lock()
+	if l, ok := c.m[id]; ok && l.rec.LeaseID == lid {
+		delete(c.m, id)
+	}
+	c.mu.Unlock()
+}
+
+// dueWrite is a pending lease to write: its record as of version ver, over seq.
+type dueWrite struct {
+	id  uint64
+	rec *record
+	seq uint64
+	ver uint64
+}
+
+// due returns the pending leases that became pending before t (all of them when t is
+// zero), and drops the leases that ended more than leaseGrace before now.
+func (c *leaseCache) due(t, now time.Time) []dueWrite {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []dueWrite
+	for id, l := range c.m {
+		switch {
+		case l.pending && (t.IsZero() || l.since.Before(t)):
+			out = append(out, dueWrite{id, l.rec, l.seq, l.ver})
+		case !l.pending && l.rec.LeaseExp+int64(leaseGrace) < now.UnixNano():
+			delete(c.m, id)
+		}
+	}
+	return out
+}
+
+// pendingOne returns lease lid of id if it is pending.
+func (c *leaseCache) pendingOne(id, lid uint64) (dueWrite, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.m[id]
+	if !ok || !l.pending || l.rec.LeaseID != lid {
+		return dueWrite{}, false
+	}
+	return dueWrite{id, l.rec, l.seq, l.ver}, true
+}
+
+// written notes that version ver of id's lease record is stored at seq.
+func (c *leaseCache) written(id, lid, ver, seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.m[id]
+	if !ok || l.rec.LeaseID != lid {
+		return
+	}
+	l.seq = seq
+	if l.ver == ver {
+		l.pending = false
+	}
+}
+
+func (c *leaseCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -50,7 +49,8 @@ func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
 // entry in the bucket means the stream is there. Two nodes racing do the same idempotent work.
 func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) (*queue, error) {
 	n := queueNames(name)
-	_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	rc := e.nc.Stats().Reconnects
+	st, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              n.stream(),
 		Description:       "spool queue " + name,
 		Subjects:          []string{n.all()},
@@ -104,13 +104,19 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 		if err != nil {
 			return nil, fmt.Errorf("read queue %q: %w", name, err)
 		}
-		return e.cacheEntry(ent)
+		q, err := e.cacheEntry(ent)
+		if err == nil {
+			q.trust.CompareAndSwap(nil, &trustMark{st.CachedInfo().State.LastSeq, rc})
+		}
+		return q, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	e.log.Info("queue created", "queue", name)
-	return e.cacheQueue(cfg, rev), nil
+	q := e.cacheQueue(cfg, rev)
+	q.trust.CompareAndSwap(nil, &trustMark{st.CachedInfo().State.LastSeq, rc})
+	return q, nil
 }
 
 // numKeyPrefix starts the bucket keys that map a queue number to its queue's name. No
@@ -147,36 +153,18 @@ func (e *Engine) queueOfNum(ctx context.Context, num uint32) (*queue, error) {
 // queueNumSubject holds the last queue number given out, in the records stream.
 const queueNumSubject = jobsPrefix + "queues"
 
-// nextQueueNum takes the next queue number with a compare-and-set on the counter, so that two
-// nodes creating queues at once get different numbers. It returns 0 once numbers run out: the
-// queue then works with generated job ids only.
+// queueNumMax is the highest queue number.
+const queueNumMax = 1<<32 - 1
+
+// nextQueueNum takes the next queue number, so that two nodes creating queues at once get
+// different numbers. It returns 0 once numbers run out: the queue then works with generated
+// job ids only.
 func (e *Engine) nextQueueNum(ctx context.Context) (uint32, error) {
-	for range 20 {
-		var last, seq uint64
-		m, err := e.directLast(ctx, jobsStream, queueNumSubject)
-		switch {
-		case errors.Is(err, errNoMsg):
-		case err != nil:
-			return 0, fmt.Errorf("read queue number: %w", err)
-		default:
-			seq = m.Seq
-			if last, err = strconv.ParseUint(string(m.Data), 10, 32); err != nil {
-				return 0, fmt.Errorf("read queue number: %w", err)
-			}
-		}
-		if last >= queueNumMax {
-			return 0, nil
-		}
-		_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: queueNumSubject, Data: strconv.AppendUint(nil, last+1, 10)},
-			jetstream.WithExpectLastSequencePerSubject(seq))
-		if err == nil {
-			return uint32(last + 1), nil
-		}
-		if !casLost(err) {
-			return 0, fmt.Errorf("take queue number: %w", err)
-		}
+	n, err := e.nextCounter(ctx, queueNumSubject, queueNumMax)
+	if err != nil {
+		return 0, fmt.Errorf("take queue number: %w", err)
 	}
-	return 0, errors.New("take queue number: too much contention")
+	return uint32(n), nil
 }
 
 // updateConfig applies fn to the queue's bucket entry with a compare-and-set, retrying on

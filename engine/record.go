@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,16 +18,19 @@ import (
 // The job's message in its queue stream carries the same document followed by the payload,
 // so a reservation has the job without another read.
 type record struct {
-	Queue       string            `json:"q"`
-	Type        string            `json:"t,omitempty"`
-	State       State             `json:"s"`
-	Priority    uint32            `json:"p,omitempty"`
-	Attempts    int               `json:"a,omitempty"`
-	MaxAttempts int               `json:"ma"`
-	LeaseMS     int64             `json:"l"`
-	TimeoutMS   int64             `json:"to,omitempty"`
-	UniqueKey   string            `json:"u,omitempty"`
-	Metadata    map[string]string `json:"m,omitempty"`
+	Queue       string `json:"q"`
+	Type        string `json:"t,omitempty"`
+	State       State  `json:"s"`
+	Priority    uint32 `json:"p,omitempty"`
+	Attempts    int    `json:"a,omitempty"`
+	MaxAttempts int    `json:"ma"`
+	LeaseMS     int64  `json:"l"`
+	// OwnLease: the job was given its own lease; otherwise each reservation takes the
+	// queue's lease as it is then (LeaseMS shows the last one).
+	OwnLease  bool              `json:"ol,omitempty"`
+	TimeoutMS int64             `json:"to,omitempty"`
+	UniqueKey string            `json:"u,omitempty"`
+	Metadata  map[string]string `json:"m,omitempty"`
 
 	Created    int64 `json:"ct"`           // unix ns
 	RunAt      int64 `json:"ra,omitempty"` // unix ns
@@ -143,9 +147,10 @@ func decodeMsg(body []byte) (*record, []byte, error) {
 	return r, body[i+1:], nil
 }
 
-// msgJobID returns the id of the job that a stored message of the stream of queue number num
-// holds: from its subject, from its envelope, or for a fresh job from the message's sequence.
-func msgJobID(m *storedMsg, num uint32) (uint64, error) {
+// msgJobID returns the id of the job that a stored message of q's stream holds: from its
+// subject, from its envelope, or for a fresh job from the message's sequence (q nil: not
+// a fresh job's message).
+func (e *Engine) msgJobID(ctx context.Context, m *storedMsg, q *queue) (uint64, error) {
 	if id, ok := subjectID(m.Subject); ok {
 		return id, nil
 	}
@@ -156,16 +161,16 @@ func msgJobID(m *storedMsg, num uint32) (uint64, error) {
 	if env.ID != 0 {
 		return env.ID, nil
 	}
-	if id, ok := derivedID(num, m.Seq); ok {
-		return id, nil
+	if q == nil {
+		return 0, fmt.Errorf("%w: no job id", errBadMsg)
 	}
-	return 0, fmt.Errorf("%w: no job id", errBadMsg)
+	return e.deriveID(ctx, q, m.Seq)
 }
 
-// msgHolds reports whether m, a message of the stream of queue number num, is a message of
-// job id. The number matters for a fresh job's message, which has no id of its own: a queue
-// deleted and made again has a new number, and its sequences start over.
-func msgHolds(m *storedMsg, id uint64, num uint32) bool {
-	got, err := msgJobID(m, num)
+// msgHolds reports whether m, a message of q's stream, is a message of job id. The queue
+// matters for a fresh job's message, which has no id of its own: a queue deleted and made
+// again has a new number, and its sequences start over.
+func (e *Engine) msgHolds(ctx context.Context, m *storedMsg, id uint64, q *queue) bool {
+	got, err := e.msgJobID(ctx, m, q)
 	return err == nil && got == id
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -240,7 +240,7 @@ func (e *Engine) pull(ctx context.Context, q *queue, b, n int, expires time.Dura
 // duplicate) are dropped; jobs out of attempts are buried instead of handed out.
 func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg, worker string) []Reserved {
 	now := e.now()
-	cfg, _ := q.config()
+	trusted := e.trustedAfter(ctx, q)
 	var fast, slow []*cand
 	for _, m := range msgs {
 		md, err := m.Metadata()
@@ -252,10 +252,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 			if id == 0 {
 				// A fresh job: its id is its queue's number and this first message's
 				// sequence; its record does not exist yet.
-				var ok bool
-				if id, ok = derivedID(cfg.Num, md.Sequence.Stream); !ok {
-					perr = fmt.Errorf("%w: no job id", errBadMsg)
-				}
+				id, perr = e.deriveID(ctx, q, md.Sequence.Stream)
 			}
 		}
 		if err != nil || perr != nil || derr != nil {
@@ -265,11 +262,27 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 		}
 		c := &cand{msg: m, id: id, sseq: md.Sequence.Stream, payload: payload}
 		switch {
-		case env.ID == 0:
-			// The compare-and-set against sequence 0 creates the record; it fails if a
-			// delete or an earlier delivery's reservation created it first.
+		case env.ID == 0 && md.NumDelivered <= 1 && md.Sequence.Stream > trusted:
+			// A fresh job's first delivery: its one message, offered once. The lease
+			// goes into this node's table and its record is written behind
+			// (leaseWriter): whatever changes the job meanwhile creates the record,
+			// which the holder's next compare-and-set (against sequence 0) then meets.
+			c.cur, c.curSeq, c.behind = env, 0, true
+			fast = append(fast, c)
+		case env.ID == 0 && md.NumDelivered <= 1:
+			// Stored before this engine could watch its consumer: JetStream may have
+			// lost the consumer's state in a crash and offer a job it handed out (even
+			// finished) as new. The compare-and-set against sequence 0 tells.
 			c.cur, c.curSeq = env, 0
 			fast = append(fast, c)
+		case env.ID == 0:
+			// Offered again: an earlier lease ran out. Its record is read first; if
+			// there is none (its node died before writing it), every delivery was an
+			// attempt, the last one timed out.
+			env.State, env.LeaseExp = StateReserved, 0
+			env.Attempts = max(env.Attempts, int(md.NumDelivered)-1)
+			c.fresh = env
+			slow = append(slow, c)
 		case env.RecSeq != 0:
 			c.cur, c.curSeq = env, env.RecSeq
 			fast = append(fast, c)
@@ -297,6 +310,9 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 	known := slow[:0]
 	for _, c := range slow {
 		sr, ok := recs[jobSubject(c.id)]
+		if !ok && c.fresh != nil {
+			sr, ok = seqRecord{c.fresh, 0}, true
+		}
 		if !ok || sr.rec.State.Final() {
 			// Finished (its record may have expired): this is a stale copy.
 			c.msg.Term()
@@ -313,6 +329,28 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 	return out
 }
 
+// trustedAfter returns the sequence after which a fresh job's first delivery from q's
+// stream is its first delivery indeed. A JetStream server that crashed may have lost its
+// consumers' latest state and offer again, as never delivered, messages it had handed out,
+// whose jobs may have finished since: such a job's record exists, and only the
+// reservation's compare-and-set (create-only) finds it. A message stored while this
+// engine's connection has been up without a break was stored after any such crash, and
+// its first delivery needs no such check: its lease can live in memory. The mark is taken
+// anew after each reconnect. math.MaxUint64 (trust nothing) when the stream cannot be read.
+func (e *Engine) trustedAfter(ctx context.Context, q *queue) uint64 {
+	rc := e.nc.Stats().Reconnects
+	if m := q.trust.Load(); m != nil && m.reconnects == rc {
+		return m.seq
+	}
+	s, err := e.js.Stream(ctx, q.names.stream())
+	if err != nil {
+		e.log.Warn("reserve: read stream state", "queue", q.name, "err", err)
+		return math.MaxUint64
+	}
+	q.trust.Store(&trustMark{seq: s.CachedInfo().State.LastSeq, reconnects: rc})
+	return s.CachedInfo().State.LastSeq
+}
+
 // cand is a delivery on its way to becoming a reservation.
 type cand struct {
 	msg     *nats.Msg
@@ -321,6 +359,8 @@ type cand struct {
 	payload []byte
 	cur     *record // the record as believed current
 	curSeq  uint64  // and its sequence: the compare-and-set key
+	behind  bool    // its reservation's record may be written behind
+	fresh   *record // a fresh job offered again: its record if none is stored
 }
 
 // reserveCands compare-and-sets the candidates' records to reserved and appends the
@@ -330,10 +370,13 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 		return nil
 	}
 	cfg, _ := q.config()
-	var live []*cand
+	// got[k] is cands[k]'s reservation, if it gets one: the caller sees them in the
+	// order they were pulled.
+	got := make([]*Reserved, len(cands))
+	var live []int
 	var nexts []*record
 	var futs []jetstream.PubAckFuture
-	for _, c := range cands {
+	for k, c := range cands {
 		next := *c.cur
 		next.RecSeq, next.ID = 0, 0 // envelope fields, not the record's
 		if c.cur.State == StateReserved && c.cur.LeaseExp > now.UnixNano() {
@@ -348,27 +391,36 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 			next.LastError = cmpOr(next.LastError, "attempts exhausted")
 			if _, err := e.moveTo(ctx, q, c.id, &next, c.curSeq, c.payload, StateBuried, time.Time{}, c.msg.Reply); err != nil {
 				e.log.Warn("bury exhausted job", "job", c.id, "err", err)
+				c.msg.Nak()
 			}
 			continue
+		}
+		if !next.OwnLease {
+			next.LeaseMS = cfg.LeaseMS // the queue's lease as it is now
 		}
 		next.State = StateReserved
 		next.Attempts++
 		next.ReservedAt = now.UnixNano()
 		next.LeaseExp = now.Add(next.lease()).UnixNano()
-		next.LeaseID = rand.Uint64() | 1
+		next.LeaseID = e.newLeaseID()
 		next.Seq, next.Band, next.Ack, next.Worker = c.sseq, b, c.msg.Reply, worker
 		next.RunAt = 0
+		if c.behind {
+			e.leases.putPending(c.id, &next, 0, now)
+			e.startLease(&next, cfg)
+			got[k] = &Reserved{Job: next.job(c.id, c.payload, now), Token: formatToken(next.LeaseID)}
+			continue
+		}
 		fut, err := e.publishRecord(c.id, &next, c.curSeq, 0, true)
 		if err != nil {
 			c.msg.Nak()
 			continue
 		}
-		live, nexts, futs = append(live, c), append(nexts, &next), append(futs, fut)
+		live, nexts, futs = append(live, k), append(nexts, &next), append(futs, fut)
 	}
 	seqs, errs := waitAcks(ctx, futs)
-	n := 0
 	for i, err := range errs {
-		c, next := live[i], nexts[i]
+		c, next := cands[live[i]], nexts[i]
 		switch {
 		case casLost(err):
 			lost = append(lost, c)
@@ -378,16 +430,27 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 			c.msg.Nak()
 			continue
 		}
-		if next.LeaseMS != cfg.LeaseMS {
-			// The consumer's ack wait is the queue's default lease; this job has its own.
-			e.extendLease(next.Ack, next.lease())
-		}
+		e.startLease(next, cfg)
 		e.leases.put(c.id, next, seqs[i])
-		*out = append(*out, Reserved{Job: next.job(c.id, c.payload, now), Token: formatToken(next.LeaseID)})
-		n++
+		got[live[i]] = &Reserved{Job: next.job(c.id, c.payload, now), Token: formatToken(next.LeaseID)}
+	}
+	n := 0
+	for _, r := range got {
+		if r != nil {
+			*out = append(*out, *r)
+			n++
+		}
 	}
 	e.stats.add(q.names.esc, cReserves, int64(n))
 	return lost
+}
+
+// startLease times a new delivery lease: the consumer's ack wait is the queue's lease as
+// it was when the consumer was made, so any other length re-times the delivery.
+func (e *Engine) startLease(next *record, cfg queueConfig) {
+	if next.LeaseMS != cfg.LeaseMS {
+		e.extendLease(next.Ack, next.lease())
+	}
 }
 
 // GiveBack releases reservations that nobody will receive (their caller left), so that the

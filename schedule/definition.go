@@ -110,7 +110,7 @@ type Fire struct {
 	Skipped bool
 }
 
-// TickID is the id of the job enqueued for a schedule's tick: 62 bits of SHA-256 over the
+// TickID is the id of the job enqueued for a schedule's tick: 52 bits of SHA-256 over the
 // schedule's name and the tick's time. Every node computes the same id for the same tick,
 // and the engine stores a job with a given id at most once: that is what makes a tick
 // fire exactly one job however many nodes fire it.
@@ -121,7 +121,7 @@ func TickID(name string, tick time.Time) uint64 {
 	var b [9]byte
 	binary.BigEndian.PutUint64(b[1:], uint64(tick.UnixNano()))
 	h.Write(b[:])
-	id := binary.BigEndian.Uint64(h.Sum(nil)) >> 2
+	id := binary.BigEndian.Uint64(h.Sum(nil)) >> 12 // below 2^52: a chosen id (engine.MaxChosenID)
 	if id == 0 {
 		id = 1
 	}

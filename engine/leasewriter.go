@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// leaseWriter stores the records of the leases this node holds in memory (leaseCache) once
+// they are older than Config.LeaseWriteDelay: a reservation and the touches of a lease are
+// answered from the node's table, and other nodes see them within the delay plus one tick
+// of the writer. A job finished within the delay costs no reservation write at all.
+type leaseWriter struct {
+	e     *Engine
+	delay time.Duration
+}
+
+func (w *leaseWriter) run(stop <-chan struct{}) {
+	t := time.NewTicker(max(w.delay/2, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			w.write(ctx, w.e.now().Add(-w.delay))
+			cancel()
+		}
+	}
+}
+
+// write stores the pending leases that became pending before t (all of them when t is
+// zero). A lost compare-and-set means the job changed under the lease (a delete, a
+// reservation of another delivery on another node): the lease is gone, and dropped so that
+// its holder's next call reads the record and is refused.
+func (w *leaseWriter) write(ctx context.Context, t time.Time) {
+	w.store(ctx, w.e.leases.due(t, w.e.now()))
+}
+
+func (w *leaseWriter) store(ctx context.Context, due []dueWrite) {
+	e := w.e
+	for len(due) > 0 {
+		batch := due[:min(len(due), MaxBatch)]
+		due = due[len(batch):]
+		futs := make([]jetstream.PubAckFuture, 0, len(batch))
+		sent := batch[:0:0]
+		for _, d := range batch {
+			fut, err := e.publishRecord(d.id, d.rec, d.seq, 0, true)
+			if err != nil {
+				e.log.Warn("write lease record", "job", d.id, "err", err)
+				continue
+			}
+			futs, sent = append(futs, fut), append(sent, d)
+		}
+		seqs, errs := waitAcks(ctx, futs)
+		for i, err := range errs {
+			d := sent[i]
+			switch {
+			case casLost(err):
+				e.leases.dropLease(d.id, d.rec.LeaseID)
+			case err != nil:
+				// Tried again at the next tick; the lease still holds on this node.
+				e.log.Warn("write lease record", "job", d.id, "err", err)
+			default:
+				e.leases.written(d.id, d.rec.LeaseID, d.ver, seqs[i])
+			}
+		}
+	}
+}
+
+// leasePrefix + a node's lease tag is the subject on which that node writes the records of
+// leases it holds in memory, when another node needs them: a call on a lease arriving at a
+// node that did not grant it reads the lease's record, which must be stored first.
+const leasePrefix = "spool.l."
+
+// leaseRef names one lease: its job and lease id.
+type leaseRef struct {
+	ID  uint64 `json:"id"`
+	LID uint64 `json:"lid"`
+}
+
+// leaseTag is the tag of the node that granted lease lid (the high 32 bits).
+func leaseTag(lid uint64) uint32 { return uint32(lid >> 32) }
+
+// newLeaseID makes a lease id of this node: its tag, then 32 random bits.
+func (e *Engine) newLeaseID() uint64 { return uint64(e.tag)<<32 | uint64(rand.Uint32()|1) }
+
+// syncLeases asks the nodes holding refs (those granted by other nodes) to store their
+// records now, one request per node. A node that does not answer is gone, and its leases
+// with it: the caller then reads records that do not show them, and refuses the call.
+func (e *Engine) syncLeases(ctx context.Context, refs []leaseRef) {
+	byTag := make(map[uint32][]leaseRef)
+	for _, r := range refs {
+		if t := leaseTag(r.LID); t != e.tag {
+			byTag[t] = append(byTag[t], r)
+		}
+	}
+	for tag, rs := range byTag {
+		body, _ := json.Marshal(rs)
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := e.nc.RequestWithContext(rctx, leasePrefix+strconv.FormatUint(uint64(tag), 16), body)
+		cancel()
+		if err != nil && !errors.Is(err, nats.ErrNoResponders) {
+			e.log.Warn("ask a lease's node to store it", "node", tag, "err", err)
+		}
+	}
+}
+
+// onLeaseSync stores the records of the leases another node asks for.
+func (e *Engine) onLeaseSync(m *nats.Msg) {
+	var refs []leaseRef
+	if err := json.Unmarshal(m.Data, &refs); err != nil {
+		e.log.Warn("bad lease sync request", "err", err)
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		var due []dueWrite
+		for _, r := range refs {
+			if d, ok := e.leases.pendingOne(r.ID, r.LID); ok {
+				due = append(due, d)
+			}
+		}
+		e.lw.store(ctx, due)
+		m.Respond(nil)
+	}()
+}
