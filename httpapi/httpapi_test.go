@@ -585,6 +585,47 @@ func TestReserveLongPoll(t *testing.T) {
 	}
 }
 
+// TestEndPoll ends a long poll through DELETE /v1/reserve/{poll_id}. The request's context has
+// no deadline, which the engine's flush needs: the route answered 500 on every call.
+func TestEndPoll(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, 0)
+	s.must(t, http.StatusOK, "PUT", qpath("ended"), nil)
+	got := make(chan *answer, 1)
+	go func() {
+		// Not s.do: t.Fatal must not be called off the test goroutine. The end is remembered,
+		// so the poll returns at once whether it starts before or after the DELETE.
+		req, _ := http.NewRequest("POST", s.srv.URL+"/v1/reserve", strings.NewReader(`{"queues":["ended"],"wait":"60s","poll_id":"w-1"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := s.hc.Do(req)
+		if err != nil {
+			got <- &answer{status: -1, raw: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		got <- &answer{method: "POST", path: "/v1/reserve", status: resp.StatusCode, header: resp.Header, raw: raw}
+	}()
+	s.must(t, http.StatusNoContent, "DELETE", "/v1/reserve/w-1", nil)
+	select {
+	case a := <-got:
+		var r reserveView
+		if a.status != http.StatusOK {
+			t.Fatalf("ended poll: %v", a)
+		}
+		a.into(t, &r)
+		if r.Jobs == nil || len(r.Jobs) != 0 {
+			t.Errorf("ended poll: %s", a.raw)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the poll did not end: it waits for its 60s")
+	}
+	s.wantErr(t, http.StatusBadRequest, "invalid_argument", "poll_id", "DELETE", "/v1/reserve/bad.id", nil)
+	if l := s.logs.String(); strings.Contains(l, "end poll") {
+		t.Errorf("server logged a failure: %s", l)
+	}
+}
+
 // TestLeaseExpiry checks that an expired lease is lost once the job is reserved again, and
 // still honoured while nobody else has the job.
 func TestLeaseExpiry(t *testing.T) {
@@ -769,10 +810,11 @@ func TestListJobsPaging(t *testing.T) {
 }
 
 // TestQueueNames checks names with the characters of the beanstalkd alphabet, '/' included
-// (escaped as %2F in the path).
+// (escaped as %2F in the path), on the routes that name a queue. A queue named "/" answered
+// 404: ServeMux took its segment for a trailing slash.
 func TestQueueNames(t *testing.T) {
 	s := newServer(t, 0)
-	for _, name := range []string{"a/b", "A-z0+9;.$_()", "x/y/z", strings.Repeat("q", 200)} {
+	for _, name := range []string{"/", "//", "a/b", "/a", "A-z0+9;.$_()", "x/y/z", strings.Repeat("q", 200)} {
 		j := s.enqueue(t, name, map[string]any{"type": "n"})
 		var q queueView
 		s.must(t, http.StatusOK, "GET", qpath(name), nil).into(t, &q)
@@ -786,6 +828,16 @@ func TestQueueNames(t *testing.T) {
 		if len(r.Jobs) != 1 || r.Jobs[0].ID != j.ID {
 			t.Errorf("reserve from %q: %+v", name, r)
 		}
+		// Every other route that names a queue.
+		s.must(t, http.StatusOK, "PUT", qpath(name), map[string]any{"max_attempts": 3})
+		s.must(t, http.StatusOK, "GET", qpath(name, "/jobs?state=buried"), nil)
+		s.must(t, http.StatusOK, "POST", qpath(name, "/pause"), nil)
+		s.must(t, http.StatusOK, "POST", qpath(name, "/resume"), nil)
+		s.must(t, http.StatusOK, "POST", qpath(name, "/kick"), nil)
+		s.must(t, http.StatusOK, "POST", qpath(name, "/purge"), nil)
+		s.must(t, http.StatusOK, "POST", qpath(name, "/reserve"), nil)
+		s.must(t, http.StatusNoContent, "DELETE", qpath(name), nil)
+		s.wantErr(t, http.StatusNotFound, "queue_not_found", "", "GET", qpath(name), nil)
 	}
 	if !strings.Contains(qpath("a/b"), "%2F") {
 		t.Fatalf("qpath does not escape '/': %s", qpath("a/b"))
@@ -1161,7 +1213,6 @@ func TestBadInput(t *testing.T) {
 func TestKnownIssues(t *testing.T) {
 	s := newServer(t, 0)
 	for _, c := range []struct{ name, path, bug string }{
-		{"/", "/v1/queues/%2F", "the queue named \"/\" cannot be reached: /v1/queues/%2F answers 404 not_found"},
 		{".", "/v1/queues/.", "the queue named \".\" cannot be reached unless written %2E: /v1/queues/. answers 307"},
 		{"..", "/v1/queues/..", "the queue named \"..\" cannot be reached unless written %2E%2E: /v1/queues/.. answers 307"},
 	} {
