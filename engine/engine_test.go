@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -898,5 +899,49 @@ func TestCountersReadOwnWrites(t *testing.T) {
 	// After the flush the writing node counts each job once.
 	if qi, err := e.Queue(ctx, "q"); err != nil || qi.Stats.Enqueued != 3 {
 		t.Fatalf("enqueued after the flush: %+v, %v; want 3", qi, err)
+	}
+}
+
+// Rates count from a new queue's creation: a burst before the first sample (every 5s) showed
+// 0/s for the whole minute.
+func TestRatesCountABurstOfANewQueue(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64 // the clock, ahead of the real one
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	e := openEngine(t, startNATS(t), engine.Config{Now: now})
+	ctx := ctxT(t)
+	const n = 200
+	reqs := make([]engine.EnqueueRequest, n)
+	for i := range reqs {
+		reqs[i] = engine.EnqueueRequest{Queue: "burst"}
+	}
+	if _, err := e.Enqueue(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	var acks []engine.AckRequest
+	for len(acks) < n {
+		rs := reserve(t, e, n, 0, "burst")
+		if len(rs) == 0 {
+			t.Fatalf("reserved %d jobs, want %d", len(acks), n)
+		}
+		for _, r := range rs {
+			acks = append(acks, engine.AckRequest{ID: r.Job.ID, Token: r.Token})
+		}
+	}
+	if _, err := e.AckBatch(ctx, acks); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(int64(40 * time.Second))
+	qi, err := e.Queue(ctx, "burst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// n jobs over the 40s (and the moments of the test) since the queue was created.
+	lo, hi := float64(n)/45, float64(n)/40
+	if r := qi.Stats.EnqueueRate; r < lo || r > hi {
+		t.Errorf("enqueue rate %.2f/s, want %d jobs over 40s: %.2f/s", r, n, float64(n)/40)
+	}
+	if r := qi.Stats.CompleteRate; r < lo || r > hi {
+		t.Errorf("completion rate %.2f/s, want %d jobs over 40s: %.2f/s", r, n, float64(n)/40)
 	}
 }
