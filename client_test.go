@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,7 +129,7 @@ func TestEnqueueEncodesRequestAndDecodesJob(t *testing.T) {
 	}
 	want := map[string]any{
 		"type": "email.send", "payload": map[string]any{"to": "a@example.com"},
-		"priority": 10.0, "delay": "10m0s", "lease": "5m0s", "max_attempts": 5.0,
+		"priority": 10.0, "delay": "10m", "lease": "5m", "max_attempts": 5.0,
 		"unique_key": "welcome-42", "metadata": map[string]any{"tenant": "acme"},
 	}
 	if !reflect.DeepEqual(req.Body, want) {
@@ -550,8 +551,8 @@ func TestQueueOperations(t *testing.T) {
 
 	want := []recorded{
 		{Method: "GET", Path: "/v1/queues"},
-		{Method: "PUT", Path: "/v1/queues/email", Body: map[string]any{"lease": "1m0s", "backoff_max": "1h0m0s"}},
-		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{"for": "10m0s"}},
+		{Method: "PUT", Path: "/v1/queues/email", Body: map[string]any{"lease": "1m", "backoff_max": "1h"}},
+		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{"for": "10m"}},
 		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{}},
 		{Method: "POST", Path: "/v1/queues/email/resume", Body: map[string]any{}},
 		{Method: "POST", Path: "/v1/queues/email/kick", Body: map[string]any{}},
@@ -702,6 +703,35 @@ func TestParseJobID(t *testing.T) {
 	for _, bad := range []string{"", "-1", "1x", "18446744073709551616"} {
 		if _, err := ParseJobID(bad); err == nil {
 			t.Errorf("ParseJobID(%q): want an error", bad)
+		}
+	}
+}
+
+// Durations are written in their shortest form; Go's long form, which servers wrote before,
+// and numbers of seconds are read too.
+func TestDurationForms(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"}, {time.Hour, "1h"}, {90 * time.Minute, "1h30m"}, {5 * time.Minute, "5m"},
+		{90 * time.Second, "1m30s"}, {time.Hour + 5*time.Second, "1h5s"}, {2500 * time.Millisecond, "2.5s"},
+		{250 * time.Millisecond, "250ms"}, {-time.Hour, "-1h"}, {10 * time.Hour, "10h"},
+	} {
+		b, err := json.Marshal(jsonDuration(c.d))
+		if err != nil || string(b) != strconv.Quote(c.want) {
+			t.Errorf("%v written as %s (%v), want %q", c.d, b, err, c.want)
+		}
+		var back jsonDuration
+		if err := json.Unmarshal(b, &back); err != nil || time.Duration(back) != c.d {
+			t.Errorf("%s read as %v (%v), want %v", b, time.Duration(back), err, c.d)
+		}
+	}
+	for in, want := range map[string]time.Duration{`"1h0m0s"`: time.Hour, `"5m0s"`: 5 * time.Minute, `"1h30m0s"`: 90 * time.Minute, `1.5`: 1500 * time.Millisecond} {
+		var d jsonDuration
+		if err := json.Unmarshal([]byte(in), &d); err != nil || time.Duration(d) != want {
+			t.Errorf("%s read as %v (%v), want %v", in, time.Duration(d), err, want)
 		}
 	}
 }

@@ -264,7 +264,7 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request) error {
 		totals.Timeouts += s.Timeouts
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"version": h.opts.Version, "uptime": time.Since(h.started).Round(time.Second).String(),
+		"version": h.opts.Version, "uptime": fmtDuration(time.Since(h.started).Round(time.Second)),
 		"queues": len(qs), "jobs": jobs, "totals": totals,
 	})
 	return nil

@@ -497,12 +497,21 @@ func TestLifecycle(t *testing.T) {
 	}
 	var q queueView
 	s.must(t, http.StatusOK, "GET", qpath("email"), nil).into(t, &q)
-	if q.Name != "email" || q.Lease != "30s" || q.MaxAttempts != 25 || q.BackoffBase != "1s" || q.BackoffMax != "1h0m0s" || q.Paused {
+	if q.Name != "email" || q.Lease != "30s" || q.MaxAttempts != 25 || q.BackoffBase != "1s" || q.BackoffMax != "1h" || q.Paused {
 		t.Errorf("queue: %+v", q)
 	}
 	s.must(t, http.StatusOK, "PUT", qpath("email"), map[string]any{"lease": "45s", "max_attempts": 7, "backoff_base": "2s", "backoff_max": 600}).into(t, &q)
-	if q.Lease != "45s" || q.MaxAttempts != 7 || q.BackoffBase != "2s" || q.BackoffMax != "10m0s" {
+	if q.Lease != "45s" || q.MaxAttempts != 7 || q.BackoffBase != "2s" || q.BackoffMax != "10m" {
 		t.Errorf("updated queue: %+v", q)
+	}
+	// Durations are written in their shortest form; Go's long form is read too.
+	s.must(t, http.StatusOK, "PUT", qpath("email"), map[string]any{"lease": "1h0m0s", "backoff_base": "1m30s", "backoff_max": "1h30m0s"}).into(t, &q)
+	if q.Lease != "1h" || q.BackoffBase != "1m30s" || q.BackoffMax != "1h30m" {
+		t.Errorf("queue updated with Go's long forms: %+v, want lease 1h, backoff 1m30s to 1h30m", q)
+	}
+	s.must(t, http.StatusOK, "PUT", qpath("email"), map[string]any{"lease": "45s", "backoff_base": "2s", "backoff_max": "10m"}).into(t, &q)
+	if q.Lease != "45s" || q.BackoffBase != "2s" || q.BackoffMax != "10m" {
+		t.Errorf("queue updated with short forms: %+v", q)
 	}
 	s.must(t, http.StatusOK, "PUT", qpath("fresh"), map[string]any{"max_attempts": 2}).into(t, &q)
 	if q.Name != "fresh" || q.MaxAttempts != 2 || q.Lease != "30s" {
@@ -1201,7 +1210,7 @@ func TestBadInput(t *testing.T) {
 	}
 	var q queueView
 	s.must(t, http.StatusOK, "GET", qpath("keep"), nil).into(t, &q)
-	if q.Lease != "30s" || q.MaxAttempts != 25 || q.BackoffBase != "1s" || q.BackoffMax != "1h0m0s" || q.Paused {
+	if q.Lease != "30s" || q.MaxAttempts != 25 || q.BackoffBase != "1s" || q.BackoffMax != "1h" || q.Paused {
 		t.Errorf("queue keep changed: %+v", q)
 	}
 	// The held job's lease still works.

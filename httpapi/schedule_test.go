@@ -98,7 +98,7 @@ func TestScheduleRoutes(t *testing.T) {
 	}
 	job := s["job"].(map[string]any)
 	if s["name"] != "nightly" || s["spec"] != "0 2 * * *" || s["time_zone"] != "Europe/Paris" || s["catch_up"] != "skip" ||
-		s["paused"] != false || job["lease"] != "5m0s" || job["priority"] != 10.0 || job["max_attempts"] != 3.0 ||
+		s["paused"] != false || job["lease"] != "5m" || job["priority"] != 10.0 || job["max_attempts"] != 3.0 ||
 		job["payload"].(map[string]any)["kind"] != "daily" || s["next_fire_at"] == nil || s["last_fire"] != nil {
 		t.Errorf("created schedule %v", s)
 	}

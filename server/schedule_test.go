@@ -141,7 +141,7 @@ func TestSchedulesFile(t *testing.T) {
 		t.Fatalf("schedule from the file: %d", st)
 	}
 	if s.Spec != "0 2 * * *" || s.TimeZone != "Europe/Paris" || s.CatchUp != "skip" || s.Job.Priority != 10 ||
-		s.Job.Lease != "5m0s" || s.Job.Payload["kind"] != "daily" {
+		s.Job.Lease != "5m" || s.Job.Payload["kind"] != "daily" {
 		t.Errorf("schedule from the file: %+v", s)
 	}
 	deadline := time.Now().Add(10 * time.Second)
