@@ -89,6 +89,18 @@ func reserveOne(t *testing.T, e *engine.Engine, wait time.Duration, queues ...st
 	return got[0]
 }
 
+// waitingReservations waits until n reservations of e wait for jobs: then a job that becomes
+// ready can reach them only through a wake-up or their next poll.
+func waitingReservations(t *testing.T, e *engine.Engine, n int) {
+	t.Helper()
+	spooltest.Eventually(t, 10*time.Second, func() error {
+		if w := e.Waiting(); w != n {
+			return fmt.Errorf("%d reservations waiting, want %d", w, n)
+		}
+		return nil
+	})
+}
+
 func wantState(t *testing.T, e *engine.Engine, id uint64, want engine.State) *engine.Job {
 	t.Helper()
 	j, err := e.Job(ctxT(t), id)
@@ -102,6 +114,7 @@ func wantState(t *testing.T, e *engine.Engine, id uint64, want engine.State) *en
 }
 
 func TestLifecycleAck(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "email", Type: "email.send", Payload: []byte(`{"to":"a@b"}`),
@@ -158,6 +171,7 @@ func TestLifecycleAck(t *testing.T) {
 }
 
 func TestPriorityOrderAcrossQueues(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	var ids []uint64
 	// Enqueued in an order unlike the expected reservation order.
@@ -179,6 +193,7 @@ func TestPriorityOrderAcrossQueues(t *testing.T) {
 }
 
 func TestFIFOWithinBandAndBatchReserve(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	reqs := make([]engine.EnqueueRequest, 50)
 	for i := range reqs {
@@ -200,6 +215,7 @@ func TestFIFOWithinBandAndBatchReserve(t *testing.T) {
 }
 
 func TestDelayedJob(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	enqueued := time.Now()
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Delay: 1500 * time.Millisecond})
@@ -231,6 +247,7 @@ func TestDelayedJob(t *testing.T) {
 }
 
 func TestLeaseExpiryAndStaleHolder(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Second})
@@ -255,6 +272,7 @@ func TestLeaseExpiryAndStaleHolder(t *testing.T) {
 }
 
 func TestTouchKeepsJobPastLease(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Second})
@@ -276,6 +294,7 @@ func TestTouchKeepsJobPastLease(t *testing.T) {
 }
 
 func TestFailRetryBuryKick(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	if _, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: 100 * time.Millisecond, BackoffMax: 200 * time.Millisecond}); err != nil {
@@ -330,6 +349,7 @@ func TestFailRetryBuryKick(t *testing.T) {
 }
 
 func TestExhaustedByTimeoutsIsBuried(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Second, MaxAttempts: 1})
 	reserveOne(t, e, 0, "q")
@@ -344,6 +364,7 @@ func TestExhaustedByTimeoutsIsBuried(t *testing.T) {
 }
 
 func TestReleaseWithPriorityAndDelay(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	a := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Priority: 100})
@@ -381,6 +402,7 @@ func TestReleaseWithPriorityAndDelay(t *testing.T) {
 }
 
 func TestDeleteInEveryState(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	ready := enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
@@ -418,6 +440,7 @@ func TestDeleteInEveryState(t *testing.T) {
 }
 
 func TestUniqueKey(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	first := enqueue(t, e, engine.EnqueueRequest{Queue: "q", UniqueKey: "welcome-42"})
@@ -444,6 +467,7 @@ func TestUniqueKey(t *testing.T) {
 }
 
 func TestPauseResume(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
@@ -468,7 +492,7 @@ func TestPauseResume(t *testing.T) {
 		}
 		close(done)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitingReservations(t, e, 1)
 	if _, err := e.Resume(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
@@ -490,33 +514,39 @@ func TestPauseResume(t *testing.T) {
 	reserveOne(t, e, 5*time.Second, "q")
 }
 
+// A waiting reservation gets a new job at once: the enqueue wakes it. Its poll is an hour
+// apart, so without the wake-up it would get the job only at the end of its wait.
 func TestLongPollWakesOnEnqueue(t *testing.T) {
-	e := newEngine(t)
+	t.Parallel()
+	e := openEngine(t, startNATS(t), engine.Config{PollInterval: time.Hour})
 	enqueue(t, e, engine.EnqueueRequest{Queue: "q"}) // create the queue
 	reserveOne(t, e, 0, "q")
-	got := make(chan time.Time, 1)
+	const wait = 30 * time.Second
+	ctx := ctxT(t)
+	got := make(chan []engine.Reserved, 1)
 	go func() {
-		res, err := e.Reserve(ctxT(t), engine.ReserveRequest{Queues: []string{"q"}, Wait: 20 * time.Second})
-		if err == nil && len(res.Jobs) == 1 {
-			got <- time.Now()
+		res, err := e.Reserve(ctx, engine.ReserveRequest{Queues: []string{"q"}, Wait: wait})
+		if err != nil {
+			t.Error(err)
+			res = &engine.ReserveResult{}
 		}
-		close(got)
+		got <- res.Jobs
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitingReservations(t, e, 1)
 	sent := time.Now()
-	enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
-	select {
-	case at, ok := <-got:
-		if !ok {
-			t.Fatal("waiting reservation returned nothing")
-		}
-		t.Logf("enqueue to waiting worker: %v", at.Sub(sent))
-	case <-time.After(10 * time.Second):
-		t.Fatal("waiting reservation not woken")
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
+	jobs := <-got
+	if len(jobs) != 1 || jobs[0].Job.ID != j.ID {
+		t.Fatalf("the waiting reservation got %v after %v, want job %d", jobs, time.Since(sent), j.ID)
 	}
+	if d := time.Since(sent); d > wait/2 {
+		t.Fatalf("the job reached the waiting reservation after %v: not woken by the enqueue", d)
+	}
+	t.Logf("enqueue to waiting reservation: %v", time.Since(sent))
 }
 
 func TestPeekAndPurge(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	var ids []uint64
@@ -554,6 +584,7 @@ func TestPeekAndPurge(t *testing.T) {
 }
 
 func TestTwoEnginesShareJobs(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	a := openEngine(t, ns, engine.Config{})
 	b := openEngine(t, ns, engine.Config{})
@@ -585,6 +616,7 @@ func TestTwoEnginesShareJobs(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	e := openEngine(t, startNATS(t), engine.Config{MaxPayload: 10})
 	ctx := ctxT(t)
 	bad := []engine.EnqueueRequest{
@@ -618,6 +650,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestAckBatchMixedOutcomes(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	for i := 0; i < 3; i++ {
@@ -658,6 +691,7 @@ func TestAckBatchMixedOutcomes(t *testing.T) {
 }
 
 func TestEnqueueWithChosenIDIsIdempotent(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	const id = 4242424242
@@ -678,6 +712,7 @@ func TestEnqueueWithChosenIDIsIdempotent(t *testing.T) {
 }
 
 func TestPutQueueRefusesContradictorySettings(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	if _, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: time.Second, BackoffMax: time.Minute}); err != nil {
@@ -698,6 +733,7 @@ func TestPutQueueRefusesContradictorySettings(t *testing.T) {
 }
 
 func TestTimeoutIsKept(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Timeout: 90 * time.Second})
 	if j.Timeout != 90*time.Second {
@@ -714,6 +750,7 @@ func TestTimeoutIsKept(t *testing.T) {
 // A reservation whose caller has gone strands nothing: the job is offered again at once, not
 // at the end of a lease.
 func TestCancelledReserveStrandsNothing(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -727,6 +764,7 @@ func TestCancelledReserveStrandsNothing(t *testing.T) {
 }
 
 func TestEndPollFromAnotherEngine(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	a := openEngine(t, ns, engine.Config{})
 	b := openEngine(t, ns, engine.Config{})
@@ -743,7 +781,7 @@ func TestEndPollFromAnotherEngine(t *testing.T) {
 		res, err := a.Reserve(ctx, engine.ReserveRequest{Queues: []string{"q"}, Wait: 30 * time.Second, PollID: "worker-1"})
 		done <- result{res, err, time.Now()}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitingReservations(t, a, 1)
 	ended := time.Now()
 	if err := b.EndPoll(ctx, "worker-1"); err != nil {
 		t.Fatal(err)
@@ -771,6 +809,7 @@ func TestEndPollFromAnotherEngine(t *testing.T) {
 // Ready jobs share their band's subject: the engine finds one by id through its record and
 // a scan by time, with a full scan when the writer's clock is ahead of JetStream's.
 func TestReadyJobFoundByIDAmongMany(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	e := openEngine(t, ns, engine.Config{})
 	ahead := openEngine(t, ns, engine.Config{Now: func() time.Time { return time.Now().Add(10 * time.Second) }})
@@ -791,7 +830,13 @@ func TestReadyJobFoundByIDAmongMany(t *testing.T) {
 	}
 	skewed := enqueue(t, ahead, engine.EnqueueRequest{Queue: "q", Payload: []byte("skewed")})
 	fired := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Payload: []byte("fired"), Delay: 50 * time.Millisecond})
-	time.Sleep(300 * time.Millisecond)
+	spooltest.Eventually(t, 10*time.Second, func() error {
+		j, err := e.Job(ctx, fired.ID)
+		if err == nil && j.State != engine.StateReady {
+			err = fmt.Errorf("delayed job %d still %s", fired.ID, j.State)
+		}
+		return err
+	})
 
 	for _, c := range []struct {
 		e       *engine.Engine
@@ -841,6 +886,7 @@ func TestReadyJobFoundByIDAmongMany(t *testing.T) {
 // A reservation waiting on a queue that does not exist yet wakes when the queue is created
 // by an enqueue, not at its next poll.
 func TestReserveWakesWhenQueueIsCreated(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	e := openEngine(t, ns, engine.Config{PollInterval: time.Hour})
 	other := openEngine(t, ns, engine.Config{PollInterval: time.Hour})
@@ -856,7 +902,7 @@ func TestReserveWakesWhenQueueIsCreated(t *testing.T) {
 			}
 			got <- res.Jobs
 		}()
-		time.Sleep(100 * time.Millisecond) // let it find no queue and wait
+		waitingReservations(t, e, 1) // it found no queue
 		job := enqueue(t, producer, engine.EnqueueRequest{Queue: queue})
 		enqueued := time.Now()
 		if jobs := <-got; len(jobs) != 1 || jobs[0].Job.ID != job.ID {
@@ -872,6 +918,7 @@ func TestReserveWakesWhenQueueIsCreated(t *testing.T) {
 // A node's counters include its own increments before they are flushed to the cluster-wide
 // counters (once a second); other nodes see them after the flush.
 func TestCountersReadOwnWrites(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	e := openEngine(t, ns, engine.Config{})
 	other := openEngine(t, ns, engine.Config{})
