@@ -67,7 +67,10 @@ func New(eng *engine.Engine, o Options) *Handler {
 	h.reg = prometheus.NewRegistry()
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "spool"}))
 	h.metrics = newHTTPMetrics(h.reg)
-	h.reg.MustRegister(&queueCollector{eng: eng, log: o.Logger})
+	h.reg.MustRegister(&queueCollector{eng: eng, log: o.Logger}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spool_reservations_waiting",
+		Help: "Reservations of this node waiting for jobs (long polls that found none): idle workers.",
+	}, func() float64 { return float64(eng.Waiting()) }))
 	if o.Schedules != nil {
 		h.reg.MustRegister(scheduleCollector{o.Schedules})
 	}
