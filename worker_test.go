@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spoolq/spool"
+	"github.com/spoolq/spool/internal/spooltest"
 )
 
 // The worker tests run against the real server TestMain starts (serverURL); each test
@@ -906,14 +908,24 @@ func TestNewWorkerChecksOptions(t *testing.T) {
 }
 
 // A shutdown ends the worker's long poll on the server instead of abandoning the request: an
-// idle worker with a 20s poll stops at once, and nothing it reserved is left held.
+// idle worker with a 20s poll stops at once, and nothing it reserved is left held. The end
+// goes through DELETE /v1/reserve/{poll_id}, which answered 500 (the worker then logged a
+// warning and cancelled its request). The test has a server of its own, so that the server's
+// count of waiting reservations is this worker's.
 func TestWorkerShutdownEndsItsLongPoll(t *testing.T) {
-	c := testClient(t)
+	t.Parallel()
+	srv := spooltest.Start(t, nil)
+	c, err := spool.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	q := wq(t, "idle")
-	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 2, PollWait: 20 * time.Second})
+	logs := &lockedBuffer{}
+	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 2, PollWait: 20 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	w.HandleFunc("t", func(ctx context.Context, job *spool.Job) error { return nil })
 	start(t, w)
-	time.Sleep(500 * time.Millisecond) // the long poll is waiting on the server
+	waitingOn(t, srv.URL, 1) // the long poll is waiting on the server
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -923,14 +935,50 @@ func TestWorkerShutdownEndsItsLongPoll(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Fatalf("shutdown took %v: the long poll was not ended", took)
 	}
+	if l := logs.String(); l != "" {
+		t.Errorf("the worker warned while shutting down:\n%s", l)
+	}
+	waitingOn(t, srv.URL, 0)
 	// A job enqueued now is not held by the stopped worker's poll.
 	j, err := c.Enqueue(context.Background(), q, "t", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
 	got, err := c.Job(context.Background(), j.ID)
 	if err != nil || got.State != spool.StateReady {
 		t.Fatalf("job after the worker stopped: %+v %v", got, err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitingOn waits until the server at url counts n reservations waiting for jobs.
+func waitingOn(t testing.TB, url string, n int) {
+	t.Helper()
+	want := fmt.Sprintf("\nspool_reservations_waiting %d\n", n)
+	eventually(t, 10*time.Second, fmt.Sprintf("%s/metrics shows %d waiting reservations", url, n), func() bool {
+		resp, err := http.Get(url + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		m, _ := io.ReadAll(resp.Body)
+		return bytes.Contains(m, []byte(want))
+	})
 }
