@@ -133,6 +133,7 @@ func jobOf(t testing.TB, c *spool.Client, id uint64) *spool.Job {
 }
 
 func TestWorkerRunsJobsAndRecordsResults(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 8})
@@ -166,6 +167,7 @@ func TestWorkerRunsJobsAndRecordsResults(t *testing.T) {
 
 // A job with a 1s lease runs 4s: the worker's heartbeats keep it, nobody else gets it.
 func TestWorkerHeartbeatKeepsJobPastItsLease(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	var runs atomic.Int64
@@ -234,6 +236,7 @@ func TestHelperWorkerProcess(t *testing.T) {
 // A worker process killed mid-job (no release, no more heartbeats): the job is offered
 // again once its lease runs out.
 func TestWorkerKilledMidJob(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	const lease = 2 * time.Second
@@ -313,6 +316,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 // Pausing a queue on the server stops the worker from taking its jobs, within seconds and
 // without a restart; its other queue keeps running; resuming starts it again.
 func TestWorkerPauseResume(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	qa, qb := wq(t, "a"), wq(t, "b")
 	ctx := context.Background()
@@ -362,6 +366,7 @@ func TestWorkerPauseResume(t *testing.T) {
 // Shutdown lets in-flight jobs finish within its context, then cancels the others and
 // releases them: they are ready again at once, with their attempt given back.
 func TestWorkerShutdown(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	t.Run("drain", func(t *testing.T) {
 		q := wq(t, "q")
@@ -436,6 +441,7 @@ func TestWorkerShutdown(t *testing.T) {
 
 // Many short jobs over two workers: each job runs once, never twice at the same time.
 func TestWorkerNoConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	const n = 600
@@ -485,6 +491,7 @@ func TestWorkerNoConcurrentDuplicates(t *testing.T) {
 }
 
 func TestWorkerRecoversPanics(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 1})
@@ -510,6 +517,7 @@ func TestWorkerRecoversPanics(t *testing.T) {
 }
 
 func TestTypedHandler(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	type email struct {
@@ -558,6 +566,7 @@ func TestTypedHandler(t *testing.T) {
 
 // Every outcome a handler can choose, and a job of an unknown type.
 func TestWorkerOutcomes(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 4})
@@ -610,6 +619,7 @@ func TestWorkerOutcomes(t *testing.T) {
 }
 
 func TestWorkerJobTimeout(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 2, JobTimeout: 300 * time.Millisecond})
@@ -654,6 +664,7 @@ func TestWorkerJobTimeout(t *testing.T) {
 // A job cancelled while it runs: the next heartbeat finds the lease lost and cancels the
 // handler's context.
 func TestWorkerLeaseLostCancelsHandler(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 1})
@@ -690,6 +701,7 @@ func TestWorkerLeaseLostCancelsHandler(t *testing.T) {
 // Weighted queues share the worker by weight, whatever the priorities: the urgent jobs of
 // one queue do not starve the other.
 func TestWorkerWeightedQueues(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	hi, lo := wq(t, "hi"), wq(t, "lo")
 	enqueueN(t, c, hi, "t", 300, spool.Priority(0)) // most urgent band
@@ -728,6 +740,7 @@ func TestWorkerWeightedQueues(t *testing.T) {
 
 // StrictOrder serves a queue only while the ones before it are empty.
 func TestWorkerStrictOrder(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	qa, qb := wq(t, "a"), wq(t, "b")
 	enqueueN(t, c, qb, "t", 20, spool.Priority(0)) // more urgent, and enqueued first: still second
@@ -757,6 +770,7 @@ func TestWorkerStrictOrder(t *testing.T) {
 }
 
 func TestWorkerMiddleware(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	var logs bytes.Buffer
@@ -858,6 +872,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 // The server refuses a malformed queue name: the worker stops and Run says why.
 func TestWorkerStopsOnInvalidQueue(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{"no spaces allowed"}})
 	w.HandleFunc("t", func(ctx context.Context, job *spool.Job) error { return nil })
@@ -874,6 +889,7 @@ func TestWorkerStopsOnInvalidQueue(t *testing.T) {
 }
 
 func TestNewWorkerChecksOptions(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	for _, opts := range []spool.WorkerOptions{
 		{},
