@@ -88,6 +88,7 @@ func startNode(t *testing.T, cfg server.Config) server.Addrs {
 // Two spool servers over one engine serve the same queues and jobs: no job state lives in a
 // spool node's memory.
 func TestTwoServersOneEngine(t *testing.T) {
+	t.Parallel()
 	a := startNode(t, server.Config{NATSListen: "127.0.0.1:0"})
 	b := startNode(t, server.Config{NATSURL: a.NATS})
 	A, B := "http://"+a.HTTP, "http://"+b.HTTP
@@ -199,6 +200,7 @@ func freeAddr(t *testing.T) string {
 
 // An acknowledged enqueue survives SIGKILL of the server process, in every state.
 func TestDurabilityKill9(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and kills a child process")
 	}
