@@ -351,7 +351,7 @@ func TestWorkerPauseResume(t *testing.T) {
 	enqueueN(t, c, qa, "t", 5)
 	enqueueN(t, c, qb, "t", 5)
 	eventually(t, 10*time.Second, "qb's jobs run while qa is paused", func() bool { return count(qb) == 5 })
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // an absence: the paused queue's jobs would have run by now
 	if n := count(qa); n != 3 {
 		t.Fatalf("%d jobs of the paused queue ran", n-3)
 	}
@@ -396,7 +396,7 @@ func TestWorkerShutdown(t *testing.T) {
 		}
 		// Stopped: a new job stays ready.
 		late := enqueueN(t, c, q, "t", 1)[0]
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // an absence: a running worker would have taken it by now
 		if j := jobOf(t, c, late); j.State != spool.StateReady {
 			t.Errorf("a job enqueued after the shutdown is %s", j.State)
 		}
@@ -474,7 +474,7 @@ func TestWorkerNoConcurrentDuplicates(t *testing.T) {
 	}
 	ids := enqueueN(t, c, q, "t", n, spool.Lease(5*time.Second))
 	eventually(t, 60*time.Second, "all jobs ran", func() bool { return done.Load() >= n })
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // an absence: a late duplicate run would overlap within this
 	if o := overlap.Load(); o != 0 {
 		t.Errorf("%d overlapping runs of one job", o)
 	}
