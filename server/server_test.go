@@ -283,6 +283,10 @@ func TestDurabilityKill9(t *testing.T) {
 					if seen[j.ID] {
 						t.Fatalf("job %s reserved twice", j.ID)
 					}
+					if want[j.ID] != "ready" {
+						t.Errorf("job %s, %s before the kill, reserved after the restart (attempts %d)",
+							j.ID, want[j.ID], j.Attempts)
+					}
 					seen[j.ID] = true
 				}
 			}
