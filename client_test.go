@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,7 +129,7 @@ func TestEnqueueEncodesRequestAndDecodesJob(t *testing.T) {
 	}
 	want := map[string]any{
 		"type": "email.send", "payload": map[string]any{"to": "a@example.com"},
-		"priority": 10.0, "delay": "10m0s", "lease": "5m0s", "max_attempts": 5.0,
+		"priority": 10.0, "delay": "10m", "lease": "5m", "max_attempts": 5.0,
 		"unique_key": "welcome-42", "metadata": map[string]any{"tenant": "acme"},
 	}
 	if !reflect.DeepEqual(req.Body, want) {
@@ -405,7 +406,7 @@ func TestReserveAndFinish(t *testing.T) {
 		switch r.URL.Path {
 		case "/v1/reserve":
 			answer(200, `{"jobs":[{"id":"9","queue":"email","type":"t","state":"reserved","attempts":1,
-				"lease_token":"AQ-token","lease_expires_at":"2026-11-22T19:30:30Z"}],"paused":["sms"]}`)(w, r)
+				"lease_token":"3601932bb92351e9","lease_expires_at":"2026-11-22T19:30:30Z"}],"paused":["sms"]}`)(w, r)
 		case "/v1/jobs/9/touch":
 			answer(200, `{"lease_expires_at":"2026-11-22T19:32:30Z"}`)(w, r)
 		default:
@@ -421,36 +422,36 @@ func TestReserveAndFinish(t *testing.T) {
 	if got, want := f.last(t).Body, map[string]any{"queues": []any{"email", "sms"}, "max": 10.0, "wait": "20s", "worker": "w1"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("reserve body = %v, want %v", got, want)
 	}
-	if len(res.Jobs) != 1 || res.Jobs[0].ID != 9 || res.Jobs[0].LeaseToken != "AQ-token" ||
+	if len(res.Jobs) != 1 || res.Jobs[0].ID != 9 || res.Jobs[0].LeaseToken != "3601932bb92351e9" ||
 		res.Jobs[0].Attempts != 1 || res.Jobs[0].LeaseExpiresAt.IsZero() || !reflect.DeepEqual(res.Paused, []string{"sms"}) {
 		t.Fatalf("reserve result = %+v %+v", res, res.Jobs)
 	}
 
-	exp, err := c.Touch(ctx, 9, "AQ-token", 2*time.Minute)
+	exp, err := c.Touch(ctx, 9, "3601932bb92351e9", 2*time.Minute)
 	if err != nil || exp.Minute() != 32 {
 		t.Errorf("touch = %v, %v", exp, err)
 	}
-	job, err := c.Ack(ctx, 9, "AQ-token", map[string]bool{"ok": true})
+	job, err := c.Ack(ctx, 9, "3601932bb92351e9", map[string]bool{"ok": true})
 	if err != nil || job.State != StateSucceeded || string(job.Result) != `{"ok":true}` {
 		t.Errorf("ack = %+v, %v", job, err)
 	}
 	prio := uint32(0)
-	if _, err := c.Release(ctx, 9, "AQ-token", ReleaseOptions{Priority: &prio, Delay: time.Second}); err != nil {
+	if _, err := c.Release(ctx, 9, "3601932bb92351e9", ReleaseOptions{Priority: &prio, Delay: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Fail(ctx, 9, "AQ-token", FailOptions{Error: "boom", RetryIn: 30 * time.Second}); err != nil {
+	if _, err := c.Fail(ctx, 9, "3601932bb92351e9", FailOptions{Error: "boom", RetryIn: 30 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Bury(ctx, 9, "AQ-token", "poison"); err != nil {
+	if _, err := c.Bury(ctx, 9, "3601932bb92351e9", "poison"); err != nil {
 		t.Fatal(err)
 	}
 	reqs := f.requests()
 	want := []recorded{
-		{Method: "POST", Path: "/v1/jobs/9/touch", Body: map[string]any{"lease_token": "AQ-token", "lease": "2m0s"}},
-		{Method: "POST", Path: "/v1/jobs/9/ack", Body: map[string]any{"lease_token": "AQ-token", "result": map[string]any{"ok": true}}},
-		{Method: "POST", Path: "/v1/jobs/9/release", Body: map[string]any{"lease_token": "AQ-token", "priority": 0.0, "delay": "1s"}},
-		{Method: "POST", Path: "/v1/jobs/9/fail", Body: map[string]any{"lease_token": "AQ-token", "error": "boom", "retry_in": "30s"}},
-		{Method: "POST", Path: "/v1/jobs/9/bury", Body: map[string]any{"lease_token": "AQ-token", "reason": "poison"}},
+		{Method: "POST", Path: "/v1/jobs/9/touch", Body: map[string]any{"lease_token": "3601932bb92351e9", "lease": "2m"}},
+		{Method: "POST", Path: "/v1/jobs/9/ack", Body: map[string]any{"lease_token": "3601932bb92351e9", "result": map[string]any{"ok": true}}},
+		{Method: "POST", Path: "/v1/jobs/9/release", Body: map[string]any{"lease_token": "3601932bb92351e9", "priority": 0.0, "delay": "1s"}},
+		{Method: "POST", Path: "/v1/jobs/9/fail", Body: map[string]any{"lease_token": "3601932bb92351e9", "error": "boom", "retry_in": "30s"}},
+		{Method: "POST", Path: "/v1/jobs/9/bury", Body: map[string]any{"lease_token": "3601932bb92351e9", "reason": "poison"}},
 	}
 	for i, w := range want {
 		got := reqs[i+1]
@@ -550,8 +551,8 @@ func TestQueueOperations(t *testing.T) {
 
 	want := []recorded{
 		{Method: "GET", Path: "/v1/queues"},
-		{Method: "PUT", Path: "/v1/queues/email", Body: map[string]any{"lease": "1m0s", "backoff_max": "1h0m0s"}},
-		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{"for": "10m0s"}},
+		{Method: "PUT", Path: "/v1/queues/email", Body: map[string]any{"lease": "1m", "backoff_max": "1h"}},
+		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{"for": "10m"}},
 		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{}},
 		{Method: "POST", Path: "/v1/queues/email/resume", Body: map[string]any{}},
 		{Method: "POST", Path: "/v1/queues/email/kick", Body: map[string]any{}},
@@ -628,7 +629,7 @@ func TestJobJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, frag := range []string{`"id":"9223372036854775808"`, `"payload_base64":"/w=="`, `"lease":"1m0s"`, `"lease_token":"tok"`, `"created_at":"2026-01-02T03:04:05.000000006Z"`} {
+	for _, frag := range []string{`"id":"9223372036854775808"`, `"payload_base64":"/w=="`, `"lease":"1m"`, `"lease_token":"tok"`, `"created_at":"2026-01-02T03:04:05.000000006Z"`} {
 		if !strings.Contains(string(data), frag) {
 			t.Errorf("%s lacks %s", data, frag)
 		}
@@ -702,6 +703,35 @@ func TestParseJobID(t *testing.T) {
 	for _, bad := range []string{"", "-1", "1x", "18446744073709551616"} {
 		if _, err := ParseJobID(bad); err == nil {
 			t.Errorf("ParseJobID(%q): want an error", bad)
+		}
+	}
+}
+
+// Durations are written in their shortest form; Go's long form, which servers wrote before,
+// and numbers of seconds are read too.
+func TestDurationForms(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"}, {time.Hour, "1h"}, {90 * time.Minute, "1h30m"}, {5 * time.Minute, "5m"},
+		{90 * time.Second, "1m30s"}, {time.Hour + 5*time.Second, "1h5s"}, {2500 * time.Millisecond, "2.5s"},
+		{250 * time.Millisecond, "250ms"}, {-time.Hour, "-1h"}, {10 * time.Hour, "10h"},
+	} {
+		b, err := json.Marshal(jsonDuration(c.d))
+		if err != nil || string(b) != strconv.Quote(c.want) {
+			t.Errorf("%v written as %s (%v), want %q", c.d, b, err, c.want)
+		}
+		var back jsonDuration
+		if err := json.Unmarshal(b, &back); err != nil || time.Duration(back) != c.d {
+			t.Errorf("%s read as %v (%v), want %v", b, time.Duration(back), err, c.d)
+		}
+	}
+	for in, want := range map[string]time.Duration{`"1h0m0s"`: time.Hour, `"5m0s"`: 5 * time.Minute, `"1h30m0s"`: 90 * time.Minute, `1.5`: 1500 * time.Millisecond} {
+		var d jsonDuration
+		if err := json.Unmarshal([]byte(in), &d); err != nil || time.Duration(d) != want {
+			t.Errorf("%s read as %v (%v), want %v", in, time.Duration(d), err, want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -252,12 +253,23 @@ func (id *jsonID) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// jsonDuration is a duration as a Go duration string ("1h30m"). On input a JSON number
-// is accepted too and means seconds, as the server accepts it.
+// jsonDuration is a duration as a Go duration string in its shortest form ("1h", "1h30m",
+// "5m"). On input Go's long form ("1h0m0s", servers before this form) is read too, and a
+// JSON number, which means seconds, as the server accepts it.
 type jsonDuration time.Duration
 
 func (d jsonDuration) MarshalJSON() ([]byte, error) {
-	return strconv.AppendQuote(nil, time.Duration(d).String()), nil
+	return strconv.AppendQuote(nil, formatDuration(time.Duration(d))), nil
+}
+
+// formatDuration writes a duration in its shortest Go form, with no zero units: "1h",
+// "1h30m", "5m", "1h5s", "2.5s" (Go's String gives "1h0m0s", "5m0s").
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m" // "5m0s" -> "5m", "1h0m0s" -> "1h0m"
+	}
+	return strings.Replace(s, "h0m", "h", 1) // "1h0m" -> "1h", "1h0m5s" -> "1h5s"
 }
 
 func (d *jsonDuration) UnmarshalJSON(data []byte) error {

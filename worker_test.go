@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spoolq/spool"
+	"github.com/spoolq/spool/internal/spooltest"
 )
 
 // The worker tests run against the real server TestMain starts (serverURL); each test
@@ -131,6 +133,7 @@ func jobOf(t testing.TB, c *spool.Client, id uint64) *spool.Job {
 }
 
 func TestWorkerRunsJobsAndRecordsResults(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 8})
@@ -164,6 +167,7 @@ func TestWorkerRunsJobsAndRecordsResults(t *testing.T) {
 
 // A job with a 1s lease runs 4s: the worker's heartbeats keep it, nobody else gets it.
 func TestWorkerHeartbeatKeepsJobPastItsLease(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	var runs atomic.Int64
@@ -232,6 +236,7 @@ func TestHelperWorkerProcess(t *testing.T) {
 // A worker process killed mid-job (no release, no more heartbeats): the job is offered
 // again once its lease runs out.
 func TestWorkerKilledMidJob(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	const lease = 2 * time.Second
@@ -311,6 +316,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 // Pausing a queue on the server stops the worker from taking its jobs, within seconds and
 // without a restart; its other queue keeps running; resuming starts it again.
 func TestWorkerPauseResume(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	qa, qb := wq(t, "a"), wq(t, "b")
 	ctx := context.Background()
@@ -345,7 +351,7 @@ func TestWorkerPauseResume(t *testing.T) {
 	enqueueN(t, c, qa, "t", 5)
 	enqueueN(t, c, qb, "t", 5)
 	eventually(t, 10*time.Second, "qb's jobs run while qa is paused", func() bool { return count(qb) == 5 })
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // an absence: the paused queue's jobs would have run by now
 	if n := count(qa); n != 3 {
 		t.Fatalf("%d jobs of the paused queue ran", n-3)
 	}
@@ -360,6 +366,7 @@ func TestWorkerPauseResume(t *testing.T) {
 // Shutdown lets in-flight jobs finish within its context, then cancels the others and
 // releases them: they are ready again at once, with their attempt given back.
 func TestWorkerShutdown(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	t.Run("drain", func(t *testing.T) {
 		q := wq(t, "q")
@@ -389,7 +396,7 @@ func TestWorkerShutdown(t *testing.T) {
 		}
 		// Stopped: a new job stays ready.
 		late := enqueueN(t, c, q, "t", 1)[0]
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // an absence: a running worker would have taken it by now
 		if j := jobOf(t, c, late); j.State != spool.StateReady {
 			t.Errorf("a job enqueued after the shutdown is %s", j.State)
 		}
@@ -434,6 +441,7 @@ func TestWorkerShutdown(t *testing.T) {
 
 // Many short jobs over two workers: each job runs once, never twice at the same time.
 func TestWorkerNoConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	const n = 600
@@ -466,7 +474,7 @@ func TestWorkerNoConcurrentDuplicates(t *testing.T) {
 	}
 	ids := enqueueN(t, c, q, "t", n, spool.Lease(5*time.Second))
 	eventually(t, 60*time.Second, "all jobs ran", func() bool { return done.Load() >= n })
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // an absence: a late duplicate run would overlap within this
 	if o := overlap.Load(); o != 0 {
 		t.Errorf("%d overlapping runs of one job", o)
 	}
@@ -483,6 +491,7 @@ func TestWorkerNoConcurrentDuplicates(t *testing.T) {
 }
 
 func TestWorkerRecoversPanics(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 1})
@@ -508,6 +517,7 @@ func TestWorkerRecoversPanics(t *testing.T) {
 }
 
 func TestTypedHandler(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	type email struct {
@@ -556,6 +566,7 @@ func TestTypedHandler(t *testing.T) {
 
 // Every outcome a handler can choose, and a job of an unknown type.
 func TestWorkerOutcomes(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 4})
@@ -608,6 +619,7 @@ func TestWorkerOutcomes(t *testing.T) {
 }
 
 func TestWorkerJobTimeout(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 2, JobTimeout: 300 * time.Millisecond})
@@ -652,6 +664,7 @@ func TestWorkerJobTimeout(t *testing.T) {
 // A job cancelled while it runs: the next heartbeat finds the lease lost and cancels the
 // handler's context.
 func TestWorkerLeaseLostCancelsHandler(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 1})
@@ -688,6 +701,7 @@ func TestWorkerLeaseLostCancelsHandler(t *testing.T) {
 // Weighted queues share the worker by weight, whatever the priorities: the urgent jobs of
 // one queue do not starve the other.
 func TestWorkerWeightedQueues(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	hi, lo := wq(t, "hi"), wq(t, "lo")
 	enqueueN(t, c, hi, "t", 300, spool.Priority(0)) // most urgent band
@@ -726,6 +740,7 @@ func TestWorkerWeightedQueues(t *testing.T) {
 
 // StrictOrder serves a queue only while the ones before it are empty.
 func TestWorkerStrictOrder(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	qa, qb := wq(t, "a"), wq(t, "b")
 	enqueueN(t, c, qb, "t", 20, spool.Priority(0)) // more urgent, and enqueued first: still second
@@ -755,6 +770,7 @@ func TestWorkerStrictOrder(t *testing.T) {
 }
 
 func TestWorkerMiddleware(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	q := wq(t, "q")
 	var logs bytes.Buffer
@@ -856,6 +872,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 // The server refuses a malformed queue name: the worker stops and Run says why.
 func TestWorkerStopsOnInvalidQueue(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{"no spaces allowed"}})
 	w.HandleFunc("t", func(ctx context.Context, job *spool.Job) error { return nil })
@@ -872,6 +889,7 @@ func TestWorkerStopsOnInvalidQueue(t *testing.T) {
 }
 
 func TestNewWorkerChecksOptions(t *testing.T) {
+	t.Parallel()
 	c := testClient(t)
 	for _, opts := range []spool.WorkerOptions{
 		{},
@@ -906,14 +924,24 @@ func TestNewWorkerChecksOptions(t *testing.T) {
 }
 
 // A shutdown ends the worker's long poll on the server instead of abandoning the request: an
-// idle worker with a 20s poll stops at once, and nothing it reserved is left held.
+// idle worker with a 20s poll stops at once, and nothing it reserved is left held. The end
+// goes through DELETE /v1/reserve/{poll_id}, which answered 500 (the worker then logged a
+// warning and cancelled its request). The test has a server of its own, so that the server's
+// count of waiting reservations is this worker's.
 func TestWorkerShutdownEndsItsLongPoll(t *testing.T) {
-	c := testClient(t)
+	t.Parallel()
+	srv := spooltest.Start(t, nil)
+	c, err := spool.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	q := wq(t, "idle")
-	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 2, PollWait: 20 * time.Second})
+	logs := &lockedBuffer{}
+	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 2, PollWait: 20 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	w.HandleFunc("t", func(ctx context.Context, job *spool.Job) error { return nil })
 	start(t, w)
-	time.Sleep(500 * time.Millisecond) // the long poll is waiting on the server
+	waitingOn(t, srv.URL, 1) // the long poll is waiting on the server
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -923,14 +951,50 @@ func TestWorkerShutdownEndsItsLongPoll(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Fatalf("shutdown took %v: the long poll was not ended", took)
 	}
+	if l := logs.String(); l != "" {
+		t.Errorf("the worker warned while shutting down:\n%s", l)
+	}
+	waitingOn(t, srv.URL, 0)
 	// A job enqueued now is not held by the stopped worker's poll.
 	j, err := c.Enqueue(context.Background(), q, "t", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
 	got, err := c.Job(context.Background(), j.ID)
 	if err != nil || got.State != spool.StateReady {
 		t.Fatalf("job after the worker stopped: %+v %v", got, err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitingOn waits until the server at url counts n reservations waiting for jobs.
+func waitingOn(t testing.TB, url string, n int) {
+	t.Helper()
+	want := fmt.Sprintf("\nspool_reservations_waiting %d\n", n)
+	eventually(t, 10*time.Second, fmt.Sprintf("%s/metrics shows %d waiting reservations", url, n), func() bool {
+		resp, err := http.Get(url + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		m, _ := io.ReadAll(resp.Body)
+		return bytes.Contains(m, []byte(want))
+	})
 }

@@ -39,6 +39,7 @@ func isErr(err, want error) bool {
 }
 
 func TestGoClientLifecycle(t *testing.T) {
+	t.Parallel()
 	e := start(t, spool.Options{})
 	c := dialClient(t, e.addr)
 	emails := gobeanstalk.NewTube(c, "emails")
@@ -142,6 +143,7 @@ func TestGoClientLifecycle(t *testing.T) {
 }
 
 func TestGoClientErrors(t *testing.T) {
+	t.Parallel()
 	e := start(t, spool.Options{MaxJobSize: 100})
 	c := dialClient(t, e.addr)
 	if _, err := c.Put(make([]byte, 101), 0, 0, time.Second); !isErr(err, gobeanstalk.ErrJobTooBig) {
@@ -183,6 +185,7 @@ func TestGoClientErrors(t *testing.T) {
 }
 
 func TestGoClientManyWorkers(t *testing.T) {
+	t.Parallel()
 	e := start(t, spool.Options{})
 	const jobs, workers = 200, 4
 	p := dialClient(t, e.addr)
@@ -239,6 +242,7 @@ func TestGoClientManyWorkers(t *testing.T) {
 // TestVisibleAcrossFronts runs a spool server with both fronts: a job put over beanstalkd is
 // seen and worked over HTTP, and a job enqueued over HTTP is reserved over beanstalkd.
 func TestVisibleAcrossFronts(t *testing.T) {
+	t.Parallel()
 	srv, err := spooltest.Run(t.TempDir(), func(c *server.Config) { c.BeanstalkAddr = "127.0.0.1:0" })
 	if err != nil {
 		t.Fatal(err)
@@ -342,6 +346,7 @@ func decodeResp(t *testing.T, resp *http.Response, out any) {
 // TestEngineToBeanstalk checks the engine view directly: a job enqueued in the engine with
 // a priority is reserved over beanstalkd in priority order with its payload.
 func TestEngineToBeanstalk(t *testing.T) {
+	t.Parallel()
 	e := start(t, spool.Options{})
 	ctx := ctxT(t)
 	res, err := e.eng.Enqueue(ctx, []engine.EnqueueRequest{

@@ -10,6 +10,7 @@ import (
 )
 
 func TestParseCommand(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		line string
 		want command
@@ -299,6 +300,7 @@ func (c *chunked) Read(p []byte) (int, error) {
 }
 
 func TestLineReaderMatchesBeanstalkd(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", 223)
 	for _, in := range []string{
 		"stats\r\nlist-tubes\r\n",

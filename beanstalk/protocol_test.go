@@ -16,6 +16,7 @@ import (
 )
 
 func TestPutReserveDelete(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	id := c.put(0, 0, 60, "hello")
@@ -44,6 +45,7 @@ func TestPutReserveDelete(t *testing.T) {
 }
 
 func TestTubes(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	c.expect("list-tube-used", "USING default")
@@ -93,6 +95,7 @@ func TestTubes(t *testing.T) {
 }
 
 func TestPriorityOrder(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	var ids []uint64
@@ -114,6 +117,7 @@ func (c *client) peekBody(id uint64) string {
 }
 
 func TestReleaseBuryKick(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	id := c.put(10, 0, 30, "job")
@@ -172,6 +176,7 @@ func TestReleaseBuryKick(t *testing.T) {
 }
 
 func TestReleaseWithDelay(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	id := c.put(0, 0, 30, "d")
@@ -190,6 +195,7 @@ func TestReleaseWithDelay(t *testing.T) {
 }
 
 func TestPutDelay(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	id := c.put(0, 2, 30, "later")
@@ -203,6 +209,7 @@ func TestPutDelay(t *testing.T) {
 }
 
 func TestPeekDelayedSoonestFirst(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	c.put(0, 300, 30, "a")
@@ -219,6 +226,7 @@ func TestPeekDelayedSoonestFirst(t *testing.T) {
 }
 
 func TestOnlyHolderActsOnReservedJob(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	a, b := e.dial(t), e.dial(t)
 	id := a.put(0, 0, 60, "mine")
@@ -252,6 +260,7 @@ func TestOnlyHolderActsOnReservedJob(t *testing.T) {
 }
 
 func TestDisconnectReleasesJobs(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	a, b := e.dial(t), e.dial(t)
 	id1 := a.put(0, 0, 600, "one")
@@ -272,6 +281,7 @@ func TestDisconnectReleasesJobs(t *testing.T) {
 }
 
 func TestTTRAndDeadlineSoon(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	a, b := e.dial(t), e.dial(t)
 	id := a.put(0, 0, 2, "short")
@@ -302,6 +312,7 @@ func TestTTRAndDeadlineSoon(t *testing.T) {
 }
 
 func TestReserveWaitsForPut(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	a, b := e.dial(t), e.dial(t)
 	a.expect("watch w", "WATCHING 2")
@@ -331,6 +342,7 @@ func TestReserveWaitsForPut(t *testing.T) {
 }
 
 func TestHalfClosedReserveTimesOut(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	c.send("reserve\r\n")
@@ -345,6 +357,7 @@ func TestHalfClosedReserveTimesOut(t *testing.T) {
 }
 
 func TestPauseTube(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	c.expect("pause-tube nosuch 1", "NOT_FOUND")
@@ -372,6 +385,7 @@ func TestPauseTube(t *testing.T) {
 }
 
 func TestReserveJob(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	a, b := e.dial(t), e.dial(t)
 	a.expect("use other", "USING other") // reserve-job needs no watch
@@ -412,6 +426,7 @@ func TestReserveJob(t *testing.T) {
 }
 
 func TestReserveJobLeaseExpires(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	a, b := e.dial(t), e.dial(t)
 	id := a.put(0, 0, 1, "brief")
@@ -423,6 +438,7 @@ func TestReserveJobLeaseExpires(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{MaxJobSize: 1000, Version: "test-1"})
 	c := e.dial(t)
 	c.expect("use s", "USING s")
@@ -500,6 +516,7 @@ func yamlKeys(body string) string {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{MaxJobSize: 10})
 	c := e.dial(t)
 	for _, tc := range []struct{ in, want string }{
@@ -563,6 +580,7 @@ func TestBadInput(t *testing.T) {
 
 // TestLongLines checks beanstalkd's 224-byte command buffer, window by window.
 func TestLongLines(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	// A lone CR hides the line end until the buffer is full; the next window then finds it.
@@ -581,6 +599,7 @@ func TestLongLines(t *testing.T) {
 }
 
 func TestQuit(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	c.send("use q\r\nquit\r\nlist-tube-used\r\n")
@@ -591,6 +610,7 @@ func TestQuit(t *testing.T) {
 }
 
 func TestPipelining(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	var b strings.Builder
@@ -624,6 +644,7 @@ func TestPipelining(t *testing.T) {
 // TestLongPunctuationTube: the longest tube names, all punctuation, are queues too (the
 // engine hashes a stream name that would be too long for JetStream once escaped).
 func TestLongPunctuationTube(t *testing.T) {
+	t.Parallel()
 	e := start(t, beanstalk.Options{})
 	c := e.dial(t)
 	name := strings.Repeat("$", 199) + "."

@@ -138,6 +138,8 @@ type Engine struct {
 	stats  *counters
 	leases *leaseCache
 	lw     *leaseWriter
+	// waiting counts the reservations of this node waiting for jobs (Waiting).
+	waiting atomic.Int64
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -526,6 +528,17 @@ func (e *Engine) notify(q *queue, b int) {
 }
 
 func (e *Engine) now() time.Time { return e.cfg.Now() }
+
+// Waiting returns how many reservations of this node are waiting for jobs: the long polls
+// that found none and sleep until a wake-up or their next look.
+func (e *Engine) Waiting() int { return int(e.waiting.Load()) }
+
+// wait is a waiting reservation's sleep (waitAny), counted in Waiting.
+func (e *Engine) wait(ctx context.Context, chs []<-chan struct{}, d time.Duration) error {
+	e.waiting.Add(1)
+	defer e.waiting.Add(-1)
+	return waitAny(ctx, chs, d, e.stop)
+}
 
 func (e *Engine) closed() bool {
 	select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +89,18 @@ func reserveOne(t *testing.T, e *engine.Engine, wait time.Duration, queues ...st
 	return got[0]
 }
 
+// waitingReservations waits until n reservations of e wait for jobs: then a job that becomes
+// ready can reach them only through a wake-up or their next poll.
+func waitingReservations(t *testing.T, e *engine.Engine, n int) {
+	t.Helper()
+	spooltest.Eventually(t, 10*time.Second, func() error {
+		if w := e.Waiting(); w != n {
+			return fmt.Errorf("%d reservations waiting, want %d", w, n)
+		}
+		return nil
+	})
+}
+
 func wantState(t *testing.T, e *engine.Engine, id uint64, want engine.State) *engine.Job {
 	t.Helper()
 	j, err := e.Job(ctxT(t), id)
@@ -101,6 +114,7 @@ func wantState(t *testing.T, e *engine.Engine, id uint64, want engine.State) *en
 }
 
 func TestLifecycleAck(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "email", Type: "email.send", Payload: []byte(`{"to":"a@b"}`),
@@ -157,6 +171,7 @@ func TestLifecycleAck(t *testing.T) {
 }
 
 func TestPriorityOrderAcrossQueues(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	var ids []uint64
 	// Enqueued in an order unlike the expected reservation order.
@@ -178,6 +193,7 @@ func TestPriorityOrderAcrossQueues(t *testing.T) {
 }
 
 func TestFIFOWithinBandAndBatchReserve(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	reqs := make([]engine.EnqueueRequest, 50)
 	for i := range reqs {
@@ -199,6 +215,7 @@ func TestFIFOWithinBandAndBatchReserve(t *testing.T) {
 }
 
 func TestDelayedJob(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	enqueued := time.Now()
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Delay: 1500 * time.Millisecond})
@@ -230,6 +247,7 @@ func TestDelayedJob(t *testing.T) {
 }
 
 func TestLeaseExpiryAndStaleHolder(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Second})
@@ -254,11 +272,13 @@ func TestLeaseExpiryAndStaleHolder(t *testing.T) {
 }
 
 func TestTouchKeepsJobPastLease(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Second})
 	r := reserveOne(t, e, 0, "q")
-	// Heartbeat for 3.5 leases; nobody else may get the job meanwhile.
+	// Heartbeat for 3.5 leases; nobody else may get the job meanwhile. The time passing is
+	// what is tested, not a wait for something.
 	for i := 0; i < 7; i++ {
 		time.Sleep(500 * time.Millisecond)
 		if _, err := e.Touch(ctx, j.ID, r.Token, 0); err != nil {
@@ -275,6 +295,7 @@ func TestTouchKeepsJobPastLease(t *testing.T) {
 }
 
 func TestFailRetryBuryKick(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	if _, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: 100 * time.Millisecond, BackoffMax: 200 * time.Millisecond}); err != nil {
@@ -329,6 +350,7 @@ func TestFailRetryBuryKick(t *testing.T) {
 }
 
 func TestExhaustedByTimeoutsIsBuried(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Second, MaxAttempts: 1})
 	reserveOne(t, e, 0, "q")
@@ -343,6 +365,7 @@ func TestExhaustedByTimeoutsIsBuried(t *testing.T) {
 }
 
 func TestReleaseWithPriorityAndDelay(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	a := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Priority: 100})
@@ -380,6 +403,7 @@ func TestReleaseWithPriorityAndDelay(t *testing.T) {
 }
 
 func TestDeleteInEveryState(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	ready := enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
@@ -417,6 +441,7 @@ func TestDeleteInEveryState(t *testing.T) {
 }
 
 func TestUniqueKey(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	first := enqueue(t, e, engine.EnqueueRequest{Queue: "q", UniqueKey: "welcome-42"})
@@ -443,6 +468,7 @@ func TestUniqueKey(t *testing.T) {
 }
 
 func TestPauseResume(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
@@ -467,7 +493,7 @@ func TestPauseResume(t *testing.T) {
 		}
 		close(done)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitingReservations(t, e, 1)
 	if _, err := e.Resume(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
@@ -489,33 +515,39 @@ func TestPauseResume(t *testing.T) {
 	reserveOne(t, e, 5*time.Second, "q")
 }
 
+// A waiting reservation gets a new job at once: the enqueue wakes it. Its poll is an hour
+// apart, so without the wake-up it would get the job only at the end of its wait.
 func TestLongPollWakesOnEnqueue(t *testing.T) {
-	e := newEngine(t)
+	t.Parallel()
+	e := openEngine(t, startNATS(t), engine.Config{PollInterval: time.Hour})
 	enqueue(t, e, engine.EnqueueRequest{Queue: "q"}) // create the queue
 	reserveOne(t, e, 0, "q")
-	got := make(chan time.Time, 1)
+	const wait = 30 * time.Second
+	ctx := ctxT(t)
+	got := make(chan []engine.Reserved, 1)
 	go func() {
-		res, err := e.Reserve(ctxT(t), engine.ReserveRequest{Queues: []string{"q"}, Wait: 20 * time.Second})
-		if err == nil && len(res.Jobs) == 1 {
-			got <- time.Now()
+		res, err := e.Reserve(ctx, engine.ReserveRequest{Queues: []string{"q"}, Wait: wait})
+		if err != nil {
+			t.Error(err)
+			res = &engine.ReserveResult{}
 		}
-		close(got)
+		got <- res.Jobs
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitingReservations(t, e, 1)
 	sent := time.Now()
-	enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
-	select {
-	case at, ok := <-got:
-		if !ok {
-			t.Fatal("waiting reservation returned nothing")
-		}
-		t.Logf("enqueue to waiting worker: %v", at.Sub(sent))
-	case <-time.After(10 * time.Second):
-		t.Fatal("waiting reservation not woken")
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q"})
+	jobs := <-got
+	if len(jobs) != 1 || jobs[0].Job.ID != j.ID {
+		t.Fatalf("the waiting reservation got %v after %v, want job %d", jobs, time.Since(sent), j.ID)
 	}
+	if d := time.Since(sent); d > wait/2 {
+		t.Fatalf("the job reached the waiting reservation after %v: not woken by the enqueue", d)
+	}
+	t.Logf("enqueue to waiting reservation: %v", time.Since(sent))
 }
 
 func TestPeekAndPurge(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	var ids []uint64
@@ -553,6 +585,7 @@ func TestPeekAndPurge(t *testing.T) {
 }
 
 func TestTwoEnginesShareJobs(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	a := openEngine(t, ns, engine.Config{})
 	b := openEngine(t, ns, engine.Config{})
@@ -643,6 +676,7 @@ func TestLeaseHeldInMemoryAcrossNodes(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	e := openEngine(t, startNATS(t), engine.Config{MaxPayload: 10})
 	ctx := ctxT(t)
 	bad := []engine.EnqueueRequest{
@@ -676,6 +710,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestAckBatchMixedOutcomes(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	for i := 0; i < 3; i++ {
@@ -716,6 +751,7 @@ func TestAckBatchMixedOutcomes(t *testing.T) {
 }
 
 func TestEnqueueWithChosenIDIsIdempotent(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	const id = 4242424242
@@ -736,6 +772,7 @@ func TestEnqueueWithChosenIDIsIdempotent(t *testing.T) {
 }
 
 func TestPutQueueRefusesContradictorySettings(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
 	if _, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: time.Second, BackoffMax: time.Minute}); err != nil {
@@ -756,6 +793,7 @@ func TestPutQueueRefusesContradictorySettings(t *testing.T) {
 }
 
 func TestTimeoutIsKept(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Timeout: 90 * time.Second})
 	if j.Timeout != 90*time.Second {
@@ -772,6 +810,7 @@ func TestTimeoutIsKept(t *testing.T) {
 // A reservation whose caller has gone strands nothing: the job is offered again at once, not
 // at the end of a lease.
 func TestCancelledReserveStrandsNothing(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Lease: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -785,6 +824,7 @@ func TestCancelledReserveStrandsNothing(t *testing.T) {
 }
 
 func TestEndPollFromAnotherEngine(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	a := openEngine(t, ns, engine.Config{})
 	b := openEngine(t, ns, engine.Config{})
@@ -801,7 +841,7 @@ func TestEndPollFromAnotherEngine(t *testing.T) {
 		res, err := a.Reserve(ctx, engine.ReserveRequest{Queues: []string{"q"}, Wait: 30 * time.Second, PollID: "worker-1"})
 		done <- result{res, err, time.Now()}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitingReservations(t, a, 1)
 	ended := time.Now()
 	if err := b.EndPoll(ctx, "worker-1"); err != nil {
 		t.Fatal(err)
@@ -829,6 +869,7 @@ func TestEndPollFromAnotherEngine(t *testing.T) {
 // Ready jobs share their band's subject: the engine finds one by id through its record and
 // a scan by time, with a full scan when the writer's clock is ahead of JetStream's.
 func TestReadyJobFoundByIDAmongMany(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	e := openEngine(t, ns, engine.Config{})
 	ahead := openEngine(t, ns, engine.Config{Now: func() time.Time { return time.Now().Add(10 * time.Second) }})
@@ -849,7 +890,13 @@ func TestReadyJobFoundByIDAmongMany(t *testing.T) {
 	}
 	skewed := enqueue(t, ahead, engine.EnqueueRequest{Queue: "q", Payload: []byte("skewed")})
 	fired := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Payload: []byte("fired"), Delay: 50 * time.Millisecond})
-	time.Sleep(300 * time.Millisecond)
+	spooltest.Eventually(t, 10*time.Second, func() error {
+		j, err := e.Job(ctx, fired.ID)
+		if err == nil && j.State != engine.StateReady {
+			err = fmt.Errorf("delayed job %d still %s", fired.ID, j.State)
+		}
+		return err
+	})
 
 	for _, c := range []struct {
 		e       *engine.Engine
@@ -899,6 +946,7 @@ func TestReadyJobFoundByIDAmongMany(t *testing.T) {
 // A reservation waiting on a queue that does not exist yet wakes when the queue is created
 // by an enqueue, not at its next poll.
 func TestReserveWakesWhenQueueIsCreated(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	e := openEngine(t, ns, engine.Config{PollInterval: time.Hour})
 	other := openEngine(t, ns, engine.Config{PollInterval: time.Hour})
@@ -914,7 +962,7 @@ func TestReserveWakesWhenQueueIsCreated(t *testing.T) {
 			}
 			got <- res.Jobs
 		}()
-		time.Sleep(100 * time.Millisecond) // let it find no queue and wait
+		waitingReservations(t, e, 1) // it found no queue
 		job := enqueue(t, producer, engine.EnqueueRequest{Queue: queue})
 		enqueued := time.Now()
 		if jobs := <-got; len(jobs) != 1 || jobs[0].Job.ID != job.ID {
@@ -930,6 +978,7 @@ func TestReserveWakesWhenQueueIsCreated(t *testing.T) {
 // A node's counters include its own increments before they are flushed to the cluster-wide
 // counters (once a second); other nodes see them after the flush.
 func TestCountersReadOwnWrites(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	e := openEngine(t, ns, engine.Config{})
 	other := openEngine(t, ns, engine.Config{})
@@ -957,5 +1006,49 @@ func TestCountersReadOwnWrites(t *testing.T) {
 	// After the flush the writing node counts each job once.
 	if qi, err := e.Queue(ctx, "q"); err != nil || qi.Stats.Enqueued != 3 {
 		t.Fatalf("enqueued after the flush: %+v, %v; want 3", qi, err)
+	}
+}
+
+// Rates count from a new queue's creation: a burst before the first sample (every 5s) showed
+// 0/s for the whole minute.
+func TestRatesCountABurstOfANewQueue(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64 // the clock, ahead of the real one
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	e := openEngine(t, startNATS(t), engine.Config{Now: now})
+	ctx := ctxT(t)
+	const n = 200
+	reqs := make([]engine.EnqueueRequest, n)
+	for i := range reqs {
+		reqs[i] = engine.EnqueueRequest{Queue: "burst"}
+	}
+	if _, err := e.Enqueue(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	var acks []engine.AckRequest
+	for len(acks) < n {
+		rs := reserve(t, e, n, 0, "burst")
+		if len(rs) == 0 {
+			t.Fatalf("reserved %d jobs, want %d", len(acks), n)
+		}
+		for _, r := range rs {
+			acks = append(acks, engine.AckRequest{ID: r.Job.ID, Token: r.Token})
+		}
+	}
+	if _, err := e.AckBatch(ctx, acks); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(int64(40 * time.Second))
+	qi, err := e.Queue(ctx, "burst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// n jobs over the 40s (and the test's own seconds, 20 at most) since the queue was created.
+	lo, hi := float64(n)/60, float64(n)/40
+	if r := qi.Stats.EnqueueRate; r < lo || r > hi {
+		t.Errorf("enqueue rate %.2f/s, want %d jobs over 40s: %.2f/s", r, n, float64(n)/40)
+	}
+	if r := qi.Stats.CompleteRate; r < lo || r > hi {
+		t.Errorf("completion rate %.2f/s, want %d jobs over 40s: %.2f/s", r, n, float64(n)/40)
 	}
 }

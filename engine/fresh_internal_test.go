@@ -61,6 +61,7 @@ func noRecord(t *testing.T, e *Engine, ctx context.Context, id uint64) {
 }
 
 func TestIDKinds(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		chunk uint32
 		seq   uint64
@@ -92,6 +93,7 @@ func TestIDKinds(t *testing.T) {
 // A job enqueued ready is one message: no record until something happens to it. Its id
 // names its queue and its message, so it is found by id all the same.
 func TestFreshJobIsOneWriteAndFoundByID(t *testing.T) {
+	t.Parallel()
 	e, _, ctx := internalEngine(t)
 	a := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "a", Payload: []byte("one"), Priority: 5})
 	b := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "b", Payload: []byte("two")})
@@ -155,6 +157,7 @@ func TestFreshJobIsOneWriteAndFoundByID(t *testing.T) {
 // stands: the holder is refused, the job reads cancelled on every node and is never
 // offered again.
 func TestDeleteBeatsReservationOfFreshJob(t *testing.T) {
+	t.Parallel()
 	e, _, ctx := internalEngine(t)
 	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
 	q, err := e.getQueue(ctx, "q", false)
@@ -265,6 +268,7 @@ func TestQuickJobWritesOneRecord(t *testing.T) {
 
 // Purge, peek, reserve by id and kick work on fresh jobs; purged ones keep a record.
 func TestAdminOnFreshJobs(t *testing.T) {
+	t.Parallel()
 	e, _, ctx := internalEngine(t)
 	var ids []uint64
 	for range 3 {
@@ -310,6 +314,7 @@ func TestAdminOnFreshJobs(t *testing.T) {
 // A deleted and re-created queue gets a new number: the ids of the old queue's jobs do not
 // name the new queue's messages, although the new stream's sequences start over.
 func TestRecreatedQueueDoesNotReuseIDs(t *testing.T) {
+	t.Parallel()
 	e, _, ctx := internalEngine(t)
 	old := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("old")})
 	if err := e.DeleteQueue(ctx, "q"); err != nil {
@@ -341,9 +346,11 @@ func TestRecreatedQueueDoesNotReuseIDs(t *testing.T) {
 	}
 }
 
-// Once a queue's stream sequences near what ids hold, its jobs get generated ids; a job
-// whose sequence is past them fails and is not left behind.
+// Derived ids stay below 2^53 however far a queue's stream goes, across chunk ends; once
+// chunk numbers run out, the queue's jobs get generated ids, and a job that got no id
+// fails and is not left behind.
 func TestIDsAcrossChunks(t *testing.T) {
+	t.Parallel()
 	e, _, ctx := internalEngine(t)
 	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
 	st, err := e.js.Stream(ctx, queueNames("q").stream())
@@ -409,6 +416,7 @@ func TestIDsAcrossChunks(t *testing.T) {
 // A node whose watch has not delivered a new queue yet still finds that queue's fresh jobs
 // by id, through the queue number's entry in the bucket.
 func TestDerivedIDOfQueueNotSeenYet(t *testing.T) {
+	t.Parallel()
 	a, nc, ctx := internalEngine(t)
 	b, err := Open(ctx, nc, Config{Logger: a.log})
 	if err != nil {
@@ -445,6 +453,7 @@ func TestDerivedIDOfQueueNotSeenYet(t *testing.T) {
 // live record; deleting it later must not touch the job that now sits at the same sequence
 // of the queue made again.
 func TestDeleteOfOldJobSparesRecreatedQueue(t *testing.T) {
+	t.Parallel()
 	e, _, ctx := internalEngine(t)
 	old := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
 	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}}); err != nil || len(r.Jobs) != 1 {
@@ -486,6 +495,7 @@ func TestDeleteOfOldJobSparesRecreatedQueue(t *testing.T) {
 // A node that applies a queue's new entry over its old view (it missed the delete) must
 // not keep the old number pointing at the new queue.
 func TestNewQueueNumberReplacesOld(t *testing.T) {
+	t.Parallel()
 	e, _, ctx := internalEngine(t)
 	q := e.cacheQueue(queueConfig{Name: "q", Num: 1000}, 1)
 	if e.queueByNum(1000) != q {
@@ -511,6 +521,7 @@ func TestNewQueueNumberReplacesOld(t *testing.T) {
 // ack was lost comes back at the end of the lease, and without the record a fresh job's
 // message would be taken for a job never started.
 func TestFinishedRecordOutlivesLease(t *testing.T) {
+	t.Parallel()
 	e, _, ctx := internalEngine(t, Config{Retention: time.Second})
 	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Lease: 10 * time.Second})
 	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
@@ -533,6 +544,7 @@ func TestFinishedRecordOutlivesLease(t *testing.T) {
 // A queue delete whose cancel lost to a change of the job (a touch at that moment) cancels
 // it again on the record read back; a job that finished meanwhile stays finished.
 func TestCancelAgainAfterALostCancel(t *testing.T) {
+	t.Parallel()
 	e, _, ctx := internalEngine(t)
 	a := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
 	b := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})

@@ -8,6 +8,7 @@ import (
 // JetStream may offer a job again before its lease ends: its pending delivery lost in a crash
 // of its server, or a lease extension that did not reach it. The lease stays with its holder.
 func TestEarlyRedeliveryKeepsTheLease(t *testing.T) {
+	t.Parallel()
 	e, nc, ctx := internalEngine(t)
 
 	res, err := e.Enqueue(ctx, []EnqueueRequest{{Queue: "q", Lease: time.Minute}})

@@ -31,6 +31,7 @@ func FuzzEscapeName(f *testing.F) {
 }
 
 func TestValidateQueueName(t *testing.T) {
+	t.Parallel()
 	good := []string{"a", "default", "a/b", "(x)", "$t;+._-z", string(make([]byte, 0)) + "q"}
 	for _, n := range good {
 		if err := ValidateQueueName(n); err != nil {
@@ -49,6 +50,7 @@ func TestValidateQueueName(t *testing.T) {
 }
 
 func TestIDsIncreaseAndBorrowUnderBursts(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	g := newIDGen(func() time.Time { return now })
 	var last uint64
@@ -65,6 +67,7 @@ func TestIDsIncreaseAndBorrowUnderBursts(t *testing.T) {
 }
 
 func TestBand(t *testing.T) {
+	t.Parallel()
 	for pri, want := range map[uint32]int{0: 0, 1: 1, 2: 2, 3: 2, 4: 3, 1023: 10, 1024: 11, 1<<32 - 1: 32} {
 		if got := band(pri); got != want {
 			t.Errorf("band(%d) = %d, want %d", pri, got, want)
@@ -73,6 +76,7 @@ func TestBand(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 5: 16 * time.Second, 20: time.Minute} {
 		got := backoff(attempt, time.Second, time.Minute)
 		if got < want*8/10 || got > want*12/10 {
@@ -82,6 +86,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestLongQueueNamesFitStreamNames(t *testing.T) {
+	t.Parallel()
 	long := make([]byte, MaxQueueName)
 	for i := range long {
 		long[i] = '$'

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -22,6 +23,9 @@ const (
 	endedMemory = 30 * time.Second
 	// MaxPollID is the longest poll id.
 	MaxPollID = 64
+	// endFlushWait bounds EndPoll's wait for the server to take the end: the flush needs a
+	// deadline, and a caller's context (an HTTP request's) often has none.
+	endFlushWait = 5 * time.Second
 )
 
 var errPollEnded = errors.New("poll ended")
@@ -102,9 +106,14 @@ func (e *Engine) EndPoll(ctx context.Context, id string) error {
 	}
 	e.polls.end(id)
 	if err := e.nc.Publish(pollPrefix+id, nil); err != nil {
-		return err
+		return fmt.Errorf("end poll %q: %w", id, err)
 	}
-	return e.nc.FlushWithContext(ctx)
+	ctx, cancel := context.WithTimeout(ctx, endFlushWait)
+	defer cancel()
+	if err := e.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("end poll %q: %w", id, err)
+	}
+	return nil
 }
 
 func (e *Engine) onPollEnd(m *nats.Msg) { e.polls.end(m.Subject[len(pollPrefix):]) }

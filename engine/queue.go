@@ -465,7 +465,7 @@ func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
 	}
 	st.Enqueued, st.Reserves, st.Succeeded = t[cEnqueued], t[cReserves], t[cSucceeded]
 	st.Failed, st.BuriedTot, st.Cancelled, st.Timeouts = t[cFailed], t[cBuried], t[cCancelled], t[cTimeouts]
-	st.EnqueueRate, st.CompleteRate = e.stats.rates(q.names.esc)
+	st.EnqueueRate, st.CompleteRate = e.stats.rates(q.names.esc, nsTime(cfg.Created), t)
 	return qi, nil
 }
 

@@ -96,7 +96,7 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 		if len(jobs) > 0 || left <= 0 {
 			return res, nil
 		}
-		if err := waitAny(ctx, wakes, min(left, e.cfg.PollInterval), e.stop); err != nil {
+		if err := e.wait(ctx, wakes, min(left, e.cfg.PollInterval)); err != nil {
 			if ended() {
 				return res, nil
 			}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,6 +164,13 @@ func (c *counters) sample(ctx context.Context) {
 	}
 	c.e.mu.RUnlock()
 	now := c.e.now()
+	c.smu.Lock()
+	for esc := range c.samples {
+		if !slices.Contains(escs, esc) {
+			delete(c.samples, esc) // the queue was deleted
+		}
+	}
+	c.smu.Unlock()
 	for _, esc := range escs {
 		t, err := c.totals(ctx, esc)
 		if err != nil {
@@ -178,18 +186,30 @@ func (c *counters) sample(ctx context.Context) {
 	}
 }
 
-// rates returns the enqueue and completion rates in jobs/s over the sampled window.
-func (c *counters) rates(esc string) (enq, done float64) {
-	c.smu.Lock()
-	defer c.smu.Unlock()
-	s := c.samples[esc]
-	if len(s) < 2 {
-		return 0, 0
+// minRateSpan is the shortest span a rate is taken over: a burst read a moment after it
+// would otherwise show as thousands of jobs a second.
+const minRateSpan = time.Second
+
+// rates returns the enqueue and completion rates in jobs/s over the last minute, from its
+// oldest sample to the totals t read now. A queue created within the minute counts from
+// zero at its creation: its counters started there, and a burst before its first sample
+// (taken every 5s) would otherwise never show.
+func (c *counters) rates(esc string, created time.Time, t map[string]int64) (enq, done float64) {
+	now := c.e.now()
+	var from sample
+	if now.Sub(created) <= rateWindow {
+		from = sample{at: created}
+	} else {
+		c.smu.Lock()
+		s := c.samples[esc]
+		if len(s) > 0 {
+			from = s[0]
+		}
+		c.smu.Unlock()
+		if from.at.IsZero() || from.at.Before(created) {
+			return 0, 0 // nothing sampled of this queue yet
+		}
 	}
-	first, last := s[0], s[len(s)-1]
-	dt := last.at.Sub(first.at).Seconds()
-	if dt <= 0 {
-		return 0, 0
-	}
-	return float64(last.enqueued-first.enqueued) / dt, float64(last.succeeded-first.succeeded) / dt
+	dt := max(now.Sub(from.at), minRateSpan).Seconds()
+	return float64(max(t[cEnqueued]-from.enqueued, 0)) / dt, float64(max(t[cSucceeded]-from.succeeded, 0)) / dt
 }

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +67,10 @@ func New(eng *engine.Engine, o Options) *Handler {
 	h.reg = prometheus.NewRegistry()
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "spool"}))
 	h.metrics = newHTTPMetrics(h.reg)
-	h.reg.MustRegister(&queueCollector{eng: eng, log: o.Logger})
+	h.reg.MustRegister(&queueCollector{eng: eng, log: o.Logger}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spool_reservations_waiting",
+		Help: "Reservations of this node waiting for jobs (long polls that found none): idle workers.",
+	}, func() float64 { return float64(eng.Waiting()) }))
 	if o.Schedules != nil {
 		h.reg.MustRegister(scheduleCollector{o.Schedules})
 	}
@@ -80,6 +85,7 @@ func (h *Handler) Drain() { h.drainOnce.Do(func() { close(h.draining) }) }
 func (h *Handler) routes() {
 	handle := func(pattern string, f func(http.ResponseWriter, *http.Request) error) {
 		h.mux.Handle(pattern, h.metrics.wrap(pattern, func(w http.ResponseWriter, r *http.Request) {
+			restoreSlashSegments(r)
 			if err := f(w, r); err != nil {
 				h.writeErr(w, r, err)
 			}
@@ -129,12 +135,63 @@ func (h *Handler) routes() {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = rerouteSlashSegments(r)
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		// No route: the mux would answer 404 or 405 in plain text; answer in JSON.
 		h.mux.ServeHTTP(&jsonErrorWriter{ResponseWriter: w}, r)
 		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// slashSegment is what a path segment %2F (a queue named "/") is routed as. ServeMux unescapes
+// the segment to "/" and takes it for a trailing slash, which no {wildcard} matches: the
+// route answered 404. NUL is in no valid name, and the segment is restored only on requests
+// marked by rerouteSlashSegments, so a client sending %00 itself gets no "/".
+const slashSegment = "\x00"
+
+type reroutedKey struct{}
+
+// rerouteSlashSegments returns r with its %2F segments written %00, marked for
+// restoreSlashSegments, or r itself when it has none.
+func rerouteSlashSegments(r *http.Request) *http.Request {
+	p := r.URL.EscapedPath()
+	if !strings.Contains(p, "/%2F") && !strings.Contains(p, "/%2f") {
+		return r
+	}
+	segs := strings.Split(p, "/")
+	changed := false
+	for i, s := range segs {
+		if strings.EqualFold(s, "%2F") {
+			segs[i] = "%00"
+			changed = true
+		}
+	}
+	if !changed {
+		return r
+	}
+	u := *r.URL
+	u.RawPath = strings.Join(segs, "/")
+	path, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return r
+	}
+	u.Path = path
+	r = r.WithContext(context.WithValue(r.Context(), reroutedKey{}, true))
+	r.URL = &u
+	return r
+}
+
+// restoreSlashSegments gives back "/" to the path values rerouteSlashSegments replaced.
+func restoreSlashSegments(r *http.Request) {
+	if r.Context().Value(reroutedKey{}) == nil {
+		return
+	}
+	for _, name := range []string{"queue", "name", "id", "poll_id"} {
+		if r.PathValue(name) == slashSegment {
+			r.SetPathValue(name, "/")
+		}
+	}
 }
 
 // jsonErrorWriter turns the mux's plain-text 404 and 405 into the API's JSON errors.
@@ -210,7 +267,7 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request) error {
 		totals.Timeouts += s.Timeouts
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"version": h.opts.Version, "uptime": time.Since(h.started).Round(time.Second).String(),
+		"version": h.opts.Version, "uptime": fmtDuration(time.Since(h.started).Round(time.Second)),
 		"queues": len(qs), "jobs": jobs, "totals": totals,
 	})
 	return nil

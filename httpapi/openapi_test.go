@@ -573,6 +573,7 @@ func routeLevel(rec *httptest.ResponseRecorder) bool {
 // the patterns registered in routes() (read from the source), each of which the Handler
 // serves, and for every documented path the methods that the Handler allows.
 func TestOpenAPIRoutesMatchHandler(t *testing.T) {
+	t.Parallel()
 	doc := loadDoc(t)
 	docRoutes := doc.routes()
 	srcRoutes := sourceRoutes(t)
@@ -638,6 +639,7 @@ func TestOpenAPIRoutesMatchHandler(t *testing.T) {
 
 // TestOpenAPIServed checks that the embedded document is the file and is served as YAML.
 func TestOpenAPIServed(t *testing.T) {
+	t.Parallel()
 	doc := loadDoc(t)
 	s := newServer(t, 0)
 	r := s.do(t, "GET", "/v1/openapi.yaml", nil)
@@ -664,6 +666,7 @@ var codesByStatus = map[int][]string{
 // TestOpenAPIDocument checks the document itself: version, references, operations,
 // parameters, error responses and that every example fits its schema.
 func TestOpenAPIDocument(t *testing.T) {
+	t.Parallel()
 	doc := loadDoc(t)
 	if v := doc.root["openapi"]; v != "3.1.0" {
 		t.Errorf("openapi: %v, want 3.1.0", v)
@@ -824,6 +827,7 @@ func checkExamples(t *testing.T, doc *apiDoc, where string, content map[string]a
 // TestSchemaValidator makes sure the validator used by these tests rejects what it should,
 // so that a passing TestOpenAPIDocument or answer check means something.
 func TestSchemaValidator(t *testing.T) {
+	t.Parallel()
 	doc := loadDoc(t)
 	job := map[string]any{"$ref": "#/components/schemas/Job"}
 	good := `{"id":"1","queue":"q","type":"","state":"ready","priority":1024,"attempts":0,"max_attempts":25,

@@ -87,6 +87,7 @@ func wantAPIError(t *testing.T, status int, body map[string]any, wantStatus int,
 }
 
 func TestScheduleRoutes(t *testing.T) {
+	t.Parallel()
 	base := schedServer(t, true) + "/v1/schedules"
 
 	st, s := schedCall(t, "PUT", base+"/nightly", `{"spec": "0 2 * * *", "time_zone": "Europe/Paris", "queue": "reports",
@@ -98,7 +99,7 @@ func TestScheduleRoutes(t *testing.T) {
 	}
 	job := s["job"].(map[string]any)
 	if s["name"] != "nightly" || s["spec"] != "0 2 * * *" || s["time_zone"] != "Europe/Paris" || s["catch_up"] != "skip" ||
-		s["paused"] != false || job["lease"] != "5m0s" || job["priority"] != 10.0 || job["max_attempts"] != 3.0 ||
+		s["paused"] != false || job["lease"] != "5m" || job["priority"] != 10.0 || job["max_attempts"] != 3.0 ||
 		job["payload"].(map[string]any)["kind"] != "daily" || s["next_fire_at"] == nil || s["last_fire"] != nil {
 		t.Errorf("created schedule %v", s)
 	}
@@ -154,6 +155,7 @@ func TestScheduleRoutes(t *testing.T) {
 }
 
 func TestScheduleBadInput(t *testing.T) {
+	t.Parallel()
 	base := schedServer(t, true) + "/v1/schedules"
 	for _, c := range []struct {
 		name, body string
@@ -193,6 +195,7 @@ func TestScheduleBadInput(t *testing.T) {
 }
 
 func TestSchedulesNotEnabled(t *testing.T) {
+	t.Parallel()
 	base := schedServer(t, false) + "/v1/schedules"
 	st, e := schedCall(t, "GET", base, "")
 	wantAPIError(t, st, e, 503, "unavailable", "")
@@ -202,6 +205,7 @@ func TestSchedulesNotEnabled(t *testing.T) {
 
 // The scheduler's tick counters are on /metrics.
 func TestScheduleMetrics(t *testing.T) {
+	t.Parallel()
 	srv := schedServer(t, true)
 	if st, s := schedCall(t, "PUT", srv+"/v1/schedules/tick", `{"spec": "@every 1s", "queue": "ticks"}`); st != http.StatusCreated {
 		t.Fatalf("create: %d %v", st, s)

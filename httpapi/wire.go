@@ -7,13 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/spoolq/spool/engine"
 )
 
-// duration is a JSON duration: a Go duration string ("1m30s") or a number of seconds.
+// duration is a JSON duration on input: a Go duration string ("1h30m", also in the long form
+// "1h30m0s" that Go prints) or a number of seconds.
 type duration time.Duration
 
 func (d *duration) UnmarshalJSON(b []byte) error {
@@ -47,7 +49,15 @@ func (d *duration) value() time.Duration {
 	return time.Duration(*d)
 }
 
-func fmtDuration(d time.Duration) string { return d.String() }
+// fmtDuration writes a duration in its shortest Go form, with no zero units: "1h", "1h30m",
+// "5m", "1h5s", "2.5s" (Go's String gives "1h0m0s", "5m0s"). ParseDuration reads both.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m" // "5m0s" -> "5m", "1h0m0s" -> "1h0m"
+	}
+	return strings.Replace(s, "h0m", "h", 1) // "1h0m" -> "1h", "1h0m5s" -> "1h5s"
+}
 
 // timeOut is an optional time on output: absent when zero.
 func timeOut(t time.Time) *time.Time {

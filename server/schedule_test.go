@@ -34,6 +34,7 @@ type jobView struct {
 // Two spool servers over one JetStream, a schedule firing every second on the real clock:
 // each tick enqueues one job, whose id is the tick's.
 func TestScheduleTwoServersOneJobPerTick(t *testing.T) {
+	t.Parallel()
 	a := startNode(t, server.Config{NATSListen: "127.0.0.1:0"})
 	b := startNode(t, server.Config{NATSURL: a.NATS})
 	A, B := "http://"+a.HTTP, "http://"+b.HTTP
@@ -119,6 +120,7 @@ schedules:
 `
 
 func TestSchedulesFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "schedules.yaml")
 	if err := os.WriteFile(file, []byte(schedulesFile), 0o600); err != nil {
@@ -141,7 +143,7 @@ func TestSchedulesFile(t *testing.T) {
 		t.Fatalf("schedule from the file: %d", st)
 	}
 	if s.Spec != "0 2 * * *" || s.TimeZone != "Europe/Paris" || s.CatchUp != "skip" || s.Job.Priority != 10 ||
-		s.Job.Lease != "5m0s" || s.Job.Payload["kind"] != "daily" {
+		s.Job.Lease != "5m" || s.Job.Payload["kind"] != "daily" {
 		t.Errorf("schedule from the file: %+v", s)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -160,6 +162,7 @@ func TestSchedulesFile(t *testing.T) {
 
 // A bad file stops the start, naming the schedule and the field.
 func TestSchedulesFileInvalid(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ content, want string }{
 		{"schedules:\n  - name: x\n    spec: \"0 25 * * *\"\n    queue: q\n", "schedules[0] (x): spec"},
 		{"schedules:\n  - name: x\n    spec: \"@daily\"\n    queue: q\n    time_zone: Nowhere/Land\n", "time_zone"},
