@@ -142,15 +142,15 @@ func (c *conn) flush() bool {
 	return c.bw.Flush() == nil
 }
 
-// finish ends the connection: it closes the socket, releases the jobs the connection holds
-// and forgets its tubes.
+// finish ends the connection: it uncounts the connection and its tubes, closes the socket,
+// releases the jobs the connection holds and forgets it. The counts go first: the connection
+// is gone for stats as soon as the server has seen it end, not after the engine calls that
+// give its jobs back (a client that reserves one of them must not see it counted). s.conns
+// keeps it until the end, so that Shutdown and Close can still cut it.
 func (c *conn) finish() {
-	c.flush()
-	c.nc.Close()
-	c.releaseAll()
 	s := c.s
 	s.mu.Lock()
-	delete(s.conns, c)
+	s.open--
 	s.refTube(c.use, -1, 0)
 	for _, t := range c.watch {
 		s.refTube(t, 0, -1)
@@ -161,6 +161,12 @@ func (c *conn) finish() {
 	if c.worker {
 		s.workers--
 	}
+	s.mu.Unlock()
+	c.flush()
+	c.nc.Close()
+	c.releaseAll()
+	s.mu.Lock()
+	delete(s.conns, c)
 	s.mu.Unlock()
 }
 

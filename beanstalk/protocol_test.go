@@ -280,6 +280,53 @@ func TestDisconnectReleasesJobs(t *testing.T) {
 	}
 }
 
+// TestCurrentConnectionsDropAtClose: a connection leaves the stats as soon as the server has
+// seen it close, before the engine calls that give its jobs back.
+func TestCurrentConnectionsDropAtClose(t *testing.T) {
+	t.Parallel()
+	e := start(t, beanstalk.Options{})
+	b := e.dial(t)
+	b.expect("list-tube-used", "USING default")
+
+	// A connection without jobs: the server sees its close some time after the client's,
+	// so this one waits on the count.
+	a := e.dial(t)
+	a.expect("use t", "USING t")
+	if got := b.dict("stats")["current-connections"]; got != "2" {
+		t.Fatalf("current-connections with two clients: %s", got)
+	}
+	a.nc.Close()
+	spooltest.Eventually(t, 10*time.Second, func() error {
+		if got := b.dict("stats")["current-connections"]; got != "1" {
+			return fmt.Errorf("current-connections after a close: %s, want 1", got)
+		}
+		return nil
+	})
+	// Nothing else names tube t, which has no queue: it is gone.
+	b.expect("stats-tube t", "NOT_FOUND")
+
+	// A connection holding jobs: once b has one of them, the server has seen the close and
+	// is still giving the others back (8 at a time), so the count must be down already.
+	a = e.dial(t)
+	const held = 200
+	for i := range held {
+		a.put(0, 0, 600, strconv.Itoa(i))
+	}
+	for range held {
+		a.reserve("reserve-with-timeout 0")
+	}
+	if got := b.dict("stats")["current-connections"]; got != "2" {
+		t.Fatalf("current-connections with two clients: %s", got)
+	}
+	a.nc.Close()
+	b.reserve("reserve-with-timeout 10")
+	st := b.dict("stats")
+	if st["current-connections"] != "1" || st["current-producers"] != "0" || st["current-workers"] != "1" || st["total-connections"] != "3" {
+		t.Fatalf("stats once a job of the closed connection came back: current-connections %s, current-producers %s, current-workers %s, total-connections %s; want 1, 0, 1, 3",
+			st["current-connections"], st["current-producers"], st["current-workers"], st["total-connections"])
+	}
+}
+
 func TestTTRAndDeadlineSoon(t *testing.T) {
 	t.Parallel()
 	e := start(t, beanstalk.Options{})
@@ -471,7 +518,7 @@ func TestStats(t *testing.T) {
 	c.expect("stats-tube -x", "BAD_FORMAT")
 
 	body = c.yaml("stats")
-	if want := "current-jobs-urgent current-jobs-ready current-jobs-reserved current-jobs-delayed current-jobs-buried cmd-put cmd-peek cmd-peek-ready cmd-peek-delayed cmd-peek-buried cmd-reserve cmd-reserve-with-timeout cmd-delete cmd-release cmd-use cmd-watch cmd-ignore cmd-bury cmd-kick cmd-touch cmd-stats cmd-stats-job cmd-stats-tube cmd-list-tubes cmd-list-tube-used cmd-list-tubes-watched cmd-pause-tube job-timeouts total-jobs max-job-size current-tubes current-connections current-producers current-workers current-waiting total-connections pid version rusage-utime rusage-stime uptime binlog-oldest-index binlog-current-index binlog-records-migrated binlog-records-written binlog-max-size draining id hostname os platform"; yamlKeys(body) != want {
+	if want := "current-jobs-urgent current-jobs-ready current-jobs-reserved current-jobs-delayed current-jobs-buried cmd-put cmd-peek cmd-peek-ready cmd-peek-delayed cmd-peek-buried cmd-reserve cmd-reserve-with-timeout cmd-delete cmd-release cmd-use cmd-watch cmd-ignore cmd-bury cmd-kick cmd-touch cmd-stats cmd-stats-job cmd-stats-tube cmd-list-tubes cmd-list-tube-used cmd-list-tubes-watched cmd-pause-tube job-timeouts total-jobs max-job-size current-tubes current-connections current-producers current-workers current-waiting total-connections pid version rusage-utime rusage-stime uptime binlog-oldest-index binlog-current-index binlog-records-migrated binlog-records-written binlog-max-size draining id hostname os platform spool-version"; yamlKeys(body) != want {
 		t.Fatalf("stats keys:\n got %s\nwant %s", yamlKeys(body), want)
 	}
 	st := c.dict("stats")
@@ -479,7 +526,7 @@ func TestStats(t *testing.T) {
 		"current-jobs-ready": "2", "current-jobs-urgent": "1", "current-jobs-buried": "1", "current-jobs-delayed": "1",
 		"cmd-put": "4", "cmd-use": "1", "cmd-watch": "1", "cmd-bury": "1", "cmd-reserve": "0",
 		"max-job-size": "1000", "current-connections": "1", "current-producers": "1", "current-workers": "1",
-		"total-connections": "1", "version": `"test-1"`, "draining": "false", "current-tubes": "2",
+		"total-connections": "1", "version": `"1.12"`, "spool-version": `"test-1"`, "draining": "false", "current-tubes": "2",
 	} {
 		if st[k] != v {
 			t.Errorf("stats %s: %q, want %q", k, st[k], v)

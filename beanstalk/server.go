@@ -48,6 +48,11 @@ const (
 	DefaultOpTimeout   = 30 * time.Second
 )
 
+// ProtocolVersion is the beanstalkd release whose protocol the front implements, reported as
+// the stats field version. Clients parse it to decide which commands the server has (kick-job
+// needs 1.8 or later), so it must read as a beanstalkd version, not as spool's.
+const ProtocolVersion = "1.12"
+
 // MaxJobSizeLimit is the largest MaxJobSize, as beanstalkd's -z (1 GiB).
 const MaxJobSizeLimit = 1 << 30
 
@@ -79,7 +84,8 @@ type Options struct {
 	MaxHeld int
 	// OpTimeout bounds each engine call. Default 30s.
 	OpTimeout time.Duration
-	// Version is reported by the stats command. Default "spool".
+	// Version is spool's own version, reported by the stats command as spool-version. The
+	// stats field version is always ProtocolVersion. Default "unknown".
 	Version string
 	// Logger receives the front's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -109,7 +115,7 @@ func (o *Options) setDefaults() {
 		o.OpTimeout = DefaultOpTimeout
 	}
 	if o.Version == "" {
-		o.Version = "spool"
+		o.Version = "unknown"
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -137,7 +143,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
+	conns     map[*conn]struct{}    // until each has ended and given its jobs back
+	open      int                   // connections not yet ended: stats' current-connections
 	tubes     map[string]*tubeRefs  // tubes named by open connections
 	counters  map[string]*tubeTotal // per-tube command counts
 	producers int
@@ -263,6 +270,7 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
+	s.open++
 	s.refTube(defaultTube, 1, 1)
 	s.wg.Add(1)
 	s.mu.Unlock()

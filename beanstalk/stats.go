@@ -270,10 +270,11 @@ var hostname, unameVersion, unameMachine = func() (string, string, string) {
 // formatStats is the stats body, with beanstalkd 1.12's fields in its order. Job counts are
 // cluster-wide sums over the tubes; total-jobs and job-timeouts are the engine's totals since
 // each queue was created; the command and connection counts are this server's since it
-// started. There is no binlog: the binlog-* fields are 0.
+// started. There is no binlog: the binlog-* fields are 0. version is the protocol level
+// (ProtocolVersion); spool's own version follows beanstalkd's fields as spool-version.
 func (s *Server) formatStats(n jobCounts, tubes int, now time.Time) []byte {
 	s.mu.Lock()
-	conns, producers, workers, waiting := len(s.conns), s.producers, s.workers, s.waiting
+	conns, producers, workers, waiting := s.open, s.producers, s.workers, s.waiting
 	s.mu.Unlock()
 	y := newYAML()
 	y.int("current-jobs-urgent", n.urgent)
@@ -294,7 +295,7 @@ func (s *Server) formatStats(n jobCounts, tubes int, now time.Time) []byte {
 	y.int("current-waiting", int64(waiting))
 	y.uint("total-connections", s.totalConns.Load())
 	y.int("pid", int64(os.Getpid()))
-	y.str("version", strconv.Quote(s.opt.Version))
+	y.str("version", strconv.Quote(ProtocolVersion))
 	user, sys := rusage()
 	y.str("rusage-utime", cpuTime(user))
 	y.str("rusage-stime", cpuTime(sys))
@@ -309,6 +310,9 @@ func (s *Server) formatStats(n jobCounts, tubes int, now time.Time) []byte {
 	y.str("hostname", hostname)
 	y.str("os", unameVersion)
 	y.str("platform", unameMachine)
+	// Not a beanstalkd field. Clients read stats as a dictionary, and beanstalkd releases add
+	// fields too (draining in 1.12).
+	y.str("spool-version", strconv.Quote(s.opt.Version))
 	return y.bytes()
 }
 

@@ -47,7 +47,8 @@ type Config struct {
 
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
-	// Version is reported by /v1/stats and /healthz.
+	// Version is reported by /v1/stats, /healthz and the beanstalkd stats command (as
+	// spool-version; its version field is the protocol level, beanstalk.ProtocolVersion).
 	Version string
 	// Ready, if set, is called with the bound addresses once the node serves requests.
 	Ready func(Addrs)
