@@ -28,10 +28,11 @@ func newAsynq(c config, queue string, log *slog.Logger) *asynqSystem {
 		queue:  queue,
 		client: asynq.NewClient(opt),
 		server: asynq.NewServer(opt, asynq.Config{
-			Concurrency: c.concurrency,
-			Queues:      map[string]int{queue: 1},
-			Logger:      asynqLogger{log},
-			LogLevel:    asynq.WarnLevel,
+			Concurrency:       c.concurrency,
+			Queues:            map[string]int{queue: 1},
+			TaskCheckInterval: c.asynqCheck,
+			Logger:            asynqLogger{log},
+			LogLevel:          asynq.WarnLevel,
 		}),
 		inspector: asynq.NewInspector(opt),
 	}
@@ -73,7 +74,11 @@ func (s *asynqSystem) stop(context.Context) error {
 }
 
 func (s *asynqSystem) describe() string {
-	return fmt.Sprintf("Asynq: Client.EnqueueContext, one task per call (Asynq has no batch enqueue; -batch only groups the calls), Server with Concurrency %d; completion = the queue's processed total", s.c.concurrency)
+	check := "1s (default)"
+	if s.c.asynqCheck > 0 {
+		check = s.c.asynqCheck.String()
+	}
+	return fmt.Sprintf("Asynq: Client.EnqueueContext, one task per call (Asynq has no batch enqueue; -batch only groups the calls), Server with Concurrency %d, TaskCheckInterval %s; completion = the queue's processed total", s.c.concurrency, check)
 }
 
 // asynqLogger passes Asynq's log lines to slog.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,7 +28,8 @@ type noopWorker struct {
 func (noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil }
 
 // riverSystem drives River on PostgreSQL: InsertMany in batches and a client working one
-// queue with MaxWorkers = concurrency, River's other settings at their defaults.
+// queue with MaxWorkers = concurrency and the FetchCooldown of -river-fetch-cooldown,
+// River's other settings at their defaults.
 type riverSystem struct {
 	c      config
 	queue  string
@@ -54,9 +56,10 @@ func newRiver(ctx context.Context, c config, queue string, log *slog.Logger) (*r
 	workers := river.NewWorkers()
 	river.AddWorker(workers, noopWorker{})
 	client, err := river.NewClient(driver, &river.Config{
-		Queues:  map[string]river.QueueConfig{queue: {MaxWorkers: c.concurrency}},
-		Workers: workers,
-		Logger:  log,
+		Queues:        map[string]river.QueueConfig{queue: {MaxWorkers: c.concurrency}},
+		Workers:       workers,
+		FetchCooldown: c.riverFetchCD, // 0: River's default
+		Logger:        log,
 	})
 	if err != nil {
 		pool.Close()
@@ -93,6 +96,7 @@ func (s *riverSystem) stop(ctx context.Context) error {
 }
 
 func (s *riverSystem) describe() string {
-	return fmt.Sprintf("River: Client.InsertMany of %d, one queue with MaxWorkers %d, default fetch settings (FetchCooldown %s, FetchPollInterval %s); completion = rows in state completed",
-		s.c.batch, s.c.concurrency, river.FetchCooldownDefault, river.FetchPollIntervalDefault)
+	cd := cmp.Or(s.c.riverFetchCD, river.FetchCooldownDefault)
+	return fmt.Sprintf("River: Client.InsertMany of %d, one queue with MaxWorkers %d, FetchCooldown %s (default %s), FetchPollInterval %s (default); completion = rows in state completed",
+		s.c.batch, s.c.concurrency, cd, river.FetchCooldownDefault, river.FetchPollIntervalDefault)
 }
