@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -22,6 +23,8 @@ const (
 	endedMemory = 30 * time.Second
 	// MaxPollID is the longest poll id.
 	MaxPollID = 64
+	// endPollTimeout bounds the flush of an end whose caller set no deadline.
+	endPollTimeout = 5 * time.Second
 )
 
 var errPollEnded = errors.New("poll ended")
@@ -102,9 +105,18 @@ func (e *Engine) EndPoll(ctx context.Context, id string) error {
 	}
 	e.polls.end(id)
 	if err := e.nc.Publish(pollPrefix+id, nil); err != nil {
-		return err
+		return fmt.Errorf("end poll %s: %w", id, err)
 	}
-	return e.nc.FlushWithContext(ctx)
+	// FlushWithContext refuses a context without a deadline, such as an HTTP request's.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, endPollTimeout)
+		defer cancel()
+	}
+	if err := e.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("end poll %s: %w", id, err)
+	}
+	return nil
 }
 
 func (e *Engine) onPollEnd(m *nats.Msg) { e.polls.end(m.Subject[len(pollPrefix):]) }

@@ -1194,3 +1194,12 @@ func TestKnownIssues(t *testing.T) {
 		}
 	})
 }
+
+// TestEndPoll ends a long poll by its id: a request's context has no deadline, which the
+// engine's flush of the end must not require (it answered 500 before).
+func TestEndPoll(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, 0)
+	s.must(t, http.StatusNoContent, "DELETE", "/v1/reserve/worker-1", nil)
+	s.wantErr(t, http.StatusBadRequest, "invalid_argument", "poll_id", "DELETE", "/v1/reserve/bad.id", nil)
+}
