@@ -22,6 +22,7 @@ SDKP=${SDKP:-4}          # producers
 SDKC=${SDKC:-16}         # worker concurrency
 SDKSIZE=${SDKSIZE:-256}  # payload bytes
 SDKBATCH=${SDKBATCH:-100} # jobs per EnqueueBatch / InsertMany
+PGOPTS=${PGOPTS:-}       # extra postgres settings, e.g. "-c synchronous_commit=off"
 OUT=${OUT:-$(mktemp -d /tmp/spool-bench.XXXXXX)}
 mkdir -p "$OUT"
 work=$(mktemp -d /tmp/spool-bench-work.XXXXXX)
@@ -84,7 +85,7 @@ start_pg() {
   [ "$(id -u)" -eq 0 ] && chown postgres "$pgdir"
   as_pg "$bin/initdb" -D "$pgdir/data" -U bench --auth=trust >"$OUT/postgres-initdb.log" 2>&1
   as_pg "$pgctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w start \
-    -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $pgdir" >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $pgdir $PGOPTS" >/dev/null
 }
 stop_pg() {
   as_pg "$pgctl" -D "$pgdir/data" -m fast -w stop >/dev/null 2>&1 || true
@@ -113,10 +114,10 @@ sdk_section() {
   echo
   local pgbin
   pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-  echo "$(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') (no persistence), PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') (defaults, fsync on), spool with its default durability."
+  echo "$(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') (no persistence), PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') (${PGOPTS:-default settings}), spool with its default durability."
   echo "$SDKJOBS jobs of $SDKSIZE B, $SDKP producers, batches of $SDKBATCH, a worker with concurrency $SDKC and a no-op handler;"
   echo "from the first enqueue until every completion is stored. Each system runs alone, on a fresh server."
-  echo "Command: \`ONLY=sdk SDKJOBS=$SDKJOBS SDKP=$SDKP SDKC=$SDKC SDKSIZE=$SDKSIZE SDKBATCH=$SDKBATCH scripts/bench.sh\`"
+  echo "Command: \`${PGOPTS:+PGOPTS='$PGOPTS' }ONLY=sdk SDKJOBS=$SDKJOBS SDKP=$SDKP SDKC=$SDKC SDKSIZE=$SDKSIZE SDKBATCH=$SDKBATCH scripts/bench.sh\`"
   echo
   local rows=()
   start_spool
