@@ -864,6 +864,10 @@ func TestEndPollFromAnotherEngine(t *testing.T) {
 	if err := a.EndPoll(ctx, "bad id"); err == nil {
 		t.Fatal("a malformed poll id was accepted")
 	}
+	// A context without a deadline, as an HTTP request's: the end is still sent.
+	if err := a.EndPoll(context.Background(), "worker-2"); err != nil {
+		t.Fatalf("EndPoll without a deadline: %v", err)
+	}
 }
 
 // Ready jobs share their band's subject: the engine finds one by id through its record and

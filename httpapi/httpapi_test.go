@@ -1287,3 +1287,4 @@ func TestKnownIssues(t *testing.T) {
 		}
 	})
 }
+

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # spool's benchmark suite, side by side with beanstalkd 1.12 (binlog on) and the raw JetStream
-# ceiling, in one run on this machine. Results go to stdout as a markdown report; the raw output
-# of every run to $OUT/*.txt. Needs beanstalkd (apt-get install beanstalkd).
+# ceiling, and spool's Go SDK side by side with Asynq on Redis and River on PostgreSQL, in one
+# run on this machine. Results go to stdout as a markdown report; the raw output of every run
+# to $OUT/*.txt. Needs beanstalkd (apt-get install beanstalkd); the Go SDK section installs
+# redis-server and postgresql from Debian when they are missing (as root).
 #
-#   scripts/bench.sh                 # default sizes (~10 minutes on 2 cores)
+#   scripts/bench.sh                 # default sizes (~12 minutes on 2 cores)
 #   JOBS=20000 QUICK=1 scripts/bench.sh
+#   ONLY=sdk SDKJOBS=20000 scripts/bench.sh   # only the Go SDK section
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,18 +16,34 @@ P=${P:-4}                # producers
 C=${C:-4}                # consumers
 MEMJOBS=${MEMJOBS:-1000000}
 QUICK=${QUICK:-}
+ONLY=${ONLY:-}           # "sdk": only the Go SDK section
+SDKJOBS=${SDKJOBS:-50000} # Go SDK section: jobs per run
+SDKP=${SDKP:-4}          # producers
+SDKC=${SDKC:-16}         # worker concurrency
+SDKSIZE=${SDKSIZE:-256}  # payload bytes
+SDKBATCH=${SDKBATCH:-100} # jobs per EnqueueBatch / InsertMany
+PGOPTS=${PGOPTS:-}       # extra postgres settings, e.g. "-c synchronous_commit=off"
 OUT=${OUT:-$(mktemp -d /tmp/spool-bench.XXXXXX)}
 mkdir -p "$OUT"
 work=$(mktemp -d /tmp/spool-bench-work.XXXXXX)
 HTTP=127.0.0.1:17420 NATS=127.0.0.1:14222 BSPOOL=127.0.0.1:11301 BREF=127.0.0.1:11302
+REDIS=127.0.0.1:16379 PGPORT=15432
 
-command -v beanstalkd >/dev/null || { echo "beanstalkd is not installed (apt-get install beanstalkd)" >&2; exit 1; }
+if [ "$ONLY" != sdk ]; then
+  command -v beanstalkd >/dev/null || { echo "beanstalkd is not installed (apt-get install beanstalkd)" >&2; exit 1; }
+fi
 go build -o "$work/spool" ./cmd/spool
 go build -o "$work/spool-bench" ./cmd/spool-bench
 bench="$work/spool-bench -quiet"
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+pgdir=
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "$pgdir" ] && stop_pg
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 start_spool() { # extra flags...
@@ -36,6 +55,96 @@ start_spool() { # extra flags...
   echo "spool did not start" >&2; cat "$OUT/spool-serve.log" >&2; exit 1
 }
 stop_spool() { kill "$spool_pid"; wait "$spool_pid" 2>/dev/null || true; }
+
+# The Go SDK section's servers: Redis without persistence, a throwaway PostgreSQL cluster.
+sdk_install() {
+  local pkgs=()
+  command -v redis-server >/dev/null || pkgs+=(redis-server)
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || pkgs+=(postgresql)
+  [ ${#pkgs[@]} -eq 0 ] && return
+  [ "$(id -u)" -eq 0 ] || { echo "missing ${pkgs[*]}: install them as root (apt-get install ${pkgs[*]})" >&2; exit 1; }
+  echo "installing ${pkgs[*]} from Debian" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+}
+start_redis() {
+  redis-server --bind 127.0.0.1 --port "${REDIS##*:}" --save '' --appendonly no --dir "$work" \
+    --loglevel warning >"$OUT/redis.log" 2>&1 &
+  redis_pid=$!; pids+=("$redis_pid")
+  for _ in $(seq 100); do redis-cli -p "${REDIS##*:}" ping 2>/dev/null | grep -q PONG && return; sleep 0.1; done
+  echo "redis-server did not start" >&2; cat "$OUT/redis.log" >&2; exit 1
+}
+stop_redis() { kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; }
+# PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres user.
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+start_pg() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  pgctl="$bin/pg_ctl"
+  pgdir=$(mktemp -d /tmp/spool-bench-pg.XXXXXX)
+  [ "$(id -u)" -eq 0 ] && chown postgres "$pgdir"
+  as_pg "$bin/initdb" -D "$pgdir/data" -U bench --auth=trust >"$OUT/postgres-initdb.log" 2>&1
+  as_pg "$pgctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w start \
+    -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $pgdir $PGOPTS" >/dev/null
+}
+stop_pg() {
+  as_pg "$pgctl" -D "$pgdir/data" -m fast -w stop >/dev/null 2>&1 || true
+  cp "$pgdir/postgres.log" "$OUT/postgres.log" 2>/dev/null || true
+  rm -rf "$pgdir"; pgdir=
+}
+
+# sdk_run mode, flags...: one sdk-bench run; prints "mode|jobs/s|enqueue jobs/s|how".
+# Its progress goes to stderr.
+sdk_run() {
+  local mode=$1; shift
+  "$work/sdk-bench" -mode "$mode" -jobs "$SDKJOBS" -producers "$SDKP" -concurrency "$SDKC" \
+    -size "$SDKSIZE" -batch "$SDKBATCH" "$@" >"$OUT/sdk-$mode.txt" || { echo "$mode|failed||(see stderr)"; return; }
+  local tput enq how
+  tput=$(awk '/^throughput:/{print $2}' "$OUT/sdk-$mode.txt")
+  enq=$(sed -n 's/^enqueue: .*(\([0-9]*\) jobs\/s)$/\1/p' "$OUT/sdk-$mode.txt")
+  how=$(sed -n 's/^how: //p' "$OUT/sdk-$mode.txt")
+  echo "$mode|$tput|$enq|$how"
+}
+
+sdk_section() {
+  sdk_install
+  (cd bench/sdk && go build -o "$work/sdk-bench" .)
+  echo
+  echo "## Go SDK against Asynq on Redis and River on PostgreSQL"
+  echo
+  local pgbin
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  echo "$(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') (no persistence), PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') (${PGOPTS:-default settings}), spool with its default durability."
+  echo "$SDKJOBS jobs of $SDKSIZE B, $SDKP producers, batches of $SDKBATCH, a worker with concurrency $SDKC and a no-op handler;"
+  echo "from the first enqueue until every completion is stored. Each system runs alone, on a fresh server."
+  echo "Command: \`${PGOPTS:+PGOPTS='$PGOPTS' }ONLY=sdk SDKJOBS=$SDKJOBS SDKP=$SDKP SDKC=$SDKC SDKSIZE=$SDKSIZE SDKBATCH=$SDKBATCH scripts/bench.sh\`"
+  echo
+  local rows=()
+  start_spool
+  rows+=("$(sdk_run spool -url "http://$HTTP")")
+  stop_spool
+  start_redis
+  rows+=("$(sdk_run asynq -redis "$REDIS")")
+  stop_redis
+  start_pg
+  rows+=("$(sdk_run river -pg "postgres://bench@127.0.0.1:$PGPORT/postgres")")
+  stop_pg
+  local ref
+  ref=$(printf '%s\n' "${rows[@]}" | awk -F'|' '$1=="asynq"{print $2}')
+  echo "| system | jobs/s | ratio to Asynq | enqueue phase (jobs/s) |"
+  echo "|---|---|---|---|"
+  printf '%s\n' "${rows[@]}" | awk -F'|' -v ref="$ref" '{
+    r = ($2+0 > 0 && ref+0 > 0) ? sprintf("%.2f×", $2/ref) : "-"
+    printf "| %s | %s | %s | %s |\n", $1, $2, r, $3 }'
+  echo
+  printf '%s\n' "${rows[@]}" | awk -F'|' '{printf "- %s: %s\n", $1, $4}'
+}
+
+if [ "$ONLY" = sdk ]; then
+  echo "# spool benchmark run (Go SDK section only)"
+  sdk_section
+  exit 0
+fi
 start_beanstalkd() {
   rm -rf "$work/binlog"; mkdir -p "$work/binlog"
   beanstalkd -l 127.0.0.1 -p "${BREF##*:}" -b "$work/binlog" &
@@ -146,3 +255,5 @@ if [ -z "$QUICK" ]; then
 else
   stop_spool
 fi
+
+sdk_section
