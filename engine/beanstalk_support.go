@@ -22,9 +22,8 @@ import (
 // expired delivery is offered again.
 const stateHeld State = "held"
 
-// urgentBands are the priority bands whose priorities are all below beanstalkd's urgent
-// threshold of 1024: band b holds the priorities of bit length b, and band(1023) is 10.
-const urgentBands = 10
+// urgentPriority is beanstalkd's threshold of urgent jobs: priorities below it.
+const urgentPriority = 1024
 
 // PeekNextReady returns the ready job of a queue that the next reservation of that queue
 // would get: the oldest job of the most urgent band that has one. Jobs reserved at the
@@ -39,7 +38,7 @@ func (e *Engine) PeekNextReady(ctx context.Context, queueName string) (*Job, err
 		return nil, err
 	}
 	cfg, _ := q.config()
-	for _, b := range bandsOf(cfg.Bands) {
+	for _, b := range cfg.levels() {
 		var seq uint64 = 1
 		for {
 			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: q.names.ready(b), Batch: 256})
@@ -157,8 +156,8 @@ func (e *Engine) QueueBeanstalkCounts(ctx context.Context, queueName string) (*B
 	}
 	cfg, _ := q.config()
 	out := &BeanstalkCounts{}
-	for _, b := range bandsOf(cfg.Bands) {
-		if b > urgentBands {
+	for _, b := range cfg.levels() {
+		if b >= urgentPriority {
 			break
 		}
 		c, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
@@ -225,8 +224,10 @@ func (e *Engine) ReserveByID(ctx context.Context, id uint64, worker string) (*Re
 	next.LeaseID = e.newLeaseID()
 	next.Worker = worker
 	next.RunAt = 0
-	next.Band = band(next.Priority)
 	next.Ack = ""
+	if next.Band, err = e.levelFor(ctx, q, next.Priority); err != nil {
+		return nil, err
+	}
 	if err := e.replaceHeld(ctx, q, id, &next, seq, payload, m.Seq); err != nil {
 		return nil, err
 	}
@@ -237,9 +238,6 @@ func (e *Engine) ReserveByID(ctx context.Context, id uint64, worker string) (*Re
 // publishHeld stores a job reserved by id: a schedule due at the end of its lease whose
 // target is the job's ready subject. The ready band's consumer must exist by then.
 func (e *Engine) publishHeld(ctx context.Context, q *queue, id uint64, rec *record, payload []byte) (uint64, error) {
-	if err := e.ensureBand(ctx, q, rec.Band); err != nil {
-		return 0, err
-	}
 	body, err := encodeMsg(id, rec, payload)
 	if err != nil {
 		return 0, err

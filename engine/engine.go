@@ -274,7 +274,9 @@ type queueConfig struct {
 	Paused      bool   `json:"paused,omitempty"`
 	PausedUntil int64  `json:"paused_until,omitempty"` // unix ns; 0: until resumed
 	Created     int64  `json:"created"`
-	Bands       uint64 `json:"bands"` // bit b set: consumer ready-<b> exists
+	// Levels are the priorities that have a ready level (consumer ready-<p> on subject
+	// ready.<p>), sorted; at most maxLevels.
+	Levels []uint32 `json:"levels,omitempty"`
 	// Num is the queue's number, unique in the cluster and never reused: derived job ids
 	// start with it. 0: the queue has none (numbers ran out) and its jobs get generated ids.
 	Num uint32 `json:"num,omitempty"`
@@ -304,9 +306,11 @@ type queue struct {
 	rev  uint64
 	wake chan struct{}
 
-	// Per band, unix ns: when ready jobs were last published to it (by any node), and when
-	// a pull of this node last found it empty.
-	published, emptied [maxBand + 1]atomic.Int64
+	// Per level, unix ns: when ready jobs were last published to it (by any node), and
+	// when a pull of this node last found it empty; under mu.
+	published, emptied map[int]int64
+	// Per level, the highest stream sequence this node pulled from it; under mu.
+	lastPulled map[int]uint64
 	// chunksUsedUp: chunk numbers ran out (chunk.go), new jobs get generated ids.
 	chunksUsedUp atomic.Bool
 	// trust: messages of the queue's stream after this sequence were stored while this
@@ -325,19 +329,40 @@ func (q *queue) derives() bool {
 	return cfg.Num != 0 && !q.chunksUsedUp.Load()
 }
 
-// noteBand records that band b got ready jobs just now.
+// noteBand records that level b got ready jobs just now.
 func (q *queue) noteBand(b int) {
-	if b >= 0 && b <= maxBand {
-		q.published[b].Store(time.Now().UnixNano())
-	}
+	q.mu.Lock()
+	q.published[b] = time.Now().UnixNano()
+	q.mu.Unlock()
 }
 
-// sawEmpty records that a pull asked at t found band b empty.
-func (q *queue) sawEmpty(b int, t time.Time) { q.emptied[b].Store(t.UnixNano()) }
+// sawEmpty records that a pull asked at t found level b empty.
+func (q *queue) sawEmpty(b int, t time.Time) {
+	q.mu.Lock()
+	q.emptied[b] = t.UnixNano()
+	q.mu.Unlock()
+}
 
-// publishedSinceEmpty reports whether band b got jobs since this node last found it empty.
+// notePulled records that this node pulled stream sequence seq from level b.
+func (q *queue) notePulled(b int, seq uint64) {
+	q.mu.Lock()
+	q.lastPulled[b] = max(q.lastPulled[b], seq)
+	q.mu.Unlock()
+}
+
+// pulled is the highest stream sequence this node pulled from level b.
+func (q *queue) pulled(b int) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lastPulled[b]
+}
+
+// publishedSinceEmpty reports whether level b got jobs since this node last found it empty.
 func (q *queue) publishedSinceEmpty(b int) bool {
-	return q.published[b].Load() >= q.emptied[b].Load() && q.published[b].Load() != 0
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p := q.published[b]
+	return p != 0 && p >= q.emptied[b]
 }
 
 func (q *queue) config() (queueConfig, uint64) {
@@ -436,7 +461,8 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	defer e.mu.Unlock()
 	q := e.queues[cfg.Name]
 	if q == nil {
-		q = &queue{name: cfg.Name, names: queueNames(cfg.Name), wake: make(chan struct{})}
+		q = &queue{name: cfg.Name, names: queueNames(cfg.Name), wake: make(chan struct{}),
+			published: make(map[int]int64), emptied: make(map[int]int64), lastPulled: make(map[int]uint64)}
 		e.queues[cfg.Name] = q
 		e.byEsc[q.names.esc] = q
 		close(e.added)

@@ -1,11 +1,13 @@
 package engine_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,8 +183,9 @@ func TestPriorityOrderAcrossQueues(t *testing.T) {
 	}{{"a", 1024}, {"b", 5}, {"a", 0}, {"b", 1024}, {"a", 5}, {"a", 1 << 31}} {
 		ids = append(ids, enqueue(t, e, engine.EnqueueRequest{Queue: p.q, Priority: p.pri}).ID)
 	}
-	// Bands strictly first; within a band, queues in the order named (a before b).
-	want := []uint64{ids[2], ids[4], ids[1], ids[0], ids[3], ids[5]}
+	// Priorities strictly first; equal priorities in the order they were enqueued, whatever
+	// the order the queues are named in (as beanstalkd: priority, then id).
+	want := []uint64{ids[2], ids[1], ids[4], ids[0], ids[3], ids[5]}
 	var got []uint64
 	for range want {
 		got = append(got, reserveOne(t, e, 0, "a", "b").Job.ID)
@@ -672,6 +675,79 @@ func TestLeaseHeldInMemoryAcrossNodes(t *testing.T) {
 	}
 	if _, err := b.Ack(ctx, j.ID, r.Token, nil); !errors.Is(err, engine.ErrLeaseLost) {
 		t.Fatalf("ack on b of a job deleted on a: %v, want ErrLeaseLost", err)
+	}
+}
+
+// Jobs are reserved in beanstalkd's order: lowest priority first, then the order they were
+// enqueued in, within a queue and across the queues a reservation names.
+func TestExactPriorityOrder(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	// Priorities that shared a power-of-two band before (64..127), and far ones.
+	pris := []uint32{100, 64, 65, 1<<31 + 5, 0, 100, 1023, 1 << 31, 64, 99}
+	var want []struct {
+		pri uint32
+		id  uint64
+	}
+	for _, p := range pris {
+		j := enqueue(t, e, engine.EnqueueRequest{Queue: "exact", Priority: p})
+		want = append(want, struct {
+			pri uint32
+			id  uint64
+		}{p, j.ID})
+	}
+	slices.SortStableFunc(want, func(a, b struct {
+		pri uint32
+		id  uint64
+	}) int {
+		return cmp.Compare(a.pri, b.pri)
+	})
+	for i, w := range want {
+		got := reserveOne(t, e, time.Second, "exact")
+		if got.Job.ID != w.id || got.Job.Priority != w.pri {
+			t.Fatalf("reservation %d: job %d priority %d, want job %d priority %d", i, got.Job.ID, got.Job.Priority, w.id, w.pri)
+		}
+	}
+
+	// Across queues: the lower priority first, whatever the order the queues are named in.
+	low := enqueue(t, e, engine.EnqueueRequest{Queue: "second", Priority: 3})
+	high := enqueue(t, e, engine.EnqueueRequest{Queue: "first", Priority: 5})
+	for _, w := range []*engine.Job{low, high} {
+		if got := reserveOne(t, e, time.Second, "first", "second"); got.Job.ID != w.ID {
+			t.Fatalf("across queues: job %d (priority %d), want %d (priority %d)", got.Job.ID, got.Job.Priority, w.ID, w.Priority)
+		}
+	}
+
+	// One reservation of many: in order too.
+	for _, p := range []uint32{9, 7, 8} {
+		enqueue(t, e, engine.EnqueueRequest{Queue: "batch", Priority: p})
+	}
+	var got []uint32
+	for _, r := range reserve(t, e, 3, time.Second, "batch") {
+		got = append(got, r.Job.Priority)
+	}
+	if !slices.Equal(got, []uint32{7, 8, 9}) {
+		t.Fatalf("one reservation of three: priorities %v, want [7 8 9]", got)
+	}
+}
+
+// Past 64 distinct priorities in a queue, a new priority shares the level of the nearest
+// lower one in use (FIFO with it): documented, and still ahead of every higher level.
+func TestPriorityLevelsBeyondTheLimit(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	for p := range uint32(64) {
+		enqueue(t, e, engine.EnqueueRequest{Queue: "many", Priority: 10 * (p + 1)}) // 10 .. 640
+	}
+	extra := enqueue(t, e, engine.EnqueueRequest{Queue: "many", Priority: 15}) // shares level 10, after its job
+	for i, want := range []uint32{10, 15, 20} {
+		got := reserveOne(t, e, time.Second, "many")
+		if got.Job.Priority != want {
+			t.Fatalf("reservation %d: priority %d, want %d", i, got.Job.Priority, want)
+		}
+		if want == 15 && got.Job.ID != extra.ID {
+			t.Fatalf("got job %d, want %d", got.Job.ID, extra.ID)
+		}
 	}
 }
 

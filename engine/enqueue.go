@@ -134,7 +134,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 			LeaseMS:     cmpOr(r.Lease, time.Duration(cfg.LeaseMS)*time.Millisecond).Milliseconds(),
 			OwnLease:    r.Lease != 0,
 			TimeoutMS:   r.Timeout.Milliseconds(),
-			UniqueKey:   r.UniqueKey, Metadata: r.Metadata, Created: now.UnixNano(), Band: band(r.Priority),
+			UniqueKey:   r.UniqueKey, Metadata: r.Metadata, Created: now.UnixNano(),
 		}
 		runAt := r.RunAt
 		if runAt.IsZero() && r.Delay > 0 {
@@ -143,7 +143,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 		if runAt.After(now) {
 			rec.State, rec.RunAt = StateDelayed, runAt.UnixNano()
 		}
-		if err := e.ensureBand(ctx, q, rec.Band); err != nil {
+		if rec.Band, err = e.levelFor(ctx, q, r.Priority); err != nil {
 			return nil, err
 		}
 		items[i] = &pending{req: r, q: q, rec: rec, res: &results[i], id: r.ID, fixedID: r.ID != 0}

@@ -164,7 +164,7 @@ func TestDeleteBeatsReservationOfFreshJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := band(j.Priority)
+	b := int(j.Priority)
 	msgs, err := e.pull(ctx, q, b, 1, time.Second)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("pull: %d %v", len(msgs), err)

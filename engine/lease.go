@@ -451,7 +451,7 @@ func (e *Engine) moveTo(ctx context.Context, q *queue, id uint64, next *record, 
 
 func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, curSeq uint64, payload []byte, st State, runAt time.Time, oldAck string, oldSeq uint64) (*Job, error) {
 	now := e.now()
-	next.State, next.RunAt, next.Band, next.RecSeq = st, 0, band(next.Priority), 0
+	next.State, next.RunAt, next.RecSeq = st, 0, 0
 	if st == StateDelayed {
 		next.RunAt = runAt.UnixNano()
 	}
@@ -459,11 +459,11 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 		next.Buries++
 	}
 	next.clearLease()
-	if st != StateBuried {
-		if err := e.ensureBand(ctx, q, next.Band); err != nil {
-			return nil, err
-		}
+	lvl, err := e.levelFor(ctx, q, next.Priority)
+	if err != nil {
+		return nil, err
 	}
+	next.Band = lvl
 	body, err := encodeMsg(id, next, payload)
 	if err != nil {
 		return nil, err
@@ -529,7 +529,9 @@ func (e *Engine) deleteMsg(ctx context.Context, stream string, seq uint64) error
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
 		return fmt.Errorf("delete message %d: %w", seq, err)
 	}
-	if resp.Error != nil && resp.Error.Code != 404 {
+	// 404, or 10057 "no message found": gone already (a +TERM of its delivery, on a
+	// work-queue stream, removes it too).
+	if resp.Error != nil && resp.Error.Code != 404 && resp.Error.ErrCode != 10057 {
 		return fmt.Errorf("delete message %d: %s", seq, resp.Error.Description)
 	}
 	return nil

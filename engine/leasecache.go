@@ -150,9 +150,3 @@ func (c *leaseCache) written(id, lid, ver, seq uint64) {
 		l.pending = false
 	}
 }
-
-func (c *leaseCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}

@@ -4,8 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math/bits"
-	"strconv"
+		"strconv"
 	"strings"
 )
 
@@ -80,16 +79,16 @@ func unescapeName(esc string) (string, error) {
 	return b.String(), nil
 }
 
-// band maps a priority to its priority band: the bit length of the priority, so band 0 is
-// priority 0, band 1 is 1, band 2 is 2-3 ... band 32 is 2^31..2^32-1. Bands are reserved
-// strictly in order; jobs of one band are FIFO.
-func band(pri uint32) int { return bits.Len32(pri) }
-
-const maxBand = 32
+// maxLevels is how many distinct priorities a queue keeps in exact order. Each priority in
+// use has its own ready level (subject and consumer), levels are reserved strictly by
+// priority, and the jobs of one level are FIFO. Past maxLevels, a new priority shares the
+// level of the nearest lower priority in use (the lowest level when none is lower): its
+// jobs are FIFO with that level's. Levels are never removed.
+const maxLevels = 64
 
 // Subjects and names. Every queue has its own stream. A delayed, buried or held job's subject
 // ends with its id, so such a job is found with the filter spool.q.<queue>.*.*.<id>. Ready jobs
-// share one subject per priority band, spool.q.<queue>.ready.<band>, without the id: a band
+// share one subject per priority level, spool.q.<queue>.ready.<priority>, without the id: a level
 // consumer then filters on one literal subject, which JetStream finds directly, where a
 // wildcard filter made every pull match the subjects of all the band's pending jobs (a cost
 // that grew with the backlog). A ready job is found by id through its record (findMsg).
@@ -127,8 +126,8 @@ func (n names) state(s State) string {
 	return "spool.q." + n.esc + "." + string(s) + ".>"
 }
 
-// subject is the subject of job id in state s and band b; for StateReady, the band's ready
-// subject, the same for all its jobs.
+// subject is the subject of job id in state s at priority level b; for StateReady, the
+// level's ready subject, the same for all its jobs.
 func (n names) subject(s State, b int, id uint64) string {
 	if s == StateReady {
 		return n.ready(b)
@@ -136,7 +135,7 @@ func (n names) subject(s State, b int, id uint64) string {
 	return "spool.q." + n.esc + "." + string(s) + "." + strconv.Itoa(b) + "." + strconv.FormatUint(id, 10)
 }
 
-// ready is band b's ready subject, and the filter of its consumer.
+// ready is level b's ready subject, and the filter of its consumer.
 func (n names) ready(b int) string {
 	return "spool.q." + n.esc + ".ready." + strconv.Itoa(b)
 }

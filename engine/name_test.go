@@ -66,11 +66,20 @@ func TestIDsIncreaseAndBorrowUnderBursts(t *testing.T) {
 	}
 }
 
-func TestBand(t *testing.T) {
+func TestLevels(t *testing.T) {
 	t.Parallel()
-	for pri, want := range map[uint32]int{0: 0, 1: 1, 2: 2, 3: 2, 4: 3, 1023: 10, 1024: 11, 1<<32 - 1: 32} {
-		if got := band(pri); got != want {
-			t.Errorf("band(%d) = %d, want %d", pri, got, want)
+	var c queueConfig
+	if _, ok := c.level(7); ok {
+		t.Fatal("a new priority has a level before one is made")
+	}
+	for i := range maxLevels {
+		c.Levels = append(c.Levels, uint32(10*i+10)) // 10, 20, ... 640
+	}
+	// Full: an existing priority keeps its level; a new one shares the nearest lower
+	// level, or the lowest when none is lower.
+	for pri, want := range map[uint32]int{10: 10, 640: 640, 15: 10, 1 << 31: 640, 3: 10} {
+		if got, ok := c.level(pri); !ok || got != want {
+			t.Errorf("level(%d) = %d %v, want %d", pri, got, ok, want)
 		}
 	}
 }

@@ -216,25 +216,51 @@ func (e *Engine) bandConsumerConfig(q *queue, cfg queueConfig, b int) jetstream.
 	return cc
 }
 
-// ensureBand makes sure the consumer of priority band b exists before a job is stored in it.
-func (e *Engine) ensureBand(ctx context.Context, q *queue, b int) error {
+// levelFor returns the ready level of priority p in q, making it (its consumer, then its
+// place in the queue's entry) if p is new and the queue has fewer than maxLevels.
+func (e *Engine) levelFor(ctx context.Context, q *queue, p uint32) (int, error) {
 	cfg, _ := q.config()
-	if cfg.Bands&(1<<b) != 0 {
-		return nil
+	if l, ok := cfg.level(p); ok {
+		return l, nil
 	}
-	if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b)); err != nil {
-		return fmt.Errorf("create band %d consumer: %w", b, err)
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, int(p))); err != nil {
+		return 0, fmt.Errorf("create priority %d consumer: %w", p, err)
 	}
-	_, err := e.updateConfig(ctx, q, func(c *queueConfig) { c.Bands |= 1 << b })
-	return err
+	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) {
+		if _, ok := c.level(p); !ok {
+			c.Levels = append(c.Levels, p)
+			slices.Sort(c.Levels)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	l, _ := cfg.level(p)
+	return l, nil
 }
 
-func bandsOf(mask uint64) []int {
-	var out []int
-	for b := 0; b <= maxBand; b++ {
-		if mask&(1<<b) != 0 {
-			out = append(out, b)
-		}
+// level returns the ready level of priority p: p itself if it has one, or else, once the
+// queue has maxLevels, the nearest lower level (the lowest when none is lower). ok is false
+// when p needs a level of its own, not made yet.
+func (c *queueConfig) level(p uint32) (l int, ok bool) {
+	i, found := slices.BinarySearch(c.Levels, p)
+	switch {
+	case found:
+		return int(p), true
+	case len(c.Levels) < maxLevels:
+		return 0, false
+	case i == 0:
+		return int(c.Levels[0]), true
+	default:
+		return int(c.Levels[i-1]), true
+	}
+}
+
+// levels are the queue's ready levels, most urgent first.
+func (c *queueConfig) levels() []int {
+	out := make([]int, len(c.Levels))
+	for i, p := range c.Levels {
+		out[i] = int(p)
 	}
 	return out
 }
@@ -319,7 +345,7 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 	}
 	if cfg.LeaseMS != old.LeaseMS {
 		// The default lease is the band consumers' ack wait.
-		for _, b := range bandsOf(cfg.Bands) {
+		for _, b := range cfg.levels() {
 			if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b)); err != nil {
 				return nil, fmt.Errorf("update band %d consumer: %w", b, err)
 			}
@@ -349,7 +375,7 @@ func (e *Engine) Pause(ctx context.Context, name string, until time.Time) (*Queu
 	if pu.IsZero() {
 		pu = e.now().Add(forever)
 	}
-	for _, b := range bandsOf(cfg.Bands) {
+	for _, b := range cfg.levels() {
 		if _, err := e.js.PauseConsumer(ctx, q.names.stream(), consumerName(b), pu); err != nil {
 			return nil, fmt.Errorf("pause band %d: %w", b, err)
 		}
@@ -368,12 +394,12 @@ func (e *Engine) Resume(ctx context.Context, name string) (*QueueInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range bandsOf(cfg.Bands) {
+	for _, b := range cfg.levels() {
 		if _, err := e.js.ResumeConsumer(ctx, q.names.stream(), consumerName(b)); err != nil {
 			return nil, fmt.Errorf("resume band %d: %w", b, err)
 		}
 	}
-	for _, b := range bandsOf(cfg.Bands) {
+	for _, b := range cfg.levels() {
 		e.notify(q, b)
 	}
 	e.log.Info("queue resumed", "queue", name)
@@ -422,7 +448,7 @@ func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
 	}
 	st := &qi.Stats
 	var oldest time.Time
-	for _, b := range bandsOf(cfg.Bands) {
+	for _, b := range cfg.levels() {
 		ci, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue

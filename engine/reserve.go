@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,12 +153,14 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 	var refs []bandRef
 	for _, q := range qs {
 		cfg, _ := q.config()
-		for _, b := range bandsOf(cfg.Bands) {
+		for _, b := range cfg.levels() {
 			refs = append(refs, bandRef{q, b})
 		}
 	}
-	// Stable: for equal bands the queues keep the order the caller gave.
-	slices.SortStableFunc(refs, func(a, b bandRef) int { return a.b - b.b })
+	slices.SortStableFunc(refs, func(a, b bandRef) int { return cmp.Compare(a.b, b.b) })
+	if len(qs) > 1 {
+		refs = e.byHeadAge(ctx, refs)
+	}
 	var out []Reserved
 	for _, r := range refs {
 		if len(out) >= need {
@@ -178,6 +181,11 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 			// As of when it was asked: a publish during the pull still counts as new.
 			r.q.sawEmpty(r.b, asked)
 		}
+		for _, m := range msgs {
+			if md, err := m.Metadata(); err == nil {
+				r.q.notePulled(r.b, md.Sequence.Stream)
+			}
+		}
 		if len(msgs) > 0 {
 			// Whatever the caller does meanwhile, activation learns the outcome of its
 			// writes: a record left reserved by a write whose answer was not awaited would
@@ -188,6 +196,33 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 		}
 	}
 	return out, nil
+}
+
+// byHeadAge orders the levels of equal priority of several queues by the age of the job
+// each would hand out next, oldest first, as beanstalkd orders equal priorities by put
+// order. The next job is the first message of the level past the last one this node
+// pulled from it: exact on one node; with several nodes pulling, a queue may look older
+// than it is. A level found empty goes last (its consumer may count new jobs late).
+func (e *Engine) byHeadAge(ctx context.Context, refs []bandRef) []bandRef {
+	for i := 0; i < len(refs); {
+		j := i + 1
+		for j < len(refs) && refs[j].b == refs[i].b {
+			j++
+		}
+		if j-i > 1 {
+			heads := make(map[*queue]int64, j-i)
+			for _, r := range refs[i:j] {
+				heads[r.q] = math.MaxInt64
+				msgs, err := e.directBatch(ctx, r.q.names.stream(), directRequest{Seq: r.q.pulled(r.b) + 1, NextFor: r.q.names.ready(r.b), Batch: 1})
+				if err == nil && len(msgs) > 0 {
+					heads[r.q] = msgs[0].Time.UnixNano()
+				}
+			}
+			slices.SortStableFunc(refs[i:j], func(a, b bandRef) int { return cmp.Compare(heads[a.q], heads[b.q]) })
+		}
+		i = j
+	}
+	return refs
 }
 
 // pull asks a band's consumer for up to n messages without waiting for more than are there.
