@@ -276,36 +276,43 @@ func (c *Client) Purge(ctx context.Context, queue string, state State) (int, err
 	return out.Purged, nil
 }
 
-// ServerStats describes a server and the jobs of all queues.
+// ServerStats describes a server and the jobs of all queues. Its JSON form is the wire
+// format of GET /v1/stats: the server encodes it with this type and the client decodes it
+// with the same, so the two cannot disagree.
 type ServerStats struct {
 	Version string
-	Node    string
 	Uptime  time.Duration
 	Queues  int         // number of queues
 	Jobs    StateCounts // jobs by state over all queues
 	Totals  Totals      // the queues' counters added up
 }
 
+// serverStatsJSON is the wire form of ServerStats.
 type serverStatsJSON struct {
 	Version string           `json:"version"`
-	Node    string           `json:"node,omitempty"`
 	Uptime  jsonDuration     `json:"uptime"`
 	Queues  int              `json:"queues"`
 	Jobs    StateCounts      `json:"jobs"`
 	Totals  serverTotalsJSON `json:"totals"`
 }
 
-// serverTotalsJSON are the totals of /v1/stats. The API document leaves their names
-// open; they are read under the names of the queue statistics, and "buried" is accepted
-// for buried_total.
+// serverTotalsJSON are the totals of /v1/stats. Beside "jobs" there is no current count
+// to tell apart, so the number of jobs buried is "buried", not the queue's "buried_total".
 type serverTotalsJSON struct {
-	Totals
-	Buried *int64 `json:"buried,omitempty"`
+	Enqueued  int64 `json:"enqueued"`
+	Reserves  int64 `json:"reserves"`
+	Succeeded int64 `json:"succeeded"`
+	Failed    int64 `json:"failed"`
+	Buried    int64 `json:"buried"`
+	Cancelled int64 `json:"cancelled"`
+	Timeouts  int64 `json:"timeouts"`
 }
 
 // MarshalJSON encodes the statistics in the wire format of the HTTP API.
 func (s ServerStats) MarshalJSON() ([]byte, error) {
-	return json.Marshal(&serverStatsJSON{s.Version, s.Node, jsonDuration(s.Uptime), s.Queues, s.Jobs, serverTotalsJSON{Totals: s.Totals}})
+	t := s.Totals
+	return json.Marshal(&serverStatsJSON{s.Version, jsonDuration(s.Uptime), s.Queues, s.Jobs,
+		serverTotalsJSON{t.Enqueued, t.Reserves, t.Succeeded, t.Failed, t.BuriedTotal, t.Cancelled, t.Timeouts}})
 }
 
 // UnmarshalJSON decodes the wire format of the HTTP API.
@@ -314,11 +321,9 @@ func (s *ServerStats) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	t := w.Totals.Totals
-	if t.BuriedTotal == 0 && w.Totals.Buried != nil {
-		t.BuriedTotal = *w.Totals.Buried
-	}
-	*s = ServerStats{w.Version, w.Node, time.Duration(w.Uptime), w.Queues, w.Jobs, t}
+	t := w.Totals
+	*s = ServerStats{w.Version, time.Duration(w.Uptime), w.Queues, w.Jobs,
+		Totals{t.Enqueued, t.Reserves, t.Succeeded, t.Failed, t.Buried, t.Cancelled, t.Timeouts}}
 	return nil
 }
 

@@ -342,7 +342,6 @@ func (c *cli) statsCmd() *cobra.Command {
 			tw := c.table()
 			row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 			row("version", s.Version)
-			row("node", s.Node)
 			row("uptime", fmtDuration(s.Uptime.Round(time.Second)))
 			row("queues", s.Queues)
 			row("jobs", fmt.Sprintf("ready %d, reserved %d, delayed %d, buried %d", s.Jobs.Ready, s.Jobs.Reserved, s.Jobs.Delayed, s.Jobs.Buried))
