@@ -215,16 +215,23 @@ func newProgress(w io.Writer) *progress {
 	return p
 }
 
-func (p *progress) update(verb string, done, total int) {
-	final := done >= total
+// update reports ok successes and failed failures out of total: "cancelled 2/3" counts only
+// what succeeded, with ", 1 failed" once something failed. The last line comes once all
+// are done.
+func (p *progress) update(verb string, ok, failed, total int) {
+	final := ok+failed >= total
+	line := fmt.Sprintf("%s %d/%d", verb, ok, total)
+	if failed > 0 {
+		line += fmt.Sprintf(", %d failed", failed)
+	}
 	switch {
 	case p.terminal:
-		fmt.Fprintf(p.w, "\r%s %d/%d", verb, done, total)
+		fmt.Fprintf(p.w, "\r%s", line)
 		if final {
 			fmt.Fprintln(p.w)
 		}
 	case final || time.Since(p.last) >= time.Second:
-		fmt.Fprintf(p.w, "%s %d/%d\n", verb, done, total)
+		fmt.Fprintln(p.w, line)
 		p.last = time.Now()
 	}
 }

@@ -203,7 +203,7 @@ func (c *cli) enqueueMany(cmd *cobra.Command, cl *spool.Client, queue string, jo
 			}
 		}
 		done += n
-		p.update("enqueued", done, count)
+		p.update("enqueued", done-failures, failures, count)
 	}
 	enqueued := count - duplicates - failures
 	if c.json {
@@ -361,7 +361,7 @@ func (c *cli) eachJob(cmd *cobra.Command, raw []string, done string, op func(con
 		failed int
 		p      = newProgress(c.stderr)
 	)
-	for i, id := range ids {
+	for _, id := range ids {
 		job, err := op(cmd.Context(), cl, id)
 		switch {
 		case err != nil && (len(ids) == 1 || cmd.Context().Err() != nil):
@@ -376,7 +376,7 @@ func (c *cli) eachJob(cmd *cobra.Command, raw []string, done string, op func(con
 			}
 		}
 		if len(ids) > 1 {
-			p.update(done, i+1, len(ids))
+			p.update(done, len(jobs), failed, len(ids))
 		}
 	}
 	if c.json {

@@ -300,6 +300,11 @@ func TestCommandsAgainstServer(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "job not found") || !strings.Contains(r.stdout, "cancelled job "+strconvU(stdinJob.ID)) {
 		t.Errorf("delete with an unknown id: %+v", r)
 	}
+	// The progress counts what was cancelled, not what was tried.
+	if !strings.Contains(r.stderr, "cancelled 1/2, 1 failed\n") || strings.Contains(r.stderr, "cancelled 2/2") ||
+		!strings.Contains(r.stderr, "error: 1 of 2 jobs were not cancelled") {
+		t.Errorf("delete progress: %q", r.stderr)
+	}
 	if r := spoolCmd(t, "", "job", "12345", s); r.code != 1 || r.stderr != "error: spool: job 12345: job not found (job_not_found)\n" {
 		t.Errorf("job 12345: %+v", r)
 	}
