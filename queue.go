@@ -175,7 +175,7 @@ func (c *Client) DeleteQueue(ctx context.Context, name string) error {
 		return fmt.Errorf("spool: delete queue: %w", err)
 	}
 	if err := c.do(ctx, request{method: http.MethodDelete, path: pathQueue(name, "")}); err != nil {
-		return fmt.Errorf("spool: delete queue %s: %w", name, err)
+		return fmt.Errorf("spool: delete queue %q: %w", name, err)
 	}
 	return nil
 }
@@ -200,7 +200,7 @@ func (c *Client) queueCall(ctx context.Context, op, method, name, action string,
 	}
 	var q Queue
 	if err := c.do(ctx, request{method: method, path: pathQueue(name, action), body: in, out: &q}); err != nil {
-		return nil, fmt.Errorf("spool: %s %s: %w", op, name, err)
+		return nil, fmt.Errorf("spool: %s %q: %w", op, name, err)
 	}
 	return &q, nil
 }
@@ -218,7 +218,7 @@ func (c *Client) KickQueue(ctx context.Context, name string, maxJobs int) (int, 
 		Kicked int `json:"kicked"`
 	}
 	if err := c.do(ctx, request{method: http.MethodPost, path: pathQueue(name, "kick"), body: &in, out: &out}); err != nil {
-		return 0, fmt.Errorf("spool: kick queue %s: %w", name, err)
+		return 0, fmt.Errorf("spool: kick queue %q: %w", name, err)
 	}
 	return out.Kicked, nil
 }
@@ -252,7 +252,7 @@ func (c *Client) ListJobs(ctx context.Context, queue string, state State, limit 
 		NextCursor string `json:"next_cursor"`
 	}
 	if err := c.do(ctx, request{method: http.MethodGet, path: pathQueue(queue, "jobs"), query: q, out: &out}); err != nil {
-		return nil, fmt.Errorf("spool: list jobs of %s: %w", queue, err)
+		return nil, fmt.Errorf("spool: list jobs of %q: %w", queue, err)
 	}
 	return &JobPage{Jobs: out.Jobs, NextCursor: out.NextCursor}, nil
 }
@@ -271,7 +271,7 @@ func (c *Client) Purge(ctx context.Context, queue string, state State) (int, err
 		Purged int `json:"purged"`
 	}
 	if err := c.do(ctx, request{method: http.MethodPost, path: pathQueue(queue, "purge"), body: &in, out: &out}); err != nil {
-		return 0, fmt.Errorf("spool: purge %s: %w", queue, err)
+		return 0, fmt.Errorf("spool: purge %q: %w", queue, err)
 	}
 	return out.Purged, nil
 }

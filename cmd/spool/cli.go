@@ -73,15 +73,68 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "error: %s\n", err)
+	// A flag error can stop the parse before --json is read: look for it in the arguments.
+	if !c.json && wantsJSON(args) {
+		c.json = true
+	}
+	if cmd != nil && cmd.Name() == "serve" {
+		c.json = false // serve refuses --json: it prints logs, not results
+	}
+	c.printError(err)
 	var ue *usageError
 	if errors.As(err, &ue) {
-		if cmd != nil {
+		if cmd != nil && !c.json {
 			fmt.Fprintf(stderr, "usage: %s\nRun '%s --help' for more.\n", cmd.UseLine(), cmd.CommandPath())
 		}
 		return exitUsage
 	}
 	return exitError
+}
+
+// wantsJSON reports whether --json is among the program's own arguments.
+func wantsJSON(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--json", "--json=true":
+			return true
+		}
+	}
+	return false
+}
+
+// printError writes err on stderr: "error: ..." as text, or with --json in the API's error
+// form, {"error": {"code": ..., "message": ...}}, with the server's code when the server
+// answered with one.
+func (c *cli) printError(err error) {
+	if !c.json {
+		fmt.Fprintf(c.stderr, "error: %s\n", err)
+		return
+	}
+	e := errorJSON{Code: "error", Message: err.Error()}
+	var (
+		api *spool.APIError
+		ue  *usageError
+	)
+	switch {
+	case errors.As(err, &api) && api.Code != "":
+		e.Code, e.Field = api.Code, api.Field
+	case errors.As(err, &ue):
+		e.Code = spool.CodeInvalidArgument
+	case errors.Is(err, spool.ErrUnavailable):
+		e.Code = spool.CodeUnavailable
+	}
+	enc := json.NewEncoder(c.stderr)
+	enc.SetEscapeHTML(false)
+	enc.Encode(map[string]errorJSON{"error": e})
+}
+
+// errorJSON is an error as the HTTP API writes it.
+type errorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
 }
 
 func (c *cli) rootCmd() *cobra.Command {
@@ -92,7 +145,9 @@ func (c *cli) rootCmd() *cobra.Command {
 heartbeats, retries with backoff, delays, buried jobs and kicks, pause and resume.
 
 Run a server with 'spool serve'. The other commands talk to a server over its HTTP API:
---server (or $SPOOL_SERVER) names it, several comma-separated URLs fail over.`,
+--server (or $SPOOL_SERVER) names it, several comma-separated URLs fail over. With --json,
+results are JSON on standard output and errors JSON on standard error, in the API's form
+{"error": {"code": ..., "message": ...}}; the exit status is the same.`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -259,10 +314,28 @@ func fmtAge(t time.Time, now time.Time) string {
 	d := now.Sub(t)
 	switch {
 	case d < 0:
-		return "in " + fmtDuration(roundDuration(-d))
+		return "in " + fmtSpan(-d)
 	default:
-		return fmtDuration(roundDuration(d)) + " ago"
+		return fmtSpan(d) + " ago"
 	}
+}
+
+// fmtSpan prints a span of time for reading, with less precision the longer it is: "2.5s",
+// "12m3s", "5h20m", then days and hours ("25d18h") from two days on; "-" for 0.
+func fmtSpan(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d < time.Hour:
+		return fmtDuration(roundDuration(d))
+	case d < 2*day:
+		return fmtDuration(d.Round(time.Minute))
+	}
+	d = d.Round(time.Hour)
+	days, hours := d/day, d%day/time.Hour
+	if hours == 0 {
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%dh", days, hours)
 }
 
 func roundDuration(d time.Duration) time.Duration {

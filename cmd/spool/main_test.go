@@ -78,6 +78,12 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"serve", "--retention", "500ms"},
 		{"serve", "--retention", "1500ms"},
 		{"stats", "--server", "ftp://x"},
+		{"enqueue", "q", "--max-attempts", "0"},
+		{"enqueue", "q", "--max-attempts", "1001"},
+		{"queue", "set", "q", "--max-attempts", "0"},
+		{"serve", "--json"},
+		{"serve", "--server", "http://127.0.0.1:1"},
+		{"serve", "--timeout", "1s"},
 	}
 	for _, args := range cases {
 		r := spoolCmd(t, "", args...)
@@ -286,7 +292,7 @@ func TestCommandsAgainstServer(t *testing.T) {
 		t.Errorf("peek buried = %+v", page.Jobs)
 	}
 	r = ok(t, "kick", "email", s, "--max", "5")
-	if r.stdout != "kicked 1 jobs in email\n" {
+	if r.stdout != "kicked 1 job in email\n" {
 		t.Errorf("kick queue: %q", r.stdout)
 	}
 
