@@ -163,7 +163,7 @@ func TestWork(t *testing.T) {
 	if j := waitFinal(t, cl, id, spool.StateSucceeded); string(j.Result) != `{"slow":"done"}` {
 		t.Errorf("slow: result %s", j.Result)
 	}
-	for _, s := range []string{`msg="worker started"`, `msg="job succeeded"`, `msg="job failed"`, "type=fail"} {
+	for _, s := range []string{`msg="worker started"`, `msg="job succeeded"`, `msg="job buried"`, "type=fail"} {
 		if !strings.Contains(stderr, s) {
 			t.Errorf("log lacks %s:\n%s", s, stderr)
 		}
@@ -185,8 +185,13 @@ func TestWorkShutdownReleases(t *testing.T) {
 	waitFinal(t, cl, job.ID, spool.StateReserved)
 	time.Sleep(100 * time.Millisecond) // the command is running
 	start := time.Now()
-	if code, stderr := stop(); code != 0 {
+	code, stderr := stop()
+	if code != 0 {
 		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+	// Logged as released, not as failed.
+	if !strings.Contains(stderr, `msg="job released"`) || strings.Contains(stderr, `msg="job failed"`) {
+		t.Errorf("log:\n%s", stderr)
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("stopping took %s", took)
