@@ -32,6 +32,50 @@ func programVersion() string {
 	return "dev"
 }
 
+// buildInfo is what the binary knows of its build: the module version (or -X main.version),
+// and the VCS revision and commit time that 'go build' stamps in a checkout.
+type buildInfo struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision,omitempty"`
+	Time     string `json:"time,omitempty"`
+	Modified bool   `json:"modified,omitempty"` // built from a checkout with uncommitted changes
+	Go       string `json:"go"`
+}
+
+func readBuildInfo() buildInfo {
+	b := buildInfo{Version: programVersion(), Go: runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				b.Revision = s.Value
+			case "vcs.time":
+				b.Time = s.Value
+			case "vcs.modified":
+				b.Modified = s.Value == "true"
+			}
+		}
+	}
+	return b
+}
+
+// String prints the build on one line: "v1.2.0 (rev 81e8027e1a2b, 2026-12-06T08:00:00Z, go1.26.8)".
+func (b buildInfo) String() string {
+	var parts []string
+	if b.Revision != "" {
+		rev := b.Revision[:min(len(b.Revision), 12)]
+		if b.Modified {
+			rev += "+modified"
+		}
+		parts = append(parts, "rev "+rev)
+	}
+	if b.Time != "" {
+		parts = append(parts, b.Time)
+	}
+	parts = append(parts, b.Go)
+	return fmt.Sprintf("%s (%s)", b.Version, strings.Join(parts, ", "))
+}
+
 // Exit statuses.
 const (
 	exitOK    = 0
@@ -163,6 +207,8 @@ results are JSON on standard output and errors JSON on standard error, in the AP
 		},
 	}
 	root.SuggestionsMinimumDistance = 2
+	root.Version = readBuildInfo().String()
+	root.SetVersionTemplate("spool {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
 	defServer := c.getenv("SPOOL_SERVER")
@@ -356,5 +402,3 @@ func fmtTime(t time.Time, now time.Time) string {
 	}
 	return fmt.Sprintf("%s (%s)", t.Local().Format(time.RFC3339), fmtAge(t, now))
 }
-
-func goVersion() string { return runtime.Version() }

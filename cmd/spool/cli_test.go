@@ -98,3 +98,21 @@ func TestWorkRefusesBadQueueAtOnce(t *testing.T) {
 		t.Fatal("work -q 'bad q' is still running")
 	}
 }
+
+func TestBuildInfoString(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		b    buildInfo
+		want string
+	}{
+		{buildInfo{Version: "dev", Go: "go1.26.8"}, "dev (go1.26.8)"},
+		{buildInfo{Version: "v1.2.0", Revision: "81e8027e1a2b3c4d5e6f", Time: "2026-12-06T08:00:00Z", Go: "go1.26.8"},
+			"v1.2.0 (rev 81e8027e1a2b, 2026-12-06T08:00:00Z, go1.26.8)"},
+		{buildInfo{Version: "dev", Revision: "81e8027e1a2b3c4d5e6f", Modified: true, Go: "go1.26.8"},
+			"dev (rev 81e8027e1a2b+modified, go1.26.8)"},
+	} {
+		if got := c.b.String(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.b, got, c.want)
+		}
+	}
+}

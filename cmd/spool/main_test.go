@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"regexp"
 	"strconv"
@@ -107,10 +108,13 @@ func TestHelpAndVersion(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "spool ") {
 		t.Errorf("version: %q", r.stdout)
 	}
-	var v map[string]string
+	var v map[string]any
 	okJSON(t, &v, "version")
-	if v["version"] == "" || !strings.HasPrefix(v["go"], "go") {
+	if v["version"] == "" || !strings.HasPrefix(fmt.Sprint(v["go"]), "go") {
 		t.Errorf("version --json: %v", v)
+	}
+	if r2 := ok(t, "--version"); r2.stdout != r.stdout {
+		t.Errorf("--version %q, version %q", r2.stdout, r.stdout)
 	}
 }
 

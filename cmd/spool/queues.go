@@ -362,12 +362,15 @@ func (c *cli) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this program",
-		Args:  args(cobra.NoArgs),
+		Long: `Print the version of this program: the module version (or the release's), and for a
+build from a git checkout the commit and its time ("+modified" with uncommitted changes).`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			b := readBuildInfo()
 			if c.json {
-				return c.printJSON(map[string]string{"version": programVersion(), "go": goVersion()})
+				return c.printJSON(b)
 			}
-			fmt.Fprintf(c.stdout, "spool %s (%s)\n", programVersion(), goVersion())
+			fmt.Fprintf(c.stdout, "spool %s\n", b)
 			return nil
 		},
 	}
