@@ -16,16 +16,16 @@ import (
 	"github.com/spoolq/spool/server"
 )
 
-// runOnce runs a server that is expected to fail at start, and returns its error and logs.
-func runOnce(t *testing.T, cfg server.Config) (error, string) {
+// runOnce runs a server that is expected to fail at start, and returns its logs and error.
+func runOnce(t *testing.T, cfg server.Config) (logs string, err error) {
 	t.Helper()
-	var logs bytes.Buffer
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	var buf bytes.Buffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	cfg.Ready = func(server.Addrs) { t.Errorf("second server started serving on %+v", cfg) }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := server.Run(ctx, cfg)
-	return err, logs.String()
+	err = server.Run(ctx, cfg)
+	return buf.String(), err
 }
 
 // A second server on a data folder in use fails at once, naming the process that holds it,
@@ -38,7 +38,7 @@ func TestDataDirLocked(t *testing.T) {
 	data := t.TempDir()
 	a := startNode(t, server.Config{DataDir: data})
 
-	err, logs := runOnce(t, server.Config{DataDir: data, HTTPAddr: "127.0.0.1:0"})
+	logs, err := runOnce(t, server.Config{DataDir: data, HTTPAddr: "127.0.0.1:0"})
 	if err == nil {
 		t.Fatal("a second server on the same data folder started")
 	}
@@ -90,7 +90,7 @@ func TestBusyPortFailsBeforeEngine(t *testing.T) {
 	t.Parallel()
 	a := startNode(t, server.Config{})
 	data := t.TempDir()
-	err, logs := runOnce(t, server.Config{DataDir: data, HTTPAddr: a.HTTP})
+	logs, err := runOnce(t, server.Config{DataDir: data, HTTPAddr: a.HTTP})
 	if err == nil || !strings.Contains(err.Error(), "http listen") {
 		t.Fatalf("error %v, want an http listen error", err)
 	}
