@@ -190,8 +190,7 @@ heartbeats, retries with backoff, delays, buried jobs and kicks, pause and resum
 
 Run a server with 'spool serve'. The other commands talk to a server over its HTTP API:
 --server (or $SPOOL_SERVER) names it, several comma-separated URLs fail over. With --json,
-results are JSON on standard output and errors JSON on standard error, in the API's form
-{"error": {"code": ..., "message": ...}}; the exit status is the same.`,
+errors too are JSON: the API's {"error": {"code", "message"}} on stderr.`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -208,6 +207,7 @@ results are JSON on standard output and errors JSON on standard error, in the AP
 	}
 	root.SuggestionsMinimumDistance = 2
 	root.Version = readBuildInfo().String()
+	root.Flags().BoolP("version", "v", false, "print the version of this program")
 	root.SetVersionTemplate("spool {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
