@@ -119,7 +119,7 @@ func (c *Client) Enqueue(ctx context.Context, queue, jobType string, payload any
 	}
 	var job Job
 	if err := c.do(ctx, request{method: http.MethodPost, path: pathQueue(queue, "jobs"), body: e, out: &job}); err != nil {
-		return nil, fmt.Errorf("spool: enqueue to %s: %w", queue, err)
+		return nil, fmt.Errorf("spool: enqueue to %q: %w", queue, err)
 	}
 	return &job, nil
 }
@@ -176,10 +176,10 @@ func (c *Client) EnqueueBatch(ctx context.Context, queue string, jobs []BatchJob
 		} `json:"jobs"`
 	}
 	if err := c.do(ctx, request{method: http.MethodPost, path: pathQueue(queue, "jobs"), body: &in, out: &out}); err != nil {
-		return nil, fmt.Errorf("spool: enqueue batch to %s: %w", queue, err)
+		return nil, fmt.Errorf("spool: enqueue batch to %q: %w", queue, err)
 	}
 	if len(out.Jobs) != len(jobs) {
-		return nil, fmt.Errorf("spool: enqueue batch to %s: server answered %d results for %d jobs", queue, len(out.Jobs), len(jobs))
+		return nil, fmt.Errorf("spool: enqueue batch to %q: server answered %d results for %d jobs", queue, len(out.Jobs), len(jobs))
 	}
 	res := make([]BatchResult, len(out.Jobs))
 	for i, o := range out.Jobs {

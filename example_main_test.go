@@ -7,8 +7,8 @@ import (
 	"github.com/spoolq/spool/internal/spooltest"
 )
 
-// serverURL is the address of a real spool server that TestMain starts for the examples,
-// as "spool serve" would listen on http://127.0.0.1:7420.
+// serverURL is the address of a real spool server that TestMain starts for the tests; the
+// examples read it from $SPOOL_SERVER, as a user's program would.
 var serverURL string
 
 func TestMain(m *testing.M) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/spoolq/spool"
@@ -13,7 +14,7 @@ import (
 // Enqueue a job with a JSON payload and options.
 func ExampleClient_Enqueue() {
 	ctx := context.Background()
-	client, err := spool.NewClient(serverURL) // e.g. "http://127.0.0.1:7420"
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER")) // "" means http://127.0.0.1:7420
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func ExampleClient_Enqueue() {
 // Reserve jobs, process them and acknowledge them.
 func ExampleClient_Reserve() {
 	ctx := context.Background()
-	client, err := spool.NewClient(serverURL)
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func ExampleClient_Reserve() {
 // Follow a job's status by id.
 func ExampleClient_Job() {
 	ctx := context.Background()
-	client, err := spool.NewClient(serverURL)
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER"))
 	if err != nil {
 		log.Fatal(err)
 	}

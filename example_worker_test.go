@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // decoded payload, and a result kept with the job.
 func ExampleWorker() {
 	ctx := context.Background()
-	client, err := spool.NewClient(serverURL) // e.g. "http://127.0.0.1:7420"
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER")) // "" means http://127.0.0.1:7420
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func ExampleWorker_RunUntilSignal() {
 // after the queue's backoff, RetryAfter after a given delay, Permanent buries it now.
 func ExamplePermanent() {
 	ctx := context.Background()
-	client, err := spool.NewClient(serverURL)
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func ExamplePermanent() {
 // Hooks give metrics and tracing a place around every job.
 func ExampleHooks() {
 	ctx := context.Background()
-	client, err := spool.NewClient(serverURL)
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER"))
 	if err != nil {
 		log.Fatal(err)
 	}

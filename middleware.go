@@ -49,8 +49,11 @@ func (h Hooks) Middleware() Middleware {
 	}
 }
 
-// Logging returns a Middleware that logs every job the worker runs: at level Info when it
-// succeeds, Warn when it fails, with its id, type, queue, attempt and duration.
+// Logging returns a Middleware that logs every job the worker runs with its id, type,
+// queue, attempt and duration, by what becomes of it: "job succeeded" (Info), "job failed"
+// when it will be retried (Warn), "job buried" when it failed for good: a Permanent error
+// or its attempts used up (Error), "job snoozed" (Info), "job released" when a hard
+// shutdown interrupted it (Warn), "job abandoned" when its lease was lost (Warn).
 func Logging(logger *slog.Logger) Middleware {
 	return Hooks{Finish: func(ctx context.Context, job *Job, err error, elapsed time.Duration) {
 		attrs := []slog.Attr{
@@ -60,17 +63,43 @@ func Logging(logger *slog.Logger) Middleware {
 			slog.Int("attempt", job.Attempts),
 			slog.Duration("elapsed", elapsed),
 		}
-		if err == nil {
-			logger.LogAttrs(ctx, slog.LevelInfo, "job succeeded", attrs...)
-			return
+		var cause error
+		if ctx.Err() != nil {
+			cause = context.Cause(ctx)
 		}
-		var pe *PanicError
-		if errors.As(err, &pe) {
-			// The stack is logged by the worker; the value is enough here.
-			attrs = append(attrs, slog.Any("panic", pe.Value))
-		} else {
-			attrs = append(attrs, slog.String("err", err.Error()))
+		if err != nil {
+			var pe *PanicError
+			if errors.As(err, &pe) {
+				// The stack is logged by the worker; the value is enough here.
+				attrs = append(attrs, slog.Any("panic", pe.Value))
+			} else {
+				attrs = append(attrs, slog.String("err", err.Error()))
+			}
 		}
-		logger.LogAttrs(ctx, slog.LevelWarn, "job failed", attrs...)
+		// The same decisions as the worker's report of the outcome (executor.go).
+		var (
+			snooze *SnoozeError
+			perm   *PermanentError
+		)
+		level, msg := slog.LevelWarn, "job failed"
+		switch {
+		case errors.Is(cause, ErrLeaseLost):
+			msg = "job abandoned"
+			attrs = append(attrs, slog.String("reason", "lease lost: the outcome is not reported"))
+		case err == nil:
+			level, msg = slog.LevelInfo, "job succeeded"
+		case errors.Is(cause, ErrWorkerShutdown):
+			msg = "job released"
+			attrs = append(attrs, slog.String("reason", "interrupted by the worker's shutdown"))
+		case errors.As(err, &snooze):
+			level, msg = slog.LevelInfo, "job snoozed"
+			attrs = append(attrs, slog.Duration("delay", snooze.Delay))
+		case errors.As(err, &perm) || job.MaxAttempts > 0 && job.Attempts >= job.MaxAttempts:
+			level, msg = slog.LevelError, "job buried"
+			attrs = append(attrs, slog.Int("max_attempts", job.MaxAttempts))
+		default:
+			attrs = append(attrs, slog.Int("max_attempts", job.MaxAttempts))
+		}
+		logger.LogAttrs(ctx, level, msg, attrs...)
 	}}.Middleware()
 }

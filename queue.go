@@ -175,7 +175,7 @@ func (c *Client) DeleteQueue(ctx context.Context, name string) error {
 		return fmt.Errorf("spool: delete queue: %w", err)
 	}
 	if err := c.do(ctx, request{method: http.MethodDelete, path: pathQueue(name, "")}); err != nil {
-		return fmt.Errorf("spool: delete queue %s: %w", name, err)
+		return fmt.Errorf("spool: delete queue %q: %w", name, err)
 	}
 	return nil
 }
@@ -200,7 +200,7 @@ func (c *Client) queueCall(ctx context.Context, op, method, name, action string,
 	}
 	var q Queue
 	if err := c.do(ctx, request{method: method, path: pathQueue(name, action), body: in, out: &q}); err != nil {
-		return nil, fmt.Errorf("spool: %s %s: %w", op, name, err)
+		return nil, fmt.Errorf("spool: %s %q: %w", op, name, err)
 	}
 	return &q, nil
 }
@@ -218,7 +218,7 @@ func (c *Client) KickQueue(ctx context.Context, name string, maxJobs int) (int, 
 		Kicked int `json:"kicked"`
 	}
 	if err := c.do(ctx, request{method: http.MethodPost, path: pathQueue(name, "kick"), body: &in, out: &out}); err != nil {
-		return 0, fmt.Errorf("spool: kick queue %s: %w", name, err)
+		return 0, fmt.Errorf("spool: kick queue %q: %w", name, err)
 	}
 	return out.Kicked, nil
 }
@@ -252,7 +252,7 @@ func (c *Client) ListJobs(ctx context.Context, queue string, state State, limit 
 		NextCursor string `json:"next_cursor"`
 	}
 	if err := c.do(ctx, request{method: http.MethodGet, path: pathQueue(queue, "jobs"), query: q, out: &out}); err != nil {
-		return nil, fmt.Errorf("spool: list jobs of %s: %w", queue, err)
+		return nil, fmt.Errorf("spool: list jobs of %q: %w", queue, err)
 	}
 	return &JobPage{Jobs: out.Jobs, NextCursor: out.NextCursor}, nil
 }
@@ -271,41 +271,48 @@ func (c *Client) Purge(ctx context.Context, queue string, state State) (int, err
 		Purged int `json:"purged"`
 	}
 	if err := c.do(ctx, request{method: http.MethodPost, path: pathQueue(queue, "purge"), body: &in, out: &out}); err != nil {
-		return 0, fmt.Errorf("spool: purge %s: %w", queue, err)
+		return 0, fmt.Errorf("spool: purge %q: %w", queue, err)
 	}
 	return out.Purged, nil
 }
 
-// ServerStats describes a server and the jobs of all queues.
+// ServerStats describes a server and the jobs of all queues. Its JSON form is the wire
+// format of GET /v1/stats: the server encodes it with this type and the client decodes it
+// with the same, so the two cannot disagree.
 type ServerStats struct {
 	Version string
-	Node    string
 	Uptime  time.Duration
 	Queues  int         // number of queues
 	Jobs    StateCounts // jobs by state over all queues
 	Totals  Totals      // the queues' counters added up
 }
 
+// serverStatsJSON is the wire form of ServerStats.
 type serverStatsJSON struct {
 	Version string           `json:"version"`
-	Node    string           `json:"node,omitempty"`
 	Uptime  jsonDuration     `json:"uptime"`
 	Queues  int              `json:"queues"`
 	Jobs    StateCounts      `json:"jobs"`
 	Totals  serverTotalsJSON `json:"totals"`
 }
 
-// serverTotalsJSON are the totals of /v1/stats. The API document leaves their names
-// open; they are read under the names of the queue statistics, and "buried" is accepted
-// for buried_total.
+// serverTotalsJSON are the totals of /v1/stats. Beside "jobs" there is no current count
+// to tell apart, so the number of jobs buried is "buried", not the queue's "buried_total".
 type serverTotalsJSON struct {
-	Totals
-	Buried *int64 `json:"buried,omitempty"`
+	Enqueued  int64 `json:"enqueued"`
+	Reserves  int64 `json:"reserves"`
+	Succeeded int64 `json:"succeeded"`
+	Failed    int64 `json:"failed"`
+	Buried    int64 `json:"buried"`
+	Cancelled int64 `json:"cancelled"`
+	Timeouts  int64 `json:"timeouts"`
 }
 
 // MarshalJSON encodes the statistics in the wire format of the HTTP API.
 func (s ServerStats) MarshalJSON() ([]byte, error) {
-	return json.Marshal(&serverStatsJSON{s.Version, s.Node, jsonDuration(s.Uptime), s.Queues, s.Jobs, serverTotalsJSON{Totals: s.Totals}})
+	t := s.Totals
+	return json.Marshal(&serverStatsJSON{s.Version, jsonDuration(s.Uptime), s.Queues, s.Jobs,
+		serverTotalsJSON{t.Enqueued, t.Reserves, t.Succeeded, t.Failed, t.BuriedTotal, t.Cancelled, t.Timeouts}})
 }
 
 // UnmarshalJSON decodes the wire format of the HTTP API.
@@ -314,11 +321,9 @@ func (s *ServerStats) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	t := w.Totals.Totals
-	if t.BuriedTotal == 0 && w.Totals.Buried != nil {
-		t.BuriedTotal = *w.Totals.Buried
-	}
-	*s = ServerStats{w.Version, w.Node, time.Duration(w.Uptime), w.Queues, w.Jobs, t}
+	t := w.Totals
+	*s = ServerStats{w.Version, time.Duration(w.Uptime), w.Queues, w.Jobs,
+		Totals{t.Enqueued, t.Reserves, t.Succeeded, t.Failed, t.Buried, t.Cancelled, t.Timeouts}}
 	return nil
 }
 

@@ -247,7 +247,7 @@ func (c *Client) PutSchedule(ctx context.Context, name string, def ScheduleDefin
 	}{def.Spec, def.TimeZone, def.Queue, def.Job.wire(), utc(def.StartAt), utc(def.EndAt), def.CatchUp, def.Paused}
 	var out Schedule
 	if err := c.do(ctx, request{method: http.MethodPut, path: pathSchedule(name, ""), body: &in, out: &out}); err != nil {
-		return nil, fmt.Errorf("spool: put schedule %s: %w", name, scheduleErr(err))
+		return nil, fmt.Errorf("spool: put schedule %q: %w", name, scheduleErr(err))
 	}
 	return &out, nil
 }
@@ -275,7 +275,7 @@ func (c *Client) DeleteSchedule(ctx context.Context, name string) error {
 		return fmt.Errorf("spool: delete schedule: %w", err)
 	}
 	if err := c.do(ctx, request{method: http.MethodDelete, path: pathSchedule(name, "")}); err != nil {
-		return fmt.Errorf("spool: delete schedule %s: %w", name, scheduleErr(err))
+		return fmt.Errorf("spool: delete schedule %q: %w", name, scheduleErr(err))
 	}
 	return nil
 }
@@ -299,7 +299,7 @@ func (c *Client) TriggerSchedule(ctx context.Context, name string) (*Job, error)
 	}
 	var job Job
 	if err := c.do(ctx, request{method: http.MethodPost, path: pathSchedule(name, "trigger"), out: &job}); err != nil {
-		return nil, fmt.Errorf("spool: trigger schedule %s: %w", name, scheduleErr(err))
+		return nil, fmt.Errorf("spool: trigger schedule %q: %w", name, scheduleErr(err))
 	}
 	return &job, nil
 }
@@ -314,7 +314,7 @@ func (c *Client) scheduleOp(ctx context.Context, method, name, action string) (*
 	}
 	var out Schedule
 	if err := c.do(ctx, request{method: method, path: pathSchedule(name, action), out: &out}); err != nil {
-		return nil, fmt.Errorf("spool: %s %s: %w", what, name, scheduleErr(err))
+		return nil, fmt.Errorf("spool: %s %q: %w", what, name, scheduleErr(err))
 	}
 	return &out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -852,10 +853,75 @@ func TestWorkerMiddleware(t *testing.T) {
 	})
 	logMu.Lock()
 	defer logMu.Unlock()
-	for _, want := range []string{`msg="job succeeded"`, `type=ok`, `msg="job failed"`, `panic=oops`, `type=nobody.handles.this`} {
+	for _, want := range []string{`msg="job succeeded"`, `type=ok`, `msg="job buried"`, `panic=oops`, `type=nobody.handles.this`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, logs.String())
 		}
+	}
+}
+
+// Logging says what becomes of each job: retried, buried, or released at a hard shutdown,
+// not "failed" for all of them.
+func TestWorkerLoggingOutcomes(t *testing.T) {
+	t.Parallel()
+	c := testClient(t)
+	q := wq(t, "q")
+	var (
+		logs  bytes.Buffer
+		logMu sync.Mutex
+	)
+	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 2})
+	w.Use(spool.Logging(slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))))
+	w.HandleFunc("fails", func(ctx context.Context, job *spool.Job) error {
+		return spool.RetryAfter(10*time.Millisecond, errors.New("bad luck"))
+	})
+	w.HandleFunc("hangs", func(ctx context.Context, job *spool.Job) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logged := func(want string) func() bool {
+		return func() bool {
+			logMu.Lock()
+			defer logMu.Unlock()
+			return strings.Contains(logs.String(), want)
+		}
+	}
+	// A failure with attempts left is retried; on the last attempt the job is buried.
+	if _, err := c.Enqueue(context.Background(), q, "fails", nil, spool.MaxAttempts(2)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a retry and a burial logged", logged(`level=ERROR msg="job buried"`))
+	hung, err := c.Enqueue(context.Background(), q, "hangs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the hanging job reserved", func() bool {
+		j, err := c.Job(context.Background(), hung.ID)
+		return err == nil && j.State == spool.StateReserved
+	})
+	// A hard stop: the drain time is too short for the hanging job.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := w.Shutdown(ctx); err == nil {
+		t.Error("Shutdown interrupted a job and returned nil")
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	out := logs.String()
+	for _, want := range []string{
+		`level=WARN msg="job failed" job=`, `type=fails`, `attempt=1`, `err="bad luck"`, `max_attempts=2`,
+		`level=ERROR msg="job buried" job=`, `attempt=2`,
+		`level=WARN msg="job released" job=` + strconv.FormatUint(hung.ID, 10), `reason="interrupted by the worker's shutdown"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, `msg="job failed"`) != 1 {
+		t.Errorf("want one retried failure logged:\n%s", out)
 	}
 }
 

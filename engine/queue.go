@@ -361,6 +361,20 @@ func (e *Engine) Pause(ctx context.Context, name string, until time.Time) (*Queu
 	if err != nil {
 		return nil, err
 	}
+	if err := e.pause(ctx, q, until); err != nil {
+		return nil, err
+	}
+	if until.IsZero() {
+		e.log.Info("queue paused until resumed", "queue", name)
+	} else {
+		e.log.Info("queue paused", "queue", name, "until", until)
+	}
+	return e.Queue(ctx, name)
+}
+
+// pause marks the queue paused and pauses its band consumers, until the given time or, when
+// it is zero, until resumed.
+func (e *Engine) pause(ctx context.Context, q *queue, until time.Time) error {
 	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) {
 		c.Paused = true
 		c.PausedUntil = 0
@@ -369,7 +383,7 @@ func (e *Engine) Pause(ctx context.Context, name string, until time.Time) (*Queu
 		}
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pu := until
 	if pu.IsZero() {
@@ -377,11 +391,10 @@ func (e *Engine) Pause(ctx context.Context, name string, until time.Time) (*Queu
 	}
 	for _, b := range cfg.levels() {
 		if _, err := e.js.PauseConsumer(ctx, q.names.stream(), consumerName(b), pu); err != nil {
-			return nil, fmt.Errorf("pause band %d: %w", b, err)
+			return fmt.Errorf("pause band %d: %w", b, err)
 		}
 	}
-	e.log.Info("queue paused", "queue", name, "until", until)
-	return e.Queue(ctx, name)
+	return nil
 }
 
 // Resume restarts a paused queue's dispatch.
@@ -501,7 +514,8 @@ func (e *Engine) DeleteQueue(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := e.Pause(ctx, name, time.Time{}); err != nil && !errors.Is(err, ErrQueueNotFound) {
+	// Stop dispatch first, quietly: the log says "queue deleted" at the end.
+	if err := e.pause(ctx, q, time.Time{}); err != nil && !errors.Is(err, ErrQueueNotFound) {
 		return err
 	}
 	if _, err := e.cancelMessages(ctx, q, q.names.all(), true); err != nil {

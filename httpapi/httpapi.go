@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/spoolq/spool"
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/schedule"
 )
@@ -242,34 +243,24 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var jobs struct {
-		Ready    int64 `json:"ready"`
-		Reserved int64 `json:"reserved"`
-		Delayed  int64 `json:"delayed"`
-		Buried   int64 `json:"buried"`
-	}
-	var totals struct {
-		Enqueued  int64 `json:"enqueued"`
-		Succeeded int64 `json:"succeeded"`
-		Failed    int64 `json:"failed"`
-		Buried    int64 `json:"buried"`
-		Cancelled int64 `json:"cancelled"`
-		Timeouts  int64 `json:"timeouts"`
-	}
+	// The client's type is the wire format: one definition for both ends.
+	out := spool.ServerStats{Version: h.opts.Version, Uptime: time.Since(h.started).Round(time.Second), Queues: len(qs)}
+	j, t := &out.Jobs, &out.Totals
 	for _, q := range qs {
 		s := q.Stats
-		jobs.Ready, jobs.Reserved, jobs.Delayed, jobs.Buried = jobs.Ready+s.Ready, jobs.Reserved+s.Reserved, jobs.Delayed+s.Delayed, jobs.Buried+s.Buried
-		totals.Enqueued += s.Enqueued
-		totals.Succeeded += s.Succeeded
-		totals.Failed += s.Failed
-		totals.Buried += s.BuriedTot
-		totals.Cancelled += s.Cancelled
-		totals.Timeouts += s.Timeouts
+		j.Ready += s.Ready
+		j.Reserved += s.Reserved
+		j.Delayed += s.Delayed
+		j.Buried += s.Buried
+		t.Enqueued += s.Enqueued
+		t.Reserves += s.Reserves
+		t.Succeeded += s.Succeeded
+		t.Failed += s.Failed
+		t.BuriedTotal += s.BuriedTot
+		t.Cancelled += s.Cancelled
+		t.Timeouts += s.Timeouts
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"version": h.opts.Version, "uptime": fmtDuration(time.Since(h.started).Round(time.Second)),
-		"queues": len(qs), "jobs": jobs, "totals": totals,
-	})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -72,7 +74,7 @@ func parseFile(data []byte) ([]Definition, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		return nil, fileError(err)
 	}
 	defs := make([]Definition, len(f.Schedules))
 	for i, fs := range f.Schedules {
@@ -83,6 +85,33 @@ func parseFile(data []byte) ([]Definition, error) {
 		defs[i] = d
 	}
 	return defs, nil
+}
+
+// fileTypes names the file's Go types as a user knows them, in yaml's messages.
+var fileTypes = strings.NewReplacer(
+	"[]schedule.fileSchedule", "a list of schedules",
+	"schedule.fileSchedule", "a schedule",
+	"schedule.fileJob", "a schedule's job",
+	"!!map", "a map", "!!seq", "a list", "!!str", "the string", "!!int", "the number", "!!bool", "the boolean",
+	"struct { Schedules []schedule.fileSchedule \"yaml:\\\"schedules\\\"\" }", "the file (want a \"schedules\" list)",
+)
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type`)
+
+// fileError rewrites yaml's decoding errors, which name Go types ("field queu not found in
+// type schedule.fileSchedule"), in the file's own terms (`unknown field "queu" in a
+// schedule`), joined on one line.
+func fileError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		m = unknownField.ReplaceAllString(m, `unknown field "$1" in`)
+		msgs[i] = fileTypes.Replace(strings.Replace(m, " in type ", " in ", 1))
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 func (fs *fileSchedule) definition() (Definition, error) {

@@ -69,9 +69,16 @@ func TestParseFileErrors(t *testing.T) {
 			t.Errorf("%q: got %v, want field %s with %q", c.content, err, c.field, c.want)
 		}
 	}
-	for _, bad := range []string{"schedules:\n  - nme: x\n", "schedules: {a: 1}\n", "- a\n"} {
-		if _, err := parseFile([]byte(bad)); err == nil {
-			t.Errorf("%q accepted", bad)
+	// Decoding errors speak of the file, not of Go types.
+	for bad, want := range map[string]string{
+		"schedules:\n  - nme: x\n":                     `line 2: unknown field "nme" in a schedule`,
+		"schedules:\n  - name: x\n    job: {tpe: a}\n": `line 3: unknown field "tpe" in a schedule's job`,
+		"schedules: {a: 1}\n":                          "line 1: cannot unmarshal a map into a list of schedules",
+		"- a\n":                                        `line 1: cannot unmarshal a list into the file (want a "schedules" list)`,
+	} {
+		_, err := parseFile([]byte(bad))
+		if err == nil || err.Error() != want {
+			t.Errorf("%q: error %v, want %q", bad, err, want)
 		}
 	}
 }

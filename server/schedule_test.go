@@ -167,7 +167,7 @@ func TestSchedulesFileInvalid(t *testing.T) {
 		{"schedules:\n  - name: x\n    spec: \"0 25 * * *\"\n    queue: q\n", "schedules[0] (x): spec"},
 		{"schedules:\n  - name: x\n    spec: \"@daily\"\n    queue: q\n    time_zone: Nowhere/Land\n", "time_zone"},
 		{"schedules:\n  - name: x\n    spec: \"@daily\"\n    queue: q\n  - name: x\n    spec: \"@hourly\"\n    queue: q\n", "declared twice"},
-		{"schedules:\n  - name: x\n    spek: \"@daily\"\n", "field spek not found"},
+		{"schedules:\n  - name: x\n    spek: \"@daily\"\n", `line 3: unknown field "spek" in a schedule`},
 	} {
 		file := filepath.Join(t.TempDir(), "s.yaml")
 		os.WriteFile(file, []byte(c.content), 0o600)

@@ -28,6 +28,29 @@ func Run(ctx context.Context, cfg Config) error {
 	var nc *nats.Conn
 	var err error
 	addrs := Addrs{}
+	if cfg.NATSURL == "" {
+		// Before anything else: a second server on the same data folder fails here, at
+		// once, instead of running a second JetStream store over the same files.
+		unlock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	// The listeners are bound before the engine opens, so that a busy port fails at once
+	// rather than after the store's recovery; requests wait in the backlog until served.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	defer ln.Close()
+	var bln net.Listener
+	if cfg.BeanstalkAddr != "" {
+		if bln, err = net.Listen("tcp", cfg.BeanstalkAddr); err != nil {
+			return fmt.Errorf("beanstalkd listen: %w", err)
+		}
+		defer bln.Close()
+	}
 	if cfg.NATSURL != "" {
 		nc, err = nats.Connect(cfg.NATSURL, nats.Name("spool"), nats.MaxReconnects(-1),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
@@ -84,10 +107,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched})
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http listen: %w", err)
-	}
 	addrs.HTTP = ln.Addr().String()
 	srv := &http.Server{
 		Handler:           api,
@@ -101,12 +120,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// beanstalkd protocol front: on when cfg.BeanstalkAddr is set.
 	var bs *beanstalk.Server
 	bserr := make(chan error, 1)
-	if cfg.BeanstalkAddr != "" {
-		bln, err := net.Listen("tcp", cfg.BeanstalkAddr)
-		if err != nil {
-			srv.Close()
-			return fmt.Errorf("beanstalkd listen: %w", err)
-		}
+	if bln != nil {
 		addrs.Beanstalk = bln.Addr().String()
 		// A job the engine would refuse is too big for the front too.
 		bs = beanstalk.New(eng, beanstalk.Options{MaxJobSize: min(cfg.BeanstalkMaxJobSize, cfg.MaxPayload), Version: cfg.Version, Logger: log})

@@ -32,6 +32,50 @@ func programVersion() string {
 	return "dev"
 }
 
+// buildInfo is what the binary knows of its build: the module version (or -X main.version),
+// and the VCS revision and commit time that 'go build' stamps in a checkout.
+type buildInfo struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision,omitempty"`
+	Time     string `json:"time,omitempty"`
+	Modified bool   `json:"modified,omitempty"` // built from a checkout with uncommitted changes
+	Go       string `json:"go"`
+}
+
+func readBuildInfo() buildInfo {
+	b := buildInfo{Version: programVersion(), Go: runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				b.Revision = s.Value
+			case "vcs.time":
+				b.Time = s.Value
+			case "vcs.modified":
+				b.Modified = s.Value == "true"
+			}
+		}
+	}
+	return b
+}
+
+// String prints the build on one line: "v1.2.0 (rev 81e8027e1a2b, 2026-12-06T08:00:00Z, go1.26.8)".
+func (b buildInfo) String() string {
+	var parts []string
+	if b.Revision != "" {
+		rev := b.Revision[:min(len(b.Revision), 12)]
+		if b.Modified {
+			rev += "+modified"
+		}
+		parts = append(parts, "rev "+rev)
+	}
+	if b.Time != "" {
+		parts = append(parts, b.Time)
+	}
+	parts = append(parts, b.Go)
+	return fmt.Sprintf("%s (%s)", b.Version, strings.Join(parts, ", "))
+}
+
 // Exit statuses.
 const (
 	exitOK    = 0
@@ -73,15 +117,68 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "error: %s\n", err)
+	// A flag error can stop the parse before --json is read: look for it in the arguments.
+	if !c.json && wantsJSON(args) {
+		c.json = true
+	}
+	if cmd != nil && cmd.Name() == "serve" {
+		c.json = false // serve refuses --json: it prints logs, not results
+	}
+	c.printError(err)
 	var ue *usageError
 	if errors.As(err, &ue) {
-		if cmd != nil {
+		if cmd != nil && !c.json {
 			fmt.Fprintf(stderr, "usage: %s\nRun '%s --help' for more.\n", cmd.UseLine(), cmd.CommandPath())
 		}
 		return exitUsage
 	}
 	return exitError
+}
+
+// wantsJSON reports whether --json is among the program's own arguments.
+func wantsJSON(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--json", "--json=true":
+			return true
+		}
+	}
+	return false
+}
+
+// printError writes err on stderr: "error: ..." as text, or with --json in the API's error
+// form, {"error": {"code": ..., "message": ...}}, with the server's code when the server
+// answered with one.
+func (c *cli) printError(err error) {
+	if !c.json {
+		fmt.Fprintf(c.stderr, "error: %s\n", err)
+		return
+	}
+	e := errorJSON{Code: "error", Message: err.Error()}
+	var (
+		api *spool.APIError
+		ue  *usageError
+	)
+	switch {
+	case errors.As(err, &api) && api.Code != "":
+		e.Code, e.Field = api.Code, api.Field
+	case errors.As(err, &ue):
+		e.Code = spool.CodeInvalidArgument
+	case errors.Is(err, spool.ErrUnavailable):
+		e.Code = spool.CodeUnavailable
+	}
+	enc := json.NewEncoder(c.stderr)
+	enc.SetEscapeHTML(false)
+	enc.Encode(map[string]errorJSON{"error": e})
+}
+
+// errorJSON is an error as the HTTP API writes it.
+type errorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
 }
 
 func (c *cli) rootCmd() *cobra.Command {
@@ -92,7 +189,8 @@ func (c *cli) rootCmd() *cobra.Command {
 heartbeats, retries with backoff, delays, buried jobs and kicks, pause and resume.
 
 Run a server with 'spool serve'. The other commands talk to a server over its HTTP API:
---server (or $SPOOL_SERVER) names it, several comma-separated URLs fail over.`,
+--server (or $SPOOL_SERVER) names it, several comma-separated URLs fail over. With --json,
+errors too are JSON: the API's {"error": {"code", "message"}} on stderr.`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -108,6 +206,9 @@ Run a server with 'spool serve'. The other commands talk to a server over its HT
 		},
 	}
 	root.SuggestionsMinimumDistance = 2
+	root.Version = readBuildInfo().String()
+	root.Flags().BoolP("version", "v", false, "print the version of this program")
+	root.SetVersionTemplate("spool {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
 	defServer := c.getenv("SPOOL_SERVER")
@@ -215,16 +316,23 @@ func newProgress(w io.Writer) *progress {
 	return p
 }
 
-func (p *progress) update(verb string, done, total int) {
-	final := done >= total
+// update reports ok successes and failed failures out of total: "cancelled 2/3" counts only
+// what succeeded, with ", 1 failed" once something failed. The last line comes once all
+// are done.
+func (p *progress) update(verb string, ok, failed, total int) {
+	final := ok+failed >= total
+	line := fmt.Sprintf("%s %d/%d", verb, ok, total)
+	if failed > 0 {
+		line += fmt.Sprintf(", %d failed", failed)
+	}
 	switch {
 	case p.terminal:
-		fmt.Fprintf(p.w, "\r%s %d/%d", verb, done, total)
+		fmt.Fprintf(p.w, "\r%s", line)
 		if final {
 			fmt.Fprintln(p.w)
 		}
 	case final || time.Since(p.last) >= time.Second:
-		fmt.Fprintf(p.w, "%s %d/%d\n", verb, done, total)
+		fmt.Fprintln(p.w, line)
 		p.last = time.Now()
 	}
 }
@@ -252,10 +360,28 @@ func fmtAge(t time.Time, now time.Time) string {
 	d := now.Sub(t)
 	switch {
 	case d < 0:
-		return "in " + fmtDuration(roundDuration(-d))
+		return "in " + fmtSpan(-d)
 	default:
-		return fmtDuration(roundDuration(d)) + " ago"
+		return fmtSpan(d) + " ago"
 	}
+}
+
+// fmtSpan prints a span of time for reading, with less precision the longer it is: "2.5s",
+// "12m3s", "5h20m", then days and hours ("25d18h") from two days on; "-" for 0.
+func fmtSpan(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d < time.Hour:
+		return fmtDuration(roundDuration(d))
+	case d < 2*day:
+		return fmtDuration(d.Round(time.Minute))
+	}
+	d = d.Round(time.Hour)
+	days, hours := d/day, d%day/time.Hour
+	if hours == 0 {
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%dh", days, hours)
 }
 
 func roundDuration(d time.Duration) time.Duration {
@@ -276,5 +402,3 @@ func fmtTime(t time.Time, now time.Time) string {
 	}
 	return fmt.Sprintf("%s (%s)", t.Local().Format(time.RFC3339), fmtAge(t, now))
 }
-
-func goVersion() string { return runtime.Version() }

@@ -70,7 +70,10 @@ when it is valid JSON and as bytes otherwise. '-' reads either from standard inp
 			if lease != 0 {
 				opts = append(opts, spool.Lease(lease))
 			}
-			if maxAttempts != 0 {
+			if cmd.Flags().Changed("max-attempts") {
+				if err := checkMaxAttempts(maxAttempts); err != nil {
+					return err
+				}
 				opts = append(opts, spool.MaxAttempts(maxAttempts))
 			}
 			if uniqueKey != "" {
@@ -113,7 +116,7 @@ when it is valid JSON and as bytes otherwise. '-' reads either from standard inp
 	f.DurationVar(&delay, "delay", 0, "make the job ready after this long, e.g. 10m")
 	f.StringVar(&runAt, "run-at", "", "make the job ready at this RFC 3339 time")
 	f.DurationVar(&lease, "lease", 0, "lease of each reservation (default: the queue's)")
-	f.IntVar(&maxAttempts, "max-attempts", 0, "attempts before the job is buried (default: the queue's)")
+	f.IntVar(&maxAttempts, "max-attempts", 0, "attempts before the job is buried, 1 to 1000 (default: the queue's)")
 	f.StringVar(&uniqueKey, "unique-key", "", "enqueue nothing while an unfinished job has this key")
 	f.StringArrayVar(&meta, "meta", nil, "metadata key=value (repeatable)")
 	f.IntVar(&count, "count", 1, "enqueue this many copies of the job")
@@ -203,7 +206,7 @@ func (c *cli) enqueueMany(cmd *cobra.Command, cl *spool.Client, queue string, jo
 			}
 		}
 		done += n
-		p.update("enqueued", done, count)
+		p.update("enqueued", done-failures, failures, count)
 	}
 	enqueued := count - duplicates - failures
 	if c.json {
@@ -211,10 +214,10 @@ func (c *cli) enqueueMany(cmd *cobra.Command, cl *spool.Client, queue string, jo
 			return err
 		}
 	} else {
-		fmt.Fprintf(c.stdout, "enqueued %d jobs to %s (%d duplicates, %d failed)\n", enqueued, queue, duplicates, failures)
+		fmt.Fprintf(c.stdout, "enqueued %s to %s (%d duplicates, %d failed)\n", nJobs(enqueued), queue, duplicates, failures)
 	}
 	if failures > 0 {
-		return fmt.Errorf("%d of %d jobs failed, the first with: %w", failures, count, firstErr)
+		return fmt.Errorf("%d of %s failed, the first with: %w", failures, nJobs(count), firstErr)
 	}
 	return nil
 }
@@ -361,14 +364,14 @@ func (c *cli) eachJob(cmd *cobra.Command, raw []string, done string, op func(con
 		failed int
 		p      = newProgress(c.stderr)
 	)
-	for i, id := range ids {
+	for _, id := range ids {
 		job, err := op(cmd.Context(), cl, id)
 		switch {
 		case err != nil && (len(ids) == 1 || cmd.Context().Err() != nil):
 			return err
 		case err != nil:
 			failed++
-			fmt.Fprintf(c.stderr, "error: %s\n", err)
+			c.printError(err)
 		default:
 			jobs = append(jobs, job)
 			if !c.json {
@@ -376,7 +379,7 @@ func (c *cli) eachJob(cmd *cobra.Command, raw []string, done string, op func(con
 			}
 		}
 		if len(ids) > 1 {
-			p.update(done, i+1, len(ids))
+			p.update(done, len(jobs), failed, len(ids))
 		}
 	}
 	if c.json {
@@ -453,6 +456,26 @@ func (c *cli) peekCmd() *cobra.Command {
 	f.IntVar(&limit, "limit", 20, "most jobs to list (1 to 1000)")
 	f.StringVar(&cursor, "cursor", "", "continue a previous listing")
 	return cmd
+}
+
+// maxMaxAttempts is the server's limit of max attempts (engine.MaxMaxAttempts).
+const maxMaxAttempts = 1000
+
+// checkMaxAttempts refuses a --max-attempts the server would refuse, 0 included: the flag
+// left out means the queue's default, but an explicit 0 is a mistake.
+func checkMaxAttempts(n int) error {
+	if n < 1 || n > maxMaxAttempts {
+		return usageErrorf("--max-attempts %d: want 1 to %d", n, maxMaxAttempts)
+	}
+	return nil
+}
+
+// nJobs says "1 job", "2 jobs".
+func nJobs(n int) string {
+	if n == 1 {
+		return "1 job"
+	}
+	return fmt.Sprintf("%d jobs", n)
 }
 
 func dash(s string) string {

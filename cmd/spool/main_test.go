@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"regexp"
 	"strconv"
@@ -78,6 +79,12 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"serve", "--retention", "500ms"},
 		{"serve", "--retention", "1500ms"},
 		{"stats", "--server", "ftp://x"},
+		{"enqueue", "q", "--max-attempts", "0"},
+		{"enqueue", "q", "--max-attempts", "1001"},
+		{"queue", "set", "q", "--max-attempts", "0"},
+		{"serve", "--json"},
+		{"serve", "--server", "http://127.0.0.1:1"},
+		{"serve", "--timeout", "1s"},
 	}
 	for _, args := range cases {
 		r := spoolCmd(t, "", args...)
@@ -101,10 +108,13 @@ func TestHelpAndVersion(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "spool ") {
 		t.Errorf("version: %q", r.stdout)
 	}
-	var v map[string]string
+	var v map[string]any
 	okJSON(t, &v, "version")
-	if v["version"] == "" || !strings.HasPrefix(v["go"], "go") {
+	if v["version"] == "" || !strings.HasPrefix(fmt.Sprint(v["go"]), "go") {
 		t.Errorf("version --json: %v", v)
+	}
+	if r2 := ok(t, "--version"); r2.stdout != r.stdout {
+		t.Errorf("--version %q, version %q", r2.stdout, r.stdout)
 	}
 }
 
@@ -286,7 +296,7 @@ func TestCommandsAgainstServer(t *testing.T) {
 		t.Errorf("peek buried = %+v", page.Jobs)
 	}
 	r = ok(t, "kick", "email", s, "--max", "5")
-	if r.stdout != "kicked 1 jobs in email\n" {
+	if r.stdout != "kicked 1 job in email\n" {
 		t.Errorf("kick queue: %q", r.stdout)
 	}
 
@@ -299,6 +309,11 @@ func TestCommandsAgainstServer(t *testing.T) {
 	r = spoolCmd(t, "", "delete", strconvU(stdinJob.ID), "12345", s)
 	if r.code != 1 || !strings.Contains(r.stderr, "job not found") || !strings.Contains(r.stdout, "cancelled job "+strconvU(stdinJob.ID)) {
 		t.Errorf("delete with an unknown id: %+v", r)
+	}
+	// The progress counts what was cancelled, not what was tried.
+	if !strings.Contains(r.stderr, "cancelled 1/2, 1 failed\n") || strings.Contains(r.stderr, "cancelled 2/2") ||
+		!strings.Contains(r.stderr, "error: 1 of 2 jobs were not cancelled") {
+		t.Errorf("delete progress: %q", r.stderr)
 	}
 	if r := spoolCmd(t, "", "job", "12345", s); r.code != 1 || r.stderr != "error: spool: job 12345: job not found (job_not_found)\n" {
 		t.Errorf("job 12345: %+v", r)

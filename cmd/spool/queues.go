@@ -39,7 +39,7 @@ func (c *cli) queuesCmd() *cobra.Command {
 			for _, q := range qs {
 				s := q.Stats
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%.1f\t%.1f\t%s\n", q.Name, s.Ready, s.Reserved, s.Delayed,
-					s.Buried, fmtDuration(s.OldestReadyAge.Round(100*time.Millisecond)), s.EnqueueRate, s.CompleteRate, fmtPaused(q, now))
+					s.Buried, fmtSpan(s.OldestReadyAge), s.EnqueueRate, s.CompleteRate, fmtPaused(q, now))
 			}
 			return tw.Flush()
 		},
@@ -53,7 +53,7 @@ func fmtPaused(q *spool.Queue, now time.Time) string {
 	case q.PausedUntil.IsZero():
 		return "yes"
 	default:
-		return "for " + fmtDuration(roundDuration(q.PausedUntil.Sub(now)))
+		return "for " + fmtSpan(q.PausedUntil.Sub(now))
 	}
 }
 
@@ -98,7 +98,7 @@ func (c *cli) showQueue(q *spool.Queue) error {
 	row("max attempts", q.MaxAttempts)
 	row("backoff", fmt.Sprintf("%s doubling up to %s", fmtDuration(q.BackoffBase), fmtDuration(q.BackoffMax)))
 	row("jobs", fmt.Sprintf("ready %d, reserved %d, delayed %d, buried %d", s.Ready, s.Reserved, s.Delayed, s.Buried))
-	row("oldest ready", fmtDuration(s.OldestReadyAge.Round(100*time.Millisecond)))
+	row("oldest ready", fmtSpan(s.OldestReadyAge))
 	row("rates", fmt.Sprintf("enqueued %.1f/s, succeeded %.1f/s (last minute)", s.EnqueueRate, s.CompleteRate))
 	row("totals", fmt.Sprintf("enqueued %d, reserves %d, succeeded %d, failed %d, buried %d, cancelled %d, timeouts %d",
 		s.Enqueued, s.Reserves, s.Succeeded, s.Failed, s.BuriedTotal, s.Cancelled, s.Timeouts))
@@ -114,8 +114,13 @@ func (c *cli) queueSetCmd() *cobra.Command {
   spool queue set email --backoff-base 2s --backoff-max 30m`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if s.Lease < 0 || s.MaxAttempts < 0 || s.BackoffBase < 0 || s.BackoffMax < 0 {
+			if s.Lease < 0 || s.BackoffBase < 0 || s.BackoffMax < 0 {
 				return usageErrorf("settings must not be negative")
+			}
+			if cmd.Flags().Changed("max-attempts") {
+				if err := checkMaxAttempts(s.MaxAttempts); err != nil {
+					return err
+				}
 			}
 			cl, err := c.client()
 			if err != nil {
@@ -130,7 +135,7 @@ func (c *cli) queueSetCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.DurationVar(&s.Lease, "lease", 0, "default lease of a reservation")
-	f.IntVar(&s.MaxAttempts, "max-attempts", 0, "default attempts before a job is buried")
+	f.IntVar(&s.MaxAttempts, "max-attempts", 0, "default attempts before a job is buried, 1 to 1000")
 	f.DurationVar(&s.BackoffBase, "backoff-base", 0, "first retry delay (doubles each attempt)")
 	f.DurationVar(&s.BackoffMax, "backoff-max", 0, "longest retry delay")
 	return cmd
@@ -261,7 +266,7 @@ With --job, kick the given jobs (buried or delayed) by id.`,
 			if c.json {
 				return c.printJSON(map[string]int{"kicked": n})
 			}
-			fmt.Fprintf(c.stdout, "kicked %d jobs in %s\n", n, a[0])
+			fmt.Fprintf(c.stdout, "kicked %s in %s\n", nJobs(n), a[0])
 			return nil
 		},
 	}
@@ -312,7 +317,7 @@ that is not reserved. Asks for confirmation unless --yes.`,
 			if c.json {
 				return c.printJSON(map[string]int{"purged": n})
 			}
-			fmt.Fprintf(c.stdout, "purged %d jobs from %s\n", n, a[0])
+			fmt.Fprintf(c.stdout, "purged %s from %s\n", nJobs(n), a[0])
 			return nil
 		},
 	}
@@ -342,7 +347,6 @@ func (c *cli) statsCmd() *cobra.Command {
 			tw := c.table()
 			row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 			row("version", s.Version)
-			row("node", s.Node)
 			row("uptime", fmtDuration(s.Uptime.Round(time.Second)))
 			row("queues", s.Queues)
 			row("jobs", fmt.Sprintf("ready %d, reserved %d, delayed %d, buried %d", s.Jobs.Ready, s.Jobs.Reserved, s.Jobs.Delayed, s.Jobs.Buried))
@@ -358,12 +362,15 @@ func (c *cli) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this program",
-		Args:  args(cobra.NoArgs),
+		Long: `Print the version of this program: the module version (or the release's), and for a
+build from a git checkout the commit and its time ("+modified" with uncommitted changes).`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			b := readBuildInfo()
 			if c.json {
-				return c.printJSON(map[string]string{"version": programVersion(), "go": goVersion()})
+				return c.printJSON(b)
 			}
-			fmt.Fprintf(c.stdout, "spool %s (%s)\n", programVersion(), goVersion())
+			fmt.Fprintf(c.stdout, "spool %s\n", b)
 			return nil
 		},
 	}

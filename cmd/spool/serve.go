@@ -30,6 +30,11 @@ data is in the OS page cache). To survive a power loss, use --fsync always (slow
 write is synced) or a replicated cluster (--replicas 3).`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, n := range clientOnlyFlags {
+				if f := cmd.Flag(n); f != nil && f.Changed {
+					return usageErrorf("--%s is for the commands that talk to a server, not for serve (see --http)", n)
+				}
+			}
 			logger, err := newLogger(c.stderr, logLevel, logFormat)
 			if err != nil {
 				return err
@@ -53,8 +58,17 @@ write is synced) or a replicated cluster (--replicas 3).`,
 			return err
 		},
 	}
+	// The client's global flags do not apply to serve: keep them out of its help.
+	cmd.SetHelpFunc(func(cmd *cobra.Command, a []string) {
+		for _, n := range clientOnlyFlags {
+			if f := cmd.Root().PersistentFlags().Lookup(n); f != nil {
+				f.Hidden = true
+			}
+		}
+		cmd.Root().HelpFunc()(cmd, a)
+	})
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data", "./spool-data", "directory of the embedded engine's data")
+	f.StringVar(&cfg.DataDir, "data", "./spool-data", "directory of the embedded engine's data, locked by the server while it runs")
 	f.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:7420", "HTTP API listen address (port 0 picks one)")
 	f.StringVar(&cfg.BeanstalkAddr, "beanstalkd", "", "beanstalkd protocol listen address, e.g. 127.0.0.1:11300 (empty: off)")
 	f.IntVar(&cfg.BeanstalkMaxJobSize, "beanstalkd-max-job-size", 65535, "largest job the beanstalkd front accepts, in bytes (beanstalkd -z)")
@@ -70,6 +84,9 @@ write is synced) or a replicated cluster (--replicas 3).`,
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
 }
+
+// clientOnlyFlags are the root's flags for the commands that talk to a server.
+var clientOnlyFlags = []string{"server", "json", "timeout"}
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lvl slog.Level

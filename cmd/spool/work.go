@@ -95,6 +95,14 @@ queues; a second signal does that at once.
 			if err != nil {
 				return err
 			}
+			// A name the server refuses would end the worker at its first reservation: ask
+			// the server now. A missing queue is fine (it may come later), and so is a
+			// server not up yet.
+			for _, q := range opts.Queues {
+				if _, err := cl.Queue(cmd.Context(), q); errors.Is(err, spool.ErrInvalidArgument) {
+					return &usageError{fmt.Errorf("--queue %q: %w", q, err)}
+				}
+			}
 			w, err := spool.NewWorker(cl, opts)
 			if err != nil {
 				return &usageError{err}

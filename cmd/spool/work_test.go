@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,7 +164,7 @@ func TestWork(t *testing.T) {
 	if j := waitFinal(t, cl, id, spool.StateSucceeded); string(j.Result) != `{"slow":"done"}` {
 		t.Errorf("slow: result %s", j.Result)
 	}
-	for _, s := range []string{`msg="worker started"`, `msg="job succeeded"`, `msg="job failed"`, "type=fail"} {
+	for _, s := range []string{`msg="worker started"`, `msg="job succeeded"`, `msg="job buried"`, "type=fail"} {
 		if !strings.Contains(stderr, s) {
 			t.Errorf("log lacks %s:\n%s", s, stderr)
 		}
@@ -185,8 +186,13 @@ func TestWorkShutdownReleases(t *testing.T) {
 	waitFinal(t, cl, job.ID, spool.StateReserved)
 	time.Sleep(100 * time.Millisecond) // the command is running
 	start := time.Now()
-	if code, stderr := stop(); code != 0 {
+	code, stderr := stop()
+	if code != 0 {
 		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+	// Logged as released, not as failed.
+	if !strings.Contains(stderr, `msg="job released"`) || strings.Contains(stderr, `msg="job failed"`) {
+		t.Errorf("log:\n%s", stderr)
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("stopping took %s", took)
@@ -247,5 +253,39 @@ func TestCommandResult(t *testing.T) {
 	tb.Write([]byte("cdef"))
 	if string(tb.Bytes()) != "cdef" || !tb.cut {
 		t.Errorf("tail %q", tb.Bytes())
+	}
+}
+
+// The README's sample worker script works with spool work as its comments say.
+func TestExampleWorkerScript(t *testing.T) {
+	t.Parallel()
+	script, err := filepath.Abs("../../examples/worker/resize.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := spooltest.Start(t, nil)
+	cl, err := spool.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	good, err := cl.Enqueue(ctx, "images", "resize", map[string]any{"url": "https://example.com/a.png", "width": 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := cl.Enqueue(ctx, "images", "resize", map[string]any{"width": 128}, spool.MaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := startWork(t, "--server", srv.URL, "-q", "images", "--", script)
+	j := waitFinal(t, cl, good.ID, spool.StateSucceeded)
+	if want := fmt.Sprintf(`{"resized":true,"job":"%d"}`, good.ID); string(j.Result) != want {
+		t.Errorf("result %s, want %s", j.Result, want)
+	}
+	if j := waitFinal(t, cl, bad.ID, spool.StateBuried); !strings.Contains(j.LastError, "payload has no url") {
+		t.Errorf("last error %q", j.LastError)
+	}
+	if code, stderr := stop(); code != 0 {
+		t.Errorf("exit %d:\n%s", code, stderr)
 	}
 }

@@ -96,7 +96,8 @@ func Start(tb testing.TB, configure func(*server.Config)) *Server {
 }
 
 // Main runs a test package's tests against one server shared by all of them: it starts the
-// server in a temporary directory, sets *url to its base URL, runs m and stops the server.
+// server in a temporary directory, sets *url and $SPOOL_SERVER to its base URL (runnable
+// examples read the variable as a user's program would), runs m and stops the server.
 // It returns the exit code for os.Exit; a failure to start or stop the server fails the run.
 func Main(m *testing.M, url *string) int {
 	dir, err := os.MkdirTemp("", "spool-test-")
@@ -111,6 +112,10 @@ func Main(m *testing.M, url *string) int {
 		return 1
 	}
 	*url = srv.URL
+	if err := os.Setenv("SPOOL_SERVER", srv.URL); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	code := m.Run()
 	if err := srv.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop server:", err)
