@@ -1292,4 +1292,3 @@ func TestKnownIssues(t *testing.T) {
 		}
 	})
 }
-
