@@ -13,6 +13,9 @@ import (
 	"github.com/spoolq/spool/engine"
 )
 
+// urgentPriority: beanstalkd counts jobs of a priority below 1024 as urgent.
+const urgentPriority = 1024
+
 // jobCounts are a tube's (or the server's) jobs by state.
 type jobCounts struct {
 	urgent, ready, reserved, delayed, buried int64
@@ -36,7 +39,7 @@ func (s *Server) queueCounts(ctx context.Context, name string) (jobCounts, *engi
 	if err != nil {
 		return jobCounts{}, nil, err
 	}
-	bc, err := s.eng.QueueBeanstalkCounts(ctx, name)
+	bc, err := s.eng.QueueDetailCounts(ctx, name, urgentPriority)
 	if err != nil {
 		return jobCounts{}, nil, err
 	}

@@ -536,3 +536,18 @@ func (e *Engine) deleteMsg(ctx context.Context, stream string, seq uint64) error
 	}
 	return nil
 }
+
+// Unreserve puts a reserved job back in ready as it was, for a holder that went away
+// (beanstalkd returns the jobs of a client that disconnects): unlike Release it counts no
+// release and gives no attempt back. It takes leases of both kinds, from Reserve and from
+// ReserveByID.
+func (e *Engine) Unreserve(ctx context.Context, id uint64, token string) (*Job, error) {
+	return e.withLease(ctx, id, token, func(rec *record, seq uint64) (*Job, error) {
+		q, payload, err := e.reservedPayload(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		next := *rec
+		return e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateReady, time.Time{})
+	})
+}
