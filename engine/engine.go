@@ -126,6 +126,9 @@ type Engine struct {
 	ids    *idGen
 	chunks *chunks
 	tag    uint32 // this node's lease tag: the high half of the lease ids it grants
+	// tagText is tag in hex: the last token of the node's lease subject, and the body of
+	// its wake-ups.
+	tagText string
 
 	mu     sync.RWMutex
 	queues map[string]*queue // by name
@@ -158,18 +161,20 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: jetstream: %w", err)
 	}
+	tag := rand.Uint32() | 1
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, nc: nc, js: js,
-		ids:    newIDGen(cfg.Now),
-		chunks: newChunks(),
-		leases: newLeaseCache(),
-		polls:  newPolls(),
-		queues: make(map[string]*queue),
-		byEsc:  make(map[string]*queue),
-		byNum:  make(map[uint32]*queue),
-		added:  make(chan struct{}),
-		stop:   make(chan struct{}),
-		tag:    rand.Uint32() | 1,
+		ids:     newIDGen(cfg.Now),
+		chunks:  newChunks(),
+		leases:  newLeaseCache(),
+		polls:   newPolls(),
+		queues:  make(map[string]*queue),
+		byEsc:   make(map[string]*queue),
+		byNum:   make(map[uint32]*queue),
+		added:   make(chan struct{}),
+		stop:    make(chan struct{}),
+		tag:     tag,
+		tagText: strconv.FormatUint(uint64(tag), 16),
 	}
 	if err := e.setup(ctx); err != nil {
 		return nil, err
@@ -184,7 +189,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 		e.sub.Unsubscribe()
 		return nil, fmt.Errorf("engine: subscribe: %w", err)
 	}
-	e.leaseSub, err = nc.Subscribe(leasePrefix+strconv.FormatUint(uint64(e.tag), 16), e.onLeaseSync)
+	e.leaseSub, err = nc.Subscribe(leasePrefix+e.tagText, e.onLeaseSync)
 	if err != nil {
 		e.sub.Unsubscribe()
 		e.pollSub.Unsubscribe()
@@ -525,6 +530,12 @@ func (e *Engine) watchQueue(name string) (*queue, <-chan struct{}) {
 // onNotify wakes this node's reservations waiting on a queue whose band got ready jobs
 // (spool.n.<queue>.<band>).
 func (e *Engine) onNotify(m *nats.Msg) {
+	if string(m.Data) == e.tagText {
+		// This node's own, noted when it was sent: noting it again at its return would
+		// take jobs reserved meanwhile for new ones, and the next pull of the level
+		// would wait for them (lagWait).
+		return
+	}
 	rest := m.Subject[len(notifyPrefix):]
 	i := strings.LastIndexByte(rest, '.')
 	if i < 0 {
@@ -548,7 +559,7 @@ func (e *Engine) onNotify(m *nats.Msg) {
 func (e *Engine) notify(q *queue, b int) {
 	q.noteBand(b)
 	q.signal()
-	if err := e.nc.Publish(q.names.notify(b), nil); err != nil {
+	if err := e.nc.Publish(q.names.notify(b), []byte(e.tagText)); err != nil {
 		e.log.Debug("notify", "queue", q.name, "err", err)
 	}
 }

@@ -54,6 +54,7 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 	// ended: the caller ended this poll (EndPoll) and waits for its answer.
 	ended := func() bool { return errors.Is(context.Cause(ctx), errPollEnded) }
 	deadline := e.now().Add(req.Wait)
+	refreshed := false
 	for {
 		if e.closed() {
 			return nil, ErrClosed
@@ -93,6 +94,19 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 			e.log.Warn("reserve: a band failed after others gave jobs", "err", err)
 		}
 		res.Jobs = jobs
+		if len(jobs) == 0 && err == nil && !refreshed {
+			// Nothing where this node looked: it may not know yet of a queue or a
+			// priority level made on another node (its watch of the bucket lags by a
+			// moment). A job whose enqueue was answered must be found: look at the
+			// bucket itself, and again at once if it says more.
+			if e.refreshQueues(ctx, req.Queues) {
+				continue // the next look comes here again, with the new view
+			}
+			refreshed = true
+			if e.noteUnseen(ctx, active) {
+				continue
+			}
+		}
 		left := deadline.Sub(e.now())
 		if len(jobs) > 0 || left <= 0 {
 			return res, nil
@@ -106,11 +120,70 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 	}
 }
 
+// refreshQueues reads the bucket entries of the named queues and takes in those newer than
+// this node's view. It reports whether any was.
+func (e *Engine) refreshQueues(ctx context.Context, names []string) bool {
+	changed := false
+	for _, n := range names {
+		ent, err := e.kv.Get(ctx, queueNames(n).esc)
+		if err != nil {
+			continue // none (yet), or unreadable: the view stays
+		}
+		q := e.lookupQueue(n)
+		var rev uint64
+		if q != nil {
+			_, rev = q.config()
+		}
+		if q == nil || ent.Revision() > rev {
+			if _, err := e.cacheEntry(ent); err == nil {
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+// noteUnseen looks in the streams of qs for ready jobs past those this node pulled, which
+// the level consumers may not count yet (jobs enqueued through another node, whose wake-up
+// has not arrived): their levels are noted as published to, so that the next pull waits
+// for the consumer's count (lagWait). It reports whether any level was.
+func (e *Engine) noteUnseen(ctx context.Context, qs []*queue) bool {
+	found := false
+	for _, q := range qs {
+		cfg, _ := q.config()
+		for _, b := range cfg.levels() {
+			if q.publishedSinceEmpty(b) {
+				found = true // a wake-up came meanwhile: the next pull waits for the count
+				continue
+			}
+			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: q.pulled(b) + 1, NextFor: q.names.ready(b), Batch: 1})
+			if err == nil && len(msgs) > 0 {
+				q.noteBand(b)
+				found = true
+			}
+		}
+	}
+	return found
+}
+
+// undelivered reports whether level b of q's stream holds a message its consumer has not
+// delivered yet, as the stream and the consumer's delivered position say (not the
+// consumer's count of pending messages, which lags).
+func (e *Engine) undelivered(ctx context.Context, q *queue, b int) bool {
+	c, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
+	if err != nil {
+		return true // unknown: wait for the count rather than miss a job
+	}
+	msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: c.CachedInfo().Delivered.Stream + 1, NextFor: q.names.ready(b), Batch: 1})
+	return err != nil || len(msgs) > 0
+}
+
 // lagWait bounds how long a pull waits for messages its consumer has not counted yet. A
 // JetStream consumer learns of new messages asynchronously and refuses a no-wait pull while
 // its count is 0, for a moment after a publish (longer on a loaded machine); a no-wait pull
-// with an expiry waits for them instead. It is paid only on a band that got jobs since this
-// node last found it empty, and at most once per such publication.
+// with an expiry waits for them instead. It is paid only on a level that got jobs since this
+// node last found it empty and whose stream holds a job its consumer has not delivered
+// (undelivered), and it ends as soon as the consumer counts it.
 const lagWait = 20 * time.Millisecond
 
 // waitAny returns when a channel closes, d passes or ctx is done.
@@ -166,14 +239,14 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 		if len(out) >= need {
 			break
 		}
-		var wait time.Duration
-		if r.q.publishedSinceEmpty(r.b) {
-			// The consumer may not count those jobs yet, and a more urgent band must
-			// not be skipped for that.
-			wait = lagWait
-		}
 		asked := time.Now()
-		msgs, err := e.pull(ctx, r.q, r.b, need-len(out), wait)
+		msgs, err := e.pull(ctx, r.q, r.b, need-len(out), 0)
+		if err == nil && len(msgs) == 0 && r.q.publishedSinceEmpty(r.b) && e.undelivered(ctx, r.q, r.b) {
+			// The consumer does not count those jobs yet (it learns of new messages
+			// a moment after they are stored), and a more urgent level must not be
+			// skipped for that: a pull with an expiry waits for the count.
+			msgs, err = e.pull(ctx, r.q, r.b, need-len(out), lagWait)
+		}
 		if err != nil {
 			return out, err
 		}
@@ -181,9 +254,14 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 			// As of when it was asked: a publish during the pull still counts as new.
 			r.q.sawEmpty(r.b, asked)
 		}
-		for _, m := range msgs {
+		for k, m := range msgs {
 			if md, err := m.Metadata(); err == nil {
 				r.q.notePulled(r.b, md.Sequence.Stream)
+				if k == len(msgs)-1 && md.NumPending == 0 {
+					// The consumer counted nothing behind this job: the level is
+					// empty as of the pull, as if a pull had found nothing.
+					r.q.sawEmpty(r.b, asked)
+				}
 			}
 		}
 		if len(msgs) > 0 {
