@@ -165,6 +165,7 @@ type reserveReq struct {
 	queues []string
 	key    string // the queues joined: requests with the same key share an engine call
 	worker string
+	glance bool // the connection waits by itself if nothing is found (engine.ReserveRequest.Glance)
 }
 
 // reserveBatch reserves for requests without waiting: the requests that watch the same
@@ -176,10 +177,14 @@ func (s *Server) reserveBatch(ctx context.Context, reqs []reserveReq) ([]*engine
 	groups := make(map[string][]int)
 	var keys []string
 	for i, r := range reqs {
-		if groups[r.key] == nil {
-			keys = append(keys, r.key)
+		k := r.key
+		if r.glance {
+			k += "\x00glance"
 		}
-		groups[r.key] = append(groups[r.key], i)
+		if groups[k] == nil {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], i)
 	}
 	for _, k := range keys {
 		idx := groups[k]
@@ -188,7 +193,7 @@ func (s *Server) reserveBatch(ctx context.Context, reqs []reserveReq) ([]*engine
 			worker = "beanstalkd"
 		}
 		octx, cancel := context.WithTimeout(ctx, s.opt.OpTimeout)
-		res, err := s.eng.Reserve(octx, engine.ReserveRequest{Queues: reqs[idx[0]].queues, Max: len(idx), Worker: worker})
+		res, err := s.eng.Reserve(octx, engine.ReserveRequest{Queues: reqs[idx[0]].queues, Max: len(idx), Worker: worker, Glance: reqs[idx[0]].glance})
 		cancel()
 		for n, i := range idx {
 			switch {

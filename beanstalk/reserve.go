@@ -37,7 +37,7 @@ func (c *conn) reserve(timeout int32) bool {
 		if c.watchKey == "" {
 			c.watchKey = strings.Join(c.watch, " ")
 		}
-		r, err = c.s.rsvs.do(c.s.base, reserveReq{queues: c.watch, key: c.watchKey, worker: c.name})
+		r, err = c.s.rsvs.do(c.s.base, reserveReq{queues: c.watch, key: c.watchKey, worker: c.name, glance: timeout != 0})
 	} else {
 		ctx, cancel := c.s.opCtx()
 		r, err = c.tryReserve(ctx, 0)

@@ -309,13 +309,15 @@ type queue struct {
 	mu   sync.Mutex
 	cfg  queueConfig
 	rev  uint64
-	wake chan struct{}
+	wake chan struct{} // closed at a change of the queue's entry
+	// waiters are the reservations parked on the queue for jobs, first come first.
+	waiters []*waiter
 
-	// Per level, unix ns: when ready jobs were last published to it (by any node), and
-	// when a pull of this node last found it empty; under mu.
-	published, emptied map[int]int64
-	// Per level, the highest stream sequence this node pulled from it; under mu.
-	lastPulled map[int]uint64
+	// Per level, stream sequences: the highest of a job this node knows was published to
+	// it (stored here, or announced by another node), and the highest this node knows the
+	// level's consumer delivered (pulled here, or read from the consumer); under mu. While
+	// the first is ahead, the consumer may hold a job it does not count yet (mayLag).
+	pubSeq, seenSeq map[int]uint64
 	// chunksUsedUp: chunk numbers ran out (chunk.go), new jobs get generated ids.
 	chunksUsedUp atomic.Bool
 	// trust: messages of the queue's stream after this sequence were stored while this
@@ -334,40 +336,37 @@ func (q *queue) derives() bool {
 	return cfg.Num != 0 && !q.chunksUsedUp.Load()
 }
 
-// noteBand records that level b got ready jobs just now.
-func (q *queue) noteBand(b int) {
+// notePublished records that a job was stored at seq in level b (0: at some sequence
+// not known, past any seen).
+func (q *queue) notePublished(b int, seq uint64) {
 	q.mu.Lock()
-	q.published[b] = time.Now().UnixNano()
+	if seq == 0 {
+		seq = q.seenSeq[b] + 1
+	}
+	q.pubSeq[b] = max(q.pubSeq[b], seq)
 	q.mu.Unlock()
 }
 
-// sawEmpty records that a pull asked at t found level b empty.
-func (q *queue) sawEmpty(b int, t time.Time) {
+// noteSeen records that level b's consumer delivered up to seq.
+func (q *queue) noteSeen(b int, seq uint64) {
 	q.mu.Lock()
-	q.emptied[b] = t.UnixNano()
+	q.seenSeq[b] = max(q.seenSeq[b], seq)
 	q.mu.Unlock()
 }
 
-// notePulled records that this node pulled stream sequence seq from level b.
-func (q *queue) notePulled(b int, seq uint64) {
-	q.mu.Lock()
-	q.lastPulled[b] = max(q.lastPulled[b], seq)
-	q.mu.Unlock()
-}
-
-// pulled is the highest stream sequence this node pulled from level b.
-func (q *queue) pulled(b int) uint64 {
+// seen is the highest stream sequence this node knows level b's consumer delivered.
+func (q *queue) seen(b int) uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.lastPulled[b]
+	return q.seenSeq[b]
 }
 
-// publishedSinceEmpty reports whether level b got jobs since this node last found it empty.
-func (q *queue) publishedSinceEmpty(b int) bool {
+// mayLag reports whether level b may hold a job its consumer does not count yet: one was
+// published past all this node knows was delivered.
+func (q *queue) mayLag(b int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	p := q.published[b]
-	return p != 0 && p >= q.emptied[b]
+	return q.pubSeq[b] > q.seenSeq[b]
 }
 
 func (q *queue) config() (queueConfig, uint64) {
@@ -383,11 +382,76 @@ func (q *queue) waitCh() <-chan struct{} {
 	return q.wake
 }
 
+// signal wakes every reservation waiting on the queue: its settings, pause or levels
+// changed.
 func (q *queue) signal() {
 	q.mu.Lock()
 	close(q.wake)
 	q.wake = make(chan struct{})
+	for _, w := range q.waiters {
+		w.wake()
+	}
+	q.waiters = q.waiters[:0]
 	q.mu.Unlock()
+}
+
+// waiter is a reservation waiting for jobs, parked on the queues it names. A wake-up for n
+// new jobs wakes n waiters, not every one (they would all pull, and all but n find
+// nothing).
+type waiter struct{ ch chan struct{} }
+
+func newWaiter() *waiter { return &waiter{ch: make(chan struct{}, 1)} }
+
+// wake gives the waiter a wake-up; false when it holds one already.
+func (w *waiter) wake() bool {
+	select {
+	case w.ch <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// woken takes the waiter's wake-up if it holds one.
+func (w *waiter) woken() bool {
+	select {
+	case <-w.ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func (q *queue) park(w *waiter) {
+	q.mu.Lock()
+	q.waiters = append(q.waiters, w)
+	q.mu.Unlock()
+}
+
+func (q *queue) unpark(w *waiter) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, x := range q.waiters {
+		if x == w {
+			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// wakeJobs wakes n of the queue's waiters, first parked first (all when n is 0): n jobs
+// became ready. Waiters holding a wake-up already (from another queue) are passed over.
+// The woken leave the queue; they park again if they wait again.
+func (q *queue) wakeJobs(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := 0
+	for woken := 0; i < len(q.waiters) && (n == 0 || woken < n); i++ {
+		if q.waiters[i].wake() {
+			woken++
+		}
+	}
+	q.waiters = append(q.waiters[:0], q.waiters[i:]...)
 }
 
 // watchQueues keeps e.queues current with the bucket, so that settings, pauses and new
@@ -467,7 +531,7 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	q := e.queues[cfg.Name]
 	if q == nil {
 		q = &queue{name: cfg.Name, names: queueNames(cfg.Name), wake: make(chan struct{}),
-			published: make(map[int]int64), emptied: make(map[int]int64), lastPulled: make(map[int]uint64)}
+			pubSeq: make(map[int]uint64), seenSeq: make(map[int]uint64)}
 		e.queues[cfg.Name] = q
 		e.byEsc[q.names.esc] = q
 		close(e.added)
@@ -530,7 +594,7 @@ func (e *Engine) watchQueue(name string) (*queue, <-chan struct{}) {
 // onNotify wakes this node's reservations waiting on a queue whose band got ready jobs
 // (spool.n.<queue>.<band>).
 func (e *Engine) onNotify(m *nats.Msg) {
-	if string(m.Data) == e.tagText {
+	if tag, _, _ := strings.Cut(string(m.Data), " "); tag == e.tagText {
 		// This node's own, noted when it was sent: noting it again at its return would
 		// take jobs reserved meanwhile for new ones, and the next pull of the level
 		// would wait for them (lagWait).
@@ -549,17 +613,28 @@ func (e *Engine) onNotify(m *nats.Msg) {
 	q := e.byEsc[rest[:i]]
 	e.mu.RUnlock()
 	if q != nil {
-		q.noteBand(b)
-		q.signal()
+		n, seq := 1, uint64(0)
+		if f := strings.Fields(string(m.Data)); len(f) == 3 {
+			if v, err := strconv.Atoi(f[1]); err == nil && v >= 0 {
+				n = v
+			}
+			seq, _ = strconv.ParseUint(f[2], 10, 64)
+		}
+		q.notePublished(b, seq)
+		q.wakeJobs(n)
 	}
 }
 
-// notify tells every node, this one at once, that a queue's band has new ready jobs. It is a
-// hint, not a guarantee: waiting reservations also poll.
-func (e *Engine) notify(q *queue, b int) {
-	q.noteBand(b)
-	q.signal()
-	if err := e.nc.Publish(q.names.notify(b), []byte(e.tagText)); err != nil {
+// notify tells every node, this one at once, that n jobs became ready at a queue's level,
+// the last at stream sequence seq (n 0: an unknown number, wake every waiter; seq 0:
+// unknown). It is a hint, not a guarantee: waiting reservations also poll. The body is the
+// sender's tag, n and seq: each node wakes n of its waiters (with several nodes, up to n
+// per node).
+func (e *Engine) notify(q *queue, b, n int, seq uint64) {
+	q.notePublished(b, seq)
+	q.wakeJobs(n)
+	body := e.tagText + " " + strconv.Itoa(n) + " " + strconv.FormatUint(seq, 10)
+	if err := e.nc.Publish(q.names.notify(b), []byte(body)); err != nil {
 		e.log.Debug("notify", "queue", q.name, "err", err)
 	}
 }

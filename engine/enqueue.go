@@ -93,6 +93,7 @@ type pending struct {
 	fixedID bool
 	// fresh: no record is written; the id is derived from the message's sequence.
 	fresh bool
+	seq   uint64 // the message's stream sequence, once stored
 }
 
 // Enqueue stores jobs. The whole batch is validated first: an invalid item fails the call
@@ -173,17 +174,25 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 		q *queue
 		b int
 	}
-	woken := make(map[qband]bool)
+	ready := make(map[qband]int)
+	last := make(map[qband]uint64)
+	var order []qband
 	for _, it := range items {
 		if it.done {
 			continue
 		}
 		it.res.Job = it.rec.job(it.id, it.req.Payload, now)
 		e.stats.add(it.q.names.esc, cEnqueued, 1)
-		if k := (qband{it.q, it.rec.Band}); it.rec.State == StateReady && !woken[k] {
-			woken[k] = true
-			e.notify(it.q, it.rec.Band)
+		if k := (qband{it.q, it.rec.Band}); it.rec.State == StateReady {
+			if ready[k] == 0 {
+				order = append(order, k)
+			}
+			ready[k]++
+			last[k] = max(last[k], it.seq)
 		}
+	}
+	for _, k := range order {
+		e.notify(k.q, k.b, ready[k], last[k])
 	}
 	return results, nil
 }
@@ -266,6 +275,9 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 	seqs, errs := waitAcks(ctx, futs)
 	for i, err := range errs {
 		it := batch[i]
+		if err == nil {
+			it.seq = seqs[i]
+		}
 		if err == nil && it.fresh {
 			if it.id, err = e.deriveID(ctx, it.q, seqs[i]); err != nil {
 				if errors.Is(err, errNoChunk) {

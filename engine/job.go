@@ -91,6 +91,11 @@ type ReserveRequest struct {
 	// PollID names the reservation so that its caller can end it early with EndPoll;
 	// optional, letters, digits, '-' and '_'.
 	PollID string
+	// Glance: the caller waits by itself after an empty answer (a first look without
+	// waiting). The engine then skips what makes an empty answer final: rereading the
+	// queue bucket and the streams for jobs enqueued through another node that this node
+	// has not heard of yet.
+	Glance bool
 }
 
 // ReserveResult holds the reserved jobs and the queues that are paused.

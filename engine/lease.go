@@ -503,7 +503,7 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 		e.stats.add(q.names.esc, cBuried, 1)
 	}
 	if st == StateReady {
-		e.notify(q, next.Band)
+		e.notify(q, next.Band, 1, newSeq)
 	}
 	return next.job(id, payload, now), nil
 }

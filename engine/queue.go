@@ -413,7 +413,7 @@ func (e *Engine) Resume(ctx context.Context, name string) (*QueueInfo, error) {
 		}
 	}
 	for _, b := range cfg.levels() {
-		e.notify(q, b)
+		e.notify(q, b, 0, 0)
 	}
 	e.log.Info("queue resumed", "queue", name)
 	return e.Queue(ctx, name)

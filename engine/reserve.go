@@ -55,14 +55,33 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 	ended := func() bool { return errors.Is(context.Cause(ctx), errPollEnded) }
 	deadline := e.now().Add(req.Wait)
 	refreshed := false
+	// The reservation parks on its queues while it looks and waits, so that an enqueue
+	// meanwhile wakes it; one that leaves with a wake-up unused passes it on.
+	w := newWaiter()
+	var parked []*queue
+	unpark := func() {
+		for _, q := range parked {
+			q.unpark(w)
+		}
+	}
+	defer func() {
+		unpark()
+		if w.woken() {
+			for _, q := range parked {
+				q.wakeJobs(1)
+			}
+		}
+	}()
 	for {
 		if e.closed() {
 			return nil, ErrClosed
 		}
 		res := &ReserveResult{}
 		var active []*queue
-		var wakes []<-chan struct{}
+		wakes := []<-chan struct{}{w.ch}
 		now := e.now()
+		unpark()
+		parked = parked[:0]
 		for _, n := range req.Queues {
 			q, wake := e.watchQueue(n)
 			wakes = append(wakes, wake)
@@ -73,6 +92,8 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 				res.Paused = append(res.Paused, n)
 				continue
 			}
+			q.park(w)
+			parked = append(parked, q)
 			active = append(active, q)
 		}
 		jobs, err := e.tryReserve(ctx, active, req.Max, req.Worker)
@@ -94,11 +115,14 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 			e.log.Warn("reserve: a band failed after others gave jobs", "err", err)
 		}
 		res.Jobs = jobs
-		if len(jobs) == 0 && err == nil && !refreshed {
-			// Nothing where this node looked: it may not know yet of a queue or a
+		left := deadline.Sub(e.now())
+		if len(jobs) == 0 && err == nil && left <= 0 && !refreshed && !req.Glance {
+			// About to answer "nothing": this node may not know yet of a queue or a
 			// priority level made on another node (its watch of the bucket lags by a
-			// moment). A job whose enqueue was answered must be found: look at the
-			// bucket itself, and again at once if it says more.
+			// moment), nor of jobs enqueued through another node (their wake-up is on
+			// its way). A job whose enqueue was answered must be found: look at the
+			// bucket and the streams themselves, and again at once if they say more.
+			// (A reservation that waits is woken by the watch and the wake-ups.)
 			if e.refreshQueues(ctx, req.Queues) {
 				continue // the next look comes here again, with the new view
 			}
@@ -107,7 +131,6 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 				continue
 			}
 		}
-		left := deadline.Sub(e.now())
 		if len(jobs) > 0 || left <= 0 {
 			return res, nil
 		}
@@ -152,13 +175,13 @@ func (e *Engine) noteUnseen(ctx context.Context, qs []*queue) bool {
 	for _, q := range qs {
 		cfg, _ := q.config()
 		for _, b := range cfg.levels() {
-			if q.publishedSinceEmpty(b) {
-				found = true // a wake-up came meanwhile: the next pull waits for the count
+			if q.mayLag(b) {
+				found = true // a wake-up came meanwhile: the next pull checks for it
 				continue
 			}
-			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: q.pulled(b) + 1, NextFor: q.names.ready(b), Batch: 1})
+			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: q.seen(b) + 1, NextFor: q.names.ready(b), Batch: 1})
 			if err == nil && len(msgs) > 0 {
-				q.noteBand(b)
+				q.notePublished(b, msgs[0].Seq)
 				found = true
 			}
 		}
@@ -174,8 +197,16 @@ func (e *Engine) undelivered(ctx context.Context, q *queue, b int) bool {
 	if err != nil {
 		return true // unknown: wait for the count rather than miss a job
 	}
-	msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: c.CachedInfo().Delivered.Stream + 1, NextFor: q.names.ready(b), Batch: 1})
-	return err != nil || len(msgs) > 0
+	delivered := c.CachedInfo().Delivered.Stream
+	msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: delivered + 1, NextFor: q.names.ready(b), Batch: 1})
+	if err != nil {
+		return true
+	}
+	if len(msgs) == 0 {
+		q.noteSeen(b, delivered) // all of it handed out: no need to look again before a new job
+		return false
+	}
+	return true
 }
 
 // lagWait bounds how long a pull waits for messages its consumer has not counted yet. A
@@ -239,9 +270,8 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 		if len(out) >= need {
 			break
 		}
-		asked := time.Now()
 		msgs, err := e.pull(ctx, r.q, r.b, need-len(out), 0)
-		if err == nil && len(msgs) == 0 && r.q.publishedSinceEmpty(r.b) && e.undelivered(ctx, r.q, r.b) {
+		if err == nil && len(msgs) == 0 && r.q.mayLag(r.b) && e.undelivered(ctx, r.q, r.b) {
 			// The consumer does not count those jobs yet (it learns of new messages
 			// a moment after they are stored), and a more urgent level must not be
 			// skipped for that: a pull with an expiry waits for the count.
@@ -250,18 +280,9 @@ func (e *Engine) tryReserve(ctx context.Context, qs []*queue, need int, worker s
 		if err != nil {
 			return out, err
 		}
-		if len(msgs) == 0 {
-			// As of when it was asked: a publish during the pull still counts as new.
-			r.q.sawEmpty(r.b, asked)
-		}
-		for k, m := range msgs {
+		for _, m := range msgs {
 			if md, err := m.Metadata(); err == nil {
-				r.q.notePulled(r.b, md.Sequence.Stream)
-				if k == len(msgs)-1 && md.NumPending == 0 {
-					// The consumer counted nothing behind this job: the level is
-					// empty as of the pull, as if a pull had found nothing.
-					r.q.sawEmpty(r.b, asked)
-				}
+				r.q.noteSeen(r.b, md.Sequence.Stream)
 			}
 		}
 		if len(msgs) > 0 {
@@ -291,7 +312,7 @@ func (e *Engine) byHeadAge(ctx context.Context, refs []bandRef) []bandRef {
 			heads := make(map[*queue]int64, j-i)
 			for _, r := range refs[i:j] {
 				heads[r.q] = math.MaxInt64
-				msgs, err := e.directBatch(ctx, r.q.names.stream(), directRequest{Seq: r.q.pulled(r.b) + 1, NextFor: r.q.names.ready(r.b), Batch: 1})
+				msgs, err := e.directBatch(ctx, r.q.names.stream(), directRequest{Seq: r.q.seen(r.b) + 1, NextFor: r.q.names.ready(r.b), Batch: 1})
 				if err == nil && len(msgs) > 0 {
 					heads[r.q] = msgs[0].Time.UnixNano()
 				}
