@@ -751,6 +751,31 @@ func TestPriorityLevelsBeyondTheLimit(t *testing.T) {
 	}
 }
 
+// A job enqueued without a lease of its own takes the queue's lease as it is at each
+// reservation (as SQS's visibility timeout); a job with its own keeps it.
+func TestQueueLeaseAppliesAtReservation(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	ctx := ctxT(t)
+	plain := enqueue(t, e, engine.EnqueueRequest{Queue: "lease", Priority: 1})
+	own := enqueue(t, e, engine.EnqueueRequest{Queue: "lease", Priority: 2, Lease: 5 * time.Minute})
+	if _, err := e.PutQueue(ctx, "lease", engine.QueueSettings{Lease: 2 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		id    uint64
+		lease time.Duration
+	}{{plain.ID, 2 * time.Hour}, {own.ID, 5 * time.Minute}} {
+		r := reserveOne(t, e, time.Second, "lease")
+		if r.Job.ID != want.id || r.Job.Lease != want.lease {
+			t.Fatalf("job %d reserved with lease %s, want job %d with %s", r.Job.ID, r.Job.Lease, want.id, want.lease)
+		}
+		if left := time.Until(r.Job.LeaseExpiresAt); left < want.lease-time.Minute {
+			t.Fatalf("job %d: lease ends in %s, want about %s", r.Job.ID, left, want.lease)
+		}
+	}
+}
+
 func TestValidation(t *testing.T) {
 	t.Parallel()
 	e := openEngine(t, startNATS(t), engine.Config{MaxPayload: 10})
