@@ -298,9 +298,18 @@ func (e *Engine) unreservedMsg(ctx context.Context, id uint64, op string, allowe
 	return rec, seq, m, nil
 }
 
-// Kick makes a buried or delayed job ready now. A kicked buried job gets its attempts back.
-func (e *Engine) Kick(ctx context.Context, id uint64) (*Job, error) {
-	rec, seq, m, err := e.unreservedMsg(ctx, id, "kick", StateBuried, StateDelayed)
+// unreserved is a job that is not reserved, as unreservedJob read it.
+type unreserved struct {
+	rec     *record
+	seq     uint64 // the record's sequence (0: a fresh job without one)
+	msg     *storedMsg
+	q       *queue
+	payload []byte
+}
+
+// unreservedJob is unreservedMsg with the job's queue and payload.
+func (e *Engine) unreservedJob(ctx context.Context, id uint64, op string, allowed ...State) (*unreserved, error) {
+	rec, seq, m, err := e.unreservedMsg(ctx, id, op, allowed...)
 	if err != nil {
 		return nil, err
 	}
@@ -312,6 +321,16 @@ func (e *Engine) Kick(ctx context.Context, id uint64) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	return &unreserved{rec, seq, m, q, payload}, nil
+}
+
+// Kick makes a buried or delayed job ready now. A kicked buried job gets its attempts back.
+func (e *Engine) Kick(ctx context.Context, id uint64) (*Job, error) {
+	u, err := e.unreservedJob(ctx, id, "kick", StateBuried, StateDelayed)
+	if err != nil {
+		return nil, err
+	}
+	rec, seq, m, q, payload := u.rec, u.seq, u.msg, u.q, u.payload
 	next := *rec
 	next.Kicks++
 	if subjectState(m.Subject) == StateBuried {

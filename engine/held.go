@@ -35,18 +35,11 @@ func (e *Engine) ReserveByID(ctx context.Context, id uint64, worker string) (*Re
 	if e.closed() {
 		return nil, ErrClosed
 	}
-	rec, seq, m, err := e.unreservedMsg(ctx, id, "reserve", StateReady, StateDelayed, StateBuried)
+	u, err := e.unreservedJob(ctx, id, "reserve", StateReady, StateDelayed, StateBuried)
 	if err != nil {
 		return nil, err
 	}
-	q, err := e.getQueue(ctx, rec.Queue, false)
-	if err != nil {
-		return nil, err
-	}
-	_, payload, err := decodeMsg(m.Data)
-	if err != nil {
-		return nil, err
-	}
+	rec, seq, m, q, payload := u.rec, u.seq, u.msg, u.q, u.payload
 	now := e.now()
 	next := *rec
 	if !next.OwnLease {
