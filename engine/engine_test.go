@@ -776,6 +776,44 @@ func TestQueueLeaseAppliesAtReservation(t *testing.T) {
 	}
 }
 
+// A lease that runs out gives its job back at once, counted as ready (not reserved) with
+// no reservation needed to notice, and the late holder is refused.
+func TestExpiredLeaseIsReadyAgain(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	ctx := ctxT(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "expire", Lease: time.Second})
+	r := reserveOne(t, e, time.Second, "expire")
+	spooltest.Eventually(t, 10*time.Second, func() error {
+		info, err := e.Queue(ctx, "expire")
+		if err != nil {
+			return err
+		}
+		if st := info.Stats; st.Ready != 1 || st.Reserved != 0 || st.Timeouts != 1 {
+			return fmt.Errorf("after the lease: ready %d reserved %d timeouts %d", st.Ready, st.Reserved, st.Timeouts)
+		}
+		return nil
+	})
+	got := wantState(t, e, j.ID, engine.StateReady)
+	if got.Timeouts != 1 {
+		t.Fatalf("timeouts %d, want 1", got.Timeouts)
+	}
+	if _, err := e.Ack(ctx, j.ID, r.Token, nil); !errors.Is(err, engine.ErrLeaseLost) {
+		t.Fatalf("late ack: %v, want ErrLeaseLost", err)
+	}
+	again := reserveOne(t, e, time.Second, "expire")
+	if again.Job.ID != j.ID || again.Job.Attempts != 2 || again.Job.Timeouts != 1 {
+		t.Fatalf("reserved again: %+v", again.Job)
+	}
+	if _, err := e.Ack(ctx, j.ID, again.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing else comes back: the expired delivery's message was acked with the move.
+	if late := reserve(t, e, 1, 2*time.Second, "expire"); len(late) != 0 {
+		t.Fatalf("after the ack: %+v", late[0].Job)
+	}
+}
+
 func TestValidation(t *testing.T) {
 	t.Parallel()
 	e := openEngine(t, startNATS(t), engine.Config{MaxPayload: 10})

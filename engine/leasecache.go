@@ -150,3 +150,16 @@ func (c *leaseCache) written(id, lid, ver, seq uint64) {
 		l.pending = false
 	}
 }
+
+// expired returns the delivery leases of the table whose time ran out before now.
+func (c *leaseCache) expired(now time.Time) []leaseRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []leaseRef
+	for id, l := range c.m {
+		if !l.rec.byID() && l.rec.State == StateReserved && l.rec.LeaseExp <= now.UnixNano() {
+			out = append(out, leaseRef{id, l.rec.LeaseID})
+		}
+	}
+	return out
+}

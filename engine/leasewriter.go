@@ -31,6 +31,7 @@ func (w *leaseWriter) run(stop <-chan struct{}) {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 			w.write(ctx, w.e.now().Add(-w.delay))
+			w.e.expireLeases(ctx)
 			cancel()
 		}
 	}
@@ -132,4 +133,44 @@ func (e *Engine) onLeaseSync(m *nats.Msg) {
 		e.lw.store(ctx, due)
 		m.Respond(nil)
 	}()
+}
+
+// errNotExpired: the lease was extended meanwhile.
+var errNotExpired = errors.New("lease not expired")
+
+// expireLeases gives back the jobs of the delivery leases this node granted whose time ran
+// out: ready again at once (or buried when their attempts are used up), with a timeout
+// counted, as beanstalkd does at the end of a ttr. JetStream would offer such a job again
+// only at the next pull of its level, and meanwhile count it as reserved: a queue whose
+// workers all died would show its jobs reserved, and its oldest ready job would not age.
+// The holder's late call is then refused (lease_lost). Leases of a node that died are
+// JetStream's to offer again (at their level's next pull).
+func (e *Engine) expireLeases(ctx context.Context) {
+	for _, l := range e.leases.expired(e.now()) {
+		_, err := e.withLease(ctx, l.ID, formatToken(l.LID), func(rec *record, seq uint64) (*Job, error) {
+			if rec.LeaseExp > e.now().UnixNano() {
+				return nil, errNotExpired
+			}
+			q, payload, err := e.reservedPayload(ctx, rec)
+			if err != nil {
+				return nil, err
+			}
+			next := *rec
+			next.Timeouts++
+			st := StateReady
+			if next.Attempts >= next.MaxAttempts {
+				st, next.LastError = StateBuried, cmpOr(next.LastError, "attempts exhausted")
+			}
+			j, err := e.moveLeased(ctx, q, l.ID, &next, rec, seq, payload, st, time.Time{})
+			if err == nil {
+				e.stats.add(q.names.esc, cTimeouts, 1)
+			}
+			return j, err
+		})
+		switch {
+		case err == nil, errors.Is(err, errNotExpired), errors.Is(err, ErrLeaseLost), errors.Is(err, ErrJobNotFound):
+		default:
+			e.log.Warn("give back a job whose lease ran out", "job", l.ID, "err", err)
+		}
+	}
 }

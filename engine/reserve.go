@@ -452,6 +452,13 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 			c.msg.Term()
 			continue
 		}
+		if sr.rec.State == StateReady && sr.rec.Seq != 0 && sr.rec.Seq != c.sseq {
+			// Made ready again by a move (release, kick, an expired lease given back)
+			// whose new message is another: this is the old one, offered again before
+			// its ack reached JetStream.
+			c.msg.Term()
+			continue
+		}
 		c.cur, c.curSeq = sr.rec, sr.seq
 		known = append(known, c)
 	}
