@@ -120,20 +120,3 @@ func (e *Engine) dropFired(ctx context.Context, rec *record, id uint64, keep uin
 		e.log.Warn("delete fired copy of a job reserved by id", "job", id, "err", err)
 	}
 }
-
-// touchHeld extends a lease made by ReserveByID to d from now: its held schedule is
-// replaced by one due at the new end.
-func (e *Engine) touchHeld(ctx context.Context, id uint64, rec *record, seq uint64, d time.Duration) (*Job, error) {
-	q, payload, err := e.reservedPayload(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
-	now := e.now()
-	next := *rec
-	next.LeaseExp = now.Add(d).UnixNano()
-	if err := e.replaceHeld(ctx, q, id, &next, seq, payload, rec.Seq); err != nil {
-		return nil, err
-	}
-	e.dropFired(ctx, rec, id, next.Seq)
-	return next.job(id, nil, now), nil
-}

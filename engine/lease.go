@@ -231,10 +231,6 @@ func (r *record) clearLease() {
 	r.LeaseID, r.LeaseExp, r.Ack, r.Seq = 0, 0, "", 0
 }
 
-// byID reports whether a reserved job's lease was made by ReserveByID: a held schedule in
-// its queue stream (at Seq), not a consumer delivery with an ack subject.
-func (r *record) byID() bool { return r.Ack == "" }
-
 // moveLeased is moveTo for a reserved job, whichever kind its lease is: the old delivery is
 // acked, or the old held schedule deleted (with its fired copy, should the lease have ended).
 func (e *Engine) moveLeased(ctx context.Context, q *queue, id uint64, next, rec *record, curSeq uint64, payload []byte, st State, runAt time.Time) (*Job, error) {
@@ -248,32 +244,13 @@ func (e *Engine) moveLeased(ctx context.Context, q *queue, id uint64, next, rec 
 		}
 		curSeq = seq
 	}
-	if !rec.byID() {
-		return e.moveTo(ctx, q, id, next, curSeq, payload, st, runAt, rec.Ack)
-	}
-	j, err := e.move(ctx, q, id, next, curSeq, payload, st, runAt, "", rec.Seq)
-	if err == nil {
-		e.dropFired(ctx, rec, id, next.Seq)
-	}
-	return j, err
+	return rec.kind().move(ctx, e, q, id, next, rec, curSeq, payload, st, runAt)
 }
 
 // endLease removes the message of a finished job's lease: acks the delivery, or deletes
 // the held schedule (and its fired copy).
 func (e *Engine) endLease(ctx context.Context, id uint64, rec *record) {
-	if !rec.byID() {
-		// Should this ack be lost, the job is offered again at the end of its lease and
-		// reservation drops it, its record being final.
-		if err := e.nc.Publish(rec.Ack, []byte("+ACK")); err != nil {
-			e.log.Warn("ack delivery", "job", id, "err", err)
-		}
-		return
-	}
-	if err := e.deleteMsg(ctx, queueNames(rec.Queue).stream(), rec.Seq); err != nil {
-		// Should it stay, it turns ready at the end of the lease and reservation drops it.
-		e.log.Warn("delete finished job's message", "job", id, "err", err)
-	}
-	e.dropFired(ctx, rec, id, 0)
+	rec.kind().end(ctx, e, id, rec)
 }
 
 // Fail reports a failed attempt: the job is retried after a backoff, or buried when its
@@ -385,19 +362,7 @@ func (e *Engine) Touch(ctx context.Context, id uint64, token string, lease time.
 		if d == 0 {
 			d = rec.lease()
 		}
-		if rec.byID() {
-			return e.touchHeld(ctx, id, rec, seq, d)
-		}
-		now := e.now()
-		next := *rec
-		next.LeaseExp = now.Add(d).UnixNano()
-		newSeq, err := e.commitRecord(ctx, id, &next, seq, 0)
-		if err != nil {
-			return nil, err
-		}
-		e.leases.put(id, &next, newSeq)
-		e.extendLease(rec.Ack, d)
-		return next.job(id, nil, now), nil
+		return rec.kind().extend(ctx, e, id, rec, seq, d)
 	})
 }
 
