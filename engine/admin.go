@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // Job returns a job by id, in any state, with its payload while it is not finished.
@@ -43,7 +45,7 @@ func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
 //
 // A lease this node holds is answered from its table when the stored record is the one the
 // lease knows (none, for a fresh job): its reservation and touches may not be stored yet.
-func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *storedMsg, error) {
+func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *store.Msg, error) {
 	rec, seq, err := e.readRecord(ctx, id)
 	if lrec, lseq, ok := e.leases.lookup(id); ok {
 		switch {
@@ -61,8 +63,8 @@ func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *stor
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	m, err := e.directSeq(ctx, q.names.stream(), first)
-	if errors.Is(err, errNoMsg) {
+	m, err := e.st.At(ctx, q.names.stream(), first)
+	if errors.Is(err, store.ErrNoMsg) {
 		// Gone since the record was read: reserved and finished meanwhile, or deleted.
 		rec, seq, err := e.readRecord(ctx, id)
 		return rec, seq, nil, err
@@ -80,7 +82,7 @@ func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *stor
 // findMsg finds a job's message in its queue stream, whatever subject (state) it is on: at
 // the sequence its record knows or its derived id names, on its own subject (delayed,
 // buried, held), or else on its band's ready subject (one a schedule made ready).
-func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMsg, error) {
+func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*store.Msg, error) {
 	n := queueNames(rec.Queue)
 	q, err := e.getQueue(ctx, rec.Queue, false)
 	if errors.Is(err, ErrQueueNotFound) {
@@ -96,16 +98,16 @@ func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMs
 		}
 	}
 	if seq != 0 {
-		m, err := e.directSeq(ctx, n.stream(), seq)
+		m, err := e.st.At(ctx, n.stream(), seq)
 		if err == nil && e.msgHolds(ctx, m, id, q) {
 			return m, nil
 		}
-		if err != nil && !errors.Is(err, errNoMsg) {
+		if err != nil && !errors.Is(err, store.ErrNoMsg) {
 			return nil, err
 		}
 	}
-	m, err := e.directLast(ctx, n.stream(), n.anyState(id))
-	if !errors.Is(err, errNoMsg) {
+	m, err := e.st.Last(ctx, n.stream(), n.anyState(id))
+	if !errors.Is(err, store.ErrNoMsg) {
 		return m, err
 	}
 	return e.findReady(ctx, n, rec.Band, id, rec.readySince(), 0)
@@ -113,7 +115,7 @@ func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*storedMs
 
 // readMsgRecords reads the records of the jobs of msgs in one batch: ids[i] is msgs[i]'s
 // job (0 for a malformed message) and subjects[i] its record's subject, the key of recs.
-func (e *Engine) readMsgRecords(ctx context.Context, q *queue, msgs []storedMsg) (ids []uint64, subjects []string, recs map[string]seqRecord, err error) {
+func (e *Engine) readMsgRecords(ctx context.Context, q *queue, msgs []store.Msg) (ids []uint64, subjects []string, recs map[string]seqRecord, err error) {
 	ids, subjects = make([]uint64, len(msgs)), make([]string, len(msgs))
 	for i := range msgs {
 		ids[i], _ = e.msgJobID(ctx, &msgs[i], q)
@@ -154,26 +156,26 @@ const clockSkew = 50 * time.Millisecond
 // findReady scans band b's ready subject for job id's message, skipping sequence skip: from
 // a little before since, where it is, then from the start (a clock further off). It costs
 // one batched read per 1,024 jobs stored on the subject since then.
-func (e *Engine) findReady(ctx context.Context, n names, b int, id uint64, since int64, skip uint64) (*storedMsg, error) {
+func (e *Engine) findReady(ctx context.Context, n names, b int, id uint64, since int64, skip uint64) (*store.Msg, error) {
 	from := time.Unix(0, since).Add(-clockSkew)
-	m, err := e.scanReady(ctx, n, b, id, skip, directRequest{StartTime: &from})
+	m, err := e.scanReady(ctx, n, b, id, skip, store.Request{StartTime: &from})
 	if m != nil || err != nil {
 		return m, err
 	}
-	m, err = e.scanReady(ctx, n, b, id, skip, directRequest{Seq: 1, UpToTime: &from})
+	m, err = e.scanReady(ctx, n, b, id, skip, store.Request{Seq: 1, UpToTime: &from})
 	if m != nil || err != nil {
 		return m, err
 	}
 	return nil, ErrJobNotFound
 }
 
-func (e *Engine) scanReady(ctx context.Context, n names, b int, id uint64, skip uint64, req directRequest) (*storedMsg, error) {
-	req.NextFor, req.Batch = n.ready(b), maxDirectBatch
+func (e *Engine) scanReady(ctx context.Context, n names, b int, id uint64, skip uint64, req store.Request) (*store.Msg, error) {
+	req.NextFor, req.Batch = n.ready(b), store.MaxBatch
 	// The envelope is JSON with the id as a plain number: messages without that text are
 	// passed over without being decoded.
 	mark := []byte(`"id":` + strconv.FormatUint(id, 10))
 	for {
-		msgs, err := e.directBatch(ctx, n.stream(), req)
+		msgs, err := e.st.Batch(ctx, n.stream(), req)
 		if err != nil {
 			return nil, err
 		}
@@ -229,14 +231,14 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 		// Stop the delivery from being offered again; the message goes below. Only when
 		// the message is the job's: the ack subject of a queue deleted and made again
 		// names the same consumer and sequence in the new queue.
-		e.nc.Publish(rec.Ack, []byte("+TERM"))
+		e.st.Reply(rec.Ack, []byte(store.Term))
 	}
 	if m != nil {
 		// Tried again on failure: a fresh job's message left behind would be taken for a
 		// job never started once the cancelled record has expired.
 		var err error
 		for pause := 100 * time.Millisecond; ; pause *= 2 {
-			err = e.deleteMsg(ctx, queueNames(rec.Queue).stream(), m.Seq)
+			err = e.st.Delete(ctx, queueNames(rec.Queue).stream(), m.Seq)
 			if err == nil || pause > 400*time.Millisecond || sleepCtx(ctx, pause) != nil {
 				break
 			}
@@ -279,7 +281,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // unreservedMsg reads the record and finds the message of a job that is not reserved, and
 // whose message is in one of the states allowed for op (a *StateError otherwise).
-func (e *Engine) unreservedMsg(ctx context.Context, id uint64, op string, allowed ...State) (*record, uint64, *storedMsg, error) {
+func (e *Engine) unreservedMsg(ctx context.Context, id uint64, op string, allowed ...State) (*record, uint64, *store.Msg, error) {
 	rec, seq, m, err := e.readJob(ctx, id)
 	if err != nil {
 		return nil, 0, nil, err
@@ -302,7 +304,7 @@ func (e *Engine) unreservedMsg(ctx context.Context, id uint64, op string, allowe
 type unreserved struct {
 	rec     *record
 	seq     uint64 // the record's sequence (0: a fresh job without one)
-	msg     *storedMsg
+	msg     *store.Msg
 	q       *queue
 	payload []byte
 }
@@ -352,11 +354,11 @@ func (e *Engine) KickQueue(ctx context.Context, name string, st State, max int) 
 	kicked := 0
 	var seq uint64 = 1
 	for max <= 0 || kicked < max {
-		batch := maxDirectBatch
+		batch := store.MaxBatch
 		if max > 0 {
 			batch = min(batch, max-kicked)
 		}
-		msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: q.names.state(st), Batch: batch})
+		msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: seq, NextFor: q.names.state(st), Batch: batch})
 		if err != nil {
 			return kicked, err
 		}
@@ -400,7 +402,7 @@ func (e *Engine) Peek(ctx context.Context, req PeekRequest) (*PeekPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: req.After + 1, NextFor: q.names.state(req.State), Batch: min(req.Limit, maxDirectBatch)})
+	msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: req.After + 1, NextFor: q.names.state(req.State), Batch: min(req.Limit, store.MaxBatch)})
 	if err != nil {
 		return nil, err
 	}
@@ -455,7 +457,7 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 	n := 0
 	var seq uint64 = 1
 	for {
-		msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: filter, Batch: 256})
+		msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: seq, NextFor: filter, Batch: 256})
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return n, ErrQueueNotFound
 		}
@@ -524,7 +526,7 @@ func (e *Engine) cancelMessages(ctx context.Context, q *queue, filter string, al
 			}
 		}
 		for _, s := range dels {
-			if err := e.deleteMsg(ctx, q.names.stream(), s); err != nil {
+			if err := e.st.Delete(ctx, q.names.stream(), s); err != nil {
 				return n, err
 			}
 			n++

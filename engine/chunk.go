@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // Derived job ids name their job's first message through chunks, so that they stay below
@@ -257,9 +259,9 @@ func (e *Engine) locate(ctx context.Context, id uint64) (*queue, uint64, error) 
 func (e *Engine) nextCounter(ctx context.Context, subject string, max uint64) (uint64, error) {
 	for range 20 {
 		var last, seq uint64
-		m, err := e.directLast(ctx, jobsStream, subject)
+		m, err := e.st.Last(ctx, jobsStream, subject)
 		switch {
-		case errors.Is(err, errNoMsg):
+		case errors.Is(err, store.ErrNoMsg):
 		case err != nil:
 			return 0, fmt.Errorf("read counter %s: %w", subject, err)
 		default:
@@ -271,7 +273,7 @@ func (e *Engine) nextCounter(ctx context.Context, subject string, max uint64) (u
 		if last >= max {
 			return 0, nil
 		}
-		_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: strconv.AppendUint(nil, last+1, 10)},
+		_, err = e.st.PublishSync(ctx, &nats.Msg{Subject: subject, Data: strconv.AppendUint(nil, last+1, 10)},
 			jetstream.WithExpectLastSequencePerSubject(seq))
 		if err == nil {
 			return last + 1, nil

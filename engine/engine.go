@@ -20,7 +20,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -32,6 +31,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // Config configures an Engine. Zero values take the defaults noted.
@@ -61,6 +62,9 @@ type Config struct {
 	// expires). Default 250ms.
 	PollInterval time.Duration
 }
+
+// requestTimeout bounds a JetStream request that has no deadline of its own.
+const requestTimeout = 10 * time.Second
 
 // Limits of the values an engine accepts.
 const (
@@ -122,6 +126,7 @@ type Engine struct {
 	log    *slog.Logger
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	st     *store.Store // every step of the job lifecycle goes through it
 	kv     jetstream.KeyValue
 	ids    *idGen
 	chunks *chunks
@@ -163,7 +168,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 	}
 	tag := rand.Uint32() | 1
 	e := &Engine{
-		cfg: cfg, log: cfg.Logger, nc: nc, js: js,
+		cfg: cfg, log: cfg.Logger, nc: nc, js: js, st: store.New(nc, js),
 		ids:     newIDGen(cfg.Now),
 		chunks:  newChunks(),
 		leases:  newLeaseCache(),
@@ -661,21 +666,8 @@ func (e *Engine) closed() bool {
 	}
 }
 
-// apiCode extracts a JetStream API error code, 0 when err is not one.
-func apiCode(err error) jetstream.ErrorCode {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode
-	}
-	return 0
-}
-
-// casLost reports JetStream's answer to a failed compare-and-set: "wrong last sequence",
-// 10071, or 10164 from a replicated stream while another write to the subject is in flight.
-func casLost(err error) bool {
-	c := apiCode(err)
-	return c == 10071 || c == 10164
-}
+// casLost reports a failed compare-and-set (store.CASLost).
+func casLost(err error) bool { return store.CASLost(err) }
 
 // Ping checks that JetStream answers.
 func (e *Engine) Ping(ctx context.Context) error {

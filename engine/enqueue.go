@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // uniqueHold is how long a unique key stays held past the job's run time at most, in case
@@ -229,7 +231,7 @@ func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 			sent, futs = append(sent, it), append(futs, fut)
 		}
 		todo = nil
-		seqs, errs := waitAcks(ctx, futs)
+		seqs, errs := store.Wait(ctx, futs)
 		for i, err := range errs {
 			it := sent[i]
 			switch {
@@ -272,7 +274,7 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 		}
 		batch, futs = append(batch, it), append(futs, fut)
 	}
-	seqs, errs := waitAcks(ctx, futs)
+	seqs, errs := store.Wait(ctx, futs)
 	for i, err := range errs {
 		it := batch[i]
 		if err == nil {
@@ -285,7 +287,7 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 				}
 				// Stored, but with no id to give its caller: removed again, so that
 				// the job is not both refused and run.
-				if derr := e.deleteMsg(context.WithoutCancel(ctx), it.q.names.stream(), seqs[i]); derr != nil {
+				if derr := e.st.Delete(context.WithoutCancel(ctx), it.q.names.stream(), seqs[i]); derr != nil {
 					e.log.Error("remove a job that got no id", "err", derr)
 				}
 			} else {
@@ -301,7 +303,7 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 		}
 		// The job does not exist: remove its record, so that a retry with the same id (a
 		// schedule's tick) is not taken for a duplicate.
-		if derr := e.deleteMsg(context.WithoutCancel(ctx), jobsStream, it.rec.RecSeq); derr != nil {
+		if derr := e.st.Delete(context.WithoutCancel(ctx), jobsStream, it.rec.RecSeq); derr != nil {
 			e.log.Error("remove the record of a job that failed to store", "job", it.id, "err", derr)
 		}
 	}
@@ -322,7 +324,7 @@ func (e *Engine) publishJob(q *queue, rec *record, id uint64, body []byte) (jets
 		m.Subject = q.names.subject(StateReady, rec.Band, id)
 	}
 	opts = append(opts, jetstream.WithExpectStream(q.names.stream()))
-	return e.js.PublishMsgAsync(m, opts...)
+	return e.st.Publish(m, opts...)
 }
 
 // scheduleAt makes m an @at message schedule that JetStream publishes to target at t. The
@@ -350,30 +352,13 @@ func (e *Engine) publishRecord(id uint64, rec *record, lastSeq uint64, ttl time.
 	if ttl > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(ttl))
 	}
-	return e.js.PublishMsgAsync(&nats.Msg{Subject: jobSubject(id), Data: data}, opts...)
+	return e.st.Publish(&nats.Msg{Subject: jobSubject(id), Data: data}, opts...)
 }
 
 // waitAll waits for every publish acknowledgement; errs[i] is the outcome of futs[i].
 func waitAll(ctx context.Context, futs []jetstream.PubAckFuture) []error {
-	_, errs := waitAcks(ctx, futs)
+	_, errs := store.Wait(ctx, futs)
 	return errs
-}
-
-// waitAcks is waitAll that also returns the stored messages' sequences.
-func waitAcks(ctx context.Context, futs []jetstream.PubAckFuture) ([]uint64, []error) {
-	seqs := make([]uint64, len(futs))
-	errs := make([]error, len(futs))
-	for i, f := range futs {
-		select {
-		case ack := <-f.Ok():
-			seqs[i] = ack.Sequence
-		case err := <-f.Err():
-			errs[i] = err
-		case <-ctx.Done():
-			errs[i] = ctx.Err()
-		}
-	}
-	return seqs, errs
 }
 
 // claimUnique takes the queue's unique key for the job about to be enqueued. When an
@@ -390,9 +375,9 @@ func (e *Engine) claimUnique(ctx context.Context, it *pending) (*Job, error) {
 	}
 	for range 5 {
 		var last uint64
-		cur, err := e.directLast(ctx, jobsStream, subj)
+		cur, err := e.st.Last(ctx, jobsStream, subj)
 		switch {
-		case errors.Is(err, errNoMsg):
+		case errors.Is(err, store.ErrNoMsg):
 		case err != nil:
 			return nil, err
 		default:
@@ -404,7 +389,7 @@ func (e *Engine) claimUnique(ctx context.Context, it *pending) (*Job, error) {
 				}
 			}
 		}
-		_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: strconv.AppendUint(nil, it.id, 10)},
+		_, err = e.st.PublishSync(ctx, &nats.Msg{Subject: subj, Data: strconv.AppendUint(nil, it.id, 10)},
 			jetstream.WithExpectLastSequencePerSubject(last), jetstream.WithMsgTTL(hold))
 		if err == nil {
 			return nil, nil
@@ -423,12 +408,12 @@ func (e *Engine) releaseUnique(ctx context.Context, id uint64, rec *record) {
 	}
 	sum := sha256.Sum256([]byte(rec.UniqueKey))
 	subj := uniquePrefix + queueNames(rec.Queue).esc + "." + hex.EncodeToString(sum[:16])
-	cur, err := e.directLast(ctx, jobsStream, subj)
+	cur, err := e.st.Last(ctx, jobsStream, subj)
 	if err != nil || string(cur.Data) != strconv.FormatUint(id, 10) {
 		return
 	}
 	// A short-lived tombstone in place of the lock: compare-and-set, so a newer holder stays.
-	_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: nil},
+	_, err = e.st.PublishSync(ctx, &nats.Msg{Subject: subj, Data: nil},
 		jetstream.WithExpectLastSequencePerSubject(cur.Seq), jetstream.WithMsgTTL(time.Second))
 	if err != nil && !casLost(err) {
 		e.log.Debug("release unique key", "job", id, "err", err)

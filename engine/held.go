@@ -73,7 +73,7 @@ func (e *Engine) publishHeld(ctx context.Context, q *queue, id uint64, rec *reco
 	}
 	m := &nats.Msg{Subject: q.names.subject(stateHeld, rec.Band, id), Data: body}
 	scheduleAt(m, time.Unix(0, rec.LeaseExp), q.names.subject(StateReady, rec.Band, id))
-	ack, err := e.js.PublishMsg(ctx, m, jetstream.WithExpectStream(q.names.stream()))
+	ack, err := e.st.PublishSync(ctx, m, jetstream.WithExpectStream(q.names.stream()))
 	if err != nil {
 		return 0, fmt.Errorf("store job: %w", err)
 	}
@@ -90,12 +90,12 @@ func (e *Engine) replaceHeld(ctx context.Context, q *queue, id uint64, next *rec
 	}
 	next.Seq = newSeq
 	if _, err := e.commitRecord(ctx, id, next, curSeq, 0); err != nil {
-		if derr := e.deleteMsg(ctx, q.names.stream(), newSeq); derr != nil {
+		if derr := e.st.Delete(ctx, q.names.stream(), newSeq); derr != nil {
 			e.log.Error("remove the held message of a lost transition", "job", id, "err", derr)
 		}
 		return err
 	}
-	if err := e.deleteMsg(ctx, q.names.stream(), oldSeq); err != nil {
+	if err := e.st.Delete(ctx, q.names.stream(), oldSeq); err != nil {
 		e.log.Warn("delete a job's previous message", "job", id, "err", err)
 	}
 	return nil
@@ -116,7 +116,7 @@ func (e *Engine) dropFired(ctx context.Context, rec *record, id uint64, keep uin
 	if err != nil {
 		return
 	}
-	if err := e.deleteMsg(ctx, n.stream(), m.Seq); err != nil {
+	if err := e.st.Delete(ctx, n.stream(), m.Seq); err != nil {
 		e.log.Warn("delete fired copy of a job reserved by id", "job", id, "err", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // withLease runs op on the record of the lease that token names. A lease whose time ran out
@@ -71,7 +73,7 @@ func (e *Engine) commitRecord(ctx context.Context, id uint64, next *record, curS
 	if err != nil {
 		return 0, err
 	}
-	seqs, errs := waitAcks(ctx, []jetstream.PubAckFuture{fut})
+	seqs, errs := store.Wait(ctx, []jetstream.PubAckFuture{fut})
 	if casLost(errs[0]) {
 		return 0, ErrLeaseLost
 	}
@@ -395,8 +397,8 @@ func (e *Engine) reservedPayload(ctx context.Context, rec *record) (*queue, []by
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := e.directSeq(ctx, q.names.stream(), rec.Seq)
-	if errors.Is(err, errNoMsg) {
+	m, err := e.st.At(ctx, q.names.stream(), rec.Seq)
+	if errors.Is(err, store.ErrNoMsg) {
 		return nil, nil, ErrLeaseLost // removed meanwhile (queue purged or deleted)
 	}
 	if err != nil {
@@ -448,7 +450,7 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 	}
 	next.Seq = newSeq
 	if _, err := e.commitRecord(ctx, id, next, curSeq, 0); err != nil {
-		if derr := e.deleteMsg(ctx, q.names.stream(), newSeq); derr != nil {
+		if derr := e.st.Delete(ctx, q.names.stream(), newSeq); derr != nil {
 			e.log.Error("remove message of a lost transition", "job", id, "err", derr)
 		}
 		return nil, err
@@ -456,11 +458,11 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 	e.leases.drop(id)
 	switch {
 	case oldAck != "":
-		if err := e.nc.Publish(oldAck, []byte("+ACK")); err != nil {
+		if err := e.st.Reply(oldAck, []byte(store.Ack)); err != nil {
 			e.log.Warn("ack delivery", "job", id, "err", err)
 		}
 	case oldSeq != 0:
-		if err := e.deleteMsg(ctx, q.names.stream(), oldSeq); err != nil {
+		if err := e.st.Delete(ctx, q.names.stream(), oldSeq); err != nil {
 			e.log.Warn("delete old message", "job", id, "err", err)
 		}
 	}
@@ -471,35 +473,6 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 		e.notify(q, next.Band, 1, newSeq)
 	}
 	return next.job(id, payload, now), nil
-}
-
-// deleteMsg removes one message from a stream; a message already gone is not an error.
-func (e *Engine) deleteMsg(ctx context.Context, stream string, seq uint64) error {
-	body, _ := json.Marshal(struct {
-		Seq     uint64 `json:"seq"`
-		NoErase bool   `json:"no_erase"`
-	}{seq, true})
-	m, err := e.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+stream, body)
-	if err != nil {
-		return fmt.Errorf("delete message %d: %w", seq, err)
-	}
-	var resp struct {
-		Success bool `json:"success"`
-		Error   *struct {
-			Code        int    `json:"code"`
-			ErrCode     int    `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return fmt.Errorf("delete message %d: %w", seq, err)
-	}
-	// 404, or 10057 "no message found": gone already (a +TERM of its delivery, on a
-	// work-queue stream, removes it too).
-	if resp.Error != nil && resp.Error.Code != 404 && resp.Error.ErrCode != 10057 {
-		return fmt.Errorf("delete message %d: %s", seq, resp.Error.Description)
-	}
-	return nil
 }
 
 // Unreserve puts a reserved job back in ready as it was, for a holder that went away

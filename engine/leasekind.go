@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"time"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // leaseKind is how a reserved job is held, and so how its lease is extended and ended.
@@ -59,7 +61,7 @@ func (deliveryLease) move(ctx context.Context, e *Engine, q *queue, id uint64, n
 func (deliveryLease) end(_ context.Context, e *Engine, id uint64, rec *record) {
 	// Should this ack be lost, the job is offered again at the end of its lease and
 	// reservation drops it, its record being final.
-	if err := e.nc.Publish(rec.Ack, []byte("+ACK")); err != nil {
+	if err := e.st.Reply(rec.Ack, []byte(store.Ack)); err != nil {
 		e.log.Warn("ack delivery", "job", id, "err", err)
 	}
 }
@@ -88,7 +90,7 @@ func (heldLease) move(ctx context.Context, e *Engine, q *queue, id uint64, next,
 }
 
 func (heldLease) end(ctx context.Context, e *Engine, id uint64, rec *record) {
-	if err := e.deleteMsg(ctx, queueNames(rec.Queue).stream(), rec.Seq); err != nil {
+	if err := e.st.Delete(ctx, queueNames(rec.Queue).stream(), rec.Seq); err != nil {
 		// Should it stay, it turns ready at the end of the lease and reservation drops it.
 		e.log.Warn("delete finished job's message", "job", id, "err", err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // leaseWriter stores the records of the leases this node holds in memory (leaseCache) once
@@ -60,7 +62,7 @@ func (w *leaseWriter) store(ctx context.Context, due []dueWrite) {
 			}
 			futs, sent = append(futs, fut), append(sent, d)
 		}
-		seqs, errs := waitAcks(ctx, futs)
+		seqs, errs := store.Wait(ctx, futs)
 		for i, err := range errs {
 			d := sent[i]
 			switch {

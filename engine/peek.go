@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // PeekNextReady returns the ready job of a queue that the next reservation of that queue
@@ -26,7 +28,7 @@ func (e *Engine) PeekNextReady(ctx context.Context, queueName string) (*Job, err
 	for _, b := range cfg.levels() {
 		var seq uint64 = 1
 		for {
-			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: q.names.ready(b), Batch: 256})
+			msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: seq, NextFor: q.names.ready(b), Batch: 256})
 			if err != nil {
 				return nil, err
 			}
@@ -49,7 +51,7 @@ func (e *Engine) PeekNextReady(ctx context.Context, queueName string) (*Job, err
 
 // firstUnreserved returns the first job of msgs (ready messages) that is not reserved under
 // a live lease nor finished, or nil.
-func (e *Engine) firstUnreserved(ctx context.Context, q *queue, msgs []storedMsg) (*Job, error) {
+func (e *Engine) firstUnreserved(ctx context.Context, q *queue, msgs []store.Msg) (*Job, error) {
 	ids, subjects, recs, err := e.readMsgRecords(ctx, q, msgs)
 	if err != nil {
 		return nil, err
@@ -88,7 +90,7 @@ func (e *Engine) PeekSoonestDelayed(ctx context.Context, queueName string) (*Job
 	var best []byte
 	var seq uint64 = 1
 	for {
-		msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: seq, NextFor: q.names.state(StateDelayed), Batch: maxDirectBatch})
+		msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: seq, NextFor: q.names.state(StateDelayed), Batch: store.MaxBatch})
 		if err != nil {
 			return nil, err
 		}

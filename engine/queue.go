@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // forever stands in for "until resumed" in JetStream's consumer pause, which needs a time.
@@ -473,7 +475,7 @@ func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
 		st.Ready += int64(info.NumPending)
 		st.Reserved += int64(info.NumAckPending)
 		if info.NumPending > 0 {
-			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: info.Delivered.Stream + 1, NextFor: q.names.ready(b), Batch: 1})
+			msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: info.Delivered.Stream + 1, NextFor: q.names.ready(b), Batch: 1})
 			if err == nil && len(msgs) == 1 && (oldest.IsZero() || msgs[0].Time.Before(oldest)) {
 				oldest = msgs[0].Time
 			}

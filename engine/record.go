@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // record is a job's status document, kept in the SPOOL_JOBS stream under spool.j.<id>, one
@@ -150,7 +152,7 @@ func decodeMsg(body []byte) (*record, []byte, error) {
 // msgJobID returns the id of the job that a stored message of q's stream holds: from its
 // subject, from its envelope, or for a fresh job from the message's sequence (q nil: not
 // a fresh job's message).
-func (e *Engine) msgJobID(ctx context.Context, m *storedMsg, q *queue) (uint64, error) {
+func (e *Engine) msgJobID(ctx context.Context, m *store.Msg, q *queue) (uint64, error) {
 	if id, ok := subjectID(m.Subject); ok {
 		return id, nil
 	}
@@ -170,7 +172,7 @@ func (e *Engine) msgJobID(ctx context.Context, m *storedMsg, q *queue) (uint64, 
 // msgHolds reports whether m, a message of q's stream, is a message of job id. The queue
 // matters for a fresh job's message, which has no id of its own: a queue deleted and made
 // again has a new number, and its sequences start over.
-func (e *Engine) msgHolds(ctx context.Context, m *storedMsg, id uint64, q *queue) bool {
+func (e *Engine) msgHolds(ctx context.Context, m *store.Msg, id uint64, q *queue) bool {
 	got, err := e.msgJobID(ctx, m, q)
 	return err == nil && got == id
 }

@@ -3,7 +3,6 @@ package engine
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // MaxReserveQueues is the most queues one reservation may name.
@@ -179,7 +180,7 @@ func (e *Engine) noteUnseen(ctx context.Context, qs []*queue) bool {
 				found = true // a wake-up came meanwhile: the next pull checks for it
 				continue
 			}
-			msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: q.seen(b) + 1, NextFor: q.names.ready(b), Batch: 1})
+			msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: q.seen(b) + 1, NextFor: q.names.ready(b), Batch: 1})
 			if err == nil && len(msgs) > 0 {
 				q.notePublished(b, msgs[0].Seq)
 				found = true
@@ -198,7 +199,7 @@ func (e *Engine) undelivered(ctx context.Context, q *queue, b int) bool {
 		return true // unknown: wait for the count rather than miss a job
 	}
 	delivered := c.CachedInfo().Delivered.Stream
-	msgs, err := e.directBatch(ctx, q.names.stream(), directRequest{Seq: delivered + 1, NextFor: q.names.ready(b), Batch: 1})
+	msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: delivered + 1, NextFor: q.names.ready(b), Batch: 1})
 	if err != nil {
 		return true
 	}
@@ -312,7 +313,7 @@ func (e *Engine) byHeadAge(ctx context.Context, refs []bandRef) []bandRef {
 			heads := make(map[*queue]int64, j-i)
 			for _, r := range refs[i:j] {
 				heads[r.q] = math.MaxInt64
-				msgs, err := e.directBatch(ctx, r.q.names.stream(), directRequest{Seq: r.q.seen(r.b) + 1, NextFor: r.q.names.ready(r.b), Batch: 1})
+				msgs, err := e.st.Batch(ctx, r.q.names.stream(), store.Request{Seq: r.q.seen(r.b) + 1, NextFor: r.q.names.ready(r.b), Batch: 1})
 				if err == nil && len(msgs) > 0 {
 					heads[r.q] = msgs[0].Time.UnixNano()
 				}
@@ -327,44 +328,10 @@ func (e *Engine) byHeadAge(ctx context.Context, refs []bandRef) []bandRef {
 // pull asks a band's consumer for up to n messages without waiting for more than are there.
 // With expires > 0 the request waits that long when the consumer counts none yet, and
 // returns as soon as it has any.
-func (e *Engine) pull(ctx context.Context, q *queue, b, n int, expires time.Duration) ([]*nats.Msg, error) {
-	body, _ := json.Marshal(struct {
-		Batch   int   `json:"batch"`
-		NoWait  bool  `json:"no_wait"`
-		Expires int64 `json:"expires,omitempty"`
-	}{n, true, int64(expires)})
-	reply, replies, done, err := e.replies(n + 2) // the messages, a status, a heartbeat
-	if err != nil {
-		return nil, fmt.Errorf("pull: %w", err)
-	}
-	defer done()
-	if err := e.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+q.names.stream()+"."+consumerName(b), reply, body); err != nil {
-		return nil, fmt.Errorf("pull: %w", err)
-	}
-	timeout := time.NewTimer(expires + requestTimeout)
-	defer timeout.Stop()
-	var msgs []*nats.Msg
-	for len(msgs) < n {
-		var m *nats.Msg
-		// No ctx here: a no-wait pull ends by itself within its expiry, and leaving early
-		// would strand the messages still on their way until their leases ran out.
-		select {
-		case m = <-replies:
-		case <-timeout.C:
-			e.log.Warn("pull: no answer from JetStream", "stream", q.names.stream())
-			return msgs, nil
-		}
-		if len(m.Data) == 0 && m.Header.Get("Status") != "" {
-			if m.Header.Get("Status") == "100" {
-				continue // heartbeat
-			}
-			// 404 no messages (or no such consumer: the queue was deleted), 408 expired,
-			// 409 consumer deleted or paused: the pull is over.
-			return msgs, nil
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, nil
+func (e *Engine) pull(_ context.Context, q *queue, b, n int, expires time.Duration) ([]*nats.Msg, error) {
+	return e.st.Pull(q.names.stream(), consumerName(b), n, expires, func() {
+		e.log.Warn("pull: no answer from JetStream", "stream", q.names.stream())
+	})
 }
 
 // activate turns fetched deliveries into reservations: each job's record is rewritten, with
@@ -391,7 +358,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 		}
 		if err != nil || perr != nil || derr != nil {
 			e.log.Error("dropping malformed job message", "subject", m.Subject, "err", errors.Join(err, perr, derr))
-			m.Term()
+			e.st.Reply(m.Reply, []byte(store.Term))
 			continue
 		}
 		c := &cand{msg: m, id: id, sseq: md.Sequence.Stream, payload: payload}
@@ -437,7 +404,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 	if err != nil {
 		e.log.Warn("reserve: read records", "err", err)
 		for _, c := range slow {
-			c.msg.Nak()
+			e.st.Reply(c.msg.Reply, []byte(store.Nak))
 		}
 		return out
 	}
@@ -449,14 +416,14 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 		}
 		if !ok || sr.rec.State.Final() {
 			// Finished (its record may have expired): this is a stale copy.
-			c.msg.Term()
+			e.st.Reply(c.msg.Reply, []byte(store.Term))
 			continue
 		}
 		if sr.rec.State == StateReady && sr.rec.Seq != 0 && sr.rec.Seq != c.sseq {
 			// Made ready again by a move (release, kick, an expired lease given back)
 			// whose new message is another: this is the old one, offered again before
 			// its ack reached JetStream.
-			c.msg.Term()
+			e.st.Reply(c.msg.Reply, []byte(store.Term))
 			continue
 		}
 		c.cur, c.curSeq = sr.rec, sr.seq
@@ -465,7 +432,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 	for _, c := range e.reserveCands(ctx, q, b, known, worker, now, &out) {
 		// Changed again meanwhile (a cancel, a late ack): offer it again; the next
 		// reservation sees the new record.
-		c.msg.Nak()
+		e.st.Reply(c.msg.Reply, []byte(store.Nak))
 	}
 	return out
 }
@@ -532,7 +499,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 			next.LastError = cmpOr(next.LastError, "attempts exhausted")
 			if _, err := e.moveTo(ctx, q, c.id, &next, c.curSeq, c.payload, StateBuried, time.Time{}, c.msg.Reply); err != nil {
 				e.log.Warn("bury exhausted job", "job", c.id, "err", err)
-				c.msg.Nak()
+				e.st.Reply(c.msg.Reply, []byte(store.Nak))
 			}
 			continue
 		}
@@ -554,12 +521,12 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 		}
 		fut, err := e.publishRecord(c.id, &next, c.curSeq, 0, true)
 		if err != nil {
-			c.msg.Nak()
+			e.st.Reply(c.msg.Reply, []byte(store.Nak))
 			continue
 		}
 		live, nexts, futs = append(live, k), append(nexts, &next), append(futs, fut)
 	}
-	seqs, errs := waitAcks(ctx, futs)
+	seqs, errs := store.Wait(ctx, futs)
 	for i, err := range errs {
 		c, next := cands[live[i]], nexts[i]
 		switch {
@@ -568,7 +535,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 			continue
 		case err != nil:
 			e.log.Warn("reserve: store record", "job", c.id, "err", err)
-			c.msg.Nak()
+			e.st.Reply(c.msg.Reply, []byte(store.Nak))
 			continue
 		}
 		e.startLease(next, cfg)
@@ -615,7 +582,7 @@ func (e *Engine) keepLease(ctx context.Context, c *cand, b int, now time.Time) {
 	next.RecSeq, next.ID = 0, 0
 	next.Ack, next.Seq, next.Band = c.msg.Reply, c.sseq, b
 	if _, err := e.commitRecord(ctx, c.id, &next, c.curSeq, 0); err != nil {
-		c.msg.Nak() // changed meanwhile: look again
+		e.st.Reply(c.msg.Reply, []byte(store.Nak)) // changed meanwhile: look again
 		return
 	}
 	e.extendLease(next.Ack, time.Duration(next.LeaseExp-now.UnixNano()))
@@ -625,7 +592,7 @@ func (e *Engine) keepLease(ctx context.Context, c *cand, b int, now time.Time) {
 // extendLease sets a delivery's remaining lease to d: a NAK with a delay re-times the
 // pending delivery to expire d from now, whatever the consumer's ack wait.
 func (e *Engine) extendLease(ack string, d time.Duration) {
-	if err := e.nc.Publish(ack, []byte(`-NAK {"delay":`+strconv.FormatInt(int64(d), 10)+`}`)); err != nil {
+	if err := e.st.Reply(ack, store.NakDelay(d)); err != nil {
 		e.log.Warn("extend lease", "err", err)
 	}
 }
@@ -649,8 +616,8 @@ type seqRecord struct {
 func (e *Engine) readRecords(ctx context.Context, subjects []string) (map[string]seqRecord, error) {
 	out := make(map[string]seqRecord, len(subjects))
 	for len(subjects) > 0 {
-		n := min(len(subjects), maxDirectBatch)
-		msgs, err := e.directBatch(ctx, jobsStream, directRequest{MultiLast: subjects[:n], Batch: n})
+		n := min(len(subjects), store.MaxBatch)
+		msgs, err := e.st.Batch(ctx, jobsStream, store.Request{MultiLast: subjects[:n], Batch: n})
 		if err != nil {
 			return nil, err
 		}
@@ -669,8 +636,8 @@ func (e *Engine) readRecords(ctx context.Context, subjects []string) (map[string
 
 // readRecord reads one job's record and its sequence (the compare-and-set key).
 func (e *Engine) readRecord(ctx context.Context, id uint64) (*record, uint64, error) {
-	m, err := e.directLast(ctx, jobsStream, jobSubject(id))
-	if errors.Is(err, errNoMsg) {
+	m, err := e.st.Last(ctx, jobsStream, jobSubject(id))
+	if errors.Is(err, store.ErrNoMsg) {
 		return nil, 0, ErrJobNotFound
 	}
 	if err != nil {

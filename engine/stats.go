@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // Counter names, the last token of spool.c.<queue>.<name>.
@@ -108,7 +110,7 @@ func (c *counters) flush(ctx context.Context) {
 		for name, n := range m {
 			msg := nats.NewMsg(statsPrefix + esc + "." + name)
 			msg.Header.Set("Nats-Incr", strconv.FormatInt(n, 10))
-			fut, err := c.e.js.PublishMsgAsync(msg)
+			fut, err := c.e.st.Publish(msg)
 			if err != nil {
 				c.add(esc, name, n)
 				continue
@@ -132,7 +134,7 @@ func (c *counters) flush(ctx context.Context) {
 func (c *counters) totals(ctx context.Context, esc string) (map[string]int64, error) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
-	msgs, err := c.e.directBatch(ctx, statsStream, directRequest{MultiLast: []string{statsPrefix + esc + ".*"}, Batch: maxDirectBatch})
+	msgs, err := c.e.st.Batch(ctx, statsStream, store.Request{MultiLast: []string{statsPrefix + esc + ".*"}, Batch: store.MaxBatch})
 	if err != nil {
 		return nil, err
 	}
