@@ -35,7 +35,7 @@ type env struct {
 
 func startEngine(t testing.TB) *engine.Engine {
 	t.Helper()
-	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir()})
+	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		for _, batch := range []int{1, 100} {
 			name := fmt.Sprintf("fsync=%s/batch=%d", cmpOr(fsync, "default"), batch)
 			b.Run(name, func(b *testing.B) {
-				ns, err := natsd.Start(natsd.Options{StoreDir: b.TempDir(), Fsync: fsync})
+				ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: b.TempDir(), Fsync: fsync})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -50,7 +50,7 @@ func BenchmarkEnqueue(b *testing.B) {
 
 // BenchmarkLifecycle measures enqueue + reserve + ack, each in batches of 100.
 func BenchmarkLifecycle(b *testing.B) {
-	ns, err := natsd.Start(natsd.Options{StoreDir: b.TempDir()})
+	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,7 +24,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // startNATS runs a real embedded JetStream server in a temporary directory.
 func startNATS(t *testing.T) *server.Server {
 	t.Helper()
-	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir()})
+	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

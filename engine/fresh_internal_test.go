@@ -19,7 +19,7 @@ import (
 // engine's storage.
 func internalEngine(t *testing.T, cfg ...Config) (*Engine, *nats.Conn, context.Context) {
 	t.Helper()
-	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir()})
+	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func (l *logBuffer) String() string {
 // newServer starts JetStream, the engine and the HTTP API; maxPayload 0 takes the default.
 func newServer(tb testing.TB, maxPayload int) *testServer {
 	tb.Helper()
-	ns, err := natsd.Start(natsd.Options{StoreDir: tb.TempDir()})
+	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: tb.TempDir()})
 	if err != nil {
 		tb.Fatal(err)
 	}

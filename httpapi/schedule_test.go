@@ -21,7 +21,7 @@ import (
 // schedServer is an HTTP API with a scheduler over a real embedded JetStream.
 func schedServer(t *testing.T, withSchedules bool) string {
 	t.Helper()
-	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir()})
+	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ var t0 = time.Date(2026, 1, 5, 9, 59, 30, 0, time.UTC)
 
 func startNATS(t *testing.T) *server.Server {
 	t.Helper()
-	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir()})
+	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		log.Info("using external NATS", "url", nc.ConnectedUrl())
 	} else {
-		ns, err = natsd.Start(natsd.Options{StoreDir: cfg.DataDir, Listen: cfg.NATSListen, Fsync: cfg.Fsync, Logger: log})
+		ns, err = natsd.Start(ctx, natsd.Options{StoreDir: cfg.DataDir, Listen: cfg.NATSListen, Fsync: cfg.Fsync, Logger: log})
 		if err != nil {
 			return err
 		}

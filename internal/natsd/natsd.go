@@ -3,6 +3,7 @@
 package natsd
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
+
+// readyCheck is how often Start reports that the server is not ready yet.
+const readyCheck = 10 * time.Second
 
 // Options configures the embedded server.
 type Options struct {
@@ -28,8 +32,10 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Start starts an embedded JetStream server and waits until it serves clients.
-func Start(o Options) (*server.Server, error) {
+// Start starts an embedded JetStream server and waits until it serves clients, however
+// long it takes to recover its data (thousands of streams take a while; giving up would
+// leave them unserved for good), logging its progress, until ctx is done.
+func Start(ctx context.Context, o Options) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName:         "spool",
 		JetStream:          true,
@@ -63,6 +69,14 @@ func Start(o Options) (*server.Server, error) {
 		opts.Host, opts.Port = host, p
 		if p == 0 {
 			opts.Port = server.RANDOM_PORT
+		} else {
+			// A busy port fails here, at once: the server would only log it and never be
+			// ready, and Start waits for readiness without a limit.
+			ln, err := net.Listen("tcp", o.Listen)
+			if err != nil {
+				return nil, fmt.Errorf("nats listen address: %w", err)
+			}
+			ln.Close()
 		}
 	}
 	ns, err := server.NewServer(opts)
@@ -73,9 +87,15 @@ func Start(o Options) (*server.Server, error) {
 		ns.SetLoggerV2(&logger{o.Logger}, false, false, false)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("embedded nats: not ready after 30s")
+	start := time.Now()
+	for !ns.ReadyForConnections(readyCheck) {
+		if err := ctx.Err(); err != nil {
+			ns.Shutdown()
+			return nil, fmt.Errorf("embedded nats: not ready after %s: %w", time.Since(start).Round(time.Second), err)
+		}
+		if o.Logger != nil {
+			o.Logger.Info("embedded JetStream is recovering its data", "dir", o.StoreDir, "for", time.Since(start).Round(time.Second))
+		}
 	}
 	return ns, nil
 }
