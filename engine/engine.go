@@ -1,20 +1,26 @@
 // Package engine implements spool's job semantics on NATS JetStream: queues, the job
 // lifecycle (enqueue, reserve with leases, ack, fail with backoff, release, bury, kick,
-// cancel), lookups by id and statistics. It keeps no job state of its own: every fact lives
-// in JetStream, so any number of engines over one JetStream serve the same jobs.
+// cancel), lookups by id and statistics. Every job fact lives in JetStream, so any number of
+// engines over one JetStream serve the same jobs; a node keeps in memory only caches and the
+// leases it granted (their records written behind; JetStream's delivery deadline is the
+// backstop should the node die). Every lifecycle step reaches JetStream through the storage
+// layer (internal/store).
 //
 // Layout in JetStream:
 //   - one stream per queue (SPOOL_Q_<queue>), work-queue retention, subjects
-//     spool.q.<queue>.ready.<band> for ready jobs and spool.q.<queue>.<state>.<band>.<id>
-//     for delayed, buried and held ones (the job id is in the message's envelope, or for a
-//     fresh job's first message derived from the queue's number and the message's sequence);
-//   - one durable pull consumer per priority band in use (ready-<band>); a reservation is a
-//     pending delivery of that consumer and its lease is the delivery's ack deadline;
+//     spool.q.<queue>.ready.<priority> for ready jobs and
+//     spool.q.<queue>.<state>.<priority>.<id> for delayed, buried and held ones (the job id is
+//     in the message's envelope, or for a fresh job's first message derived from the
+//     message's chunk and sequence);
+//   - one durable pull consumer per priority in use (ready-<priority>, up to 64 per queue); a
+//     reservation is a pending delivery of that consumer and its lease is the delivery's ack
+//     deadline;
 //   - delayed jobs are @at message schedules whose target is the job's ready subject;
 //   - SPOOL_JOBS keeps one record per job (spool.j.<id>): its status, created by the job's
 //     first change (at enqueue for delayed, unique and chosen-id jobs), rewritten with a
 //     compare-and-set at every transition and kept for the retention once finished;
-//   - SPOOL_STATS holds cluster-wide counters; the spool_queues KV bucket the queue settings.
+//   - SPOOL_STATS holds cluster-wide counters; the spool_queues KV bucket the queue settings,
+//     queue numbers and chunk numbers.
 package engine
 
 import (
