@@ -62,10 +62,10 @@ type EnqueueRequest struct {
 	Timeout     time.Duration // how long one attempt may run (the worker enforces it); 0: no limit
 	UniqueKey   string        // while a job with this key is not finished, enqueue returns it instead
 	Metadata    map[string]string
-	// ID, when not 0, is the job's id (below 2^62) instead of one the engine makes. An
-	// enqueue whose id exists already stores nothing and returns that job as a duplicate:
-	// callers that derive the id from an event (a schedule's tick) get that event enqueued
-	// exactly once.
+	// ID, when not 0, is the job's id (at most MaxChosenID, 2^52-1) instead of one the
+	// engine makes. An enqueue whose id exists already stores nothing and returns that job
+	// as a duplicate: callers that derive the id from an event (a schedule's tick) get
+	// that event enqueued exactly once.
 	ID uint64
 }
 
