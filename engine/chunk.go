@@ -162,17 +162,18 @@ func (e *Engine) prepareChunk(q *queue, seq uint64) {
 	e.chunks.mu.RLock()
 	_, known := e.chunks.byRef[r]
 	e.chunks.mu.RUnlock()
-	if known || !e.chunks.claim(r) {
+	if known || e.closed() || !e.chunks.claim(r) {
 		return
 	}
-	e.wg.Go(func() {
+	// Not in e.wg: an enqueue may still run while Close waits for the engine's loops.
+	go func() {
 		defer e.chunks.unclaim(r)
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
-		if _, err := e.takeChunk(ctx, r); err != nil && !errors.Is(err, errNoChunk) {
+		if _, err := e.takeChunk(ctx, r); err != nil && !errors.Is(err, errNoChunk) && !e.closed() {
 			e.log.Warn("take the next chunk number", "queue", q.name, "err", err)
 		}
-	})
+	}()
 }
 
 // takeChunk finds or gives out the chunk number of r. Several nodes may draw a number for
