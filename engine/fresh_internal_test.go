@@ -440,7 +440,9 @@ func TestDerivedIDOfQueueNotSeenYet(t *testing.T) {
 	b.mu.Lock()
 	b.forgetQueueLocked(seen) // as if b's watch lagged
 	b.mu.Unlock()
-	b.chunks = newChunks()
+	b.chunks.mu.Lock() // as if b had not learned the chunk yet either
+	b.chunks.refs, b.chunks.byRef = make(map[uint32]chunkRef), make(map[chunkRef]uint32)
+	b.chunks.mu.Unlock()
 	if got, err := b.Job(ctx, j.ID); err != nil || string(got.Payload) != "p" {
 		t.Fatalf("lookup on the lagging node: %+v %v", got, err)
 	}
