@@ -678,9 +678,12 @@ func TestLeaseExpiry(t *testing.T) {
 	if _, ok := first[a.ID]; !ok {
 		t.Fatalf("reserved %v, want %s and %s", ids(r.Jobs), a.ID, b.ID)
 	}
+	// A lease that runs out gives its job back: ready again, with no reservation needed.
 	eventually(t, 10*time.Second, func() error {
-		if j := s.getJob(t, a.ID); j.State != "ready" || j.LeaseExpiresAt != nil {
-			return fmt.Errorf("job with an expired lease: %+v, want ready", j)
+		for _, id := range []string{a.ID, b.ID} {
+			if j := s.getJob(t, id); j.State != "ready" || j.LeaseExpiresAt != nil || j.Timeouts != 1 {
+				return fmt.Errorf("job with an expired lease: %+v, want ready", j)
+			}
 		}
 		return nil
 	})
@@ -702,11 +705,11 @@ func TestLeaseExpiry(t *testing.T) {
 	for _, op := range []string{"ack", "fail", "touch", "release", "bury"} {
 		s.wantErr(t, 409, "lease_lost", "", "POST", "/v1/jobs/"+again.ID+"/"+op, map[string]any{"lease_token": stale})
 	}
-	// The other job's lease ran out but nobody took it: a late ack is accepted.
-	var acked job
-	s.must(t, http.StatusOK, "POST", "/v1/jobs/"+other+"/ack", map[string]any{"lease_token": first[other].LeaseToken}).into(t, &acked)
-	if acked.State != "succeeded" {
-		t.Errorf("late ack: %+v", acked)
+	// The other job's lease ran out too, and it was given back: its late ack is refused,
+	// and it is still there to be reserved.
+	s.wantErr(t, 409, "lease_lost", "", "POST", "/v1/jobs/"+other+"/ack", map[string]any{"lease_token": first[other].LeaseToken})
+	if j := s.getJob(t, other); j.State != "ready" {
+		t.Errorf("the other job after a late ack: %+v, want ready", j)
 	}
 	s.must(t, http.StatusOK, "POST", "/v1/jobs/"+again.ID+"/ack", map[string]any{"lease_token": again.LeaseToken})
 }
