@@ -814,6 +814,33 @@ func TestExpiredLeaseIsReadyAgain(t *testing.T) {
 	}
 }
 
+// Jobs reserved for a caller that left are given back: ready at once, their attempt
+// returned.
+func TestGiveBack(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	ctx := ctxT(t)
+	for range 20 {
+		enqueue(t, e, engine.EnqueueRequest{Queue: "back"})
+	}
+	got := reserve(t, e, 20, time.Second, "back")
+	if len(got) != 20 {
+		t.Fatalf("reserved %d, want 20", len(got))
+	}
+	e.GiveBack(got)
+	for _, r := range got {
+		if j := wantState(t, e, r.Job.ID, engine.StateReady); j.Attempts != 0 {
+			t.Fatalf("job %d given back with %d attempts, want 0", j.ID, j.Attempts)
+		}
+		if _, err := e.Ack(ctx, r.Job.ID, r.Token, nil); !errors.Is(err, engine.ErrLeaseLost) {
+			t.Fatalf("ack of a job given back: %v, want ErrLeaseLost", err)
+		}
+	}
+	if again := reserve(t, e, 20, time.Second, "back"); len(again) != 20 {
+		t.Fatalf("reserved %d again, want 20", len(again))
+	}
+}
+
 func TestValidation(t *testing.T) {
 	t.Parallel()
 	e := openEngine(t, startNATS(t), engine.Config{MaxPayload: 10})

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -566,12 +567,27 @@ func (e *Engine) startLease(next *record, cfg queueConfig) {
 func (e *Engine) GiveBack(jobs []Reserved) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	for _, r := range jobs {
-		if _, err := e.Release(ctx, r.Job.ID, r.Token, ReleaseRequest{}); err != nil {
-			e.log.Warn("give back an undelivered reservation", "job", r.Job.ID, "err", err)
-		}
+	// A few at a time: a reservation of up to MaxBatch jobs comes back in as many moves.
+	work := make(chan Reserved)
+	var wg sync.WaitGroup
+	for range min(len(jobs), giveBackWorkers) {
+		wg.Go(func() {
+			for r := range work {
+				if _, err := e.Release(ctx, r.Job.ID, r.Token, ReleaseRequest{}); err != nil {
+					e.log.Warn("give back an undelivered reservation", "job", r.Job.ID, "err", err)
+				}
+			}
+		})
 	}
+	for _, r := range jobs {
+		work <- r
+	}
+	close(work)
+	wg.Wait()
 }
+
+// giveBackWorkers is how many releases GiveBack runs at once.
+const giveBackWorkers = 8
 
 // keepLease handles a delivery of a job whose lease has not ended: JetStream offered it early
 // because it lost the pending delivery (a crash of its server) or missed a lease extension.
