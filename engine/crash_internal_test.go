@@ -100,3 +100,33 @@ func TestReleaseWithLostAckRunsOnce(t *testing.T) {
 		t.Fatalf("after all: %+v %v", got, err)
 	}
 }
+
+// A bury whose ack of the job's delivery is lost: JetStream offers the old ready message
+// again when its lease ends; reservation drops it (the record says buried), so a buried job
+// is never handed out. (Seen after kill -9 under load before the check existed.)
+func TestBuryWithLostAckStaysBuried(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	if _, err := e.PutQueue(ctx, "buried", QueueSettings{Lease: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "buried"})
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"buried"}})
+	if err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	e.st.SetFaults(faultAfter(
+		func(op store.Op, s string) bool { return op == store.OpPublish && strings.HasPrefix(s, "spool.q.") },
+		func(op store.Op, s string) bool { return op == store.OpReply },
+	))
+	if _, err := e.Bury(ctx, j.ID, r.Jobs[0].Token, BuryRequest{Reason: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	e.st.SetFaults(nil)
+	if late, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"buried"}, Wait: 3 * time.Second}); err != nil || len(late.Jobs) != 0 {
+		t.Fatalf("a buried job was handed out: %+v %v", late, err)
+	}
+	if got, err := e.Job(ctx, j.ID); err != nil || got.State != StateBuried {
+		t.Fatalf("after all: %+v %v", got, err)
+	}
+}

@@ -63,6 +63,9 @@ type Config struct {
 	// reads on other nodes lag by at most about 1.5 times this. A job finished sooner
 	// costs no reservation write. Default 250ms.
 	LeaseWriteDelay time.Duration
+	// RequestTimeout bounds each JetStream step whose caller set no deadline: past it
+	// the step fails with an error for which Transient is true. Default 10s.
+	RequestTimeout time.Duration
 	// PollInterval bounds how long a waiting reservation goes without looking for jobs:
 	// jobs also become ready without a wake-up (a delayed job's time comes, a lease
 	// expires). Default 250ms.
@@ -121,6 +124,9 @@ func (c *Config) setDefaults() {
 	if c.LeaseWriteDelay <= 0 {
 		c.LeaseWriteDelay = 250 * time.Millisecond
 	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = requestTimeout
+	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 250 * time.Millisecond
 	}
@@ -168,13 +174,13 @@ type Engine struct {
 // counter flusher. nc must stay open until Close returns.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 	cfg.setDefaults()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.RequestTimeout), jetstream.WithDefaultTimeout(cfg.RequestTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("engine: jetstream: %w", err)
 	}
 	tag := rand.Uint32() | 1
 	e := &Engine{
-		cfg: cfg, log: cfg.Logger, nc: nc, js: js, st: store.New(nc, js),
+		cfg: cfg, log: cfg.Logger, nc: nc, js: js, st: store.New(nc, js, cfg.RequestTimeout),
 		ids:     newIDGen(cfg.Now),
 		chunks:  newChunks(),
 		leases:  newLeaseCache(),
@@ -671,6 +677,11 @@ func (e *Engine) closed() bool {
 		return false
 	}
 }
+
+// Transient reports whether err is a failure to reach JetStream (or JetStream's temporary
+// unavailability) rather than an answer about the job: the same call may succeed if tried
+// again. Fronts answer it as a retryable error (HTTP 503).
+func Transient(err error) bool { return store.Transient(err) }
 
 // casLost reports a failed compare-and-set (store.CASLost).
 func casLost(err error) bool { return store.CASLost(err) }

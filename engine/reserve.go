@@ -420,10 +420,12 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 			e.st.Reply(c.msg.Reply, []byte(store.Term))
 			continue
 		}
-		if sr.rec.State == StateReady && sr.rec.Seq != 0 && sr.rec.Seq != c.sseq {
-			// Made ready again by a move (release, kick, an expired lease given back)
-			// whose new message is another: this is the old one, offered again before
-			// its ack reached JetStream.
+		if sr.rec.State == StateBuried || sr.rec.State == StateReady && sr.rec.Seq != 0 && sr.rec.Seq != c.sseq {
+			// Buried (its message waits on the buried subject), or made ready again by a
+			// move (release, kick, an expired lease given back) whose new message is
+			// another: this is the job's old message, offered again because the ack of
+			// its delivery did not reach JetStream (lost in a crash). (A delayed record
+			// with a ready message is a schedule that fired: that one is the job's.)
 			e.st.Reply(c.msg.Reply, []byte(store.Term))
 			continue
 		}

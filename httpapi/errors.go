@@ -71,6 +71,8 @@ func (h *Handler) classify(err error) (int, errorOut) {
 		return http.StatusConflict, errorOut{Code: "wrong_state", Message: err.Error()}
 	case errors.Is(err, engine.ErrClosed), ctxErr(err):
 		return http.StatusServiceUnavailable, errorOut{Code: "unavailable", Message: "server shutting down or request cancelled"}
+	case engine.Transient(err):
+		return http.StatusServiceUnavailable, errorOut{Code: "unavailable", Message: "storage unavailable, try again: " + err.Error()}
 	default:
 		h.log.Error("internal error", "err", err)
 		return http.StatusInternalServerError, errorOut{Code: "internal", Message: "internal error; see the server log"}
@@ -81,6 +83,9 @@ func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	status, out := h.classify(err)
 	if status >= 500 {
 		h.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, errorBody{out})
 }

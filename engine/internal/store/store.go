@@ -44,9 +44,6 @@ var ErrNoMsg = errors.New("no message")
 // MaxBatch is JetStream's cap on the answers of one batched Direct Get.
 const MaxBatch = 1024
 
-// requestTimeout bounds a request that has no deadline of its own.
-const requestTimeout = 10 * time.Second
-
 // Msg is a message read back from a stream.
 type Msg struct {
 	Subject string
@@ -68,13 +65,52 @@ type Request struct {
 
 // Store runs the storage steps over one NATS connection. It is safe for concurrent use.
 type Store struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	faults atomic.Pointer[Faults]
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	timeout time.Duration
+	faults  atomic.Pointer[Faults]
 }
 
-// New returns a Store over nc and its JetStream context js.
-func New(nc *nats.Conn, js jetstream.JetStream) *Store { return &Store{nc: nc, js: js} }
+// New returns a Store over nc and its JetStream context js. A step whose context has no
+// deadline gives up after timeout (JetStream unreachable): an error for which Transient is
+// true. js should be made with jetstream.WithPublishAsyncTimeout(timeout), so that an
+// unacknowledged publish ends too.
+func New(nc *nats.Conn, js jetstream.JetStream, timeout time.Duration) *Store {
+	return &Store{nc: nc, js: js, timeout: timeout}
+}
+
+// bound gives ctx the store's timeout when it has no deadline.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// Transient reports whether err is a failure to reach JetStream, or JetStream's own
+// temporary unavailability, rather than an answer: the step may succeed if tried again.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, t := range []error{
+		nats.ErrTimeout, nats.ErrConnectionClosed, nats.ErrConnectionDraining,
+		nats.ErrConnectionReconnecting, nats.ErrNoResponders, nats.ErrDisconnected,
+		jetstream.ErrAsyncPublishTimeout, jetstream.ErrNoStreamResponse,
+		jetstream.ErrJetStreamNotEnabled, context.DeadlineExceeded,
+	} {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// 503: JetStream temporarily unavailable (no leader, not ready); 10008: the
+		// same as an error code.
+		return apiErr.Code == 503 || apiErr.ErrorCode == 10008
+	}
+	return false
+}
 
 // SetFaults installs f (nil removes it). For tests.
 func (s *Store) SetFaults(f Faults) {
@@ -98,6 +134,8 @@ func (s *Store) Last(ctx context.Context, stream, subject string) (*Msg, error) 
 	if err := s.fault(OpRead, stream); err != nil {
 		return nil, err
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	m, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+stream+"."+subject, nil)
 	if err != nil {
 		return nil, fmt.Errorf("direct get %s: %w", subject, err)
@@ -111,6 +149,8 @@ func (s *Store) At(ctx context.Context, stream string, seq uint64) (*Msg, error)
 		return nil, err
 	}
 	body, _ := json.Marshal(Request{Seq: seq})
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	m, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+stream, body)
 	if err != nil {
 		return nil, fmt.Errorf("direct get seq %d: %w", seq, err)
@@ -136,7 +176,7 @@ func (s *Store) Batch(ctx context.Context, stream string, req Request) ([]Msg, e
 	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, reply, body); err != nil {
 		return nil, fmt.Errorf("direct batch: %w", err)
 	}
-	timeout := time.NewTimer(requestTimeout)
+	timeout := time.NewTimer(s.timeout)
 	defer timeout.Stop()
 	var out []Msg
 	for {
@@ -203,6 +243,8 @@ func (s *Store) PublishSync(ctx context.Context, m *nats.Msg, opts ...jetstream.
 	if err := s.fault(OpPublish, m.Subject); err != nil {
 		return nil, err
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.js.PublishMsg(ctx, m, opts...)
 }
 
@@ -231,6 +273,8 @@ func (s *Store) Delete(ctx context.Context, stream string, seq uint64) error {
 		Seq     uint64 `json:"seq"`
 		NoErase bool   `json:"no_erase"`
 	}{seq, true})
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	m, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+stream, body)
 	if err != nil {
 		return fmt.Errorf("delete message %d: %w", seq, err)
@@ -274,7 +318,7 @@ func (s *Store) Pull(stream, consumer string, n int, expires time.Duration, warn
 	if err := s.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+stream+"."+consumer, reply, body); err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	timeout := time.NewTimer(expires + requestTimeout)
+	timeout := time.NewTimer(expires + s.timeout)
 	defer timeout.Stop()
 	var msgs []*nats.Msg
 	for len(msgs) < n {
