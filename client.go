@@ -42,7 +42,8 @@ type Client struct {
 type ClientOption func(*Client)
 
 // WithHTTPClient makes the Client send its requests with hc (for TLS settings, proxies,
-// instrumentation). The default is a client of its own with http.DefaultTransport.
+// instrumentation). The default is a client of its own with a copy of
+// http.DefaultTransport that keeps up to 64 idle connections per server.
 func WithHTTPClient(hc *http.Client) ClientOption {
 	return func(c *Client) { c.hc = hc }
 }
@@ -100,10 +101,18 @@ func NewClient(urls string, opts ...ClientOption) (*Client, error) {
 		opt(c)
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{}
+		// Go's default transport keeps 2 idle connections per server: a worker (a long
+		// poll, acks, heartbeats) and its producers use more at once, and would open and
+		// close a connection per request beyond them.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = idleConnsPerServer
+		c.hc = &http.Client{Transport: t}
 	}
 	return c, nil
 }
+
+// idleConnsPerServer is how many idle connections a Client keeps to each server.
+const idleConnsPerServer = 64
 
 // Servers returns the base URLs the Client talks to.
 func (c *Client) Servers() []string {
