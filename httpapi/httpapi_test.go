@@ -23,6 +23,7 @@ import (
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/httpapi"
 	"github.com/spoolq/spool/internal/natsd"
+	"github.com/spoolq/spool/internal/spooltest"
 )
 
 // testServer is the HTTP API over a real engine on an embedded JetStream server.
@@ -93,22 +94,8 @@ func newServer(tb testing.TB, maxPayload int) *testServer {
 	}
 }
 
-// eventually retries f every 20ms until it returns nil, and fails the test with f's last
-// error after d.
-func eventually(t testing.TB, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// eventually is spooltest.Eventually.
+func eventually(t testing.TB, d time.Duration, f func() error) { spooltest.Eventually(t, d, f) }
 
 // waiting waits until n reservations wait for jobs on the server, as /metrics reports them.
 func (s *testServer) waiting(t testing.TB, n int) {
