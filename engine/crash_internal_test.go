@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -30,16 +31,26 @@ func faultAfter(arm, fail func(op store.Op, subject string) bool) store.Faults {
 	}
 }
 
+// reservedJob opens an engine with a queue of the given lease and one job reserved in it.
+func reservedJob(t *testing.T, queue string, lease time.Duration) (*Engine, context.Context, *Job, *ReserveResult) {
+	t.Helper()
+	e, _, ctx := internalEngine(t)
+	if _, err := e.PutQueue(ctx, queue, QueueSettings{Lease: lease}); err != nil {
+		t.Fatal(err)
+	}
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: queue})
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{queue}})
+	if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != j.ID {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	return e, ctx, j, r
+}
+
 // A release whose record cannot be stored after its new message was: the new message is
 // removed again, the job stays with its holder, who can still finish it, and it runs once.
 func TestReleaseRecordFailsAfterNewMessage(t *testing.T) {
 	t.Parallel()
-	e, _, ctx := internalEngine(t)
-	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "crash"})
-	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"crash"}})
-	if err != nil || len(r.Jobs) != 1 {
-		t.Fatalf("reserve: %+v %v", r, err)
-	}
+	e, ctx, j, r := reservedJob(t, "crash", 30*time.Second)
 	e.st.SetFaults(faultAfter(
 		func(op store.Op, s string) bool { return op == store.OpPublish && strings.HasPrefix(s, "spool.q.") },
 		func(op store.Op, s string) bool { return op == store.OpPublish && s == jobSubject(j.ID) },
@@ -68,15 +79,7 @@ func TestReleaseRecordFailsAfterNewMessage(t *testing.T) {
 // the job runs once more only through its new message.
 func TestReleaseWithLostAckRunsOnce(t *testing.T) {
 	t.Parallel()
-	e, _, ctx := internalEngine(t)
-	if _, err := e.PutQueue(ctx, "lost", QueueSettings{Lease: time.Second}); err != nil {
-		t.Fatal(err)
-	}
-	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "lost"})
-	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"lost"}})
-	if err != nil || len(r.Jobs) != 1 {
-		t.Fatalf("reserve: %+v %v", r, err)
-	}
+	e, ctx, j, r := reservedJob(t, "lost", time.Second)
 	e.st.SetFaults(faultAfter(
 		func(op store.Op, s string) bool { return op == store.OpPublish && s == jobSubject(j.ID) },
 		func(op store.Op, s string) bool { return op == store.OpReply },
@@ -106,15 +109,7 @@ func TestReleaseWithLostAckRunsOnce(t *testing.T) {
 // is never handed out. (Seen after kill -9 under load before the check existed.)
 func TestBuryWithLostAckStaysBuried(t *testing.T) {
 	t.Parallel()
-	e, _, ctx := internalEngine(t)
-	if _, err := e.PutQueue(ctx, "buried", QueueSettings{Lease: time.Second}); err != nil {
-		t.Fatal(err)
-	}
-	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "buried"})
-	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"buried"}})
-	if err != nil || len(r.Jobs) != 1 {
-		t.Fatalf("reserve: %+v %v", r, err)
-	}
+	e, ctx, j, r := reservedJob(t, "buried", time.Second)
 	e.st.SetFaults(faultAfter(
 		func(op store.Op, s string) bool { return op == store.OpPublish && strings.HasPrefix(s, "spool.q.") },
 		func(op store.Op, s string) bool { return op == store.OpReply },
