@@ -550,7 +550,7 @@ func TestQueueOperations(t *testing.T) {
 	}
 
 	want := []recorded{
-		{Method: "GET", Path: "/v1/queues"},
+		{Method: "GET", Path: "/v1/queues", RawQuery: "limit=1000"},
 		{Method: "PUT", Path: "/v1/queues/email", Body: map[string]any{"lease": "1m", "backoff_max": "1h"}},
 		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{"for": "10m"}},
 		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{}},

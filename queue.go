@@ -144,13 +144,26 @@ type QueueSettings struct {
 
 // Queues returns all queues, sorted by name.
 func (c *Client) Queues(ctx context.Context) ([]*Queue, error) {
-	var out struct {
-		Queues []*Queue `json:"queues"`
+	var all []*Queue
+	after := ""
+	for {
+		var out struct {
+			Queues []*Queue `json:"queues"`
+			Next   string   `json:"next"`
+		}
+		q := url.Values{"limit": {"1000"}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/queues", query: q, out: &out}); err != nil {
+			return nil, fmt.Errorf("spool: list queues: %w", err)
+		}
+		all = append(all, out.Queues...)
+		if out.Next == "" {
+			return all, nil
+		}
+		after = out.Next
 	}
-	if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/queues", out: &out}); err != nil {
-		return nil, fmt.Errorf("spool: list queues: %w", err)
-	}
-	return out.Queues, nil
 }
 
 // Queue returns one queue; an unknown name fails with ErrQueueNotFound.

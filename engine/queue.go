@@ -435,8 +435,37 @@ func (e *Engine) QueueNames() []string {
 
 // Queues returns every queue with its statistics, sorted by name.
 func (e *Engine) Queues(ctx context.Context) ([]*QueueInfo, error) {
+	return e.queueInfos(ctx, e.QueueNames())
+}
+
+// MaxQueuePage is the most queues QueuesPage returns at once.
+const MaxQueuePage = 1000
+
+// QueuesPage returns up to limit queues (1 to MaxQueuePage) whose names sort after after,
+// with their statistics, and the name to pass as after for the next page ("" when this is
+// the last). Reading a queue's statistics costs JetStream requests: a page bounds them
+// however many queues there are.
+func (e *Engine) QueuesPage(ctx context.Context, after string, limit int) ([]*QueueInfo, string, error) {
+	if limit < 1 || limit > MaxQueuePage {
+		return nil, "", invalid("limit", "must be between 1 and %d", MaxQueuePage)
+	}
+	names := e.QueueNames()
+	i, _ := slices.BinarySearch(names, after)
+	if i < len(names) && names[i] == after {
+		i++
+	}
+	names = names[i:]
+	next := ""
+	if len(names) > limit {
+		names, next = names[:limit], names[limit-1]
+	}
+	out, err := e.queueInfos(ctx, names)
+	return out, next, err
+}
+
+func (e *Engine) queueInfos(ctx context.Context, names []string) ([]*QueueInfo, error) {
 	var out []*QueueInfo
-	for _, n := range e.QueueNames() {
+	for _, n := range names {
 		qi, err := e.Queue(ctx, n)
 		if errors.Is(err, ErrQueueNotFound) {
 			continue // deleted meanwhile

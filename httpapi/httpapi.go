@@ -680,8 +680,19 @@ func (h *Handler) bury(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// defaultQueuePage is how many queues GET /v1/queues lists when the request names no limit.
+const defaultQueuePage = 100
+
 func (h *Handler) listQueues(w http.ResponseWriter, r *http.Request) error {
-	qs, err := h.eng.Queues(r.Context())
+	limit := defaultQueuePage
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > engine.MaxQueuePage {
+			return fieldErr("limit", "must be a whole number between 1 and "+strconv.Itoa(engine.MaxQueuePage))
+		}
+		limit = n
+	}
+	qs, next, err := h.eng.QueuesPage(r.Context(), r.URL.Query().Get("after"), limit)
 	if err != nil {
 		return err
 	}
@@ -689,7 +700,11 @@ func (h *Handler) listQueues(w http.ResponseWriter, r *http.Request) error {
 	for i, q := range qs {
 		out[i] = toQueue(q)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+	body := map[string]any{"queues": out}
+	if next != "" {
+		body["next"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 

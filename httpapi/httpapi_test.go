@@ -1282,3 +1282,44 @@ func TestKnownIssues(t *testing.T) {
 		}
 	})
 }
+
+// TestQueuesPaged lists queues a page at a time: `limit` of them, and `next` to go on.
+func TestQueuesPaged(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, 0)
+	for _, n := range []string{"pa", "pb", "pc", "pd", "pe"} {
+		s.must(t, http.StatusOK, "PUT", qpath(n), nil)
+	}
+	type page struct {
+		Queues []struct{ Name string }
+		Next   string
+	}
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatalf("no end to the pages: %v", got)
+		}
+		var p page
+		path := "/v1/queues?limit=2"
+		if after != "" {
+			path += "&after=" + url.QueryEscape(after)
+		}
+		s.must(t, http.StatusOK, "GET", path, nil).into(t, &p)
+		if len(p.Queues) > 2 {
+			t.Fatalf("page of %d queues, limit 2", len(p.Queues))
+		}
+		for _, q := range p.Queues {
+			got = append(got, q.Name)
+		}
+		if p.Next == "" {
+			break
+		}
+		after = p.Next
+	}
+	if want := []string{"pa", "pb", "pc", "pd", "pe"}; !slices.Equal(got, want) {
+		t.Fatalf("pages gave %v, want %v", got, want)
+	}
+	s.wantErr(t, http.StatusBadRequest, "invalid_argument", "limit", "GET", "/v1/queues?limit=0", nil)
+	s.wantErr(t, http.StatusBadRequest, "invalid_argument", "limit", "GET", "/v1/queues?limit=1001", nil)
+}
