@@ -20,6 +20,8 @@ import (
 
 	"github.com/spoolq/spool"
 	"github.com/spoolq/spool/internal/spooltest"
+
+	"github.com/spoolq/spool/internal/testlog"
 )
 
 // The worker tests run against the real server TestMain starts (serverURL); each test
@@ -1002,7 +1004,7 @@ func TestWorkerShutdownEndsItsLongPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := wq(t, "idle")
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 2, PollWait: 20 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	w.HandleFunc("t", func(ctx context.Context, job *spool.Job) error { return nil })
@@ -1030,24 +1032,6 @@ func TestWorkerShutdownEndsItsLongPoll(t *testing.T) {
 	if err != nil || got.State != spool.StateReady {
 		t.Fatalf("job after the worker stopped: %+v %v", got, err)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // waitingOn waits until the server at url counts n reservations waiting for jobs.

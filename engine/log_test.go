@@ -1,38 +1,20 @@
 package engine_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool/engine"
+
+	"github.com/spoolq/spool/internal/testlog"
 )
-
-// syncBuffer is a bytes.Buffer safe for the engine's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Pause and queue deletion log what happened, never a zero time.
 func TestPauseAndDeleteLogs(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testlog.Buffer
 	e := openEngine(t, startNATS(t), engine.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := ctxT(t)
 	enqueue(t, e, engine.EnqueueRequest{Queue: "forever"})

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,8 @@ import (
 	"github.com/spoolq/spool/httpapi"
 	"github.com/spoolq/spool/internal/natsd"
 	"github.com/spoolq/spool/internal/spooltest"
+
+	"github.com/spoolq/spool/internal/testlog"
 )
 
 // testServer is the HTTP API over a real engine on an embedded JetStream server.
@@ -33,25 +34,7 @@ type testServer struct {
 	srv  *httptest.Server
 	hc   *http.Client
 	doc  *apiDoc
-	logs *logBuffer
-}
-
-// logBuffer keeps the server's warnings and errors, shown when a test fails.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	logs *testlog.Buffer
 }
 
 // newServer starts JetStream, the engine and the HTTP API; maxPayload 0 takes the default.
@@ -66,7 +49,7 @@ func newServer(tb testing.TB, maxPayload int) *testServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -9,12 +9,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool"
 	"github.com/spoolq/spool/internal/spooltest"
+
+	"github.com/spoolq/spool/internal/testlog"
 )
 
 // result is the outcome of one run of the program.
@@ -385,24 +386,6 @@ func TestFailoverToSecondServer(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestServe runs 'spool serve', uses it, and stops it as a signal would.
 func TestServe(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -414,7 +397,7 @@ func TestServe(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	done := make(chan int, 1)
 	args := []string{"serve", "--data", t.TempDir(), "--http", addr, "--log-format", "json", "--retention", "1h"}
 	go func() {

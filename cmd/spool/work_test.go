@@ -12,6 +12,8 @@ import (
 
 	"github.com/spoolq/spool"
 	"github.com/spoolq/spool/internal/spooltest"
+
+	"github.com/spoolq/spool/internal/testlog"
 )
 
 // workScript is the command 'spool work' runs in the tests; it acts by job type.
@@ -34,7 +36,7 @@ esac
 func startWork(t *testing.T, args ...string) (stop func() (int, string)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"work"}, args...), strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
