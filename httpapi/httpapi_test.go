@@ -80,6 +80,26 @@ func newServer(tb testing.TB, maxPayload int) *testServer {
 // eventually is spooltest.Eventually.
 func eventually(t testing.TB, d time.Duration, f func() error) { spooltest.Eventually(t, d, f) }
 
+// reserveAsync sends POST /v1/reserve with body from another goroutine (not s.do: t.Fatal
+// must not be called off the test goroutine); the answer comes on the channel, status -1 for
+// a transport error.
+func (s *testServer) reserveAsync(body string) <-chan *answer {
+	got := make(chan *answer, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", s.srv.URL+"/v1/reserve", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := s.hc.Do(req)
+		if err != nil {
+			got <- &answer{status: -1, raw: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		got <- &answer{method: "POST", path: "/v1/reserve", status: resp.StatusCode, header: resp.Header, raw: raw}
+	}()
+	return got
+}
+
 // waiting waits until n reservations wait for jobs on the server, as /metrics reports them.
 func (s *testServer) waiting(t testing.TB, n int) {
 	t.Helper()
@@ -556,20 +576,7 @@ func TestReserveLongPoll(t *testing.T) {
 	s.must(t, http.StatusOK, "PUT", qpath("poll"), nil)
 	for _, queue := range []string{"poll", "created-later"} {
 		t.Run(queue, func(t *testing.T) {
-			got := make(chan *answer, 1)
-			go func() {
-				// Not s.do: t.Fatal must not be called off the test goroutine.
-				req, _ := http.NewRequest("POST", s.srv.URL+"/v1/reserve", strings.NewReader(`{"queues":["`+queue+`"],"wait":"30s"}`))
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := s.hc.Do(req)
-				if err != nil {
-					got <- &answer{status: -1, raw: []byte(err.Error())}
-					return
-				}
-				defer resp.Body.Close()
-				raw, _ := io.ReadAll(resp.Body)
-				got <- &answer{method: "POST", path: "/v1/reserve", status: resp.StatusCode, header: resp.Header, raw: raw}
-			}()
+			got := s.reserveAsync(`{"queues":["` + queue + `"],"wait":"30s"}`)
 			s.waiting(t, 1)
 			j := s.enqueue(t, queue, map[string]any{"type": "wake"})
 			a := <-got
@@ -598,21 +605,9 @@ func TestEndPoll(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, 0)
 	s.must(t, http.StatusOK, "PUT", qpath("ended"), nil)
-	got := make(chan *answer, 1)
-	go func() {
-		// Not s.do: t.Fatal must not be called off the test goroutine. The end is remembered,
-		// so the poll returns at once whether it starts before or after the DELETE.
-		req, _ := http.NewRequest("POST", s.srv.URL+"/v1/reserve", strings.NewReader(`{"queues":["ended"],"wait":"60s","poll_id":"w-1"}`))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := s.hc.Do(req)
-		if err != nil {
-			got <- &answer{status: -1, raw: []byte(err.Error())}
-			return
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		got <- &answer{method: "POST", path: "/v1/reserve", status: resp.StatusCode, header: resp.Header, raw: raw}
-	}()
+	// The end is remembered, so the poll returns at once whether it starts before or after
+	// the DELETE.
+	got := s.reserveAsync(`{"queues":["ended"],"wait":"60s","poll_id":"w-1"}`)
 	s.must(t, http.StatusNoContent, "DELETE", "/v1/reserve/w-1", nil)
 	select {
 	case a := <-got:
