@@ -47,13 +47,9 @@ func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
 // lease knows (none, for a fresh job): its reservation and touches may not be stored yet.
 func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *store.Msg, error) {
 	rec, seq, err := e.readRecord(ctx, id)
-	if lrec, lseq, ok := e.leases.lookup(id); ok {
-		switch {
-		case errors.Is(err, ErrJobNotFound) && lseq == 0, err == nil && seq == lseq:
+	if err == nil || errors.Is(err, ErrJobNotFound) {
+		if lrec, lseq, ok := e.leases.over(id, rec, seq, err == nil); ok && lrec != rec {
 			return lrec, lseq, nil, nil
-		case err == nil:
-			// Changed elsewhere since (a delete, another delivery reserved): the lease is gone.
-			e.leases.dropLease(id, lrec.LeaseID)
 		}
 	}
 	if !errors.Is(err, ErrJobNotFound) {
@@ -126,12 +122,9 @@ func (e *Engine) readMsgRecords(ctx context.Context, q *queue, msgs []store.Msg)
 		return nil, nil, nil, err
 	}
 	for i, id := range ids {
-		if lrec, lseq, ok := e.leases.lookup(id); ok {
-			// A lease of this node, its record perhaps not written yet (readJob).
-			if sr, found := recs[subjects[i]]; found && sr.seq != lseq || !found && lseq != 0 {
-				continue
-			}
-			recs[subjects[i]] = seqRecord{lrec, lseq}
+		sr, found := recs[subjects[i]]
+		if rec, seq, ok := e.leases.over(id, sr.rec, sr.seq, found); ok {
+			recs[subjects[i]] = seqRecord{rec, seq}
 		}
 	}
 	return ids, subjects, recs, nil
@@ -231,7 +224,7 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 		// Stop the delivery from being offered again; the message goes below. Only when
 		// the message is the job's: the ack subject of a queue deleted and made again
 		// names the same consumer and sequence in the new queue.
-		e.st.Reply(rec.Ack, []byte(store.Term))
+		e.st.Term(rec.Ack)
 	}
 	if m != nil {
 		// Tried again on failure: a fresh job's message left behind would be taken for a

@@ -458,7 +458,7 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 	e.leases.drop(id)
 	switch {
 	case oldAck != "":
-		if err := e.st.Reply(oldAck, []byte(store.Ack)); err != nil {
+		if err := e.st.Ack(oldAck); err != nil {
 			e.log.Warn("ack delivery", "job", id, "err", err)
 		}
 	case oldSeq != 0:

@@ -163,3 +163,21 @@ func (c *leaseCache) expired(now time.Time) []leaseRef {
 	}
 	return out
 }
+
+// over returns the record of id as this node knows it best, given what JetStream holds
+// (stored, at seq; found false when there is no record): the lease this node holds when the
+// stored record is the one that lease knows (none, for a lease not written yet), since its
+// reservation and touches may not be stored yet. A stored record that changed since (a
+// delete, another delivery reserved on another node) means the lease is gone: it is dropped.
+func (c *leaseCache) over(id uint64, stored *record, seq uint64, found bool) (*record, uint64, bool) {
+	lrec, lseq, ok := c.lookup(id)
+	switch {
+	case !ok:
+		return stored, seq, found
+	case !found && lseq == 0, found && seq == lseq:
+		return lrec, lseq, true
+	case found:
+		c.dropLease(id, lrec.LeaseID)
+	}
+	return stored, seq, found
+}

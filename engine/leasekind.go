@@ -3,8 +3,6 @@ package engine
 import (
 	"context"
 	"time"
-
-	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // leaseKind is how a reserved job is held, and so how its lease is extended and ended.
@@ -61,7 +59,7 @@ func (deliveryLease) move(ctx context.Context, e *Engine, q *queue, id uint64, n
 func (deliveryLease) end(_ context.Context, e *Engine, id uint64, rec *record) {
 	// Should this ack be lost, the job is offered again at the end of its lease and
 	// reservation drops it, its record being final.
-	if err := e.st.Reply(rec.Ack, []byte(store.Ack)); err != nil {
+	if err := e.st.Ack(rec.Ack); err != nil {
 		e.log.Warn("ack delivery", "job", id, "err", err)
 	}
 }

@@ -49,9 +49,19 @@ func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
 
 // createQueue makes the queue's stream and counting consumers, then its bucket entry: an
 // entry in the bucket means the stream is there. Two nodes racing do the same idempotent work.
+// The stream's last sequence as this node made it is the queue's trust mark (trustedAfter).
 func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) (*queue, error) {
-	n := queueNames(name)
 	rc := e.nc.Stats().Reconnects
+	q, lastSeq, err := e.makeQueue(ctx, name, s)
+	if err != nil {
+		return nil, err
+	}
+	q.trust.CompareAndSwap(nil, &trustMark{lastSeq, rc})
+	return q, nil
+}
+
+func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings) (*queue, uint64, error) {
+	n := queueNames(name)
 	st, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              n.stream(),
 		Description:       "spool queue " + name,
@@ -63,7 +73,7 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 		AllowDirect:       true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create queue %q stream: %w", name, err)
+		return nil, 0, fmt.Errorf("create queue %q stream: %w", name, err)
 	}
 	// Consumers that are never pulled count delayed and buried jobs (their NumPending);
 	// the buried one also hands buried jobs to kicks.
@@ -77,12 +87,12 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 			MaxAckPending: -1,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("create queue %q consumer %s: %w", name, st, err)
+			return nil, 0, fmt.Errorf("create queue %q consumer %s: %w", name, st, err)
 		}
 	}
 	num, err := e.nextQueueNum(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("create queue %q: %w", name, err)
+		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	cfg := queueConfig{
 		Name: name, LeaseMS: s.Lease.Milliseconds(), MaxAttempts: s.MaxAttempts,
@@ -93,7 +103,7 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 		// Before the queue is visible, so that a node whose watch lags finds the queue
 		// of a derived id all the same.
 		if _, err := e.kv.Create(ctx, numKey(num), []byte(name)); err != nil {
-			return nil, fmt.Errorf("create queue %q: number: %w", name, err)
+			return nil, 0, fmt.Errorf("create queue %q: number: %w", name, err)
 		}
 	}
 	val, _ := json.Marshal(cfg)
@@ -104,21 +114,16 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 		}
 		ent, err := e.kv.Get(ctx, n.esc)
 		if err != nil {
-			return nil, fmt.Errorf("read queue %q: %w", name, err)
+			return nil, 0, fmt.Errorf("read queue %q: %w", name, err)
 		}
 		q, err := e.cacheEntry(ent)
-		if err == nil {
-			q.trust.CompareAndSwap(nil, &trustMark{st.CachedInfo().State.LastSeq, rc})
-		}
-		return q, err
+		return q, st.CachedInfo().State.LastSeq, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create queue %q: %w", name, err)
+		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	e.log.Info("queue created", "queue", name)
-	q := e.cacheQueue(cfg, rev)
-	q.trust.CompareAndSwap(nil, &trustMark{st.CachedInfo().State.LastSeq, rc})
-	return q, nil
+	return e.cacheQueue(cfg, rev), st.CachedInfo().State.LastSeq, nil
 }
 
 // numKeyPrefix starts the bucket keys that map a queue number to its queue's name. No

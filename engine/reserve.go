@@ -359,7 +359,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 		}
 		if err != nil || perr != nil || derr != nil {
 			e.log.Error("dropping malformed job message", "subject", m.Subject, "err", errors.Join(err, perr, derr))
-			e.st.Reply(m.Reply, []byte(store.Term))
+			e.st.Term(m.Reply)
 			continue
 		}
 		c := &cand{msg: m, id: id, sseq: md.Sequence.Stream, payload: payload}
@@ -405,7 +405,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 	if err != nil {
 		e.log.Warn("reserve: read records", "err", err)
 		for _, c := range slow {
-			e.st.Reply(c.msg.Reply, []byte(store.Nak))
+			e.st.Nak(c.msg.Reply)
 		}
 		return out
 	}
@@ -417,7 +417,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 		}
 		if !ok || sr.rec.State.Final() {
 			// Finished (its record may have expired): this is a stale copy.
-			e.st.Reply(c.msg.Reply, []byte(store.Term))
+			e.st.Term(c.msg.Reply)
 			continue
 		}
 		if sr.rec.State == StateBuried || sr.rec.State == StateReady && sr.rec.Seq != 0 && sr.rec.Seq != c.sseq {
@@ -426,7 +426,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 			// another: this is the job's old message, offered again because the ack of
 			// its delivery did not reach JetStream (lost in a crash). (A delayed record
 			// with a ready message is a schedule that fired: that one is the job's.)
-			e.st.Reply(c.msg.Reply, []byte(store.Term))
+			e.st.Term(c.msg.Reply)
 			continue
 		}
 		c.cur, c.curSeq = sr.rec, sr.seq
@@ -435,7 +435,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 	for _, c := range e.reserveCands(ctx, q, b, known, worker, now, &out) {
 		// Changed again meanwhile (a cancel, a late ack): offer it again; the next
 		// reservation sees the new record.
-		e.st.Reply(c.msg.Reply, []byte(store.Nak))
+		e.st.Nak(c.msg.Reply)
 	}
 	return out
 }
@@ -502,7 +502,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 			next.LastError = cmpOr(next.LastError, "attempts exhausted")
 			if _, err := e.moveTo(ctx, q, c.id, &next, c.curSeq, c.payload, StateBuried, time.Time{}, c.msg.Reply); err != nil {
 				e.log.Warn("bury exhausted job", "job", c.id, "err", err)
-				e.st.Reply(c.msg.Reply, []byte(store.Nak))
+				e.st.Nak(c.msg.Reply)
 			}
 			continue
 		}
@@ -524,7 +524,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 		}
 		fut, err := e.publishRecord(c.id, &next, c.curSeq, 0, true)
 		if err != nil {
-			e.st.Reply(c.msg.Reply, []byte(store.Nak))
+			e.st.Nak(c.msg.Reply)
 			continue
 		}
 		live, nexts, futs = append(live, k), append(nexts, &next), append(futs, fut)
@@ -538,7 +538,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 			continue
 		case err != nil:
 			e.log.Warn("reserve: store record", "job", c.id, "err", err)
-			e.st.Reply(c.msg.Reply, []byte(store.Nak))
+			e.st.Nak(c.msg.Reply)
 			continue
 		}
 		e.startLease(next, cfg)
@@ -600,7 +600,7 @@ func (e *Engine) keepLease(ctx context.Context, c *cand, b int, now time.Time) {
 	next.RecSeq, next.ID = 0, 0
 	next.Ack, next.Seq, next.Band = c.msg.Reply, c.sseq, b
 	if _, err := e.commitRecord(ctx, c.id, &next, c.curSeq, 0); err != nil {
-		e.st.Reply(c.msg.Reply, []byte(store.Nak)) // changed meanwhile: look again
+		e.st.Nak(c.msg.Reply) // changed meanwhile: look again
 		return
 	}
 	e.extendLease(next.Ack, time.Duration(next.LeaseExp-now.UnixNano()))
@@ -610,7 +610,7 @@ func (e *Engine) keepLease(ctx context.Context, c *cand, b int, now time.Time) {
 // extendLease sets a delivery's remaining lease to d: a NAK with a delay re-times the
 // pending delivery to expire d from now, whatever the consumer's ack wait.
 func (e *Engine) extendLease(ack string, d time.Duration) {
-	if err := e.st.Reply(ack, store.NakDelay(d)); err != nil {
+	if err := e.st.NakDelay(ack, d); err != nil {
 		e.log.Warn("extend lease", "err", err)
 	}
 }

@@ -346,24 +346,26 @@ func (s *Store) Pull(stream, consumer string, n int, expires time.Duration, warn
 	return msgs, nil
 }
 
-// Ack, Nak, Term and the delay of a Nak are the replies to a delivery (its ack subject).
-const (
-	Ack  = "+ACK"
-	Nak  = "-NAK"
-	Term = "+TERM"
-)
+// Ack acknowledges a delivery (its ack subject): done, the message goes. Not awaited, as
+// the other replies.
+func (s *Store) Ack(ackSubject string) error { return s.reply(ackSubject, "+ACK") }
 
-// NakDelay is the reply that re-times a pending delivery to expire d from now.
-func NakDelay(d time.Duration) []byte {
-	return []byte(`-NAK {"delay":` + strconv.FormatInt(int64(d), 10) + `}`)
+// Nak offers a delivery again at once.
+func (s *Store) Nak(ackSubject string) error { return s.reply(ackSubject, "-NAK") }
+
+// Term ends a delivery for good: the message goes.
+func (s *Store) Term(ackSubject string) error { return s.reply(ackSubject, "+TERM") }
+
+// NakDelay re-times a pending delivery to expire d from now, whatever its ack wait.
+func (s *Store) NakDelay(ackSubject string, d time.Duration) error {
+	return s.reply(ackSubject, `-NAK {"delay":`+strconv.FormatInt(int64(d), 10)+`}`)
 }
 
-// Reply sends a reply to a delivery: Ack, Nak, Term or NakDelay's. It is not awaited.
-func (s *Store) Reply(ackSubject string, body []byte) error {
+func (s *Store) reply(ackSubject, body string) error {
 	if err := s.fault(OpReply, ackSubject); err != nil {
 		return err
 	}
-	return s.nc.Publish(ackSubject, body)
+	return s.nc.Publish(ackSubject, []byte(body))
 }
 
 // CASLost reports JetStream's answer to a failed compare-and-set: "wrong last sequence",
