@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// leaseGrace is how long a lease stays in its node's table after its end: the holder's late
-// ack is still accepted without a read while nobody else has taken the job.
+// leaseGrace is how long a lease whose record is stored stays in its node's table after its
+// end, should giving its job back have failed (expireLeases): a safety net, not a promise.
 const leaseGrace = time.Minute
 
 // leaseCache is the table of the leases this node handed out. While the node lives it is
@@ -110,20 +110,33 @@ type dueWrite struct {
 }
 
 // due returns the pending leases that became pending before t (all of them when t is
-// zero), and drops the leases that ended more than leaseGrace before now.
-func (c *leaseCache) due(t, now time.Time) []dueWrite {
+// zero).
+func (c *leaseCache) due(t time.Time) []dueWrite {
+	due, _ := c.sweep(t, time.Time{})
+	return due
+}
+
+// sweep returns, in one pass over the table, the pending leases that became pending before
+// t (all of them when t is zero) and, unless now is zero, the delivery leases whose time ran
+// out before now; it drops the stored leases that ended more than leaseGrace before now.
+func (c *leaseCache) sweep(t, now time.Time) (due []dueWrite, expired []leaseRef) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []dueWrite
 	for id, l := range c.m {
+		if l.pending && (t.IsZero() || l.since.Before(t)) {
+			due = append(due, dueWrite{id, l.rec, l.seq, l.ver})
+		}
+		if now.IsZero() {
+			continue
+		}
 		switch {
-		case l.pending && (t.IsZero() || l.since.Before(t)):
-			out = append(out, dueWrite{id, l.rec, l.seq, l.ver})
 		case !l.pending && l.rec.LeaseExp+int64(leaseGrace) < now.UnixNano():
 			delete(c.m, id)
+		case !l.rec.byID() && l.rec.State == StateReserved && l.rec.LeaseExp <= now.UnixNano():
+			expired = append(expired, leaseRef{id, l.rec.LeaseID})
 		}
 	}
-	return out
+	return due, expired
 }
 
 // pendingOne returns lease lid of id if it is pending.
@@ -149,19 +162,6 @@ func (c *leaseCache) written(id, lid, ver, seq uint64) {
 	if l.ver == ver {
 		l.pending = false
 	}
-}
-
-// expired returns the delivery leases of the table whose time ran out before now.
-func (c *leaseCache) expired(now time.Time) []leaseRef {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []leaseRef
-	for id, l := range c.m {
-		if !l.rec.byID() && l.rec.State == StateReserved && l.rec.LeaseExp <= now.UnixNano() {
-			out = append(out, leaseRef{id, l.rec.LeaseID})
-		}
-	}
-	return out
 }
 
 // over returns the record of id as this node knows it best, given what JetStream holds

@@ -32,8 +32,10 @@ func (w *leaseWriter) run(stop <-chan struct{}) {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			w.write(ctx, w.e.now().Add(-w.delay))
-			w.e.expireLeases(ctx)
+			now := w.e.now()
+			due, expired := w.e.leases.sweep(now.Add(-w.delay), now)
+			w.store(ctx, due)
+			w.e.expireLeases(ctx, expired)
 			cancel()
 		}
 	}
@@ -44,7 +46,7 @@ func (w *leaseWriter) run(stop <-chan struct{}) {
 // reservation of another delivery on another node): the lease is gone, and dropped so that
 // its holder's next call reads the record and is refused.
 func (w *leaseWriter) write(ctx context.Context, t time.Time) {
-	w.store(ctx, w.e.leases.due(t, w.e.now()))
+	w.store(ctx, w.e.leases.due(t))
 }
 
 func (w *leaseWriter) store(ctx context.Context, due []dueWrite) {
@@ -147,8 +149,8 @@ var errNotExpired = errors.New("lease not expired")
 // workers all died would show its jobs reserved, and its oldest ready job would not age.
 // The holder's late call is then refused (lease_lost). Leases of a node that died are
 // JetStream's to offer again (at their level's next pull).
-func (e *Engine) expireLeases(ctx context.Context) {
-	for _, l := range e.leases.expired(e.now()) {
+func (e *Engine) expireLeases(ctx context.Context, expired []leaseRef) {
+	for _, l := range expired {
 		_, err := e.withLease(ctx, l.ID, formatToken(l.LID), func(rec *record, seq uint64) (*Job, error) {
 			if rec.LeaseExp > e.now().UnixNano() {
 				return nil, errNotExpired
