@@ -143,8 +143,7 @@ type Engine struct {
 	ids    *idGen
 	chunks *chunks
 	tag    uint32 // this node's lease tag: the high half of the lease ids it grants
-	// tagText is tag in hex: the last token of the node's lease subject, and the body of
-	// its wake-ups.
+	// tagText is tag in hex: how the node signs its wake-ups.
 	tagText string
 
 	mu     sync.RWMutex
@@ -206,7 +205,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 		e.sub.Unsubscribe()
 		return nil, fmt.Errorf("engine: subscribe: %w", err)
 	}
-	e.leaseSub, err = nc.Subscribe(leasePrefix+e.tagText, e.onLeaseSync)
+	e.leaseSub, err = nc.Subscribe(leaseSubject(e.tag), e.onLeaseSync)
 	if err != nil {
 		e.sub.Unsubscribe()
 		e.pollSub.Unsubscribe()

@@ -85,6 +85,9 @@ func (w *leaseWriter) store(ctx context.Context, due []dueWrite) {
 // node that did not grant it reads the lease's record, which must be stored first.
 const leasePrefix = "spool.l."
 
+// leaseSubject is the subject of the node whose lease tag is tag.
+func leaseSubject(tag uint32) string { return leasePrefix + strconv.FormatUint(uint64(tag), 16) }
+
 // leaseRef names one lease: its job and lease id.
 type leaseRef struct {
 	ID  uint64 `json:"id"`
@@ -110,7 +113,7 @@ func (e *Engine) syncLeases(ctx context.Context, refs []leaseRef) {
 	for tag, rs := range byTag {
 		body, _ := json.Marshal(rs)
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := e.nc.RequestWithContext(rctx, leasePrefix+strconv.FormatUint(uint64(tag), 16), body)
+		_, err := e.nc.RequestWithContext(rctx, leaseSubject(tag), body)
 		cancel()
 		if err != nil && !errors.Is(err, nats.ErrNoResponders) {
 			e.log.Warn("ask a lease's node to store it", "node", tag, "err", err)
