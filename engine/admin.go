@@ -79,7 +79,6 @@ func (e *Engine) readJob(ctx context.Context, id uint64) (*record, uint64, *stor
 // the sequence its record knows or its derived id names, on its own subject (delayed,
 // buried, held), or else on its band's ready subject (one a schedule made ready).
 func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*store.Msg, error) {
-	n := queueNames(rec.Queue)
 	q, err := e.getQueue(ctx, rec.Queue, false)
 	if errors.Is(err, ErrQueueNotFound) {
 		return nil, ErrJobNotFound
@@ -94,7 +93,7 @@ func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*store.Ms
 		}
 	}
 	if seq != 0 {
-		m, err := e.st.At(ctx, n.stream(), seq)
+		m, err := e.st.At(ctx, q.names.stream(), seq)
 		if err == nil && e.msgHolds(ctx, m, id, q) {
 			return m, nil
 		}
@@ -102,11 +101,11 @@ func (e *Engine) findMsg(ctx context.Context, rec *record, id uint64) (*store.Ms
 			return nil, err
 		}
 	}
-	m, err := e.st.Last(ctx, n.stream(), n.anyState(id))
+	m, err := e.st.Last(ctx, q.names.stream(), q.names.anyState(id))
 	if !errors.Is(err, store.ErrNoMsg) {
 		return m, err
 	}
-	return e.findReady(ctx, n, rec.Band, id, rec.readySince(), 0)
+	return e.findReady(ctx, q.names, rec.Band, id, rec.readySince(), 0)
 }
 
 // readMsgRecords reads the records of the jobs of msgs in one batch: ids[i] is msgs[i]'s
@@ -229,18 +228,18 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 	if m != nil {
 		// Tried again on failure: a fresh job's message left behind would be taken for a
 		// job never started once the cancelled record has expired.
-		var err error
-		for pause := 100 * time.Millisecond; ; pause *= 2 {
-			err = e.st.Delete(ctx, queueNames(rec.Queue).stream(), m.Seq)
-			if err == nil || pause > 400*time.Millisecond || sleepCtx(ctx, pause) != nil {
+		n, err := e.namesOf(ctx, rec.Queue)
+		for pause := 100 * time.Millisecond; err == nil; pause *= 2 {
+			if err = e.st.Delete(ctx, n.stream(), m.Seq); err == nil || pause > 400*time.Millisecond || sleepCtx(ctx, pause) != nil {
 				break
 			}
+			err = nil // tried again
 		}
 		if err != nil {
 			e.log.Error("delete cancelled job's message", "job", id, "err", err)
 		}
 	}
-	e.stats.add(queueNames(rec.Queue).esc, cCancelled, 1)
+	e.stats.add(escapeName(rec.Queue), cCancelled, 1)
 	e.releaseUnique(ctx, id, &next)
 	return next.job(id, nil, now), nil
 }

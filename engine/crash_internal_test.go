@@ -52,14 +52,14 @@ func TestReleaseRecordFailsAfterNewMessage(t *testing.T) {
 	t.Parallel()
 	e, ctx, j, r := reservedJob(t, "crash", 30*time.Second)
 	e.st.SetFaults(faultAfter(
-		func(op store.Op, s string) bool { return op == store.OpPublish && strings.HasPrefix(s, "spool.q.") },
+		func(op store.Op, s string) bool { return op == store.OpPublish && strings.HasPrefix(s, "spool.q") },
 		func(op store.Op, s string) bool { return op == store.OpPublish && s == jobSubject(j.ID) },
 	))
 	if _, err := e.Release(ctx, j.ID, r.Jobs[0].Token, ReleaseRequest{}); err == nil {
 		t.Fatal("release succeeded though its record was not stored")
 	}
 	e.st.SetFaults(nil)
-	info, err := e.js.Stream(ctx, queueNames("crash").stream())
+	info, err := e.js.Stream(ctx, e.lookupQueue("crash").names.stream())
 	if err != nil || info.CachedInfo().State.Msgs != 1 {
 		t.Fatalf("messages of the job after the failed release: %+v %v", info.CachedInfo().State, err)
 	}
@@ -111,7 +111,7 @@ func TestBuryWithLostAckStaysBuried(t *testing.T) {
 	t.Parallel()
 	e, ctx, j, r := reservedJob(t, "buried", time.Second)
 	e.st.SetFaults(faultAfter(
-		func(op store.Op, s string) bool { return op == store.OpPublish && strings.HasPrefix(s, "spool.q.") },
+		func(op store.Op, s string) bool { return op == store.OpPublish && strings.HasPrefix(s, "spool.q") },
 		func(op store.Op, s string) bool { return op == store.OpReply },
 	))
 	if _, err := e.Bury(ctx, j.ID, r.Jobs[0].Token, BuryRequest{Reason: "x"}); err != nil {

@@ -282,7 +282,7 @@ func (e *Engine) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: create %s bucket: %w", queuesBucket, err)
 	}
-	return nil
+	return e.setupShards(ctx)
 }
 
 // queueConfig is a queue's entry in the spool_queues bucket.
@@ -301,6 +301,9 @@ type queueConfig struct {
 	// Num is the queue's number, unique in the cluster and never reused: derived job ids
 	// start with it. 0: the queue has none (numbers ran out) and its jobs get generated ids.
 	Num uint32 `json:"num,omitempty"`
+	// Shard is 1 + the number of the shard stream that holds the queue; 0 for a queue made
+	// before shards, in a stream of its own.
+	Shard int `json:"shard,omitempty"`
 }
 
 func (c *queueConfig) settings() QueueSettings {
@@ -339,6 +342,8 @@ type queue struct {
 	// trust: messages of the queue's stream after this sequence were stored while this
 	// engine's connection was up (see Engine.firstTrusted).
 	trust atomic.Pointer[trustMark]
+	// counters has a bit for each counting consumer (counterBit) known to exist.
+	counters atomic.Uint32
 }
 
 type trustMark struct {
@@ -545,9 +550,17 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := e.queues[cfg.Name]
+	if q != nil && q.names != namesFor(cfg) && rev >= q.rev {
+		// Deleted and made again elsewhere, in another layout, while this node missed it.
+		e.forgetQueueLocked(q)
+		q = nil
+	}
 	if q == nil {
-		q = &queue{name: cfg.Name, names: queueNames(cfg.Name), wake: make(chan struct{}),
+		q = &queue{name: cfg.Name, names: namesFor(cfg), wake: make(chan struct{}),
 			pubSeq: make(map[int]uint64), seenSeq: make(map[int]uint64)}
+		if !q.names.shared {
+			q.counters.Store(counterBit(StateDelayed) | counterBit(StateBuried))
+		}
 		e.queues[cfg.Name] = q
 		e.byEsc[q.names.esc] = q
 		close(e.added)

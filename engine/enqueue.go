@@ -267,7 +267,7 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 			it.res.Err, it.done = err, true
 			continue
 		}
-		fut, err := e.publishJob(it.q, it.rec, it.id, body)
+		fut, err := e.publishJob(ctx, it.q, it.rec, it.id, body)
 		if err != nil {
 			it.res.Err, it.done = err, true
 			continue
@@ -310,8 +310,11 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 }
 
 // publishJob publishes a job's message in the state its record says: ready, delayed (as a
-// schedule) or buried.
-func (e *Engine) publishJob(q *queue, rec *record, id uint64, body []byte) (jetstream.PubAckFuture, error) {
+// schedule) or buried, making the queue's counter of that state first if need be.
+func (e *Engine) publishJob(ctx context.Context, q *queue, rec *record, id uint64, body []byte) (jetstream.PubAckFuture, error) {
+	if err := e.ensureCounter(ctx, q, rec.State); err != nil {
+		return nil, err
+	}
 	m := &nats.Msg{Data: body}
 	var opts []jetstream.PublishOpt
 	switch rec.State {
@@ -407,7 +410,7 @@ func (e *Engine) releaseUnique(ctx context.Context, id uint64, rec *record) {
 		return
 	}
 	sum := sha256.Sum256([]byte(rec.UniqueKey))
-	subj := uniquePrefix + queueNames(rec.Queue).esc + "." + hex.EncodeToString(sum[:16])
+	subj := uniquePrefix + escapeName(rec.Queue) + "." + hex.EncodeToString(sum[:16])
 	cur, err := e.st.Last(ctx, jobsStream, subj)
 	if err != nil || string(cur.Data) != strconv.FormatUint(id, 10) {
 		return

@@ -312,10 +312,12 @@ func TestAdminOnFreshJobs(t *testing.T) {
 }
 
 // A deleted and re-created queue gets a new number: the ids of the old queue's jobs do not
-// name the new queue's messages, although the new stream's sequences start over.
+// name the new queue's messages, although the new stream's sequences start over (the old
+// queue, made before shards, in a stream of its own; the new one in a fresh shard).
 func TestRecreatedQueueDoesNotReuseIDs(t *testing.T) {
 	t.Parallel()
 	e, _, ctx := internalEngine(t)
+	legacyQueue(t, e, ctx, "q")
 	old := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q", Payload: []byte("old")})
 	if err := e.DeleteQueue(ctx, "q"); err != nil {
 		t.Fatal(err)
@@ -353,7 +355,7 @@ func TestIDsAcrossChunks(t *testing.T) {
 	t.Parallel()
 	e, _, ctx := internalEngine(t)
 	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
-	st, err := e.js.Stream(ctx, queueNames("q").stream())
+	st, err := e.js.Stream(ctx, e.lookupQueue("q").names.stream())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,6 +459,7 @@ func TestDerivedIDOfQueueNotSeenYet(t *testing.T) {
 func TestDeleteOfOldJobSparesRecreatedQueue(t *testing.T) {
 	t.Parallel()
 	e, _, ctx := internalEngine(t)
+	legacyQueue(t, e, ctx, "q") // a stream of its own, whose sequences a fresh shard repeats
 	old := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
 	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}}); err != nil || len(r.Jobs) != 1 {
 		t.Fatalf("reserve: %+v %v", r, err)

@@ -111,7 +111,10 @@ func (e *Engine) dropFired(ctx context.Context, rec *record, id uint64, keep uin
 	if rec.LeaseExp > e.now().UnixNano() {
 		return // the schedule has not fired
 	}
-	n := queueNames(rec.Queue)
+	n, err := e.namesOf(ctx, rec.Queue)
+	if err != nil {
+		return
+	}
 	m, err := e.findReady(ctx, n, rec.Band, id, rec.LeaseExp, keep)
 	if err != nil {
 		return

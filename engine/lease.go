@@ -209,7 +209,7 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 		}
 		e.endLease(ctx, id, it.rec)
 		e.leases.drop(id)
-		e.stats.add(queueNames(it.rec.Queue).esc, cSucceeded, 1)
+		e.stats.add(escapeName(it.rec.Queue), cSucceeded, 1)
 		e.releaseUnique(ctx, id, nexts[k])
 		out[it.i].Job = nexts[k].job(id, nil, now)
 	}
@@ -435,7 +435,7 @@ func (e *Engine) move(ctx context.Context, q *queue, id uint64, next *record, cu
 	if err != nil {
 		return nil, err
 	}
-	fut, err := e.publishJob(q, next, id, body)
+	fut, err := e.publishJob(ctx, q, next, id, body)
 	if err != nil {
 		return nil, fmt.Errorf("store job: %w", err)
 	}

@@ -88,7 +88,11 @@ func (heldLease) move(ctx context.Context, e *Engine, q *queue, id uint64, next,
 }
 
 func (heldLease) end(ctx context.Context, e *Engine, id uint64, rec *record) {
-	if err := e.st.Delete(ctx, queueNames(rec.Queue).stream(), rec.Seq); err != nil {
+	n, err := e.namesOf(ctx, rec.Queue)
+	if err == nil {
+		err = e.st.Delete(ctx, n.stream(), rec.Seq)
+	}
+	if err != nil {
 		// Should it stay, it turns ready at the end of the lease and reservation drops it.
 		e.log.Warn("delete finished job's message", "job", id, "err", err)
 	}

@@ -101,29 +101,59 @@ const (
 	queuesBucket  = "spool_queues"
 	notifyPrefix  = "spool.n."
 	queueStreamPx = "SPOOL_Q_"
+	shardStreamPx = "SPOOL_QS"
 )
 
+// shardStream is the name of shard k's stream.
+func shardStream(k int) string { return shardStreamPx + strconv.Itoa(k) }
+
+// names are a queue's names in JetStream. A queue lives either in a stream of its own
+// (the first layout: subjects spool.q.<esc>...) or, since shards, in one of the shared shard
+// streams (subjects spool.q<k>.<esc>...), with its consumers named after it there.
 type names struct {
 	esc string
+	// tok is the subjects' second token: "q" in a stream of the queue's own, "q<k>" in
+	// shard k.
+	tok    string
+	shared bool
+	strm   string
 }
 
-func queueNames(queue string) names { return names{esc: escapeName(queue)} }
+// queueNames are the names of a queue in a stream of its own.
+func queueNames(queue string) names {
+	n := names{esc: escapeName(queue), tok: "q"}
+	n.strm = queueStreamPx + shortName(n.esc, maxStreamEsc)
+	return n
+}
+
+// shardNames are the names of a queue in shard k.
+func shardNames(queue string, k int) names {
+	return names{esc: escapeName(queue), tok: "q" + strconv.Itoa(k), shared: true, strm: shardStream(k)}
+}
 
 // maxStreamEsc keeps stream names within JetStream's limit of 255 bytes (they are file names).
 const maxStreamEsc = 200
 
-// stream is the queue's stream name. A name whose escaped form is too long for a stream name
-// (up to 600 bytes for 200 bytes of punctuation) keeps a prefix and a hash of the whole.
-func (n names) stream() string {
-	if len(n.esc) <= maxStreamEsc {
-		return queueStreamPx + n.esc
+// shortName returns esc, or when it is longer than max (up to 600 bytes for 200 bytes of
+// punctuation) a prefix and a hash of the whole.
+func shortName(esc string, max int) string {
+	if len(esc) <= max {
+		return esc
 	}
-	sum := sha256.Sum256([]byte(n.esc))
-	return queueStreamPx + n.esc[:maxStreamEsc-33] + "-" + hex.EncodeToString(sum[:16])
+	sum := sha256.Sum256([]byte(esc))
+	return esc[:max-33] + "-" + hex.EncodeToString(sum[:16])
 }
-func (n names) all() string { return "spool.q." + n.esc + ".>" }
+
+// stream is the name of the stream that holds the queue's messages.
+func (n names) stream() string { return n.strm }
+
+func (n names) prefix() string { return "spool." + n.tok + "." + n.esc + "." }
+
+// prefixAll is the subject filter of every queue that shares the stream.
+func (n names) prefixAll() string { return "spool." + n.tok + ".>" }
+func (n names) all() string    { return n.prefix() + ">" }
 func (n names) state(s State) string {
-	return "spool.q." + n.esc + "." + string(s) + ".>"
+	return n.prefix() + string(s) + ".>"
 }
 
 // subject is the subject of job id in state s at priority level b; for StateReady, the
@@ -132,25 +162,45 @@ func (n names) subject(s State, b int, id uint64) string {
 	if s == StateReady {
 		return n.ready(b)
 	}
-	return "spool.q." + n.esc + "." + string(s) + "." + strconv.Itoa(b) + "." + strconv.FormatUint(id, 10)
+	return n.prefix() + string(s) + "." + strconv.Itoa(b) + "." + strconv.FormatUint(id, 10)
 }
 
 // ready is level b's ready subject, and the filter of its consumer.
 func (n names) ready(b int) string {
-	return "spool.q." + n.esc + ".ready." + strconv.Itoa(b)
+	return n.prefix() + "ready." + strconv.Itoa(b)
 }
 func (n names) anyState(id uint64) string {
-	return "spool.q." + n.esc + ".*.*." + strconv.FormatUint(id, 10)
+	return n.prefix() + "*.*." + strconv.FormatUint(id, 10)
 }
 func (n names) notify(b int) string { return notifyPrefix + n.esc + "." + strconv.Itoa(b) }
 
-func consumerName(b int) string { return "ready-" + strconv.Itoa(b) }
+// consumer is the name of level b's consumer. In a shard it starts with the queue's name:
+// "_r" and "_c" never occur in an escaped name (an escape is '_' and two upper-case hex
+// digits), so no two queues' consumers share a name.
+func (n names) consumer(b int) string {
+	if !n.shared {
+		return "ready-" + strconv.Itoa(b)
+	}
+	return shortName(n.esc, maxConsumerEsc) + "_r" + strconv.Itoa(b)
+}
+
+// counter is the name of the consumer, never pulled, that counts the queue's jobs in
+// state s (delayed or buried) and hands buried ones to kicks.
+func (n names) counter(s State) string {
+	if !n.shared {
+		return string(s)
+	}
+	return shortName(n.esc, maxConsumerEsc) + "_c" + string(s)
+}
+
+// maxConsumerEsc keeps consumer names within JetStream's limit of 255 bytes.
+const maxConsumerEsc = 200
 
 func jobSubject(id uint64) string { return jobsPrefix + strconv.FormatUint(id, 10) }
 
 // subjectState parses the state out of a queue message subject.
 func subjectState(subject string) State {
-	// spool.q.<esc>.<state>.<band>[.<id>]
+	// spool.q[<shard>].<esc>.<state>.<band>[.<id>]
 	parts := strings.Split(subject, ".")
 	if len(parts) != 5 && len(parts) != 6 {
 		return ""

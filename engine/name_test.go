@@ -112,4 +112,29 @@ func TestLongQueueNamesFitStreamNames(t *testing.T) {
 	if s := queueNames("email").stream(); s != "SPOOL_Q_email" {
 		t.Fatalf("short name: %s", s)
 	}
+	// In a shard, the consumers carry the queue's name, within JetStream's limit.
+	ca, cb := shardNames(string(long), 1).consumer(7), shardNames(string(other), 1).consumer(7)
+	if len(ca) > 255 || ca == cb {
+		t.Fatalf("consumer names %q and %q", ca, cb)
+	}
+	if c := shardNames("email", 3).counter(StateBuried); c != "email_cburied" {
+		t.Fatalf("counter name: %s", c)
+	}
+}
+
+// No two queues in a shard share a consumer: the name's suffix cannot be part of an
+// escaped queue name.
+func TestShardConsumerNamesDistinct(t *testing.T) {
+	t.Parallel()
+	queues := []string{"a", "a-r1", "a_r1", "a_c", "a.r1", "a_cdelayed", "a-cdelayed", "r1"}
+	seen := map[string]string{}
+	for _, q := range queues {
+		n := shardNames(q, 0)
+		for _, c := range []string{n.consumer(0), n.consumer(1), n.consumer(10), n.counter(StateDelayed), n.counter(StateBuried)} {
+			if prev, ok := seen[c]; ok {
+				t.Fatalf("queues %q and %q share consumer %q", prev, q, c)
+			}
+			seen[c] = q
+		}
+	}
 }

@@ -150,7 +150,7 @@ func (e *Engine) QueueDetailCounts(ctx context.Context, queueName string, urgent
 		if b >= int(urgentBelow) {
 			break
 		}
-		c, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
+		c, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(b))
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			continue
 		}

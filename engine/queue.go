@@ -26,8 +26,8 @@ func (e *Engine) getQueue(ctx context.Context, name string, create bool) (*queue
 	if err := ValidateQueueName(name); err != nil {
 		return nil, err
 	}
-	n := queueNames(name)
-	ent, err := e.kv.Get(ctx, n.esc)
+	esc := escapeName(name)
+	ent, err := e.kv.Get(ctx, esc)
 	switch {
 	case err == nil:
 		return e.cacheEntry(ent)
@@ -47,48 +47,30 @@ func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
 	return e.cacheQueue(cfg, ent.Revision()), nil
 }
 
-// createQueue makes the queue's stream and counting consumers, then its bucket entry: an
-// entry in the bucket means the stream is there. Two nodes racing do the same idempotent work.
-// The stream's last sequence as this node made it is the queue's trust mark (trustedAfter).
+// createQueue makes the queue: its number, then its bucket entry; its place in its shard
+// stream is a subject prefix and needs no write. Two nodes racing agree on the first entry.
+// The shard's last sequence before the queue existed is the queue's trust mark (trustedAfter).
 func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) (*queue, error) {
 	rc := e.nc.Stats().Reconnects
-	q, lastSeq, err := e.makeQueue(ctx, name, s)
+	q, shardSeq, err := e.makeQueue(ctx, name, s)
 	if err != nil {
 		return nil, err
 	}
-	q.trust.CompareAndSwap(nil, &trustMark{lastSeq, rc})
+	if q.names.shared {
+		// (A queue that another node made first in a stream of its own, an older
+		// version's layout, takes its mark at its first reservation.)
+		q.trust.CompareAndSwap(nil, &trustMark{shardSeq, rc})
+	}
 	return q, nil
 }
 
 func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings) (*queue, uint64, error) {
-	n := queueNames(name)
-	st, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              n.stream(),
-		Description:       "spool queue " + name,
-		Subjects:          []string{n.all()},
-		Retention:         jetstream.WorkQueuePolicy,
-		Storage:           jetstream.FileStorage,
-		Replicas:          e.cfg.Replicas,
-		AllowMsgSchedules: true,
-		AllowDirect:       true,
-	})
+	k := shardOf(escapeName(name))
+	n := shardNames(name, k)
+	// The shard's last sequence before the queue exists: the queue's trust mark.
+	st, err := e.js.Stream(ctx, n.stream())
 	if err != nil {
-		return nil, 0, fmt.Errorf("create queue %q stream: %w", name, err)
-	}
-	// Consumers that are never pulled count delayed and buried jobs (their NumPending);
-	// the buried one also hands buried jobs to kicks.
-	for _, st := range []State{StateDelayed, StateBuried} {
-		_, err := e.js.CreateOrUpdateConsumer(ctx, n.stream(), jetstream.ConsumerConfig{
-			Durable:       string(st),
-			FilterSubject: n.state(st),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       30 * time.Second,
-			MaxDeliver:    -1,
-			MaxAckPending: -1,
-		})
-		if err != nil {
-			return nil, 0, fmt.Errorf("create queue %q consumer %s: %w", name, st, err)
-		}
+		return nil, 0, fmt.Errorf("create queue %q: read shard: %w", name, err)
 	}
 	num, err := e.nextQueueNum(ctx)
 	if err != nil {
@@ -97,7 +79,7 @@ func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings) (*
 	cfg := queueConfig{
 		Name: name, LeaseMS: s.Lease.Milliseconds(), MaxAttempts: s.MaxAttempts,
 		BackoffMS: s.BackoffBase.Milliseconds(), BackoffMax: s.BackoffMax.Milliseconds(),
-		Created: e.now().UnixNano(), Num: num,
+		Created: e.now().UnixNano(), Num: num, Shard: k + 1,
 	}
 	if num != 0 {
 		// Before the queue is visible, so that a node whose watch lags finds the queue
@@ -205,7 +187,7 @@ func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfi
 
 func (e *Engine) bandConsumerConfig(q *queue, cfg queueConfig, b int) jetstream.ConsumerConfig {
 	cc := jetstream.ConsumerConfig{
-		Durable:       consumerName(b),
+		Durable:       q.names.consumer(b),
 		FilterSubject: q.names.ready(b),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Duration(cfg.LeaseMS) * time.Millisecond,
@@ -397,7 +379,7 @@ func (e *Engine) pause(ctx context.Context, q *queue, until time.Time) error {
 		pu = e.now().Add(forever)
 	}
 	for _, b := range cfg.levels() {
-		if _, err := e.js.PauseConsumer(ctx, q.names.stream(), consumerName(b), pu); err != nil {
+		if _, err := e.js.PauseConsumer(ctx, q.names.stream(), q.names.consumer(b), pu); err != nil {
 			return fmt.Errorf("pause band %d: %w", b, err)
 		}
 	}
@@ -415,7 +397,7 @@ func (e *Engine) Resume(ctx context.Context, name string) (*QueueInfo, error) {
 		return nil, err
 	}
 	for _, b := range cfg.levels() {
-		if _, err := e.js.ResumeConsumer(ctx, q.names.stream(), consumerName(b)); err != nil {
+		if _, err := e.js.ResumeConsumer(ctx, q.names.stream(), q.names.consumer(b)); err != nil {
 			return nil, fmt.Errorf("resume band %d: %w", b, err)
 		}
 	}
@@ -498,7 +480,7 @@ func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
 	st := &qi.Stats
 	var oldest time.Time
 	for _, b := range cfg.levels() {
-		ci, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
+		ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(b))
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue
 		}
@@ -518,21 +500,14 @@ func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
 	if !oldest.IsZero() {
 		st.OldestReadyAge = max(now.Sub(oldest), 0)
 	}
-	for _, s := range []State{StateDelayed, StateBuried} {
-		ci, err := e.js.Consumer(ctx, q.names.stream(), string(s))
-		if err != nil {
-			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				return nil, ErrQueueNotFound
-			}
-			return nil, fmt.Errorf("queue %q stats: %w", name, err)
-		}
-		info := ci.CachedInfo()
-		n := int64(info.NumPending + uint64(info.NumAckPending))
-		if s == StateDelayed {
-			st.Delayed = n
-		} else {
-			st.Buried = n
-		}
+	if st.Delayed, err = e.counted(ctx, q, StateDelayed); err == nil {
+		st.Buried, err = e.counted(ctx, q, StateBuried)
+	}
+	if errors.Is(err, ErrQueueNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue %q stats: %w", name, err)
 	}
 	t, err := e.stats.totals(ctx, q.names.esc)
 	if err != nil {
@@ -557,7 +532,11 @@ func (e *Engine) DeleteQueue(ctx context.Context, name string) error {
 	if _, err := e.cancelMessages(ctx, q, q.names.all(), true); err != nil {
 		return err
 	}
-	if err := e.js.DeleteStream(ctx, q.names.stream()); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if q.names.shared {
+		if err := e.dropShared(ctx, q); err != nil {
+			return fmt.Errorf("delete queue %q: %w", name, err)
+		}
+	} else if err := e.js.DeleteStream(ctx, q.names.stream()); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("delete queue %q stream: %w", name, err)
 	}
 	if err := e.kv.Delete(ctx, q.names.esc); err != nil {

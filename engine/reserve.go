@@ -150,7 +150,7 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (*ReserveResul
 func (e *Engine) refreshQueues(ctx context.Context, names []string) bool {
 	changed := false
 	for _, n := range names {
-		ent, err := e.kv.Get(ctx, queueNames(n).esc)
+		ent, err := e.kv.Get(ctx, escapeName(n))
 		if err != nil {
 			continue // none (yet), or unreadable: the view stays
 		}
@@ -195,7 +195,7 @@ func (e *Engine) noteUnseen(ctx context.Context, qs []*queue) bool {
 // delivered yet, as the stream and the consumer's delivered position say (not the
 // consumer's count of pending messages, which lags).
 func (e *Engine) undelivered(ctx context.Context, q *queue, b int) bool {
-	c, err := e.js.Consumer(ctx, q.names.stream(), consumerName(b))
+	c, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(b))
 	if err != nil {
 		return true // unknown: wait for the count rather than miss a job
 	}
@@ -330,7 +330,7 @@ func (e *Engine) byHeadAge(ctx context.Context, refs []bandRef) []bandRef {
 // With expires > 0 the request waits that long when the consumer counts none yet, and
 // returns as soon as it has any.
 func (e *Engine) pull(_ context.Context, q *queue, b, n int, expires time.Duration) ([]*nats.Msg, error) {
-	return e.st.Pull(q.names.stream(), consumerName(b), n, expires, func() {
+	return e.st.Pull(q.names.stream(), q.names.consumer(b), n, expires, func() {
 		e.log.Warn("pull: no answer from JetStream", "stream", q.names.stream())
 	})
 }

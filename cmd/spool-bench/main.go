@@ -8,6 +8,7 @@
 //	spool-bench -mode http-batch -target http://127.0.0.1:7420 -p 4 -c 4 -jobs 200000
 //	spool-bench -mode beanstalkd -target 127.0.0.1:11300 -p 4 -c 4 -jobs 200000 -pid $(pgrep beanstalkd)
 //	spool-bench -mode http-single -rate 1000 -duration 30s        # latency at a fixed arrival rate
+//	spool-bench -mode queues -queues 5000 -p 8                     # what queues cost the server
 //
 // Every job carries its enqueue time, so latencies are measured on this machine's clock.
 package main
@@ -55,7 +56,7 @@ type driver interface {
 
 func main() {
 	var c config
-	flag.StringVar(&c.mode, "mode", "http-batch", "http-batch, http-single, beanstalkd, or nats (raw JetStream: the ceiling)")
+	flag.StringVar(&c.mode, "mode", "http-batch", "http-batch, http-single, beanstalkd, nats (raw JetStream: the ceiling), or queues (the cost of -queues queues)")
 	flag.StringVar(&c.target, "target", "", "server: an http:// URL, or host:port for beanstalkd (default per mode)")
 	flag.IntVar(&c.producers, "p", 4, "producers (connections)")
 	flag.IntVar(&c.consumers, "c", 4, "consumers (connections); 0 only enqueues")
@@ -82,6 +83,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if c.mode == "queues" {
+		if err := runQueues(ctx, c); err != nil {
+			fmt.Fprintln(os.Stderr, "spool-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	r, err := run(ctx, c)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "spool-bench:", err)

@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// shards is the number of shard streams that hold the queues. A stream of JetStream costs
+// goroutines, timers and buffers whether or not it holds messages, and its recovery at start
+// takes time: a stream per queue made each queue cost ~60 KiB and three goroutines before
+// its first job, and a node with thousands of queues slow to restart. A queue in a shard is
+// a subject prefix and costs nothing until it has jobs. Eight streams are enough to spread
+// their leaders over a cluster's nodes.
+const shards = 8
+
+// shardOf picks the shard of the queue whose escaped name is esc.
+func shardOf(esc string) int {
+	h := fnv.New32a()
+	h.Write([]byte(esc))
+	return int(h.Sum32() % shards)
+}
+
+// namesFor returns the names of the queue an entry describes: in its shard, or in a stream
+// of its own for a queue made before shards.
+func namesFor(cfg queueConfig) names {
+	if cfg.Shard == 0 {
+		return queueNames(cfg.Name)
+	}
+	return shardNames(cfg.Name, cfg.Shard-1)
+}
+
+// setupShards makes the shard streams.
+func (e *Engine) setupShards(ctx context.Context) error {
+	for k := range shards {
+		_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              shardStream(k),
+			Description:       "spool queues, shard " + fmt.Sprint(k),
+			Subjects:          []string{shardNames("", k).prefixAll()},
+			Retention:         jetstream.WorkQueuePolicy,
+			Storage:           jetstream.FileStorage,
+			Replicas:          e.cfg.Replicas,
+			AllowMsgSchedules: true,
+			AllowDirect:       true,
+		})
+		if err != nil {
+			return fmt.Errorf("engine: create %s stream: %w", shardStream(k), err)
+		}
+	}
+	return nil
+}
+
+// counterConfig is the configuration of the consumer that counts q's jobs in state s.
+func counterConfig(q *queue, s State) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       q.names.counter(s),
+		FilterSubject: q.names.state(s),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+	}
+}
+
+// ensureCounter makes the consumer that counts q's jobs in state s (delayed or buried)
+// before the queue's first such job: a queue in a shard has it only once it needs it. A
+// consumer made after jobs are stored counts them all the same (it starts at the first).
+func (e *Engine) ensureCounter(ctx context.Context, q *queue, s State) error {
+	bit := counterBit(s)
+	if bit == 0 || q.counters.Load()&bit != 0 {
+		return nil
+	}
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), counterConfig(q, s)); err != nil {
+		return fmt.Errorf("create %s counter: %w", s, err)
+	}
+	q.counters.Or(bit)
+	return nil
+}
+
+func counterBit(s State) uint32 {
+	switch s {
+	case StateDelayed:
+		return 1
+	case StateBuried:
+		return 2
+	}
+	return 0
+}
+
+// counted returns the number of q's jobs in state s, from its counter consumer.
+func (e *Engine) counted(ctx context.Context, q *queue, s State) (int64, error) {
+	ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.counter(s))
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound) && q.names.shared:
+		return 0, nil // no such job yet
+	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrConsumerNotFound):
+		return 0, ErrQueueNotFound
+	case err != nil:
+		return 0, err
+	}
+	info := ci.CachedInfo()
+	return int64(info.NumPending + uint64(info.NumAckPending)), nil
+}
+
+// dropShared removes a deleted queue's consumers and whatever messages are left of it from
+// its shard.
+func (e *Engine) dropShared(ctx context.Context, q *queue) error {
+	cfg, _ := q.config()
+	var cons []string
+	for _, b := range cfg.levels() {
+		cons = append(cons, q.names.consumer(b))
+	}
+	cons = append(cons, q.names.counter(StateDelayed), q.names.counter(StateBuried))
+	for _, c := range cons {
+		if err := e.js.DeleteConsumer(ctx, q.names.stream(), c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("delete consumer %s: %w", c, err)
+		}
+	}
+	s, err := e.js.Stream(ctx, q.names.stream())
+	if err == nil {
+		err = s.Purge(ctx, jetstream.WithPurgeSubject(q.names.all()))
+	}
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	return nil
+}
+
+// namesOf returns the names of the queue called name.
+func (e *Engine) namesOf(ctx context.Context, name string) (names, error) {
+	q, err := e.getQueue(ctx, name, false)
+	if err != nil {
+		return names{}, err
+	}
+	return q.names, nil
+}

@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// legacyQueue makes a queue as spool made them before shards, in a stream of its own with
+// its two counting consumers: the layout that a data folder of an older version holds.
+func legacyQueue(t *testing.T, e *Engine, ctx context.Context, name string) *queue {
+	t.Helper()
+	n := queueNames(name)
+	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: n.stream(), Subjects: []string{n.all()}, Retention: jetstream.WorkQueuePolicy,
+		Storage: jetstream.FileStorage, AllowMsgSchedules: true, AllowDirect: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []State{StateDelayed, StateBuried} {
+		if _, err := e.js.CreateConsumer(ctx, n.stream(), jetstream.ConsumerConfig{
+			Durable: n.counter(st), FilterSubject: n.state(st), AckPolicy: jetstream.AckExplicitPolicy,
+			MaxDeliver: -1, MaxAckPending: -1,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	num, err := e.nextQueueNum(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.kv.Create(ctx, numKey(num), []byte(name)); err != nil {
+		t.Fatal(err)
+	}
+	d := e.cfg.Defaults
+	val, _ := json.Marshal(queueConfig{
+		Name: name, LeaseMS: d.Lease.Milliseconds(), MaxAttempts: d.MaxAttempts,
+		BackoffMS: d.BackoffBase.Milliseconds(), BackoffMax: d.BackoffMax.Milliseconds(),
+		Created: e.now().UnixNano(), Num: num,
+	})
+	if _, err := e.kv.Create(ctx, n.esc, val); err != nil {
+		t.Fatal(err)
+	}
+	q, err := e.getQueue(ctx, name, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.names.shared || q.names.stream() != n.stream() {
+		t.Fatalf("queue made before shards has names %+v", q.names)
+	}
+	return q
+}
+
+// A queue made by an older version, in a stream of its own, keeps working there: jobs in
+// every state, their counts, reservations, and its deletion with its stream.
+func TestQueueMadeBeforeShards(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	legacyQueue(t, e, ctx, "old")
+	ready := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "old", Priority: 5})
+	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "old", Delay: time.Hour})
+	buried := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "old", Priority: 9})
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"old"}})
+	if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != ready.ID {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	if _, err := e.Ack(ctx, ready.ID, r.Jobs[0].Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err = e.Reserve(ctx, ReserveRequest{Queues: []string{"old"}})
+	if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != buried.ID {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	if _, err := e.Bury(ctx, buried.ID, r.Jobs[0].Token, BuryRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	qi, err := e.Queue(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := qi.Stats; s.Ready != 0 || s.Delayed != 1 || s.Buried != 1 || s.Succeeded != 1 {
+		t.Fatalf("stats: %+v", s)
+	}
+	if err := e.DeleteQueue(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Stream(ctx, queueNames("old").stream()); err == nil {
+		t.Fatal("the deleted queue's stream is still there")
+	}
+	// Made again, the queue goes to its shard.
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "old"})
+	q, err := e.getQueue(ctx, "old", false)
+	if err != nil || !q.names.shared {
+		t.Fatalf("queue made again: %+v %v", q, err)
+	}
+	if got, err := e.Job(ctx, j.ID); err != nil || got.State != StateReady {
+		t.Fatalf("job of the queue made again: %+v %v", got, err)
+	}
+}
+
+// Queues in one shard are apart: a queue's counts, purge and deletion touch only its own
+// jobs, and a queue costs no consumer until it has a job in a state that needs one.
+func TestQueuesShareShards(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	// Two queues of one shard.
+	a, b := "a0", ""
+	for i := 1; b == ""; i++ {
+		if n := "a" + string(rune('0'+i%10)) + string(rune('a'+i/10)); shardOf(escapeName(n)) == shardOf(escapeName(a)) {
+			b = n
+		}
+	}
+	if _, err := e.PutQueue(ctx, a, QueueSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	qa, _ := e.getQueue(ctx, a, false)
+	consumers := func() int {
+		s, err := e.js.Stream(ctx, qa.names.stream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.Consumers
+	}
+	if n := consumers(); n != 0 {
+		t.Fatalf("an empty queue has %d consumers", n)
+	}
+	for _, q := range []string{a, b} {
+		enqueueOne(t, e, ctx, EnqueueRequest{Queue: q})
+		enqueueOne(t, e, ctx, EnqueueRequest{Queue: q, Delay: time.Hour})
+		enqueueOne(t, e, ctx, EnqueueRequest{Queue: q, Delay: time.Hour})
+	}
+	if n := consumers(); n != 4 {
+		t.Fatalf("two queues with ready and delayed jobs have %d consumers, want 4", n)
+	}
+	for _, q := range []string{a, b} {
+		qi, err := e.Queue(ctx, q)
+		if err != nil || qi.Stats.Ready != 1 || qi.Stats.Delayed != 2 || qi.Stats.Buried != 0 {
+			t.Fatalf("queue %s: %+v %v", q, qi, err)
+		}
+	}
+	if n, err := e.Purge(ctx, a, StateDelayed); err != nil || n != 2 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	if err := e.DeleteQueue(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if n := consumers(); n != 2 {
+		t.Fatalf("after deleting one of two queues, %d consumers, want 2", n)
+	}
+	qi, err := e.Queue(ctx, b)
+	if err != nil || qi.Stats.Ready != 1 || qi.Stats.Delayed != 2 {
+		t.Fatalf("the other queue after the delete: %+v %v", qi, err)
+	}
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{b}})
+	if err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve from the other queue: %+v %v", r, err)
+	}
+}
