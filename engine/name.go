@@ -151,7 +151,7 @@ func (n names) prefix() string { return "spool." + n.tok + "." + n.esc + "." }
 
 // prefixAll is the subject filter of every queue that shares the stream.
 func (n names) prefixAll() string { return "spool." + n.tok + ".>" }
-func (n names) all() string    { return n.prefix() + ">" }
+func (n names) all() string       { return n.prefix() + ">" }
 func (n names) state(s State) string {
 	return n.prefix() + string(s) + ".>"
 }
