@@ -70,6 +70,10 @@ type Config struct {
 	// jobs also become ready without a wake-up (a delayed job's time comes, a lease
 	// expires). Default 250ms.
 	PollInterval time.Duration
+	// ConsumerIdle is how long a queue's priority level goes without a job or a
+	// reservation before its JetStream consumer is deleted (made again by the next
+	// reservation): an idle queue then costs no goroutine. Default 2m.
+	ConsumerIdle time.Duration
 }
 
 // requestTimeout bounds a JetStream request that has no deadline of its own.
@@ -129,6 +133,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 250 * time.Millisecond
+	}
+	if c.ConsumerIdle <= 0 {
+		c.ConsumerIdle = 2 * time.Minute
 	}
 }
 
@@ -220,6 +227,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 	e.lw = &leaseWriter{e: e, delay: cfg.LeaseWriteDelay}
 	e.wg.Go(func() { e.stats.run(e.stop) })
 	e.wg.Go(func() { e.lw.run(e.stop) })
+	e.wg.Go(func() { e.runIdleSweep(e.stop) })
 	return e, nil
 }
 
@@ -337,6 +345,8 @@ type queue struct {
 	// level's consumer delivered (pulled here, or read from the consumer); under mu. While
 	// the first is ahead, the consumer may hold a job it does not count yet (mayLag).
 	pubSeq, seenSeq map[int]uint64
+	// pulled is when this node last pulled from each level (unix ns), under mu.
+	pulled map[int]int64
 	// chunksUsedUp: chunk numbers ran out (chunk.go), new jobs get generated ids.
 	chunksUsedUp atomic.Bool
 	// trust: messages of the queue's stream after this sequence were stored while this
@@ -373,6 +383,23 @@ func (q *queue) noteSeen(b int, seq uint64) {
 	q.mu.Lock()
 	q.seenSeq[b] = max(q.seenSeq[b], seq)
 	q.mu.Unlock()
+}
+
+// notePull records a pull from level b at now.
+func (q *queue) notePull(b int, now time.Time) {
+	q.mu.Lock()
+	if q.pulled == nil {
+		q.pulled = make(map[int]int64)
+	}
+	q.pulled[b] = now.UnixNano()
+	q.mu.Unlock()
+}
+
+// pulledBefore reports whether this node last pulled from level b before t, or never.
+func (q *queue) pulledBefore(b int, t time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.pulled[b] < t.UnixNano()
 }
 
 // seen is the highest stream sequence this node knows level b's consumer delivered.
@@ -601,6 +628,17 @@ func (e *Engine) queueByNum(num uint32) *queue {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return e.byNum[num]
+}
+
+// queueList returns the queues of the local view.
+func (e *Engine) queueList() []*queue {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*queue, 0, len(e.queues))
+	for _, q := range e.queues {
+		out = append(out, q)
+	}
+	return out
 }
 
 func (e *Engine) lookupQueue(name string) *queue {

@@ -4,7 +4,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -146,18 +145,20 @@ func (e *Engine) QueueDetailCounts(ctx context.Context, queueName string, urgent
 	}
 	cfg, _ := q.config()
 	out := &DetailCounts{}
+	var urgent []int
 	for _, b := range cfg.levels() {
-		if b >= int(urgentBelow) {
-			break
+		if b < int(urgentBelow) {
+			urgent = append(urgent, b)
 		}
-		c, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(b))
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			continue
-		}
+	}
+	if len(urgent) > 0 {
+		ready, _, _, err := e.levelCounts(ctx, q, urgent)
 		if err != nil {
-			return nil, fmt.Errorf("queue %q priority %d: %w", queueName, b, err)
+			return nil, fmt.Errorf("queue %q: %w", queueName, err)
 		}
-		out.Urgent += int64(c.CachedInfo().NumPending)
+		for _, n := range ready {
+			out.Urgent += n
+		}
 	}
 	s, err := e.js.Stream(ctx, q.names.stream())
 	if err != nil {

@@ -379,7 +379,8 @@ func (e *Engine) pause(ctx context.Context, q *queue, until time.Time) error {
 		pu = e.now().Add(forever)
 	}
 	for _, b := range cfg.levels() {
-		if _, err := e.js.PauseConsumer(ctx, q.names.stream(), q.names.consumer(b), pu); err != nil {
+		// (A level without its consumer, idle, gets it made paused: bandConsumerConfig.)
+		if _, err := e.js.PauseConsumer(ctx, q.names.stream(), q.names.consumer(b), pu); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("pause band %d: %w", b, err)
 		}
 	}
@@ -397,7 +398,7 @@ func (e *Engine) Resume(ctx context.Context, name string) (*QueueInfo, error) {
 		return nil, err
 	}
 	for _, b := range cfg.levels() {
-		if _, err := e.js.ResumeConsumer(ctx, q.names.stream(), q.names.consumer(b)); err != nil {
+		if _, err := e.js.ResumeConsumer(ctx, q.names.stream(), q.names.consumer(b)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return nil, fmt.Errorf("resume band %d: %w", b, err)
 		}
 	}
@@ -479,19 +480,16 @@ func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
 	}
 	st := &qi.Stats
 	var oldest time.Time
-	for _, b := range cfg.levels() {
-		ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(b))
-		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("queue %q stats: %w", name, err)
-		}
-		info := ci.CachedInfo()
-		st.Ready += int64(info.NumPending)
-		st.Reserved += int64(info.NumAckPending)
-		if info.NumPending > 0 {
-			msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: info.Delivered.Stream + 1, NextFor: q.names.ready(b), Batch: 1})
+	levels := cfg.levels()
+	ready, reserved, delivered, err := e.levelCounts(ctx, q, levels)
+	if err != nil {
+		return nil, fmt.Errorf("queue %q stats: %w", name, err)
+	}
+	for _, b := range levels {
+		st.Ready += ready[b]
+		st.Reserved += reserved[b]
+		if ready[b] > 0 {
+			msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: delivered[b] + 1, NextFor: q.names.ready(b), Batch: 1})
 			if err == nil && len(msgs) == 1 && (oldest.IsZero() || msgs[0].Time.Before(oldest)) {
 				oldest = msgs[0].Time
 			}
@@ -541,6 +539,13 @@ func (e *Engine) DeleteQueue(ctx context.Context, name string) error {
 	}
 	if err := e.kv.Delete(ctx, q.names.esc); err != nil {
 		return fmt.Errorf("delete queue %q: %w", name, err)
+	}
+	if q.names.shared {
+		// Again: a reservation that looked at the queue before it was gone may have made
+		// a level's consumer again meanwhile.
+		if err := e.dropShared(ctx, q); err != nil {
+			e.log.Warn("delete queue consumers", "queue", name, "err", err)
+		}
 	}
 	if cfg, _ := q.config(); cfg.Num != 0 {
 		if err := e.kv.Delete(ctx, numKey(cfg.Num)); err != nil {

@@ -329,10 +329,21 @@ func (e *Engine) byHeadAge(ctx context.Context, refs []bandRef) []bandRef {
 // pull asks a band's consumer for up to n messages without waiting for more than are there.
 // With expires > 0 the request waits that long when the consumer counts none yet, and
 // returns as soon as it has any.
-func (e *Engine) pull(_ context.Context, q *queue, b, n int, expires time.Duration) ([]*nats.Msg, error) {
-	return e.st.Pull(q.names.stream(), q.names.consumer(b), n, expires, func() {
-		e.log.Warn("pull: no answer from JetStream", "stream", q.names.stream())
-	})
+// A level whose consumer was deleted as idle gets it made again.
+func (e *Engine) pull(ctx context.Context, q *queue, b, n int, expires time.Duration) ([]*nats.Msg, error) {
+	q.notePull(b, e.now())
+	warn := func() { e.log.Warn("pull: no answer from JetStream", "stream", q.names.stream()) }
+	msgs, err := e.st.Pull(q.names.stream(), q.names.consumer(b), n, expires, warn)
+	if errors.Is(err, store.ErrNoConsumer) && q.names.shared {
+		if err := e.ensureLevel(ctx, q, b); err != nil {
+			return nil, err
+		}
+		msgs, err = e.st.Pull(q.names.stream(), q.names.consumer(b), n, expires, warn)
+	}
+	if errors.Is(err, store.ErrNoConsumer) {
+		err = nil // the queue was deleted
+	}
+	return msgs, err
 }
 
 // activate turns fetched deliveries into reservations: each job's record is rewritten, with

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -159,4 +160,81 @@ func TestQueuesShareShards(t *testing.T) {
 	if err != nil || len(r.Jobs) != 1 {
 		t.Fatalf("reserve from the other queue: %+v %v", r, err)
 	}
+}
+
+// A level's consumer goes once the level is idle, never while a job of it is reserved, and
+// comes back with the next reservation, paused if the queue is; meanwhile the level's
+// jobs are counted all the same.
+func TestIdleConsumerDropped(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	q, err := e.getQueue(ctx, "q", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exists := func() bool {
+		_, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(0))
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	// The sweep finds the level idle once JetStream has the ack (not awaited).
+	swept := func() bool {
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if e.sweepIdle(ctx, 0); !exists() {
+				return true
+			}
+		}
+		return false
+	}
+	reserveOne := func(want uint64) string {
+		t.Helper()
+		r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+		if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != want {
+			t.Fatalf("reserve: %+v %v", r, err)
+		}
+		return r.Jobs[0].Token
+	}
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	tok := reserveOne(j.ID)
+	e.sweepIdle(ctx, 0)
+	if !exists() {
+		t.Fatal("the consumer went while its job was reserved")
+	}
+	if _, err := e.Ack(ctx, j.ID, tok, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !swept() {
+		t.Fatal("the consumer of an idle level is still there")
+	}
+
+	// Counted without it; reserved through it made again.
+	j = enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	if qi, err := e.Queue(ctx, "q"); err != nil || qi.Stats.Ready != 1 || qi.Stats.Reserved != 0 {
+		t.Fatalf("stats of an idle level with a job: %+v %v", qi, err)
+	}
+	if dc, err := e.QueueDetailCounts(ctx, "q", 1); err != nil || dc.Urgent != 1 {
+		t.Fatalf("urgent count of an idle level with a job: %+v %v", dc, err)
+	}
+	tok = reserveOne(j.ID)
+	if _, err := e.Ack(ctx, j.ID, tok, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// A paused queue's consumer comes back paused.
+	if _, err := e.Pause(ctx, "q", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if !swept() {
+		t.Fatal("the consumer of an idle paused level is still there")
+	}
+	j = enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}}); err != nil || len(r.Jobs) != 0 || len(r.Paused) != 1 {
+		t.Fatalf("reserve from the paused queue: %+v %v", r, err)
+	}
+	if _, err := e.Resume(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	reserveOne(j.ID)
 }

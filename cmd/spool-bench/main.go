@@ -41,6 +41,7 @@ type config struct {
 	pid       int
 	quiet     bool
 	delay     time.Duration
+	settle    time.Duration
 }
 
 // driver is one protocol's way of enqueuing and completing jobs.
@@ -70,6 +71,7 @@ func main() {
 	flag.IntVar(&c.pid, "pid", 0, "server process id, to report its CPU and memory (spool over HTTP: read from /metrics when 0)")
 	flag.BoolVar(&c.quiet, "quiet", false, "no progress line")
 	flag.DurationVar(&c.delay, "delay", 0, "enqueue delayed jobs (e.g. 1h: to measure the cost of pending schedules)")
+	flag.DurationVar(&c.settle, "settle", 0, "-mode queues: measure again after the queues were idle this long")
 	flag.Parse()
 	if c.target == "" {
 		c.target = map[string]string{"beanstalkd": "127.0.0.1:11300", "nats": "nats://127.0.0.1:4222"}[c.mode]

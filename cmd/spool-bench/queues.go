@@ -13,7 +13,8 @@ import (
 // runQueues measures what queues cost a spool server (-mode queues): it makes -queues
 // queues, each by the enqueue of one job (-p at a time), then takes every job (the queues
 // are idle again), reading the server's memory and goroutines after each step, then times
-// a page of the queue listing and /metrics.
+// a page of the queue listing and /metrics. With -settle it measures again after the queues
+// have been idle that long.
 func runQueues(ctx context.Context, c config) error {
 	d := newHTTPDriver(c.target, true, 0)
 	defer d.close()
@@ -73,6 +74,15 @@ func runQueues(ctx context.Context, c config) error {
 		return err
 	}
 	measure("drained (idle)", took)
+	if c.settle > 0 {
+		// Idle priority levels lose their consumers after the server's ConsumerIdle.
+		select {
+		case <-time.After(c.settle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		measure(fmt.Sprintf("idle for %s", c.settle), 0)
+	}
 	for _, path := range []string{"/v1/queues?limit=100", fmt.Sprintf("/v1/queues?limit=100&after=%s", name(n/2)), "/metrics"} {
 		start := time.Now()
 		resp, err := http.Get(c.target + path)

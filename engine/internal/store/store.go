@@ -334,8 +334,13 @@ func (s *Store) Pull(stream, consumer string, n int, expires time.Duration, warn
 			return msgs, nil
 		}
 		if len(m.Data) == 0 && m.Header.Get("Status") != "" {
-			if m.Header.Get("Status") == "100" {
+			switch m.Header.Get("Status") {
+			case "100":
 				continue // heartbeat
+			case "503":
+				if len(msgs) == 0 {
+					return nil, ErrNoConsumer // no one answers for it
+				}
 			}
 			// 404 no messages (or no such consumer: the queue was deleted), 408 expired,
 			// 409 consumer deleted or paused: the pull is over.
@@ -345,6 +350,9 @@ func (s *Store) Pull(stream, consumer string, n int, expires time.Duration, warn
 	}
 	return msgs, nil
 }
+
+// ErrNoConsumer is Pull's error when the consumer does not exist.
+var ErrNoConsumer = errors.New("store: no such consumer")
 
 // Ack acknowledges a delivery (its ack subject): done, the message goes. Not awaited, as
 // the other replies.

@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A priority level's consumer costs JetStream ~50 KiB and four goroutines for as long as it
+// exists. A queue in a shard has it only while the level is in use: the idle-consumer
+// sweep deletes it once the level has had no job and no reservation for Config.ConsumerIdle,
+// and the next reservation makes it again (ensureLevel). Deleting a consumer that has a
+// delivery pending would offer that job again as never delivered, so the sweep pauses the
+// consumer first (it then hands out nothing, on any node) and deletes it only if, paused,
+// it still has nothing pending, delivered or waiting.
+
+// runIdleSweep sweeps idle consumers every quarter of Config.ConsumerIdle until stop.
+func (e *Engine) runIdleSweep(stop <-chan struct{}) {
+	t := time.NewTicker(e.cfg.ConsumerIdle / 4)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			e.sweepIdle(ctx, e.cfg.ConsumerIdle)
+		}
+	}
+}
+
+// sweepIdle looks at every shared queue's levels not pulled on this node for idle.
+func (e *Engine) sweepIdle(ctx context.Context, idle time.Duration) {
+	now := e.now()
+	for _, q := range e.queueList() {
+		if !q.names.shared {
+			continue
+		}
+		cfg, _ := q.config()
+		for _, b := range cfg.levels() {
+			if !q.pulledBefore(b, now.Add(-idle)) {
+				continue
+			}
+			if err := e.dropIdleLevel(ctx, q, b, idle); err != nil && ctx.Err() == nil {
+				e.log.Warn("idle consumer", "queue", q.name, "priority", b, "err", err)
+			}
+		}
+	}
+}
+
+// dropIdleLevel deletes level b's consumer if it has been idle for idle.
+func (e *Engine) dropIdleLevel(ctx context.Context, q *queue, b int, idle time.Duration) error {
+	name := q.names.consumer(b)
+	c, err := e.js.Consumer(ctx, q.names.stream(), name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := e.now()
+	if !quiet(c.CachedInfo(), now, idle) {
+		return nil
+	}
+	if _, err := e.js.PauseConsumer(ctx, q.names.stream(), name, now.Add(forever)); err != nil {
+		return fmt.Errorf("pause: %w", err)
+	}
+	info, err := c.Info(ctx)
+	if err == nil && quiet(info, now, idle) {
+		if err := e.js.DeleteConsumer(ctx, q.names.stream(), name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("delete: %w", err)
+		}
+		e.log.Debug("idle consumer deleted", "queue", q.name, "priority", b)
+		return nil
+	}
+	// In use after all: as it was.
+	if cfg, _ := q.config(); !cfg.pausedAt(e.now()) {
+		if _, rerr := e.js.ResumeConsumer(ctx, q.names.stream(), name); rerr != nil {
+			return fmt.Errorf("resume: %w", rerr)
+		}
+	}
+	return err
+}
+
+// quiet reports whether a consumer holds no job, pending, delivered or asked for, and has
+// delivered none for idle.
+func quiet(info *jetstream.ConsumerInfo, now time.Time, idle time.Duration) bool {
+	if info.NumPending != 0 || info.NumAckPending != 0 || info.NumWaiting != 0 || info.NumRedelivered != 0 {
+		return false
+	}
+	if now.Sub(info.Created) < idle {
+		return false
+	}
+	return info.Delivered.Last == nil || now.Sub(*info.Delivered.Last) >= idle
+}
+
+// ensureLevel makes level b's consumer of q again.
+func (e *Engine) ensureLevel(ctx context.Context, q *queue, b int) error {
+	cfg, _ := q.config()
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b)); err != nil {
+		return fmt.Errorf("make priority %d consumer: %w", b, err)
+	}
+	return nil
+}
+
+// levelCounts returns the consumers' counts of q's ready levels, ready (not delivered) and
+// reserved (delivered, not acknowledged). A level without its consumer (idle) counts the
+// messages on its ready subject, none of them delivered.
+func (e *Engine) levelCounts(ctx context.Context, q *queue, levels []int) (ready, reserved map[int]int64, delivered map[int]uint64, err error) {
+	ready, reserved, delivered = make(map[int]int64), make(map[int]int64), make(map[int]uint64)
+	missing := make(map[int]bool)
+	for _, b := range levels {
+		ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(b))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			missing[b] = q.names.shared // else the queue was deleted: nothing there
+			continue
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, nil, nil, ErrQueueNotFound
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		info := ci.CachedInfo()
+		ready[b], reserved[b], delivered[b] = int64(info.NumPending), int64(info.NumAckPending), info.Delivered.Stream
+	}
+	if !slices.Contains(slices.Collect(maps.Values(missing)), true) {
+		return ready, reserved, delivered, nil
+	}
+	s, err := e.js.Stream(ctx, q.names.stream())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(q.names.state(StateReady)))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for subj, n := range info.State.Subjects {
+		b, err := strconv.Atoi(subj[strings.LastIndexByte(subj, '.')+1:])
+		if err == nil && missing[b] {
+			ready[b] = int64(n)
+		}
+	}
+	return ready, reserved, delivered, nil
+}
