@@ -202,27 +202,34 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 	if err := e.setup(ctx); err != nil {
 		return nil, err
 	}
-	e.stats = newCounters(e)
-	e.sub, err = nc.Subscribe(notifyPrefix+">", e.onNotify)
-	if err != nil {
-		return nil, fmt.Errorf("engine: subscribe: %w", err)
+	// Subscriptions, undone if a later step fails.
+	var subs []*nats.Subscription
+	fail := func(err error) (*Engine, error) {
+		for _, s := range subs {
+			s.Unsubscribe()
+		}
+		return nil, err
 	}
-	e.pollSub, err = nc.Subscribe(pollPrefix+"*", e.onPollEnd)
-	if err != nil {
-		e.sub.Unsubscribe()
-		return nil, fmt.Errorf("engine: subscribe: %w", err)
+	if e.stats, err = newCounters(e); err != nil {
+		return fail(fmt.Errorf("engine: subscribe: %w", err))
 	}
-	e.leaseSub, err = nc.Subscribe(leaseSubject(e.tag), e.onLeaseSync)
-	if err != nil {
-		e.sub.Unsubscribe()
-		e.pollSub.Unsubscribe()
-		return nil, fmt.Errorf("engine: subscribe: %w", err)
+	subs = append(subs, e.stats.sub)
+	for _, s := range []struct {
+		to  **nats.Subscription
+		sub string
+		cb  nats.MsgHandler
+	}{
+		{&e.sub, notifyPrefix + ">", e.onNotify},
+		{&e.pollSub, pollPrefix + "*", e.onPollEnd},
+		{&e.leaseSub, leaseSubject(e.tag), e.onLeaseSync},
+	} {
+		if *s.to, err = nc.Subscribe(s.sub, s.cb); err != nil {
+			return fail(fmt.Errorf("engine: subscribe: %w", err))
+		}
+		subs = append(subs, *s.to)
 	}
 	if err := e.watchQueues(ctx); err != nil {
-		e.sub.Unsubscribe()
-		e.pollSub.Unsubscribe()
-		e.leaseSub.Unsubscribe()
-		return nil, err
+		return fail(err)
 	}
 	e.lw = &leaseWriter{e: e, delay: cfg.LeaseWriteDelay}
 	e.wg.Go(func() { e.stats.run(e.stop) })
@@ -312,6 +319,9 @@ type queueConfig struct {
 	// Shard is 1 + the number of the shard stream that holds the queue; 0 for a queue made
 	// before shards, in a stream of its own.
 	Shard int `json:"shard,omitempty"`
+	// Counted has a bit (counterBit) for each counting consumer made for the queue; a
+	// queue in its own stream has both.
+	Counted uint32 `json:"counted,omitempty"`
 }
 
 func (c *queueConfig) settings() QueueSettings {
@@ -585,9 +595,6 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	if q == nil {
 		q = &queue{name: cfg.Name, names: namesFor(cfg), wake: make(chan struct{}),
 			pubSeq: make(map[int]uint64), seenSeq: make(map[int]uint64)}
-		if !q.names.shared {
-			q.counters.Store(counterBit(StateDelayed) | counterBit(StateBuried))
-		}
 		e.queues[cfg.Name] = q
 		e.byEsc[q.names.esc] = q
 		close(e.added)
@@ -599,6 +606,15 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 		q.cfg, q.rev = cfg, rev
 	}
 	q.mu.Unlock()
+	if accepted && (old != cfg.Num || q.counters.Load() == 0) {
+		// A new queue, or one deleted and made again while this node missed it: its
+		// counters are those its entry names.
+		bits := cfg.Counted
+		if !q.names.shared {
+			bits = counterBit(StateDelayed) | counterBit(StateBuried)
+		}
+		q.counters.Store(bits)
+	}
 	if accepted {
 		// A new number (the queue was deleted and made again while this node missed it):
 		// the old number must not name the new queue.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -115,43 +113,48 @@ func (e *Engine) ensureLevel(ctx context.Context, q *queue, b int) error {
 	return nil
 }
 
-// levelCounts returns the consumers' counts of q's ready levels, ready (not delivered) and
-// reserved (delivered, not acknowledged). A level without its consumer (idle) counts the
-// messages on its ready subject, none of them delivered.
+// levelCounts returns the counts of q's ready levels: ready (not delivered) and reserved
+// (delivered, not acknowledged), and the stream sequence each consumer delivered up to. In a
+// shard, one read of the stream's ready subjects finds the levels that hold any job; only
+// those need their consumer's counts, and one without its consumer (idle) has every job of
+// its subject ready.
 func (e *Engine) levelCounts(ctx context.Context, q *queue, levels []int) (ready, reserved map[int]int64, delivered map[int]uint64, err error) {
 	ready, reserved, delivered = make(map[int]int64), make(map[int]int64), make(map[int]uint64)
-	missing := make(map[int]bool)
+	held := map[int]int64(nil) // jobs on each level's subject, when known
+	if q.names.shared {
+		s, err := e.js.Stream(ctx, q.names.stream())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(q.names.state(StateReady)))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		held = make(map[int]int64, len(info.State.Subjects))
+		for subj, n := range info.State.Subjects {
+			if b, err := strconv.Atoi(subj[strings.LastIndexByte(subj, '.')+1:]); err == nil {
+				held[b] = int64(n)
+			}
+		}
+	}
 	for _, b := range levels {
-		ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(b))
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			missing[b] = q.names.shared // else the queue was deleted: nothing there
+		if held != nil && held[b] == 0 {
 			continue
 		}
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
+		ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(b))
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound) && held != nil:
+			ready[b] = held[b]
+			continue
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			continue // the queue was deleted
+		case errors.Is(err, jetstream.ErrStreamNotFound):
 			return nil, nil, nil, ErrQueueNotFound
-		}
-		if err != nil {
+		case err != nil:
 			return nil, nil, nil, err
 		}
 		info := ci.CachedInfo()
 		ready[b], reserved[b], delivered[b] = int64(info.NumPending), int64(info.NumAckPending), info.Delivered.Stream
-	}
-	if !slices.Contains(slices.Collect(maps.Values(missing)), true) {
-		return ready, reserved, delivered, nil
-	}
-	s, err := e.js.Stream(ctx, q.names.stream())
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(q.names.state(StateReady)))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	for subj, n := range info.State.Subjects {
-		b, err := strconv.Atoi(subj[strings.LastIndexByte(subj, '.')+1:])
-		if err == nil && missing[b] {
-			ready[b] = int64(n)
-		}
 	}
 	return ready, reserved, delivered, nil
 }

@@ -452,11 +452,27 @@ func (e *Engine) QueuesPage(ctx context.Context, after string, limit int) ([]*Qu
 }
 
 func (e *Engine) queueInfos(ctx context.Context, names []string) ([]*QueueInfo, error) {
-	var out []*QueueInfo
+	qs := make([]*queue, 0, len(names))
+	escs := make([]string, 0, len(names))
 	for _, n := range names {
-		qi, err := e.Queue(ctx, n)
+		q, err := e.getQueue(ctx, n, false)
 		if errors.Is(err, ErrQueueNotFound) {
 			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		qs, escs = append(qs, q), append(escs, q.names.esc)
+	}
+	totals, err := e.stats.totals(ctx, escs...)
+	if err != nil {
+		return nil, fmt.Errorf("queue totals: %w", err)
+	}
+	out := make([]*QueueInfo, 0, len(qs))
+	for _, q := range qs {
+		qi, err := e.queueInfo(ctx, q, totals[q.names.esc])
+		if errors.Is(err, ErrQueueNotFound) {
+			continue
 		}
 		if err != nil {
 			return nil, err
@@ -468,10 +484,19 @@ func (e *Engine) queueInfos(ctx context.Context, names []string) ([]*QueueInfo, 
 
 // Queue returns a queue's settings and statistics.
 func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
-	q, err := e.getQueue(ctx, name, false)
+	qis, err := e.queueInfos(ctx, []string{name})
 	if err != nil {
 		return nil, err
 	}
+	if len(qis) == 0 {
+		return nil, ErrQueueNotFound
+	}
+	return qis[0], nil
+}
+
+// queueInfo returns q's settings and statistics, with its counters' totals t.
+func (e *Engine) queueInfo(ctx context.Context, q *queue, t map[string]int64) (*QueueInfo, error) {
+	name := q.name
 	cfg, _ := q.config()
 	now := e.now()
 	qi := &QueueInfo{Name: name, Settings: cfg.settings(), Paused: cfg.pausedAt(now), CreatedAt: nsTime(cfg.Created)}
@@ -507,13 +532,9 @@ func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue %q stats: %w", name, err)
 	}
-	t, err := e.stats.totals(ctx, q.names.esc)
-	if err != nil {
-		return nil, fmt.Errorf("queue %q totals: %w", name, err)
-	}
 	st.Enqueued, st.Reserves, st.Succeeded = t[cEnqueued], t[cReserves], t[cSucceeded]
 	st.Failed, st.BuriedTot, st.Cancelled, st.Timeouts = t[cFailed], t[cBuried], t[cCancelled], t[cTimeouts]
-	st.EnqueueRate, st.CompleteRate = e.stats.rates(q.names.esc, nsTime(cfg.Created), t)
+	st.EnqueueRate, st.CompleteRate = e.stats.rates(q.names.esc, nsTime(cfg.Created))
 	return qi, nil
 }
 

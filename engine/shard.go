@@ -74,8 +74,15 @@ func (e *Engine) ensureCounter(ctx context.Context, q *queue, s State) error {
 	if bit == 0 || q.counters.Load()&bit != 0 {
 		return nil
 	}
-	if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), counterConfig(q, s)); err != nil {
-		return fmt.Errorf("create %s counter: %w", s, err)
+	if cfg, _ := q.config(); cfg.Counted&bit == 0 {
+		if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), counterConfig(q, s)); err != nil {
+			return fmt.Errorf("create %s counter: %w", s, err)
+		}
+		// Noted in the queue's entry, so that every node reads the count only where
+		// there is one.
+		if _, err := e.updateConfig(ctx, q, func(c *queueConfig) { c.Counted |= bit }); err != nil {
+			return fmt.Errorf("create %s counter: %w", s, err)
+		}
 	}
 	q.counters.Or(bit)
 	return nil
@@ -93,10 +100,13 @@ func counterBit(s State) uint32 {
 
 // counted returns the number of q's jobs in state s, from its counter consumer.
 func (e *Engine) counted(ctx context.Context, q *queue, s State) (int64, error) {
+	if cfg, _ := q.config(); q.names.shared && cfg.Counted&counterBit(s) == 0 {
+		return 0, nil // never had such a job
+	}
 	ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.counter(s))
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound) && q.names.shared:
-		return 0, nil // no such job yet
+		return 0, nil // deleted meanwhile
 	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrConsumerNotFound):
 		return 0, ErrQueueNotFound
 	case err != nil:

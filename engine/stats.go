@@ -27,9 +27,8 @@ const (
 )
 
 const (
-	flushEvery  = time.Second
-	sampleEvery = 5 * time.Second
-	rateWindow  = time.Minute
+	flushEvery = time.Second
+	rateWindow = time.Minute
 )
 
 // counters batches this node's increments and adds them to the cluster-wide JetStream
@@ -44,17 +43,83 @@ type counters struct {
 	// not flushed yet: the node reads its own writes, and never counts one twice.
 	fmu sync.Mutex
 
-	smu     sync.Mutex
-	samples map[string][]sample // escaped queue -> recent totals, oldest first
+	// The rates come from the increments as they are flushed, this node's own and, through
+	// a subscription, the other nodes': a cost per active queue, none per idle one.
+	smu    sync.Mutex
+	recent map[string][]tally // escaped queue -> increments of the last rateWindow, oldest first
+	sub    *nats.Subscription
 }
 
-type sample struct {
-	at                  time.Time
+// tally is the enqueues and completions of a queue flushed in one second.
+type tally struct {
+	sec                 int64 // unix seconds
 	enqueued, succeeded int64
 }
 
-func newCounters(e *Engine) *counters {
-	return &counters{e: e, delta: make(map[string]map[string]int64), samples: make(map[string][]sample)}
+// nodeHeader marks a counter increment with the node that flushed it.
+const nodeHeader = "Spool-Node"
+
+func newCounters(e *Engine) (*counters, error) {
+	c := &counters{e: e, delta: make(map[string]map[string]int64), recent: make(map[string][]tally)}
+	sub, err := e.nc.Subscribe(statsPrefix+">", c.onFlushed)
+	if err != nil {
+		return nil, err
+	}
+	c.sub = sub
+	return c, nil
+}
+
+// onFlushed takes in another node's increment.
+func (c *counters) onFlushed(m *nats.Msg) {
+	if m.Header.Get(nodeHeader) == c.e.tagText {
+		return // counted at its flush
+	}
+	n, err := strconv.ParseInt(m.Header.Get("Nats-Incr"), 10, 64)
+	rest, ok := strings.CutPrefix(m.Subject, statsPrefix)
+	i := strings.LastIndexByte(rest, '.')
+	if err != nil || !ok || i < 0 {
+		return
+	}
+	c.note(rest[:i], rest[i+1:], n)
+}
+
+// note adds a flushed increment to the queue's recent tallies.
+func (c *counters) note(esc, name string, n int64) {
+	if name != cEnqueued && name != cSucceeded {
+		return
+	}
+	sec := c.e.now().Unix()
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	ts := c.recent[esc]
+	if len(ts) == 0 || ts[len(ts)-1].sec != sec {
+		ts = append(ts, tally{sec: sec})
+	}
+	t := &ts[len(ts)-1]
+	if name == cEnqueued {
+		t.enqueued += n
+	} else {
+		t.succeeded += n
+	}
+	c.recent[esc] = ts
+}
+
+// prune drops the tallies older than the rate window.
+func (c *counters) prune() {
+	from := c.e.now().Add(-rateWindow).Unix()
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	for esc, ts := range c.recent {
+		i := 0
+		for i < len(ts) && ts[i].sec < from {
+			i++
+		}
+		if i == len(ts) {
+			delete(c.recent, esc)
+		} else if i > 0 {
+			c.recent[esc] = slices.Clone(ts[i:])
+		}
+	}
 }
 
 func (c *counters) add(esc, name string, n int64) {
@@ -74,8 +139,7 @@ func (c *counters) add(esc, name string, n int64) {
 func (c *counters) run(stop <-chan struct{}) {
 	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()
-	samp := time.NewTicker(sampleEvery)
-	defer samp.Stop()
+	defer c.sub.Unsubscribe()
 	for {
 		select {
 		case <-stop:
@@ -84,10 +148,7 @@ func (c *counters) run(stop <-chan struct{}) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			c.flush(ctx)
 			cancel()
-		case <-samp.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			c.sample(ctx)
-			cancel()
+			c.prune()
 		}
 	}
 }
@@ -110,6 +171,7 @@ func (c *counters) flush(ctx context.Context) {
 		for name, n := range m {
 			msg := nats.NewMsg(statsPrefix + esc + "." + name)
 			msg.Header.Set("Nats-Incr", strconv.FormatInt(n, 10))
+			msg.Header.Set(nodeHeader, c.e.tagText)
 			fut, err := c.e.st.Publish(msg)
 			if err != nil {
 				c.add(esc, name, n)
@@ -121,6 +183,7 @@ func (c *counters) flush(ctx context.Context) {
 	for _, s := range sent {
 		select {
 		case <-s.fut.Ok():
+			c.note(s.esc, s.name, s.n)
 		case err := <-s.fut.Err():
 			c.e.log.Warn("flush counter", "counter", s.name, "err", err)
 			c.add(s.esc, s.name, s.n)
@@ -130,88 +193,73 @@ func (c *counters) flush(ctx context.Context) {
 	}
 }
 
-// totals reads a queue's cluster-wide counters, with this node's increments not flushed yet.
-func (c *counters) totals(ctx context.Context, esc string) (map[string]int64, error) {
+// totals reads queues' cluster-wide counters (by escaped name), with this node's
+// increments not flushed yet: a few requests for any number of queues.
+func (c *counters) totals(ctx context.Context, escs ...string) (map[string]map[string]int64, error) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
-	msgs, err := c.e.st.Batch(ctx, statsStream, store.Request{MultiLast: []string{statsPrefix + esc + ".*"}, Batch: store.MaxBatch})
-	if err != nil {
-		return nil, err
+	out := make(map[string]map[string]int64, len(escs))
+	for _, esc := range escs {
+		out[esc] = make(map[string]int64)
 	}
-	out := make(map[string]int64, len(msgs))
+	// A queue has at most 7 counters: 128 queues a request stay within a batch's cap.
+	for chunk := range slices.Chunk(escs, 128) {
+		filters := make([]string, len(chunk))
+		for i, esc := range chunk {
+			filters[i] = statsPrefix + esc + ".*"
+		}
+		msgs, err := c.e.st.Batch(ctx, statsStream, store.Request{MultiLast: filters, Batch: store.MaxBatch})
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			var v struct {
+				Val string `json:"val"`
+			}
+			rest, _ := strings.CutPrefix(m.Subject, statsPrefix)
+			i := strings.LastIndexByte(rest, '.')
+			if i < 0 || out[rest[:i]] == nil || json.Unmarshal(m.Data, &v) != nil {
+				continue
+			}
+			n, _ := strconv.ParseInt(v.Val, 10, 64)
+			out[rest[:i]][rest[i+1:]] += n
+		}
+	}
 	c.mu.Lock()
-	for name, n := range c.delta[esc] {
-		out[name] += n
+	for _, esc := range escs {
+		for name, n := range c.delta[esc] {
+			out[esc][name] += n
+		}
 	}
 	c.mu.Unlock()
-	for _, m := range msgs {
-		var v struct {
-			Val string `json:"val"`
-		}
-		if json.Unmarshal(m.Data, &v) != nil {
-			continue
-		}
-		n, _ := strconv.ParseInt(v.Val, 10, 64)
-		out[m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]] += n
-	}
 	return out, nil
-}
-
-// sample records every known queue's totals, from which rates over the last minute come.
-func (c *counters) sample(ctx context.Context) {
-	c.e.mu.RLock()
-	escs := make([]string, 0, len(c.e.byEsc))
-	for esc := range c.e.byEsc {
-		escs = append(escs, esc)
-	}
-	c.e.mu.RUnlock()
-	now := c.e.now()
-	c.smu.Lock()
-	for esc := range c.samples {
-		if !slices.Contains(escs, esc) {
-			delete(c.samples, esc) // the queue was deleted
-		}
-	}
-	c.smu.Unlock()
-	for _, esc := range escs {
-		t, err := c.totals(ctx, esc)
-		if err != nil {
-			return
-		}
-		c.smu.Lock()
-		s := append(c.samples[esc], sample{at: now, enqueued: t[cEnqueued], succeeded: t[cSucceeded]})
-		for len(s) > 1 && now.Sub(s[0].at) > rateWindow {
-			s = s[1:]
-		}
-		c.samples[esc] = s
-		c.smu.Unlock()
-	}
 }
 
 // minRateSpan is the shortest span a rate is taken over: a burst read a moment after it
 // would otherwise show as thousands of jobs a second.
 const minRateSpan = time.Second
 
-// rates returns the enqueue and completion rates in jobs/s over the last minute, from its
-// oldest sample to the totals t read now. A queue created within the minute counts from
-// zero at its creation: its counters started there, and a burst before its first sample
-// (taken every 5s) would otherwise never show.
-func (c *counters) rates(esc string, created time.Time, t map[string]int64) (enq, done float64) {
+// rates returns the enqueue and completion rates in jobs/s over the last minute, or since
+// the queue was created if that is sooner, with this node's increments not flushed yet.
+func (c *counters) rates(esc string, created time.Time) (enq, done float64) {
 	now := c.e.now()
-	var from sample
-	if now.Sub(created) <= rateWindow {
-		from = sample{at: created}
-	} else {
-		c.smu.Lock()
-		s := c.samples[esc]
-		if len(s) > 0 {
-			from = s[0]
-		}
-		c.smu.Unlock()
-		if from.at.IsZero() || from.at.Before(created) {
-			return 0, 0 // nothing sampled of this queue yet
+	from := now.Add(-rateWindow)
+	if created.After(from) {
+		from = created
+	}
+	var en, sn int64
+	c.smu.Lock()
+	for _, t := range c.recent[esc] {
+		// A tally's second counts if it ends after from: a burst in a queue's first
+		// second is in the queue's rate.
+		if t.sec+1 > from.Unix() {
+			en, sn = en+t.enqueued, sn+t.succeeded
 		}
 	}
-	dt := max(now.Sub(from.at), minRateSpan).Seconds()
-	return float64(max(t[cEnqueued]-from.enqueued, 0)) / dt, float64(max(t[cSucceeded]-from.succeeded, 0)) / dt
+	c.smu.Unlock()
+	c.mu.Lock()
+	en, sn = en+c.delta[esc][cEnqueued], sn+c.delta[esc][cSucceeded]
+	c.mu.Unlock()
+	dt := max(now.Sub(from), minRateSpan).Seconds()
+	return float64(en) / dt, float64(sn) / dt
 }
