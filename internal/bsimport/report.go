@@ -85,6 +85,14 @@ func (r *Report) sum() {
 	}
 }
 
+// Total sums the counts over the states.
+func (r *Report) Total() Counts {
+	c := r.Ready
+	c.add(r.Delayed)
+	c.add(r.Buried)
+	return c
+}
+
 // Complete reports whether the import moved every job it found, except those beanstalkd's
 // workers held: nothing failed, raced or was left behind.
 func (r *Report) Complete() bool {
