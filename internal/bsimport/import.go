@@ -70,6 +70,9 @@ const (
 	MetaState  = "beanstalkd.state"  // ready, delayed or buried
 )
 
+// maxDelay is spool's longest delay (100 years); beanstalkd's goes to 2^32-1 seconds.
+const maxDelay = 100 * 365 * 24 * time.Hour
+
 // maxAttempts is the attempts of an imported job, as for a job put through spool's beanstalkd
 // front: beanstalkd has no limit.
 const maxAttempts = 1000
@@ -177,7 +180,8 @@ func (im *importer) tube(ctx context.Context, t *TubeReport) error {
 			return fmt.Errorf("pause the spool queue: %w", err)
 		}
 	}
-	if err := im.ready(ctx, tb, t); err != nil {
+	refused := map[uint64]uint32{}
+	if err := im.ready(ctx, tb, t, refused); err != nil {
 		return err
 	}
 	if err := im.fromHead(ctx, tb, t, "delayed", &t.Delayed); err != nil {
@@ -186,7 +190,7 @@ func (im *importer) tube(ctx context.Context, t *TubeReport) error {
 	if err := im.fromHead(ctx, tb, t, "buried", &t.Buried); err != nil {
 		return err
 	}
-	if err := im.ready(ctx, tb, t); err != nil {
+	if err := im.ready(ctx, tb, t, refused); err != nil {
 		return err
 	}
 	if st, err = tb.Stats(); err == nil {
@@ -218,13 +222,14 @@ type job struct {
 	delay time.Duration // remaining delay of a delayed job
 }
 
-// ready moves the tube's ready jobs, most urgent first. A job spool refuses is held
-// reserved until the pass ends, so that peek-ready shows the next one.
-func (im *importer) ready(ctx context.Context, tb *beanstalk.Tube, t *TubeReport) error {
-	held := map[uint64]uint32{}
+// ready moves the tube's ready jobs, most urgent first. A job spool refused (in refused,
+// with its priority; this pass or an earlier one) is held reserved until the pass ends, so
+// that peek-ready shows the next one.
+func (im *importer) ready(ctx context.Context, tb *beanstalk.Tube, t *TubeReport, refused map[uint64]uint32) error {
+	var held []uint64
 	defer func() {
-		for id, pri := range held {
-			im.bc.Release(id, pri, 0) // NOT_FOUND when its reservation ran out: ready anyway
+		for _, id := range held {
+			im.bc.Release(id, refused[id], 0) // NOT_FOUND when its reservation ran out: ready anyway
 		}
 	}()
 	for {
@@ -238,11 +243,12 @@ func (im *importer) ready(ctx context.Context, tb *beanstalk.Tube, t *TubeReport
 		if err != nil {
 			return err
 		}
-		if _, ok := held[id]; ok {
-			// A refused job whose reservation ran out: hold it again.
+		if _, ok := refused[id]; ok {
+			// Refused before: hold it (again, if its reservation ran out).
 			if _, err := im.bc.ReserveJob(id); err != nil && !errors.Is(err, beanstalk.ErrNotFound) {
 				return err
 			}
+			held = append(held, id)
 			continue
 		}
 		if err := im.limit.Wait(ctx); err != nil {
@@ -261,8 +267,9 @@ func (im *importer) ready(ctx context.Context, tb *beanstalk.Tube, t *TubeReport
 		}
 		j.state = "ready"
 		out, err := im.move(ctx, t.Tube, j)
-		if out == refused {
-			held[id] = j.pri
+		if out == refusedJob {
+			refused[id] = j.pri
+			held = append(held, id)
 			t.Ready.Failed++
 			t.LastError = err.Error()
 		} else if err != nil {
@@ -316,7 +323,7 @@ func (im *importer) fromHead(ctx context.Context, tb *beanstalk.Tube, t *TubeRep
 			reserved = true
 		}
 		out, err := im.move(ctx, t.Tube, j)
-		if out == refused {
+		if out == refusedJob {
 			if reserved {
 				im.bc.Release(id, j.pri, j.delay-time.Second)
 			}
@@ -351,7 +358,7 @@ func (im *importer) stats(id uint64, body []byte) (job, error) {
 	if j.state == "delayed" {
 		// time-left is rounded down to the second: one more, so that the job is never
 		// ready earlier in spool than it would have been in beanstalkd.
-		j.delay = time.Duration(atoi(st["time-left"])+1) * time.Second
+		j.delay = min(time.Duration(atoi(st["time-left"])+1)*time.Second, maxDelay)
 	}
 	return j, nil
 }
@@ -363,7 +370,7 @@ const (
 	moved outcome = iota + 1
 	skipped
 	raced
-	refused
+	refusedJob
 )
 
 func (o outcome) count(c *Counts) {
@@ -405,7 +412,7 @@ func (im *importer) move(ctx context.Context, queue string, j job) (outcome, err
 		return err
 	})
 	if errors.Is(err, spool.ErrInvalidArgument) || errors.Is(err, spool.ErrPayloadTooLarge) {
-		return refused, fmt.Errorf("job %d: %w", j.id, err)
+		return refusedJob, fmt.Errorf("job %d: %w", j.id, err)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("store job %d: %w", j.id, err)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/spoolq/spool/internal/beanstalkdtest"
 	"github.com/spoolq/spool/internal/bsimport"
 	"github.com/spoolq/spool/internal/spooltest"
+	"github.com/spoolq/spool/server"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -216,6 +218,11 @@ func TestImportEveryState(t *testing.T) {
 	ctx := ctxT(t)
 	tubes := []string{"emails", "paused.tube", "reports"}
 	jobs := fill(t, bc, tubes, 20, 6, 4)
+	// A delay beyond spool's longest (100 years) gets the longest.
+	if _, err := beanstalk.NewTube(bc, "emails").Put([]byte("emails/far"), 2, (1<<32-1)*time.Second, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	jobs["emails/far"] = want{tube: "emails", body: "emails/far", pri: 2, state: spool.StateDelayed, ready: time.Now().Add(100 * 365 * 24 * time.Hour)}
 
 	// Two jobs held by a worker of beanstalkd: left to it, and reported.
 	worker := dial(t, bs.Addr)
@@ -255,12 +262,12 @@ func TestImportEveryState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Ready.Moved != 58 || rep.Delayed.Moved != 18 || rep.Buried.Moved != 12 || rep.Reserved != 2 || !rep.Complete() {
+	if rep.Ready.Moved != 58 || rep.Delayed.Moved != 19 || rep.Buried.Moved != 12 || rep.Reserved != 2 || !rep.Complete() {
 		t.Errorf("report: ready %+v delayed %+v buried %+v reserved %d complete %v",
 			rep.Ready, rep.Delayed, rep.Buried, rep.Reserved, rep.Complete())
 	}
-	if calls.Load() < 88 {
-		t.Errorf("progress called %d times for 88 jobs", calls.Load())
+	if calls.Load() < 89 {
+		t.Errorf("progress called %d times for 89 jobs", calls.Load())
 	}
 	check(t, jobs, spoolJobs(t, sc, tubes), 0)
 	empty(t, bc, tubes)
@@ -286,6 +293,68 @@ func TestImportEveryState(t *testing.T) {
 	}
 	if rep.Ready.Moved != 2 || rep.Delayed.Moved+rep.Buried.Moved+rep.Ready.Skipped != 0 || rep.Reserved != 0 {
 		t.Errorf("second run: ready %+v delayed %+v buried %+v reserved %d", rep.Ready, rep.Delayed, rep.Buried, rep.Reserved)
+	}
+}
+
+// Jobs that spool refuses (over its payload limit) stay in beanstalkd and are reported; a
+// refused ready job does not stop the others, a refused delayed or buried job ends the pass
+// over its state (the jobs behind it are left).
+func TestImportRefusedJobs(t *testing.T) {
+	t.Parallel()
+	bs := beanstalkdtest.Start(t, beanstalkdtest.Binary(t), "")
+	bc := dial(t, bs.Addr)
+	srv := spooltest.Start(t, func(c *server.Config) { c.MaxPayload = 64 })
+	sc, err := spool.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	big := strings.Repeat("x", 100)
+	tb := beanstalk.NewTube(bc, "t")
+	put := func(body string, pri uint32, delay time.Duration) uint64 {
+		id, err := tb.Put([]byte(body), pri, delay, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	bury := func(id uint64) {
+		if _, err := bc.ReserveJob(id); err != nil {
+			t.Fatal(err)
+		}
+		if err := bc.Bury(id, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("ready-1", 1, 0)
+	put("ready-big-"+big, 0, 0) // the most urgent: the head of the ready jobs
+	put("ready-2", 2, 0)
+	put("delayed-big-"+big, 1, time.Minute) // due first: the head of the delayed jobs
+	put("delayed-1", 1, 2*time.Minute)
+	bury(put("buried-1", 1, 0)) // buried first: the head of the buried jobs
+	bury(put("buried-big-"+big, 1, 0))
+
+	rep, err := bsimport.Run(ctx, sc, bsimport.Options{From: bs.Addr, Tubes: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Ready != (bsimport.Counts{Moved: 2, Failed: 1}) || rep.Delayed != (bsimport.Counts{Failed: 1, Left: 1}) ||
+		rep.Buried != (bsimport.Counts{Moved: 1, Failed: 1}) || rep.Complete() {
+		t.Errorf("report: ready %+v delayed %+v buried %+v complete %v", rep.Ready, rep.Delayed, rep.Buried, rep.Complete())
+	}
+	if e := rep.Tubes[0].LastError; !strings.Contains(e, "payload_too_large") {
+		t.Errorf("last error %q", e)
+	}
+	got := spoolJobs(t, sc, []string{"t"})
+	if len(got) != 3 || got["ready-1"] == nil || got["ready-2"] == nil || got["buried-1"] == nil {
+		t.Errorf("spool holds %d jobs: %v", len(got), got)
+	}
+	st, err := tb.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["current-jobs-ready"] != "1" || st["current-jobs-delayed"] != "2" || st["current-jobs-buried"] != "1" || st["current-jobs-reserved"] != "0" {
+		t.Errorf("beanstalkd after the import: %v", st)
 	}
 }
 
