@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,6 +63,9 @@ plan.`,
 			}
 			if perr := c.printImport(rep); perr != nil {
 				return perr
+			}
+			if errors.Is(err, context.Canceled) {
+				return fmt.Errorf("interrupted; run the same command again to go on: %w", err)
 			}
 			if err != nil {
 				return err

@@ -29,7 +29,7 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func dial(t *testing.T, addr string) *beanstalk.Conn {
+func dial(t testing.TB, addr string) *beanstalk.Conn {
 	t.Helper()
 	c, err := beanstalk.Dial("tcp", addr)
 	if err != nil {
@@ -39,7 +39,7 @@ func dial(t *testing.T, addr string) *beanstalk.Conn {
 	return c
 }
 
-func newClient(t *testing.T) *spool.Client {
+func newClient(t testing.TB) *spool.Client {
 	t.Helper()
 	c, err := spool.NewClient(spooltest.Start(t, nil).URL)
 	if err != nil {
