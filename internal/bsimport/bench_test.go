@@ -8,7 +8,6 @@ import (
 
 	"github.com/beanstalkd/go-beanstalk"
 
-	"github.com/spoolq/spool/internal/beanstalkdtest"
 	"github.com/spoolq/spool/internal/bsimport"
 )
 
@@ -16,9 +15,7 @@ import (
 // connection, no rate limit: the import's own speed (a job is 4 beanstalkd commands and
 // one enqueue with a unique key).
 func BenchmarkImportReady(b *testing.B) {
-	bs := beanstalkdtest.Start(b, beanstalkdtest.Binary(b), "")
-	bc := dial(b, bs.Addr)
-	sc := newClient(b)
+	bs, bc, sc := start(b, nil)
 	tb := beanstalk.NewTube(bc, "bench")
 	body := make([]byte, 100)
 	for i := range b.N {

@@ -39,13 +39,20 @@ func dial(t testing.TB, addr string) *beanstalk.Conn {
 	return c
 }
 
-func newClient(t testing.TB) *spool.Client {
+func newClient(t testing.TB, configure func(*server.Config)) *spool.Client {
 	t.Helper()
-	c, err := spool.NewClient(spooltest.Start(t, nil).URL)
+	c, err := spool.NewClient(spooltest.Start(t, configure).URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// start runs a beanstalkd and a spool server for the test; configure adjusts spool's.
+func start(t testing.TB, configure func(*server.Config)) (*beanstalkdtest.Server, *beanstalk.Conn, *spool.Client) {
+	t.Helper()
+	bs := beanstalkdtest.Start(t, beanstalkdtest.Binary(t), "")
+	return bs, dial(t, bs.Addr), newClient(t, configure)
 }
 
 // want is a job put in beanstalkd, as spool must hold it after the import.
@@ -212,9 +219,7 @@ func empty(t *testing.T, c *beanstalk.Conn, tubes []string) {
 
 func TestImportEveryState(t *testing.T) {
 	t.Parallel()
-	bs := beanstalkdtest.Start(t, beanstalkdtest.Binary(t), "")
-	bc := dial(t, bs.Addr)
-	sc := newClient(t)
+	bs, bc, sc := start(t, nil)
 	ctx := ctxT(t)
 	tubes := []string{"emails", "paused.tube", "reports"}
 	jobs := fill(t, bc, tubes, 20, 6, 4)
@@ -301,13 +306,7 @@ func TestImportEveryState(t *testing.T) {
 // over its state (the jobs behind it are left).
 func TestImportRefusedJobs(t *testing.T) {
 	t.Parallel()
-	bs := beanstalkdtest.Start(t, beanstalkdtest.Binary(t), "")
-	bc := dial(t, bs.Addr)
-	srv := spooltest.Start(t, func(c *server.Config) { c.MaxPayload = 64 })
-	sc, err := spool.NewClient(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs, bc, sc := start(t, func(c *server.Config) { c.MaxPayload = 64 })
 	ctx := ctxT(t)
 	big := strings.Repeat("x", 100)
 	tb := beanstalk.NewTube(bc, "t")
@@ -362,9 +361,7 @@ func TestImportRefusedJobs(t *testing.T) {
 // spool by its unique key, deletes it from beanstalkd and stores nothing.
 func TestImportSkipsWhatAnEarlierRunStored(t *testing.T) {
 	t.Parallel()
-	bs := beanstalkdtest.Start(t, beanstalkdtest.Binary(t), "")
-	bc := dial(t, bs.Addr)
-	sc := newClient(t)
+	bs, bc, sc := start(t, nil)
 	ctx := ctxT(t)
 	jobs := fill(t, bc, []string{"t"}, 3, 1, 1)
 	stats, err := bc.Stats()
@@ -406,9 +403,7 @@ func TestImportSkipsWhatAnEarlierRunStored(t *testing.T) {
 // job in hand when the import is interrupted is finished first.
 func TestImportInterruptedAndRestarted(t *testing.T) {
 	t.Parallel()
-	bs := beanstalkdtest.Start(t, beanstalkdtest.Binary(t), "")
-	bc := dial(t, bs.Addr)
-	sc := newClient(t)
+	bs, bc, sc := start(t, nil)
 	tubes := []string{"a", "b", "c"}
 	jobs := fill(t, bc, tubes, 40, 5, 5)
 
@@ -442,7 +437,7 @@ func TestImportBeanstalkdKilled(t *testing.T) {
 	binlog := t.TempDir()
 	bs := beanstalkdtest.Start(t, bin, binlog)
 	bc := dial(t, bs.Addr)
-	sc := newClient(t)
+	sc := newClient(t, nil)
 	tubes := []string{"a", "b", "c"}
 	jobs := fill(t, bc, tubes, 60, 5, 5)
 	bc.Close()
