@@ -59,7 +59,7 @@ type Options struct {
 	// Timeout bounds each beanstalkd command. Default 30s.
 	Timeout time.Duration
 	// Attempts bounds the tries of one store when spool is unavailable (a 503, no answer).
-	// Default 8, about 15s of backoff.
+	// Default 8: about 11s of backoff in all.
 	Attempts int
 }
 

@@ -462,3 +462,125 @@ func TestImportBeanstalkdKilled(t *testing.T) {
 	check(t, jobs, spoolJobs(t, sc, tubes), 1)
 	empty(t, dial(t, bs.Addr), tubes)
 }
+
+// beanstalkd's workers keep taking jobs during the import (step 2 of the cut-over plan):
+// every job ends done by a worker or in spool, and in both only when the report counts a
+// race.
+func TestImportWhileWorkersRun(t *testing.T) {
+	t.Parallel()
+	bs, bc, sc := start(t, nil)
+	tubes := []string{"a", "b"}
+	jobs := fill(t, bc, tubes, 150, 0, 0)
+
+	done := make(chan map[string]bool)
+	stop := make(chan struct{})
+	go func() {
+		taken := map[string]bool{}
+		defer func() { done <- taken }()
+		w, err := beanstalk.Dial("tcp", bs.Addr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer w.Close()
+		ts := beanstalk.NewTubeSet(w, tubes...)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id, body, err := ts.Reserve(50 * time.Millisecond)
+			if errors.Is(err, beanstalk.ErrTimeout) {
+				continue
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := w.Delete(id); err != nil {
+				t.Error(err)
+				return
+			}
+			taken[string(body)] = true
+		}
+	}()
+	rep, err := bsimport.Run(ctxT(t), sc, bsimport.Options{From: bs.Addr, Tubes: tubes})
+	close(stop)
+	taken := <-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := spoolJobs(t, sc, tubes)
+	both := 0
+	for body := range jobs {
+		switch n := len(got[body]); {
+		case n == 0 && !taken[body]:
+			t.Errorf("job %q lost: neither in spool nor done by the worker", body)
+		case n > 1:
+			t.Errorf("job %q is %d times in spool", body, n)
+		case n == 1 && taken[body]:
+			both++
+		}
+	}
+	total := rep.Total()
+	t.Logf("worker took %d jobs, the import moved %d (raced %d)", len(taken), total.Moved, total.Raced)
+	if both > total.Raced {
+		t.Errorf("%d jobs both in spool and done by the worker, the report counts %d races", both, total.Raced)
+	}
+	if total.Moved+total.Raced+len(taken)-both != len(jobs) {
+		t.Errorf("moved %d + raced %d + taken %d - both %d != %d jobs", total.Moved, total.Raced, len(taken), both, len(jobs))
+	}
+	empty(t, bc, tubes)
+}
+
+// spool goes away in the middle of an import and comes back on the same data: the import
+// stops with spool unavailable, and the next run moves every job exactly once (the job in
+// hand, stored or not, is found by its unique key).
+func TestImportSpoolStopped(t *testing.T) {
+	t.Parallel()
+	bs := beanstalkdtest.Start(t, beanstalkdtest.Binary(t), "")
+	bc := dial(t, bs.Addr)
+	tubes := []string{"a", "b"}
+	jobs := fill(t, bc, tubes, 50, 3, 3)
+	data := t.TempDir()
+	srv, err := spooltest.Run(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := spool.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	var moved atomic.Int64
+	_, err = bsimport.Run(ctxT(t), sc, bsimport.Options{From: bs.Addr, Tubes: tubes, Attempts: 2,
+		Progress: func(*bsimport.TubeReport) {
+			if moved.Add(1) == 40 {
+				go func() { stopped <- srv.Stop() }()
+			}
+		}})
+	if !errors.Is(err, spool.ErrUnavailable) {
+		t.Fatalf("import with spool stopped: %v, want spool unavailable", err)
+	}
+	t.Logf("import with spool stopped: %v", err)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+
+	srv, err = spooltest.Run(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	if sc, err = spool.NewClient(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := bsimport.Run(ctxT(t), sc, bsimport.Options{From: bs.Addr, Tubes: tubes})
+	if err != nil || !rep.Complete() {
+		t.Fatalf("after spool came back: %v %+v", err, rep)
+	}
+	t.Logf("after spool came back: ready %+v", rep.Ready)
+	check(t, jobs, spoolJobs(t, sc, tubes), 0)
+	empty(t, bc, tubes)
+}
