@@ -36,8 +36,8 @@ Jobs that beanstalkd's workers hold are left to them and counted: run the import
 once they are released.
 
 Each job is stored in spool before it is deleted from beanstalkd, and carries a unique key
-made of beanstalkd's process id and the job id: an interrupted import may be run again
-and moves nothing twice. Progress goes to standard error, the summary to standard output;
+made of beanstalkd's process id and the job id: an interrupted import may be run again,
+and what an earlier run stored is not stored again. Progress goes to standard error, the summary to standard output;
 the exit status is 1 when a job could not be moved. See docs/migration.md for a cut-over
 plan.`,
 		Args: args(cobra.NoArgs),
@@ -55,8 +55,9 @@ plan.`,
 			if err != nil {
 				return err
 			}
-			p := newTubeProgress(c)
-			o.Progress = p.update
+			if !o.DryRun {
+				o.Progress = newTubeProgress(c).update
+			}
 			rep, err := bsimport.Run(cmd.Context(), cl, o)
 			if rep == nil {
 				return err
