@@ -45,6 +45,13 @@ func UniqueKey(key string) EnqueueOption {
 	return func(e *enqueueJSON) { e.UniqueKey = key }
 }
 
+// Buried stores the job buried, as if it had failed for good: no worker gets it until it
+// is kicked. It is for jobs carried over from another system in that state (spool import
+// beanstalkd) and cannot be combined with Delay or RunAt.
+func Buried() EnqueueOption {
+	return func(e *enqueueJSON) { e.Buried = true }
+}
+
 // Metadata attaches free-form string pairs to the job (at most 64).
 func Metadata(md map[string]string) EnqueueOption {
 	return func(e *enqueueJSON) { e.Metadata = md }
@@ -71,6 +78,7 @@ type enqueueJSON struct {
 	UniqueKey     string            `json:"unique_key,omitempty"`
 	Metadata      map[string]string `json:"metadata,omitempty"`
 	Timeout       jsonDuration      `json:"timeout,omitzero"`
+	Buried        bool              `json:"buried,omitempty"`
 }
 
 // newEnqueueJSON encodes a job. A []byte payload is sent as bytes (payload_base64); a

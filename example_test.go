@@ -158,3 +158,28 @@ func ExampleNewClient() {
 	fmt.Println(len(client.Servers()))
 	// Output: 3
 }
+
+// Carry a job over from another system in the buried state: no worker gets it until it is
+// kicked.
+func ExampleBuried() {
+	ctx := context.Background()
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	job, err := client.Enqueue(ctx, "carried-over", "", []byte("failed elsewhere"), spool.Buried(),
+		spool.Metadata(map[string]string{"origin": "legacy-queue"}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(job.State)
+
+	kicked, err := client.Kick(ctx, job.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(kicked.State)
+	// Output:
+	// buried
+	// ready
+}

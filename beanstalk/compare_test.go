@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,59 +24,8 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/beanstalk"
+	"github.com/spoolq/spool/internal/beanstalkdtest"
 )
-
-// beanstalkdBinary returns the beanstalkd binary to compare with, or skips the test (fails
-// it under CI).
-func beanstalkdBinary(t testing.TB) string {
-	t.Helper()
-	path := os.Getenv("BEANSTALKD")
-	if path == "" {
-		p, err := exec.LookPath("beanstalkd")
-		if err != nil {
-			missingDependency(t, "beanstalkd is not installed (apt-get install beanstalkd): no comparison with the real beanstalkd")
-		}
-		path = p
-	}
-	out, err := exec.Command(path, "-v").CombinedOutput()
-	if err != nil {
-		missingDependency(t, fmt.Sprintf("%s -v: %v", path, err))
-	}
-	if v := strings.TrimSpace(string(out)); v != "beanstalkd 1.12" {
-		t.Logf("comparing with %q, not beanstalkd 1.12", v)
-	}
-	return path
-}
-
-// startBeanstalkd runs beanstalkd on a free loopback port, with its binlog in a temporary
-// directory, and returns its address.
-func startBeanstalkd(t testing.TB, bin string, args ...string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	cmd := exec.Command(bin, append([]string{"-l", "127.0.0.1", "-p", port, "-b", t.TempDir()}, args...)...)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := net.JoinHostPort("127.0.0.1", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("beanstalkd did not start: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // step is one action of a script.
 type step struct {
@@ -610,13 +557,13 @@ func ttrHandedOver(replies []string) bool {
 }
 
 func TestCompareWithBeanstalkd(t *testing.T) {
-	bin := beanstalkdBinary(t)
+	bin := beanstalkdtest.Binary(t)
 	for _, sc := range scripts() {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel() // each script has a beanstalkd and a spool of its own
-			ref := startBeanstalkd(t, bin)
+			ref := beanstalkdtest.Start(t, bin, "").Addr
 			e := start(t, beanstalk.Options{})
-			// startBeanstalkd connected once to see beanstalkd up: so does this, for
+			// beanstalkdtest.Start connected once to see beanstalkd up: so does this, for
 			// total-connections.
 			e.dial(t).nc.Close()
 			want := runScript(t, ref, sc)
@@ -625,7 +572,7 @@ func TestCompareWithBeanstalkd(t *testing.T) {
 					t.Fatalf("beanstalkd broke protocol.txt in %d runs of the script: %q", try, want)
 				}
 				t.Logf("beanstalkd broke protocol.txt (timing): running the script again on a fresh one")
-				want = runScript(t, startBeanstalkd(t, bin), sc)
+				want = runScript(t, beanstalkdtest.Start(t, bin, "").Addr, sc)
 			}
 			got := runScript(t, e.addr, sc)
 			for i := range max(len(want), len(got)) {

@@ -1218,3 +1218,34 @@ func TestRatesCountABurstOfANewQueue(t *testing.T) {
 		t.Errorf("completion rate %.2f/s, want %d jobs over 40s: %.2f/s", r, n, float64(n)/40)
 	}
 }
+
+func TestEnqueueBuried(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	ctx := ctxT(t)
+	j := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Payload: []byte("dead"), Priority: 7, Buried: true, UniqueKey: "k"})
+	if j.State != engine.StateBuried || j.Buries != 1 {
+		t.Fatalf("enqueued buried: %+v", j)
+	}
+	wantState(t, e, j.ID, engine.StateBuried)
+	if got := reserve(t, e, 1, 300*time.Millisecond, "q"); len(got) != 0 {
+		t.Fatal("a job enqueued buried was reserved")
+	}
+	// Unfinished: its unique key holds.
+	res, err := e.Enqueue(ctx, []engine.EnqueueRequest{{Queue: "q", Buried: true, UniqueKey: "k"}})
+	if err != nil || res[0].Err != nil || !res[0].Duplicate || res[0].Job.ID != j.ID {
+		t.Fatalf("second enqueue with the key: %+v %v", res, err)
+	}
+	if _, err := e.Kick(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	r := reserveOne(t, e, time.Second, "q")
+	if r.Job.ID != j.ID || string(r.Job.Payload) != "dead" || r.Job.Priority != 7 {
+		t.Fatalf("kicked job: %+v", r.Job)
+	}
+	_, err = e.Enqueue(ctx, []engine.EnqueueRequest{{Queue: "q", Buried: true, Delay: time.Second}})
+	var ve *engine.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "buried" {
+		t.Fatalf("buried with a delay: %v, want a validation error on buried", err)
+	}
+}

@@ -42,6 +42,9 @@ func (e *Engine) ValidateEnqueue(r *EnqueueRequest) error {
 			return invalid("run_at", "more than 100 years ahead")
 		}
 	}
+	if r.Buried && (r.Delay != 0 || !r.RunAt.IsZero()) {
+		return invalid("buried", "a buried job takes no delay or run_at")
+	}
 	if r.Lease != 0 && (r.Lease < MinLease || r.Lease > MaxLease) {
 		return invalid("lease", "must be between %s and %s", MinLease, MaxLease)
 	}
@@ -143,7 +146,10 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 		if runAt.IsZero() && r.Delay > 0 {
 			runAt = now.Add(r.Delay)
 		}
-		if runAt.After(now) {
+		switch {
+		case r.Buried:
+			rec.State, rec.Buries = StateBuried, 1
+		case runAt.After(now):
 			rec.State, rec.RunAt = StateDelayed, runAt.UnixNano()
 		}
 		if rec.Band, err = e.levelFor(ctx, q, r.Priority); err != nil {
@@ -185,6 +191,9 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 		}
 		it.res.Job = it.rec.job(it.id, it.req.Payload, now)
 		e.stats.add(it.q.names.esc, cEnqueued, 1)
+		if it.rec.State == StateBuried {
+			e.stats.add(it.q.names.esc, cBuried, 1)
+		}
 		if k := (qband{it.q, it.rec.Band}); it.rec.State == StateReady {
 			if ready[k] == 0 {
 				order = append(order, k)

@@ -62,6 +62,9 @@ type EnqueueRequest struct {
 	Timeout     time.Duration // how long one attempt may run (the worker enforces it); 0: no limit
 	UniqueKey   string        // while a job with this key is not finished, enqueue returns it instead
 	Metadata    map[string]string
+	// Buried stores the job buried, as if it had failed for good: it waits for a kick. For
+	// jobs carried over from another system in that state; exclusive with Delay and RunAt.
+	Buried bool
 	// ID, when not 0, is the job's id (at most MaxChosenID, 2^52-1) instead of one the
 	// engine makes. An enqueue whose id exists already stores nothing and returns that job
 	// as a duplicate: callers that derive the id from an event (a schedule's tick) get

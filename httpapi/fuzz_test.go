@@ -61,6 +61,7 @@ func checkStatus(t *testing.T, what string, rec *httptest.ResponseRecorder, v an
 type payloadIn struct {
 	Payload       json.RawMessage `json:"payload"`
 	PayloadBase64 *string         `json:"payload_base64"`
+	Buried        bool            `json:"buried"`
 }
 
 // want is the payload bytes the server must store, and whether there are any.
@@ -121,6 +122,9 @@ func checkStored(t *testing.T, s *testServer, id string, answered []byte, in pay
 			t.Fatalf("job %s: payload %q stored, %q answered", id, stored, ans)
 		}
 	}
+	if st := asMap(v)["state"]; in.Buried && st != "buried" {
+		t.Fatalf("job %s enqueued buried is %v", id, st)
+	}
 	want, wantHas := in.want()
 	if has != wantHas || !bytes.Equal(stored, want) {
 		t.Fatalf("job %s: payload %q stored, want %q (payload %q, payload_base64 %v)", id, stored, want, in.Payload, in.PayloadBase64)
@@ -151,6 +155,9 @@ var enqueueSeeds = []string{
 	`{"run_at":"1999-12-31T23:59:59+14:00"}`,
 	`{"metadata":{"":""}}`,
 	`{"type":"\u0000"}`,
+	`{"buried":true,"payload_base64":"/wAB","priority":3,"unique_key":"b"}`,
+	`{"buried":true,"delay":"1s"}`,
+	`{"jobs":[{"buried":true},{"buried":false,"delay":"1h"},{"buried":1}]}`,
 	`[]`,
 	`{"payload":{"a":1}} {}`,
 	`{"payload":"` + strings.Repeat("x", 5000) + `"}`,

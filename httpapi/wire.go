@@ -139,6 +139,7 @@ type enqueueIn struct {
 	Timeout       *duration         `json:"timeout"`
 	UniqueKey     string            `json:"unique_key"`
 	Metadata      map[string]string `json:"metadata"`
+	Buried        bool              `json:"buried"`
 
 	Jobs []json.RawMessage `json:"jobs"` // decoded one by one, so that errors name the item
 }
@@ -147,7 +148,7 @@ type enqueueIn struct {
 const DefaultPriority = 1024
 
 func (in *enqueueIn) request(queue string) (engine.EnqueueRequest, error) {
-	r := engine.EnqueueRequest{Queue: queue, Type: in.Type, Priority: DefaultPriority, UniqueKey: in.UniqueKey, Metadata: in.Metadata}
+	r := engine.EnqueueRequest{Queue: queue, Type: in.Type, Priority: DefaultPriority, UniqueKey: in.UniqueKey, Metadata: in.Metadata, Buried: in.Buried}
 	switch {
 	case in.Payload != nil && in.PayloadBase64 != nil:
 		return r, fieldErr("payload_base64", "payload and payload_base64 are exclusive")

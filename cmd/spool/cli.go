@@ -235,6 +235,7 @@ errors too are JSON: the API's {"error": {"code", "message"}} on stderr.`,
 		c.statsCmd(),
 		c.cronCmd(),
 		c.workCmd(),
+		c.importCmd(),
 		c.versionCmd(),
 	)
 	return root

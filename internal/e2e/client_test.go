@@ -415,3 +415,28 @@ func TestPriorityOrder(t *testing.T) {
 		t.Errorf("reserve order = %v, want most urgent first", order)
 	}
 }
+
+func TestEnqueueBuried(t *testing.T) {
+	c := newClient(t)
+	queue := queueName(t)
+	ctx := ctxT(t)
+	j, err := c.Enqueue(ctx, queue, "t", []byte("dead"), spool.Buried(), spool.Metadata(map[string]string{"origin": "elsewhere"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != spool.StateBuried || j.Buries != 1 {
+		t.Fatalf("enqueued buried: %+v", j)
+	}
+	if _, err := c.Kick(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	r := reserveOne(t, c, queue)
+	if r.ID != j.ID || string(r.Payload) != "dead" || r.Metadata["origin"] != "elsewhere" {
+		t.Errorf("kicked job: %+v", r.Job)
+	}
+	_, err = c.Enqueue(ctx, queue, "t", nil, spool.Buried(), spool.Delay(time.Minute))
+	var apiErr *spool.APIError
+	if !errors.As(err, &apiErr) || apiErr.Field != "buried" {
+		t.Errorf("buried with a delay: err = %#v, want an error on field buried", err)
+	}
+}
