@@ -436,6 +436,14 @@ func TestDashboard(t *testing.T) {
 			return nil
 		})
 		p.until("job shows ready", `document.querySelector('#job-state').textContent === 'ready' && document.querySelector('#job-kick') === null`)
+		// A large payload is cut, with a download; binary bytes show as hex.
+		big := a.enqueue("email", map[string]any{"type": "big", "payload": map[string]any{"blob": strings.Repeat("x", 200<<10)}})
+		p.open("jobs/" + big)
+		p.until("large payload cut", `document.querySelector('#payload').textContent.length <= 65536 &&
+			document.querySelector('main').textContent.includes('Truncated') && document.querySelector('#payload-download') !== null`)
+		bin := a.enqueue("email", map[string]any{"type": "bin", "payload_base64": "AAECA/9oaQ=="})
+		p.open("jobs/" + bin)
+		p.until("binary payload as hex", `document.querySelector('#payload').textContent.startsWith('00000000  00 01 02 03 ff 68 69')`)
 		p.open("jobs/999999999")
 		p.until("unknown job", `document.querySelector('#job-missing') !== null`)
 	})

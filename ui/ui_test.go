@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spoolq/spool/internal/spooltest"
+	"github.com/spoolq/spool/server"
 	"github.com/spoolq/spool/ui"
 )
 
@@ -78,6 +80,25 @@ func TestMount(t *testing.T) {
 		resp, body := get(c.method, c.path)
 		if resp.Header.Get("X-From") != "api" || body != c.method+" "+c.path {
 			t.Errorf("%s %s: %q, want it passed to the API as it is", c.method, c.path, body)
+		}
+	}
+}
+
+// TestServe checks that a node serves the dashboard by default and not with NoUI
+// (spool serve --ui=false), where /ui/ is the API's JSON 404.
+func TestServe(t *testing.T) {
+	t.Parallel()
+	for _, off := range []bool{false, true} {
+		srv := spooltest.Start(t, func(c *server.Config) { c.NoUI = off })
+		resp, err := http.Get(srv.URL + "/ui/queues/email")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		served := resp.StatusCode == 200 && strings.Contains(string(body), "app.js")
+		if served == off || off && !strings.Contains(string(body), `"not_found"`) {
+			t.Errorf("NoUI %v: GET /ui/queues/email %d %.200s", off, resp.StatusCode, body)
 		}
 	}
 }
