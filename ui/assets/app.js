@@ -639,11 +639,13 @@
     async function loadJobs() {
       const cursor = st.cursors[st.cursors.length - 1];
       let page;
-      // A page of reserved jobs reads that many messages of any state: follow the cursor
-      // a few times to fill it.
+      // A page of the API can hold fewer jobs than asked and still have a next one (reserved
+      // jobs are skipped; a page of reserved jobs reads that many messages of any state):
+      // follow the cursor a few times to fill the table's page.
       let jobs = [], next = cursor;
-      for (let i = 0; i < (st.tab === 'reserved' ? 10 : 1); i++) {
-        page = await get(`${base}/jobs?state=${st.tab}&limit=${st.tab === 'reserved' ? 500 : st.pageSize}` + (next ? '&cursor=' + enc(next) : ''));
+      for (let i = 0; i < 10; i++) {
+        const limit = st.tab === 'reserved' ? 500 : st.pageSize - jobs.length;
+        page = await get(`${base}/jobs?state=${st.tab}&limit=${limit}` + (next ? '&cursor=' + enc(next) : ''));
         jobs = jobs.concat(page.jobs);
         next = page.next_cursor || '';
         if (!next || jobs.length >= st.pageSize) break;
