@@ -1177,7 +1177,7 @@ func TestBadInput(t *testing.T) {
 		{name: "purge reserved jobs", method: "POST", path: "/v1/queues/keep/purge", body: `{"state":"reserved"}`, status: 400, code: "invalid_argument", field: "state"},
 		{name: "purge with a max", method: "POST", path: "/v1/queues/keep/purge", body: `{"max":1}`, status: 400, code: "invalid_json", field: "max"},
 		{name: "purge unknown queue", method: "POST", path: "/v1/queues/nope/purge", status: 404, code: "queue_not_found"},
-		{name: "list reserved jobs", method: "GET", path: "/v1/queues/keep/jobs?state=reserved", status: 400, code: "invalid_argument", field: "state"},
+		{name: "list succeeded jobs", method: "GET", path: "/v1/queues/keep/jobs?state=succeeded", status: 400, code: "invalid_argument", field: "state"},
 		{name: "list limit 0", method: "GET", path: "/v1/queues/keep/jobs?limit=0", status: 400, code: "invalid_argument", field: "limit"},
 		{name: "list limit 1001", method: "GET", path: "/v1/queues/keep/jobs?limit=1001", status: 400, code: "invalid_argument", field: "limit"},
 		{name: "list limit not a number", method: "GET", path: "/v1/queues/keep/jobs?limit=ten", status: 400, code: "invalid_argument", field: "limit"},
