@@ -593,12 +593,11 @@ func TestPeekReserved(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t)
 	ctx := ctxT(t)
-	var ids []uint64
 	for i := 0; i < 4; i++ {
-		ids = append(ids, enqueue(t, e, engine.EnqueueRequest{Queue: "q", Priority: uint32(i % 2)}).ID)
+		enqueue(t, e, engine.EnqueueRequest{Queue: "q", Priority: uint32(i % 2)})
 	}
 	delayed := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Delay: time.Hour})
-	r := reserveOne(t, e, 0, "q") // the most urgent, oldest: ids[0], worker "t"
+	r := reserveOne(t, e, 0, "q") // the most urgent, oldest, by worker "t"
 	byID, err := e.ReserveByID(ctx, delayed.ID, "by-id")
 	if err != nil {
 		t.Fatal(err)
