@@ -32,6 +32,7 @@ type Options struct {
 // reload or a shared link of /ui/queues/email opens that page).
 type Handler struct {
 	shell  []byte
+	files  fs.FS
 	static http.Handler
 	etag   string
 }
@@ -49,7 +50,7 @@ func New(o Options) *Handler {
 	// The assets change only with the binary: the version (and start time, for builds
 	// without one) names them in ETags.
 	etag := `"` + o.Version + "-" + time.Now().UTC().Format("20060102150405") + `"`
-	return &Handler{shell: buf.Bytes(), static: http.StripPrefix(Prefix+"assets/", http.FileServerFS(sub)), etag: etag}
+	return &Handler{shell: buf.Bytes(), files: sub, static: http.StripPrefix(Prefix+"assets/", http.FileServerFS(sub)), etag: etag}
 }
 
 var shellTemplate = template.Must(template.ParseFS(assets, "assets/index.html"))
@@ -83,6 +84,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	if rest, ok := strings.CutPrefix(r.URL.Path, Prefix+"assets/"); ok && rest != "" && path.Ext(rest) != "" {
+		if info, err := fs.Stat(h.files, rest); err != nil || info.IsDir() {
+			http.NotFound(w, r) // no directory listing either
+			return
+		}
 		hd.Set("Cache-Control", "no-cache") // revalidated: cheap with the ETag
 		hd.Set("ETag", h.etag)
 		if match := r.Header.Get("If-None-Match"); match == h.etag {

@@ -65,8 +65,10 @@ func TestMount(t *testing.T) {
 			t.Errorf("GET %s with its ETag: %d, want 304", path, again.StatusCode)
 		}
 	}
-	if resp, _ := get("GET", "/ui/assets/nothing.js"); resp.StatusCode != 404 {
-		t.Errorf("unknown asset: %d", resp.StatusCode)
+	for _, p := range []string{"/ui/assets/nothing.js", "/ui/assets/.", "/ui/assets/x/../."} {
+		if resp, body := get("GET", p); resp.StatusCode != 404 || strings.Contains(body, "app.js") {
+			t.Errorf("GET %s: %d %.100s, want 404", p, resp.StatusCode, body)
+		}
 	}
 	if resp, _ := get("POST", "/ui/"); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /ui/: %d", resp.StatusCode)

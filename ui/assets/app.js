@@ -863,7 +863,8 @@
       }
       const cut = text.length > PAYLOAD_SHOWN || (st.view === 'hex' && bytes.length > PAYLOAD_SHOWN / 4) || (st.view === 'base64' && b64 === undefined && bytes.length > 3 * PAYLOAD_SHOWN / 4);
       if (st.view === 'json' && !cut) pretty = prettyJSON(j.payload);
-      const url = URL.createObjectURL(new Blob([bytes], { type: hasJSON ? 'application/json' : 'application/octet-stream' }));
+      if (st.url) URL.revokeObjectURL(st.url);
+      const url = st.url = URL.createObjectURL(new Blob([bytes], { type: hasJSON ? 'application/json' : 'application/octet-stream' }));
       swap(box,
         h('pre', { class: 'code', id: 'payload', tabindex: '0', 'aria-label': 'Payload' }, pretty || text.slice(0, PAYLOAD_SHOWN)),
         h('p', { class: 'small muted' }, cut ? h('strong', {}, `Truncated: showing the start of ${fmtNum(bytes.length)} bytes. `) : `${fmtNum(bytes.length)} bytes. `,
@@ -1135,11 +1136,13 @@
     const raw = location.pathname.startsWith(PREFIX) ? location.pathname.slice(PREFIX.length) : '';
     const params = new URLSearchParams(location.search);
     let m;
-    if (raw === '' || raw === 'overview') return overviewPage();
-    if ((m = raw.match(/^queues\/(.+)$/))) return queuePage(decodeURIComponent(m[1]), params);
-    if ((m = raw.match(/^jobs\/([^/]+)$/))) return jobPage(decodeURIComponent(m[1]));
-    if (raw === 'schedules') return schedulesPage();
-    if (raw === 'workers') return workersPage();
+    try {
+      if (raw === '' || raw === 'overview') return overviewPage();
+      if ((m = raw.match(/^queues\/(.+)$/))) return queuePage(decodeURIComponent(m[1]), params);
+      if ((m = raw.match(/^jobs\/([^/]+)$/))) return jobPage(decodeURIComponent(m[1]));
+      if (raw === 'schedules') return schedulesPage();
+      if (raw === 'workers') return workersPage();
+    } catch { /* a malformed %-escape: not a page */ }
     return {
       title: 'Not found', nav: '',
       mount: () => [pageHead(null, 'Not found'), h('div', { class: 'panel' }, h('p', { class: 'empty' }, 'No such page. ', link('', 'Back to the overview')))],
@@ -1157,13 +1160,14 @@
     main.dataset.loaded = 'false';
     swap(main, current.mount());
     applyPerms(main);
-    await refresh(mine);
+    await refresh(mine, true);
     if (mine === token) main.dataset.loaded = 'true';
   }
 
+  // refreshing skips a poll while the last one runs; a page's first load (force) never waits.
   let refreshing = false;
-  async function refresh(mine) {
-    if (!current || !current.refresh || refreshing) return;
+  async function refresh(mine, force) {
+    if (!current || !current.refresh || (refreshing && !force)) return;
     refreshing = true;
     try {
       await current.refresh();
@@ -1219,6 +1223,7 @@
   const tokenInput = document.getElementById('token-input');
   document.getElementById('token-open').addEventListener('click', () => {
     tokenInput.value = sessionStorage.getItem(tokenKey) || '';
+    tokenDlg.returnValue = ''; // Escape leaves it as it is
     tokenDlg.showModal();
     tokenInput.focus();
   });
