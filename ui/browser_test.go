@@ -503,3 +503,35 @@ func TestDashboard(t *testing.T) {
 		p.until("workers listed", `document.querySelector('tr[data-worker="host-a/pid-4242"]') !== null && document.querySelector('tr[data-worker="host-b/pid-7"]') !== null`)
 	})
 }
+
+// TestOverviewManyQueues reads a queue listing of several API pages and shows it 50 rows a
+// page, filtered and paged in the browser.
+func TestOverviewManyQueues(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t, 1280, 900)
+	srv := spooltest.Start(t, nil)
+	a := api{t, srv.URL}
+	const n = 130
+	for i := range n {
+		a.must("PUT", fmt.Sprintf("/v1/queues/q-%03d", i), map[string]any{})
+	}
+	p := page{t: t, ctx: ctx, base: srv.URL}
+	p.run("first load", chromedp.Navigate(srv.URL+"/ui/"))
+	eval[any](p, `sessionStorage.setItem('spool.listPage', '40')`) // 4 pages of the API
+	p.open("")
+	rows := `[...document.querySelectorAll('#queue-table tbody tr[data-queue]')].map(tr => tr.dataset.queue)`
+	if got := eval[[]string](p, rows); len(got) != 50 || got[0] != "q-000" || got[49] != "q-049" {
+		t.Fatalf("first page: %v", got)
+	}
+	if c := eval[string](p, `document.querySelector('#queue-count').textContent`); c != "130 queues" {
+		t.Errorf("count %q", c)
+	}
+	p.click(`button[data-key="next"]`)
+	p.click(`button[data-key="next"]`)
+	p.until("last page", rows+`.join() === Array.from({length: 30}, (_, i) => 'q-' + String(100 + i)).join()`)
+	p.typeIn("#queue-filter", "q-12")
+	p.until("filtered", rows+`.join() === Array.from({length: 10}, (_, i) => 'q-12' + i).join()`)
+	if c := eval[string](p, `document.querySelector('#queue-count').textContent`); c != "10 of 130 queues" {
+		t.Errorf("count %q", c)
+	}
+}

@@ -117,12 +117,14 @@
     for (const el of root.querySelectorAll('[data-perm="write"]')) el.hidden = !perms.write;
   }
 
-  // every page of a listing that pages with "next"
+  // allQueues reads every page of the queue listing, following "next". (A tab may ask for
+  // smaller pages, session storage spool.listPage: the tests do, to page with few queues.)
+  const LIST_PAGE = Math.min(1000, Math.max(1, parseInt(sessionStorage.getItem('spool.listPage'), 10) || 1000));
   async function allQueues() {
     const out = [];
     let after = '';
-    for (let i = 0; i < 100; i++) {
-      const page = await get('/v1/queues?limit=1000' + (after ? '&after=' + enc(after) : ''));
+    for (let i = 0; i < 1000; i++) {
+      const page = await get(`/v1/queues?limit=${LIST_PAGE}` + (after ? '&after=' + enc(after) : ''));
       out.push(...page.queues);
       if (!page.next) break;
       after = page.next;
