@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -534,4 +536,41 @@ func TestOverviewManyQueues(t *testing.T) {
 	if c := eval[string](p, `document.querySelector('#queue-count').textContent`); c != "10 of 130 queues" {
 		t.Errorf("count %q", c)
 	}
+}
+
+// TestForbiddenHidesButtons puts the dashboard behind a proxy that refuses changes to the
+// queue "locked" (403, as a token without the admin right on it will get): after one
+// refused change the page hides the buttons of that queue, and only of that queue.
+func TestForbiddenHidesButtons(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t, 1280, 900)
+	srv := spooltest.Start(t, nil)
+	a := api{t, srv.URL}
+	a.enqueue("locked", map[string]any{"type": "x"})
+	a.enqueue("open", map[string]any{"type": "x"})
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "GET" && strings.HasPrefix(r.URL.Path, "/v1/queues/locked/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"error":{"code":"forbidden","message":"this token may not change queue locked"}}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	p := page{t: t, ctx: ctx, base: front.URL}
+	p.open("queues/locked")
+	p.click("#pause")
+	p.until("admin buttons hidden after the 403", `document.querySelector('#pause').closest('[hidden]') !== null &&
+		document.querySelector('#purge').hidden && document.querySelector('.toast.bad')?.textContent.includes('may not change')`)
+	if q := a.queue("locked"); q["paused"] != false {
+		t.Errorf("locked queue paused: %v", q)
+	}
+	p.open("queues/open")
+	p.until("buttons of another queue shown", `document.querySelector('#pause').closest('[hidden]') === null && !document.querySelector('#purge').hidden`)
+	p.open("queues/locked")
+	p.until("still hidden after a reload", `document.querySelector('#purge').hidden && document.querySelectorAll('#jobs-panel [data-action=delete]').length === 1 &&
+		document.querySelector('#jobs-panel [data-action=delete]').closest('[hidden]') !== null`)
 }

@@ -98,23 +98,29 @@
   const get = (p) => call('GET', p);
   const post = (p, b) => call('POST', p, b === undefined ? {} : b);
 
-  // perms hides the buttons a token cannot use. Until the server describes a token's
-  // rights, the dashboard learns them: a 401 asks for a token, a 403 on a change hides the
-  // buttons that change things (data-perm="write") for this tab. A page that knows better
-  // (once the API exposes a token's scopes) sets perms.write directly.
+  // perms hides the buttons a token cannot use. The changes the dashboard offers (pause,
+  // kick, purge, delete, settings, schedules) are "admin" operations, allowed per queue.
+  // Until the server describes a token's rights, the dashboard learns them: a 401 asks for
+  // a token; a 403 on a change hides the admin buttons (data-perm="admin") of that scope
+  // (the page's queue, or the schedules) for the rest of the tab's session. Once the API
+  // can describe a token, loading it into perms.denied is the one change needed here.
   const perms = {
-    write: true,
+    denied: new Set(JSON.parse(sessionStorage.getItem('spool.denied') || '[]')),
     observe(method, err) {
       if (err.status === 401) {
         showBanner('The server wants an API token: set one with the Token button.');
       } else if (err.status === 403 && method !== 'GET') {
-        this.write = false;
+        this.denied.add(main.dataset.scope || '*');
+        sessionStorage.setItem('spool.denied', JSON.stringify([...this.denied]));
         applyPerms(document);
       }
     },
+    reset() { this.denied.clear(); sessionStorage.removeItem('spool.denied'); },
+    allowed(scope) { return !this.denied.has('*') && !this.denied.has(scope); },
   };
   function applyPerms(root) {
-    for (const el of root.querySelectorAll('[data-perm="write"]')) el.hidden = !perms.write;
+    const ok = perms.allowed(main.dataset.scope || '*');
+    for (const el of root.querySelectorAll('[data-perm="admin"]')) el.hidden = !ok;
   }
 
   // allQueues reads every page of the queue listing, following "next". (A tab may ask for
@@ -510,7 +516,7 @@
           inputs[k] = h('input', { id: 'set-' + k, name: k, autocomplete: 'off', inputmode: k === 'max_attempts' ? 'numeric' : undefined, 'aria-describedby': 'hint-' + k });
           return h('div', { class: 'field' }, h('label', { for: 'set-' + k }, l), inputs[k], h('div', { class: 'hint', id: 'hint-' + k }, hint));
         })),
-        h('div', { class: 'actions', 'data-perm': 'write' }, h('button', { type: 'submit', class: 'btn btn-primary btn-small' }, 'Save settings')));
+        h('div', { class: 'actions', 'data-perm': 'admin' }, h('button', { type: 'submit', class: 'btn btn-primary btn-small' }, 'Save settings')));
       let dirty = false;
       form.addEventListener('input', () => { dirty = true; });
       form.addEventListener('submit', (ev) => {
@@ -545,16 +551,16 @@
     // Built once: a refresh shows one or the other and keeps the chosen duration.
     const pauseFor = h('select', { id: 'pause-for', 'aria-label': 'Pause for' },
       h('option', { value: '' }, 'until resumed'), ['5m', '15m', '1h', '4h', '24h'].map((d) => h('option', { value: d }, 'for ' + d)));
-    const pauseBox = h('span', {}, h('span', { class: 'inline-form', 'data-perm': 'write' }, pauseFor,
+    const pauseBox = h('span', {}, h('span', { class: 'inline-form', 'data-perm': 'admin' }, pauseFor,
       h('button', { class: 'btn', type: 'button', id: 'pause',
         onclick: (ev) => act(ev.currentTarget, async () => {
           await post(base + '/pause', pauseFor.value ? { for: pauseFor.value } : {});
           return `${name} paused` + (pauseFor.value ? ` for ${pauseFor.value}` : '');
         }) }, 'Pause')));
-    const resumeBox = h('span', {}, h('button', { class: 'btn btn-primary', type: 'button', id: 'resume', 'data-perm': 'write',
+    const resumeBox = h('span', {}, h('button', { class: 'btn btn-primary', type: 'button', id: 'resume', 'data-perm': 'admin',
       onclick: (ev) => act(ev.currentTarget, async () => { await post(base + '/resume'); return `${name} resumed`; }) }, 'Resume'));
     actions.append(pauseBox, resumeBox,
-      h('button', { class: 'btn btn-danger', type: 'button', id: 'purge', 'data-perm': 'write', onclick: () => purge() }, 'Purge…'));
+      h('button', { class: 'btn btn-danger', type: 'button', id: 'purge', 'data-perm': 'admin', onclick: () => purge() }, 'Purge…'));
 
     async function purge() {
       const ok = await confirmDialog({
@@ -593,7 +599,7 @@
     const kickTools = h('span', {}, kickTools0(kickN));
     tabTools.append(kickTools);
     function kickTools0(n) {
-      return h('div', { class: 'inline-form', 'data-perm': 'write' },
+      return h('div', { class: 'inline-form', 'data-perm': 'admin' },
         n,
         h('button', { class: 'btn btn-small', type: 'button', id: 'kick-n-btn', onclick: (ev) => act(ev.currentTarget, async () => {
           const max = parseInt(n.value, 10);
@@ -635,7 +641,7 @@
         st.tab === 'reserved' ? h('td', {}, j.worker || h('span', { class: 'zero' }, 'unnamed')) : null,
         h('td', {}, when[1]),
         st.tab === 'buried' || st.tab === 'delayed' ? h('td', { class: 'hide-sm' }, j.last_error ? h('span', { class: 'err', title: j.last_error }, j.last_error) : h('span', { class: 'zero' }, '–')) : null,
-        h('td', { class: 'num' }, h('span', { class: 'actions', 'data-perm': 'write', style: 'justify-content:flex-end' }, acts)));
+        h('td', { class: 'num' }, h('span', { class: 'actions', 'data-perm': 'admin', style: 'justify-content:flex-end' }, acts)));
     }
 
     async function loadJobs() {
@@ -676,6 +682,7 @@
     return {
       title: name,
       nav: 'overview',
+      scope: 'queue:' + name,
       mount() {
         return [
           h('div', { class: 'page-head' },
@@ -754,6 +761,7 @@
           }
           throw err;
         }
+        main.dataset.scope = 'queue:' + j.queue;
         const key = JSON.stringify(j);
         if (key === st.last) return; // unchanged: keep the reader's scroll and selection
         st.last = key;
@@ -766,12 +774,12 @@
   function renderJob(j, st) {
     const acts = [];
     if (j.state === 'buried' || j.state === 'delayed') {
-      acts.push(h('button', { class: 'btn btn-primary', type: 'button', id: 'job-kick', 'data-perm': 'write', 'data-key': 'job-kick',
+      acts.push(h('button', { class: 'btn btn-primary', type: 'button', id: 'job-kick', 'data-perm': 'admin', 'data-key': 'job-kick',
         onclick: (ev) => act(ev.currentTarget, async () => { await post('/v1/jobs/' + j.id + '/kick'); return `Job ${j.id} kicked`; }) },
       j.state === 'buried' ? 'Kick' : 'Run now'));
     }
     if (!['succeeded', 'cancelled'].includes(j.state)) {
-      acts.push(h('button', { class: 'btn btn-danger', type: 'button', id: 'job-delete', 'data-perm': 'write', 'data-key': 'job-delete',
+      acts.push(h('button', { class: 'btn btn-danger', type: 'button', id: 'job-delete', 'data-perm': 'admin', 'data-key': 'job-delete',
         onclick: async (ev) => {
           const btn = ev.currentTarget;
           const ok = await confirmDialog({ title: `Delete job ${j.id}?`, body: 'The job is cancelled and will not run.', confirm: 'Delete', danger: true });
@@ -906,9 +914,10 @@
     return {
       title: 'Schedules',
       nav: 'schedules',
+      scope: 'schedules',
       mount() {
         return [
-          pageHead(null, 'Schedules', h('button', { class: 'btn btn-primary', type: 'button', id: 'new-schedule', 'data-perm': 'write', onclick: () => scheduleDialog(null) }, 'New schedule')),
+          pageHead(null, 'Schedules', h('button', { class: 'btn btn-primary', type: 'button', id: 'new-schedule', 'data-perm': 'admin', onclick: () => scheduleDialog(null) }, 'New schedule')),
           h('section', { class: 'panel', 'aria-labelledby': 'sched-title' },
             h('div', { class: 'panel-head' }, h('h2', { id: 'sched-title' }, 'All schedules'), count), box),
           h('p', { class: 'muted small' }, 'A schedule enqueues one job per tick however many spool nodes run. Times are shown in each schedule\'s time zone.'),
@@ -932,7 +941,7 @@
           h('td', { 'data-col': 'next' }, s.next_fire_at ? [h('div', {}, fmtTime(s.next_fire_at, s.time_zone)), h('div', { class: 'muted small' }, relTime(s.next_fire_at))] : h('span', { class: 'zero' }, '–')),
           h('td', {}, s.last_fire ? [h('div', {}, link(jobPath(s.last_fire.job_id), fmtTime(s.last_fire.tick, s.time_zone))), h('div', { class: 'muted small' }, relTime(s.last_fire.fired_at), s.last_fire.skipped ? ' · skipped' : '', s.last_fire.trigger ? ' · triggered' : '')] : h('span', { class: 'zero' }, 'never')),
           h('td', {}, s.paused ? h('span', { class: 'badge b-paused' }, 'paused') : h('span', { class: 'badge b-active' }, 'active')),
-          h('td', { class: 'num' }, h('span', { class: 'actions', 'data-perm': 'write', style: 'justify-content:flex-end' },
+          h('td', { class: 'num' }, h('span', { class: 'actions', 'data-perm': 'admin', style: 'justify-content:flex-end' },
             h('button', { class: 'btn btn-xs', type: 'button', 'data-key': 'trig-' + s.name, 'data-action': 'trigger',
               onclick: (ev) => act(ev.currentTarget, async () => { const j = await post('/v1/schedules/' + enc(s.name) + '/trigger'); return `${s.name}: job ${j.id} enqueued`; }) }, 'Trigger now'),
             h('button', { class: 'btn btn-xs', type: 'button', 'data-key': 'pause-' + s.name, 'data-action': s.paused ? 'resume' : 'pause',
@@ -1160,6 +1169,7 @@
       else a.removeAttribute('aria-current');
     }
     main.dataset.loaded = 'false';
+    main.dataset.scope = current.scope || '';
     swap(main, current.mount());
     applyPerms(main);
     await refresh(mine, true);
@@ -1233,7 +1243,7 @@
     if (tokenDlg.returnValue === 'save' && tokenInput.value.trim()) sessionStorage.setItem(tokenKey, tokenInput.value.trim());
     else if (tokenDlg.returnValue === 'clear') sessionStorage.removeItem(tokenKey);
     else return;
-    perms.write = true;
+    perms.reset();
     document.getElementById('token-open').textContent = sessionStorage.getItem(tokenKey) ? 'Token ✓' : 'Token';
     render();
   });
