@@ -378,11 +378,13 @@ func (e *Engine) KickQueue(ctx context.Context, name string, st State, max int) 
 	return kicked, nil
 }
 
-// Peek lists a queue's jobs in one state (ready, delayed or buried), oldest first. Ready jobs
-// that are reserved at the moment are left out.
+// Peek lists a queue's jobs in one state (ready, delayed, reserved or buried), oldest first.
+// Ready jobs that are reserved at the moment are left out. Reserved jobs are found among all
+// the queue's messages (a lease keeps its job's ready message), so a page of them reads
+// Limit messages and may hold fewer jobs, or none, and still have a next page.
 func (e *Engine) Peek(ctx context.Context, req PeekRequest) (*PeekPage, error) {
-	if req.State != StateReady && req.State != StateDelayed && req.State != StateBuried {
-		return nil, invalid("state", "must be ready, delayed or buried")
+	if req.State != StateReady && req.State != StateDelayed && req.State != StateReserved && req.State != StateBuried {
+		return nil, invalid("state", "must be ready, delayed, reserved or buried")
 	}
 	if req.Limit <= 0 {
 		req.Limit = 50
@@ -394,7 +396,11 @@ func (e *Engine) Peek(ctx context.Context, req PeekRequest) (*PeekPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: req.After + 1, NextFor: q.names.state(req.State), Batch: min(req.Limit, store.MaxBatch)})
+	filter := q.names.state(req.State)
+	if req.State == StateReserved {
+		filter = q.names.all()
+	}
+	msgs, err := e.st.Batch(ctx, q.names.stream(), store.Request{Seq: req.After + 1, NextFor: filter, Batch: min(req.Limit, store.MaxBatch)})
 	if err != nil {
 		return nil, err
 	}
@@ -404,9 +410,10 @@ func (e *Engine) Peek(ctx context.Context, req PeekRequest) (*PeekPage, error) {
 	}
 	now := e.now()
 	page := &PeekPage{}
+	seen := make(map[uint64]bool)
 	for i, m := range msgs {
 		env, payload, err := decodeMsg(m.Data)
-		if err != nil {
+		if err != nil || seen[ids[i]] {
 			continue
 		}
 		rec := env
@@ -414,10 +421,16 @@ func (e *Engine) Peek(ctx context.Context, req PeekRequest) (*PeekPage, error) {
 			rec = sr.rec
 		}
 		j := rec.job(ids[i], payload, now)
-		if rec.State == StateReserved && j.State == StateReserved || j.State.Final() {
+		if req.State == StateReserved {
+			if j.State != StateReserved {
+				continue
+			}
+		} else if rec.State == StateReserved && j.State == StateReserved || j.State.Final() {
 			continue
+		} else {
+			j.State = req.State
 		}
-		j.State = req.State
+		seen[ids[i]] = true
 		page.Jobs = append(page.Jobs, j)
 	}
 	if len(msgs) == req.Limit {

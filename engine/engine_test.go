@@ -587,6 +587,51 @@ func TestPeekAndPurge(t *testing.T) {
 	wantState(t, e, ids[0], engine.StateReserved)
 }
 
+// TestPeekReserved lists the reserved jobs of a queue with their holders, across pages,
+// by consumer delivery and by id, and leaves out the others.
+func TestPeekReserved(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	ctx := ctxT(t)
+	for i := 0; i < 4; i++ {
+		enqueue(t, e, engine.EnqueueRequest{Queue: "q", Priority: uint32(i % 2)})
+	}
+	delayed := enqueue(t, e, engine.EnqueueRequest{Queue: "q", Delay: time.Hour})
+	r := reserveOne(t, e, 0, "q") // the most urgent, oldest, by worker "t"
+	byID, err := e.ReserveByID(ctx, delayed.ID, "by-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]string{}
+	var after uint64
+	for {
+		page, err := e.Peek(ctx, engine.PeekRequest{Queue: "q", State: engine.StateReserved, Limit: 2, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			if j.State != engine.StateReserved || j.LeaseExpiresAt.IsZero() {
+				t.Fatalf("job %d: state %s, lease expires %v", j.ID, j.State, j.LeaseExpiresAt)
+			}
+			if _, dup := got[j.ID]; dup {
+				t.Fatalf("job %d listed twice", j.ID)
+			}
+			got[j.ID] = j.Worker
+		}
+		if page.Next == 0 {
+			break
+		}
+		after = page.Next
+	}
+	want := map[uint64]string{r.Job.ID: "t", byID.Job.ID: "by-id"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("reserved jobs and workers: %v, want %v", got, want)
+	}
+	if _, err := e.Peek(ctx, engine.PeekRequest{Queue: "q", State: engine.StateSucceeded}); err == nil {
+		t.Fatal("peek of succeeded jobs: no error")
+	}
+}
+
 func TestTwoEnginesShareJobs(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t)

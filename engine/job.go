@@ -42,6 +42,9 @@ type Job struct {
 	FinishedAt     time.Time
 	LastError      string
 	Result         []byte
+	// Worker names who reserved the job last (ReserveRequest.Worker): while reserved, its
+	// holder.
+	Worker string
 
 	Releases int // times released by a worker (beanstalkd "releases")
 	Buries   int // times buried
@@ -168,7 +171,7 @@ type QueueStats struct {
 // PeekRequest lists jobs of one state in a queue, oldest first.
 type PeekRequest struct {
 	Queue string
-	State State // ready, delayed or buried
+	State State // ready, delayed, reserved or buried
 	Limit int
 	After uint64 // engine cursor from a previous page; 0 from the start
 }

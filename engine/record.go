@@ -95,7 +95,7 @@ func (r *record) job(id uint64, payload []byte, now time.Time) *Job {
 		UniqueKey: r.UniqueKey, Metadata: r.Metadata,
 		CreatedAt: nsTime(r.Created), RunAt: nsTime(r.RunAt), ReservedAt: nsTime(r.ReservedAt),
 		LeaseExpiresAt: nsTime(r.LeaseExp), FinishedAt: nsTime(r.Finished),
-		LastError: r.LastError, Result: r.Result,
+		LastError: r.LastError, Result: r.Result, Worker: r.Worker,
 		Releases: r.Releases, Buries: r.Buries, Kicks: r.Kicks, Timeouts: r.Timeouts,
 	}
 	switch {

@@ -250,6 +250,7 @@ type job struct {
 	FinishedAt     *time.Time        `json:"finished_at"`
 	LastError      string            `json:"last_error"`
 	Result         json.RawMessage   `json:"result"`
+	Worker         string            `json:"worker"`
 	Releases       int               `json:"releases"`
 	Buries         int               `json:"buries"`
 	Kicks          int               `json:"kicks"`
@@ -820,6 +821,28 @@ func TestListJobsPaging(t *testing.T) {
 	}
 }
 
+// TestListReserved lists the jobs held by workers, with who holds them.
+func TestListReserved(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, 0)
+	s.enqueue(t, "held", map[string]any{"type": "a"})
+	s.enqueue(t, "held", map[string]any{"type": "b"})
+	r := s.reserve(t, map[string]any{"queues": []string{"held"}, "worker": "host-1/pid-42"})
+	if len(r.Jobs) != 1 {
+		t.Fatalf("reserved %d jobs", len(r.Jobs))
+	}
+	var page struct{ Jobs []job }
+	s.must(t, http.StatusOK, "GET", qpath("held", "/jobs?state=reserved"), nil).into(t, &page)
+	if len(page.Jobs) != 1 || page.Jobs[0].ID != r.Jobs[0].ID || page.Jobs[0].Worker != "host-1/pid-42" ||
+		page.Jobs[0].State != "reserved" || page.Jobs[0].LeaseExpiresAt == nil {
+		t.Fatalf("reserved jobs: %+v, want %s held by host-1/pid-42", page.Jobs, r.Jobs[0].ID)
+	}
+	if j := s.getJob(t, r.Jobs[0].ID); j.Worker != "host-1/pid-42" {
+		t.Errorf("job's worker %q", j.Worker)
+	}
+	s.wantErr(t, http.StatusBadRequest, "invalid_argument", "state", "GET", qpath("held", "/jobs?state=succeeded"), nil)
+}
+
 // TestQueueNames checks names with the characters of the beanstalkd alphabet, '/' included
 // (escaped as %2F in the path), on the routes that name a queue. A queue named "/" answered
 // 404: ServeMux took its segment for a trailing slash.
@@ -1154,7 +1177,7 @@ func TestBadInput(t *testing.T) {
 		{name: "purge reserved jobs", method: "POST", path: "/v1/queues/keep/purge", body: `{"state":"reserved"}`, status: 400, code: "invalid_argument", field: "state"},
 		{name: "purge with a max", method: "POST", path: "/v1/queues/keep/purge", body: `{"max":1}`, status: 400, code: "invalid_json", field: "max"},
 		{name: "purge unknown queue", method: "POST", path: "/v1/queues/nope/purge", status: 404, code: "queue_not_found"},
-		{name: "list reserved jobs", method: "GET", path: "/v1/queues/keep/jobs?state=reserved", status: 400, code: "invalid_argument", field: "state"},
+		{name: "list succeeded jobs", method: "GET", path: "/v1/queues/keep/jobs?state=succeeded", status: 400, code: "invalid_argument", field: "state"},
 		{name: "list limit 0", method: "GET", path: "/v1/queues/keep/jobs?limit=0", status: 400, code: "invalid_argument", field: "limit"},
 		{name: "list limit 1001", method: "GET", path: "/v1/queues/keep/jobs?limit=1001", status: 400, code: "invalid_argument", field: "limit"},
 		{name: "list limit not a number", method: "GET", path: "/v1/queues/keep/jobs?limit=ten", status: 400, code: "invalid_argument", field: "limit"},

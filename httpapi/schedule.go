@@ -195,6 +195,16 @@ func (h *Handler) putSchedule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if dry, err := boolParam(r, "dry_run"); err != nil {
+		return err
+	} else if dry {
+		s, err := svc.Preview(&d)
+		if err != nil {
+			return scheduleErr(err)
+		}
+		writeJSON(w, http.StatusOK, toSchedule(s, false))
+		return nil
+	}
 	s, created, err := svc.Put(r.Context(), d)
 	if err != nil {
 		return scheduleErr(err)
@@ -265,4 +275,17 @@ func (h *Handler) triggerSchedule(w http.ResponseWriter, r *http.Request) error 
 	}
 	writeJSON(w, http.StatusCreated, toJob(j))
 	return nil
+}
+
+// boolParam reads an optional boolean query parameter.
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fieldErr(name, "must be true or false")
+	}
+	return b, nil
 }

@@ -108,6 +108,20 @@ func TestScheduleRoutes(t *testing.T) {
 		t.Errorf("next_fire_at %s: want 02:00 in Paris, written in UTC", s["next_fire_at"])
 	}
 
+	// A dry run checks and previews, and stores nothing.
+	st, p := schedCall(t, "PUT", base+"/preview?dry_run=true", `{"spec": "30 9 * * 1-5", "time_zone": "America/New_York", "queue": "q"}`)
+	if st != http.StatusOK || p["name"] != "preview" || p["next_fire_at"] == nil {
+		t.Errorf("dry run: %d %v", st, p)
+	} else if at, _ := time.Parse(time.RFC3339Nano, p["next_fire_at"].(string)); at.Before(time.Now()) {
+		t.Errorf("dry run: next fire %v is past", at)
+	}
+	st, p = schedCall(t, "GET", base+"/preview", "")
+	wantAPIError(t, st, p, http.StatusNotFound, "schedule_not_found", "")
+	st, p = schedCall(t, "PUT", base+"/preview?dry_run=true", `{"spec": "61 * * * *", "queue": "q"}`)
+	wantAPIError(t, st, p, http.StatusBadRequest, "invalid_argument", "spec")
+	st, p = schedCall(t, "PUT", base+"/preview?dry_run=maybe", `{"spec": "@hourly", "queue": "q"}`)
+	wantAPIError(t, st, p, http.StatusBadRequest, "invalid_argument", "dry_run")
+
 	// The same again: 200, unchanged. A change: 200.
 	if st, s2 := schedCall(t, "PUT", base+"/nightly", `{"spec": "0 2 * * *", "time_zone": "Europe/Paris", "queue": "reports",
 		"job": {"type": "report.build", "payload": {"kind": "daily"}, "priority": 10, "lease": "5m", "max_attempts": 3,

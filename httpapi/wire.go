@@ -90,6 +90,7 @@ type jobOut struct {
 	FinishedAt     *time.Time        `json:"finished_at,omitempty"`
 	LastError      string            `json:"last_error,omitempty"`
 	Result         json.RawMessage   `json:"result,omitempty"`
+	Worker         string            `json:"worker,omitempty"`
 	Releases       int               `json:"releases"`
 	Buries         int               `json:"buries"`
 	Kicks          int               `json:"kicks"`
@@ -105,7 +106,7 @@ func toJob(j *engine.Job) *jobOut {
 		UniqueKey: j.UniqueKey, Metadata: j.Metadata,
 		CreatedAt: timeOut(j.CreatedAt), RunAt: timeOut(j.RunAt), ReservedAt: timeOut(j.ReservedAt),
 		LeaseExpiresAt: timeOut(j.LeaseExpiresAt), FinishedAt: timeOut(j.FinishedAt),
-		LastError: j.LastError, Result: j.Result,
+		LastError: j.LastError, Result: j.Result, Worker: j.Worker,
 		Releases: j.Releases, Buries: j.Buries, Kicks: j.Kicks, Timeouts: j.Timeouts,
 	}
 	if j.State != engine.StateDelayed {

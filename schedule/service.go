@@ -344,6 +344,20 @@ func (s *Service) Validate(d *Definition) error {
 	return err
 }
 
+// Preview checks a definition as Put would and returns the schedule it would make as a new
+// one, with its next fire time from now, without storing anything: what a form shows while
+// a schedule is being typed.
+func (s *Service) Preview(d *Definition) (*Schedule, error) {
+	now := s.clock.Now()
+	next, _, err := build(d, nil, now, &s.zones, s.eng)
+	if err != nil {
+		return nil, err
+	}
+	sch := next.schedule()
+	sch.NextFireAt = s.nextFire(next, 0, now)
+	return sch, nil
+}
+
 // Put creates the schedule d.Name or replaces its definition; created tells which. An
 // invalid definition fails with an *engine.ValidationError naming the field (or an
 // *engine.PayloadTooLargeError). Writing the definition it holds already changes nothing.

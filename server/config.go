@@ -42,6 +42,9 @@ type Config struct {
 	// SchedulesFile names a YAML (or JSON) file of schedules created or updated at start.
 	SchedulesFile string
 
+	// NoUI turns off the web dashboard, served at /ui/ on the HTTP address by default.
+	NoUI bool
+
 	// PprofAddr, when set, serves Go's profiles (net/http/pprof) on this address.
 	PprofAddr string
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/httpapi"
 	"github.com/spoolq/spool/internal/natsd"
+	"github.com/spoolq/spool/ui"
 )
 
 // Run starts a spool node and serves until ctx is cancelled, then shuts down gracefully:
@@ -107,9 +108,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched})
+	var handler http.Handler = api
+	if !cfg.NoUI {
+		handler = ui.Mount(api, ui.Options{Version: cfg.Version}) // the dashboard, at /ui/
+	}
 	addrs.HTTP = ln.Addr().String()
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          nil,

@@ -16,6 +16,7 @@ func (c *cli) serveCmd() *cobra.Command {
 		cfg       server.Config
 		logLevel  string
 		logFormat string
+		withUI    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -49,6 +50,7 @@ write is synced) or a replicated cluster (--replicas 3).`,
 				// JetStream's per-message TTL counts whole seconds, from 1s.
 				return usageErrorf("--retention must be whole seconds, at least 1s")
 			}
+			cfg.NoUI = !withUI
 			cfg.Logger = logger
 			cfg.Version = programVersion()
 			err = server.Run(cmd.Context(), cfg)
@@ -80,6 +82,7 @@ write is synced) or a replicated cluster (--replicas 3).`,
 	f.DurationVar(&cfg.Retention, "retention", time.Hour, "how long a finished job stays queryable, at least its last lease plus a minute (each kept job costs ~200 bytes of memory)")
 	f.StringVar(&cfg.SchedulesFile, "schedules", "", "YAML or JSON file of schedules to create or update at start (see docs/schedules.md)")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
+	f.BoolVar(&withUI, "ui", true, "serve the web dashboard at /ui/ on the HTTP address (--ui=false: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
