@@ -221,9 +221,22 @@ func (p page) typeIn(sel, text string) {
 	}
 }
 
+// click clicks the element sel selects. A live refresh that redraws the element between
+// finding and clicking it leaves a stale node ("Could not find node"): found again, it is
+// clicked then.
 func (p page) click(sel string) {
 	p.t.Helper()
-	p.run("click "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+		err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 5 || !strings.Contains(err.Error(), "Could not find node") {
+			p.t.Fatalf("click %s: %v", sel, err)
+		}
+	}
 }
 
 // labelled checks that every control of the page has an accessible name (a label, an
