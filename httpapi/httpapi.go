@@ -40,7 +40,15 @@ type Options struct {
 	// Schedules serves the schedule routes (/v1/schedules...); without it they answer
 	// 503 unavailable.
 	Schedules *schedule.Service
+	// MetricsQueues caps the queues /metrics has series of (the first by name): reading
+	// a queue's numbers costs JetStream requests, and a scrape must stay bounded at any
+	// queue count. spool_queues says how many there are. 0: DefaultMetricsQueues;
+	// negative: none.
+	MetricsQueues int
 }
+
+// DefaultMetricsQueues is the default cap of the queues with series on /metrics.
+const DefaultMetricsQueues = 1000
 
 // Handler serves the HTTP API. Create it with New.
 type Handler struct {
@@ -68,7 +76,10 @@ func New(eng *engine.Engine, o Options) *Handler {
 	h.reg = prometheus.NewRegistry()
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "spool"}))
 	h.metrics = newHTTPMetrics(h.reg)
-	h.reg.MustRegister(&queueCollector{eng: eng, log: o.Logger}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	if o.MetricsQueues == 0 {
+		o.MetricsQueues = DefaultMetricsQueues
+	}
+	h.reg.MustRegister(&queueCollector{eng: eng, log: o.Logger, max: o.MetricsQueues}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "spool_reservations_waiting",
 		Help: "Reservations of this node waiting for jobs (long polls that found none): idle workers.",
 	}, func() float64 { return float64(eng.Waiting()) }))

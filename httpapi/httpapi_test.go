@@ -920,6 +920,20 @@ func TestServerEndpoints(t *testing.T) {
 	if !strings.HasPrefix(m.header.Get("Content-Type"), "text/plain") {
 		t.Errorf("/metrics Content-Type %q", m.header.Get("Content-Type"))
 	}
+	// Capped: series of the first queues by name only, and how many there are.
+	capped := httptest.NewServer(httpapi.New(s.eng, httpapi.Options{Version: "test", MetricsQueues: 1}))
+	defer capped.Close()
+	resp, err := s.hc.Get(capped.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for want, in := range map[string]bool{`queue="s1"`: true, `queue="s2"`: false, "\nspool_queues 2\n": true, "\nspool_metrics_queues 1\n": true} {
+		if bytes.Contains(body, []byte(want)) != in {
+			t.Errorf("/metrics capped at 1 queue: has %s: %v, want %v", want, !in, in)
+		}
+	}
 
 	// Draining: a waiting reservation answers at once with nothing; /healthz says 503.
 	done := make(chan *answer, 1)

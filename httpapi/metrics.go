@@ -52,11 +52,13 @@ func (m *httpMetrics) wrap(route string, next http.HandlerFunc) http.Handler {
 	})
 }
 
-// queueCollector exports every queue's depth and totals at scrape time. Totals are
-// cluster-wide: every node reports the same value, so aggregate them with max, not sum.
+// queueCollector exports queues' depth and totals at scrape time, of the first max queues
+// by name. Totals are cluster-wide: every node reports the same value, so aggregate them
+// with max, not sum.
 type queueCollector struct {
 	eng *engine.Engine
 	log *slog.Logger
+	max int
 }
 
 var (
@@ -65,10 +67,12 @@ var (
 	descPause = prometheus.NewDesc("spool_queue_paused", "1 when the queue is paused.", []string{"queue"}, nil)
 	descAge   = prometheus.NewDesc("spool_queue_oldest_ready_age_seconds", "Age of the oldest ready job.", []string{"queue"}, nil)
 	descUp    = prometheus.NewDesc("spool_engine_up", "1 when the engine answered the last scrape.", nil, nil)
+	descCount = prometheus.NewDesc("spool_queues", "Queues known to this node.", nil, nil)
+	descShown = prometheus.NewDesc("spool_metrics_queues", "Queues with series here: at most the server's --metrics-queues, the first by name.", nil, nil)
 )
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descTotal, descPause, descAge, descUp} {
+	for _, d := range []*prometheus.Desc{descDepth, descTotal, descPause, descAge, descUp, descCount, descShown} {
 		ch <- d
 	}
 }
@@ -76,7 +80,18 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	qs, err := c.eng.Queues(ctx)
+	ch <- prometheus.MustNewConstMetric(descCount, prometheus.GaugeValue, float64(len(c.eng.QueueNames())))
+	var qs []*engine.QueueInfo
+	var err error
+	for after := ""; len(qs) < c.max && err == nil; {
+		var page []*engine.QueueInfo
+		page, after, err = c.eng.QueuesPage(ctx, after, min(c.max-len(qs), engine.MaxQueuePage))
+		qs = append(qs, page...)
+		if after == "" {
+			break
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descShown, prometheus.GaugeValue, float64(len(qs)))
 	if err != nil {
 		c.log.Warn("metrics: read queues", "err", err)
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)

@@ -44,6 +44,8 @@ type Config struct {
 
 	// NoUI turns off the web dashboard, served at /ui/ on the HTTP address by default.
 	NoUI bool
+	// MetricsQueues caps the queues with series on /metrics (httpapi.Options).
+	MetricsQueues int
 
 	// PprofAddr, when set, serves Go's profiles (net/http/pprof) on this address.
 	PprofAddr string

@@ -107,7 +107,7 @@ func Run(ctx context.Context, cfg Config) error {
 		defer stop()
 	}
 
-	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched})
+	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched, MetricsQueues: cfg.MetricsQueues})
 	var handler http.Handler = api
 	if !cfg.NoUI {
 		handler = ui.Mount(api, ui.Options{Version: cfg.Version}) // the dashboard, at /ui/

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spoolq/spool/httpapi"
 	"github.com/spoolq/spool/server"
 )
 
@@ -79,6 +80,7 @@ write is synced) or a replicated cluster (--replicas 3).`,
 	f.StringVar(&cfg.Fsync, "fsync", "", `sync policy of the embedded engine: "always" (every write), or a period such as "1s" (default: JetStream's)`)
 	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each stream (3 on a cluster)")
 	f.IntVar(&cfg.MaxPayload, "max-payload", 1<<20, "largest job payload in bytes")
+	f.IntVar(&cfg.MetricsQueues, "metrics-queues", httpapi.DefaultMetricsQueues, "queues with series on /metrics, the first by name (a scrape reads each); -1: none")
 	f.DurationVar(&cfg.Retention, "retention", time.Hour, "how long a finished job stays queryable, at least its last lease plus a minute (each kept job costs ~200 bytes of memory)")
 	f.StringVar(&cfg.SchedulesFile, "schedules", "", "YAML or JSON file of schedules to create or update at start (see docs/schedules.md)")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
