@@ -7,14 +7,16 @@
 // layer (internal/store).
 //
 // Layout in JetStream:
-//   - one stream per queue (SPOOL_Q_<queue>), work-queue retention, subjects
-//     spool.q.<queue>.ready.<priority> for ready jobs and
-//     spool.q.<queue>.<state>.<priority>.<id> for delayed, buried and held ones (the job id is
-//     in the message's envelope, or for a fresh job's first message derived from the
-//     message's chunk and sequence);
-//   - one durable pull consumer per priority in use (ready-<priority>, up to 64 per queue); a
-//     reservation is a pending delivery of that consumer and its lease is the delivery's ack
-//     deadline;
+//   - eight shard streams (SPOOL_QS<k>), work-queue retention, that the queues share by
+//     subject: spool.q<k>.<queue>.ready.<priority> for ready jobs and
+//     spool.q<k>.<queue>.<state>.<priority>.<id> for delayed, buried and held ones (the job
+//     id is in the message's envelope, or for a fresh job's first message derived from the
+//     message's chunk and sequence); a queue made before shards keeps a stream of its own
+//     (SPOOL_Q_<queue>, subjects spool.q.<queue>...);
+//   - one durable pull consumer per priority in use (up to 64 per queue), deleted once idle
+//     and made again by the next reservation; a reservation is a pending delivery of that
+//     consumer and its lease is the delivery's ack deadline; counting consumers for delayed
+//     and buried jobs, made with a queue's first such job;
 //   - delayed jobs are @at message schedules whose target is the job's ready subject;
 //   - SPOOL_JOBS keeps one record per job (spool.j.<id>): its status, created by the job's
 //     first change (at enqueue for delayed, unique and chosen-id jobs), rewritten with a
