@@ -68,10 +68,17 @@ func (e *Engine) dropIdleLevel(ctx context.Context, q *queue, b int, idle time.D
 	if err != nil {
 		return err
 	}
-	now := e.now()
-	if !quiet(c.CachedInfo(), now, idle) {
+	if !quiet(c.CachedInfo(), e.now(), idle) {
 		return nil
 	}
+	return e.dropPaused(ctx, q, b, c, idle)
+}
+
+// dropPaused pauses level b's consumer c, then deletes it if it is still quiet; else it
+// undoes the pause.
+func (e *Engine) dropPaused(ctx context.Context, q *queue, b int, c jetstream.Consumer, idle time.Duration) error {
+	name := q.names.consumer(b)
+	now := e.now()
 	if _, err := e.js.PauseConsumer(ctx, q.names.stream(), name, now.Add(forever)); err != nil {
 		return fmt.Errorf("pause: %w", err)
 	}
@@ -83,11 +90,16 @@ func (e *Engine) dropIdleLevel(ctx context.Context, q *queue, b int, idle time.D
 		e.log.Debug("idle consumer deleted", "queue", q.name, "priority", b)
 		return nil
 	}
-	// In use after all: as it was.
-	if cfg, _ := q.config(); !cfg.pausedAt(e.now()) {
-		if _, rerr := e.js.ResumeConsumer(ctx, q.names.stream(), name); rerr != nil {
-			return fmt.Errorf("resume: %w", rerr)
-		}
+	// In use after all: as the queue says, running or paused until its time.
+	var rerr error
+	switch cfg, _ := q.config(); {
+	case !cfg.pausedAt(e.now()):
+		_, rerr = e.js.ResumeConsumer(ctx, q.names.stream(), name)
+	case cfg.PausedUntil != 0:
+		_, rerr = e.js.PauseConsumer(ctx, q.names.stream(), name, time.Unix(0, cfg.PausedUntil))
+	}
+	if rerr != nil {
+		return fmt.Errorf("undo pause: %w", rerr)
 	}
 	return err
 }

@@ -238,3 +238,45 @@ func TestIdleConsumerDropped(t *testing.T) {
 	}
 	reserveOne(j.ID)
 }
+
+// A sweep that finds a level in use once it paused its consumer leaves it as the queue
+// says: running, or paused until the queue's pause ends.
+func TestIdleSweepUndoesItsPause(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}}); err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != j.ID {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	q := e.lookupQueue("q")
+	consumer := func() *jetstream.ConsumerInfo {
+		t.Helper()
+		c, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.CachedInfo()
+	}
+	drop := func() {
+		t.Helper()
+		c, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.dropPaused(ctx, q, 0, c, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drop()
+	if info := consumer(); info.Paused {
+		t.Fatalf("the consumer of a running queue stays paused: %+v", info.Config.PauseUntil)
+	}
+	until := time.Now().Add(time.Hour).Truncate(time.Second)
+	if _, err := e.Pause(ctx, "q", until); err != nil {
+		t.Fatal(err)
+	}
+	drop()
+	if info := consumer(); !info.Paused || info.Config.PauseUntil == nil || !info.Config.PauseUntil.Equal(until) {
+		t.Fatalf("the consumer of a queue paused until %s: paused %v until %v", until, info.Paused, info.Config.PauseUntil)
+	}
+}
