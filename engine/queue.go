@@ -205,15 +205,19 @@ func (e *Engine) bandConsumerConfig(q *queue, cfg queueConfig, b int) jetstream.
 	return cc
 }
 
-// levelFor returns the ready level of priority p in q, making it (its consumer, then its
-// place in the queue's entry) if p is new and the queue has fewer than maxLevels.
+// levelFor returns the ready level of priority p in q, making it (its place in the queue's
+// entry) if p is new and the queue has fewer than maxLevels.
 func (e *Engine) levelFor(ctx context.Context, q *queue, p uint32) (int, error) {
 	cfg, _ := q.config()
 	if l, ok := cfg.level(p); ok {
 		return l, nil
 	}
-	if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, int(p))); err != nil {
-		return 0, fmt.Errorf("create priority %d consumer: %w", p, err)
+	// A level in a shard gets its consumer from the first reservation that pulls from it
+	// (pull): jobs enqueued to a queue no one reserves from cost none.
+	if !q.names.shared {
+		if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, int(p))); err != nil {
+			return 0, fmt.Errorf("create priority %d consumer: %w", p, err)
+		}
 	}
 	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) {
 		if _, ok := c.level(p); !ok {

@@ -168,12 +168,21 @@ type page struct {
 	shots string
 }
 
+// run runs the steps. A live refresh that redraws an element between a step finding it and
+// acting on it leaves a stale node ("Could not find node"): the steps run again, the
+// element found anew.
 func (p page) run(what string, steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		p.t.Fatalf("%s: %v", what, err)
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+		err := chromedp.Do(ctx, steps...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 5 || !strings.Contains(err.Error(), "Could not find node") {
+			p.t.Fatalf("%s: %v", what, err)
+		}
 	}
 }
 
@@ -221,22 +230,9 @@ func (p page) typeIn(sel, text string) {
 	}
 }
 
-// click clicks the element sel selects. A live refresh that redraws the element between
-// finding and clicking it leaves a stale node ("Could not find node"): found again, it is
-// clicked then.
 func (p page) click(sel string) {
 	p.t.Helper()
-	for try := 1; ; try++ {
-		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
-		err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
-		cancel()
-		if err == nil {
-			return
-		}
-		if try == 5 || !strings.Contains(err.Error(), "Could not find node") {
-			p.t.Fatalf("click %s: %v", sel, err)
-		}
-	}
+	p.run("click "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
 }
 
 // labelled checks that every control of the page has an accessible name (a label, an
