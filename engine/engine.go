@@ -407,11 +407,20 @@ func (q *queue) notePull(b int, now time.Time) {
 	q.mu.Unlock()
 }
 
-// pulledBefore reports whether this node last pulled from level b before t, or never.
+// pulledBefore reports whether this node pulled from level b since the level last lost its
+// consumer here, and last before t.
 func (q *queue) pulledBefore(b int, t time.Time) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.pulled[b] < t.UnixNano()
+	at, ok := q.pulled[b]
+	return ok && at < t.UnixNano()
+}
+
+// forgetPull notes that level b's consumer is gone (notePull notes it is there again).
+func (q *queue) forgetPull(b int) {
+	q.mu.Lock()
+	delete(q.pulled, b)
+	q.mu.Unlock()
 }
 
 // seen is the highest stream sequence this node knows level b's consumer delivered.

@@ -39,7 +39,9 @@ func (e *Engine) runIdleSweep(stop <-chan struct{}) {
 	}
 }
 
-// sweepIdle looks at every shared queue's levels not pulled on this node for idle.
+// sweepIdle looks at the levels of shared queues that this node pulled from, last longer
+// than idle ago: each node sweeps what it used, so that a sweep costs nothing per idle queue.
+// (A consumer made by a node that died is swept once another node pulls from it.)
 func (e *Engine) sweepIdle(ctx context.Context, idle time.Duration) {
 	now := e.now()
 	for _, q := range e.queueList() {
@@ -51,44 +53,46 @@ func (e *Engine) sweepIdle(ctx context.Context, idle time.Duration) {
 			if !q.pulledBefore(b, now.Add(-idle)) {
 				continue
 			}
-			if err := e.dropIdleLevel(ctx, q, b, idle); err != nil && ctx.Err() == nil {
+			gone, err := e.dropIdleLevel(ctx, q, b, idle)
+			if err != nil && ctx.Err() == nil {
 				e.log.Warn("idle consumer", "queue", q.name, "priority", b, "err", err)
+			}
+			if gone {
+				q.forgetPull(b)
 			}
 		}
 	}
 }
 
-// dropIdleLevel deletes level b's consumer if it has been idle for idle.
-func (e *Engine) dropIdleLevel(ctx context.Context, q *queue, b int, idle time.Duration) error {
+// dropIdleLevel deletes level b's consumer if it has been idle for idle. gone reports that
+// the consumer is no more.
+func (e *Engine) dropIdleLevel(ctx context.Context, q *queue, b int, idle time.Duration) (gone bool, err error) {
 	name := q.names.consumer(b)
 	c, err := e.js.Consumer(ctx, q.names.stream(), name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil
+		return true, nil
 	}
-	if err != nil {
-		return err
-	}
-	if !quiet(c.CachedInfo(), e.now(), idle) {
-		return nil
+	if err != nil || !quiet(c.CachedInfo(), e.now(), idle) {
+		return false, err
 	}
 	return e.dropPaused(ctx, q, b, c, idle)
 }
 
 // dropPaused pauses level b's consumer c, then deletes it if it is still quiet; else it
 // undoes the pause.
-func (e *Engine) dropPaused(ctx context.Context, q *queue, b int, c jetstream.Consumer, idle time.Duration) error {
+func (e *Engine) dropPaused(ctx context.Context, q *queue, b int, c jetstream.Consumer, idle time.Duration) (gone bool, err error) {
 	name := q.names.consumer(b)
 	now := e.now()
 	if _, err := e.js.PauseConsumer(ctx, q.names.stream(), name, now.Add(forever)); err != nil {
-		return fmt.Errorf("pause: %w", err)
+		return false, fmt.Errorf("pause: %w", err)
 	}
 	info, err := c.Info(ctx)
 	if err == nil && quiet(info, now, idle) {
 		if err := e.js.DeleteConsumer(ctx, q.names.stream(), name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return fmt.Errorf("delete: %w", err)
+			return false, fmt.Errorf("delete: %w", err)
 		}
 		e.log.Debug("idle consumer deleted", "queue", q.name, "priority", b)
-		return nil
+		return true, nil
 	}
 	// In use after all: as the queue says, running or paused until its time.
 	var rerr error
@@ -99,9 +103,9 @@ func (e *Engine) dropPaused(ctx context.Context, q *queue, b int, c jetstream.Co
 		_, rerr = e.js.PauseConsumer(ctx, q.names.stream(), name, time.Unix(0, cfg.PausedUntil))
 	}
 	if rerr != nil {
-		return fmt.Errorf("undo pause: %w", rerr)
+		return false, fmt.Errorf("undo pause: %w", rerr)
 	}
-	return err
+	return false, err
 }
 
 // quiet reports whether a consumer holds no job, pending, delivered or asked for, and has

@@ -339,7 +339,17 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 	if cfg.LeaseMS != old.LeaseMS {
 		// The default lease is the band consumers' ack wait.
 		for _, b := range cfg.levels() {
-			if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b)); err != nil {
+			var err error
+			if q.names.shared {
+				// Only those there: an idle level's gets the lease when made again.
+				_, err = e.js.UpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b))
+				if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDoesNotExist) {
+					err = nil
+				}
+			} else {
+				_, err = e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b))
+			}
+			if err != nil {
 				return nil, fmt.Errorf("update band %d consumer: %w", b, err)
 			}
 		}

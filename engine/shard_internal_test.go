@@ -268,8 +268,8 @@ func TestIdleSweepUndoesItsPause(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.dropPaused(ctx, q, 0, c, 0); err != nil {
-			t.Fatal(err)
+		if gone, err := e.dropPaused(ctx, q, 0, c, 0); err != nil || gone {
+			t.Fatalf("dropped a consumer in use: %v %v", gone, err)
 		}
 	}
 	drop()
@@ -283,5 +283,27 @@ func TestIdleSweepUndoesItsPause(t *testing.T) {
 	drop()
 	if info := consumer(); !info.Paused || info.Config.PauseUntil == nil || !info.Config.PauseUntil.Equal(until) {
 		t.Fatalf("the consumer of a queue paused until %s: paused %v until %v", until, info.Paused, info.Config.PauseUntil)
+	}
+}
+
+// A lease change reaches the consumers there are and makes none: a level without its
+// consumer gets the new lease when a reservation makes it.
+func TestLeaseChangeMakesNoConsumer(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	if _, err := e.PutQueue(ctx, "q", QueueSettings{Lease: 45 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	q := e.lookupQueue("q")
+	if _, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(0)); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("a lease change made the consumer of a level no one reserved from: %v", err)
+	}
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}}); err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != j.ID {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	c, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(0))
+	if err != nil || c.CachedInfo().Config.AckWait != 45*time.Second {
+		t.Fatalf("the consumer made by the reservation: %v", err)
 	}
 }
