@@ -3,6 +3,8 @@ package spool
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,6 +38,8 @@ type Client struct {
 	hc        *http.Client
 	timeout   time.Duration
 	userAgent string
+	token     string
+	tlsConf   *tls.Config
 	current   atomic.Uint32 // index in servers of the server to try first
 }
 
@@ -57,6 +62,47 @@ func WithTimeout(d time.Duration) ClientOption {
 // WithUserAgent sets the User-Agent header of the requests. Default "spool-go".
 func WithUserAgent(ua string) ClientOption {
 	return func(c *Client) { c.userAgent = ua }
+}
+
+// WithToken makes the Client send an API token with every request (Authorization: Bearer).
+// Servers with authentication answer requests without one 401 unauthenticated. spool
+// commands read it from $SPOOL_TOKEN.
+func WithToken(token string) ClientOption {
+	return func(c *Client) { c.token = token }
+}
+
+// WithTLSConfig makes the Client's own transport use conf for https:// servers (see
+// TLSConfig). It has no effect with WithHTTPClient, whose client carries its own.
+func WithTLSConfig(conf *tls.Config) ClientOption {
+	return func(c *Client) { c.tlsConf = conf }
+}
+
+// TLSConfig returns a TLS configuration for servers whose certificate caFile's CAs sign
+// (empty: the system's roots), presenting the client certificate of certFile and keyFile
+// when given (servers with mutual TLS require one).
+func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("spool: CA file: %w", err)
+		}
+		conf.RootCAs = x509.NewCertPool()
+		if !conf.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("spool: CA file %s: no PEM certificate", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("spool: a client certificate needs both its certificate and its key file")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("spool: client certificate: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
 }
 
 // NewClient returns a Client for the servers at urls: a base URL such as
@@ -106,6 +152,7 @@ func NewClient(urls string, opts ...ClientOption) (*Client, error) {
 		// close a connection per request beyond them.
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = idleConnsPerServer
+		t.TLSClientConfig = c.tlsConf
 		c.hc = &http.Client{Transport: t}
 	}
 	return c, nil
@@ -203,6 +250,9 @@ func (c *Client) try(ctx context.Context, base string, r request, body []byte) e
 	req.Header.Set("Accept", "application/json")
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -51,6 +51,9 @@ const (
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeInternal             = "internal"
 	CodeUnavailable          = "unavailable"
+	CodeUnauthenticated      = "unauthenticated" // 401: no token, or an unknown or revoked one
+	CodeForbidden            = "forbidden"       // 403: the token lacks the permission
+	CodeTokenNotFound        = "token_not_found"
 )
 
 // APIError is an error answer of the server: a non-2xx status with the body

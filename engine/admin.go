@@ -38,6 +38,24 @@ func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
 	return rec.job(id, payload, now), nil
 }
 
+// JobQueue returns the name of the queue of job id, ErrJobNotFound when no queue holds it.
+// A job enqueued ready is placed from memory (its id names its queue's chunk); another reads
+// its record. Callers that allow a request by queue (authorization) ask it before acting.
+func (e *Engine) JobQueue(ctx context.Context, id uint64) (string, error) {
+	if id&derivedBit != 0 {
+		q, _, err := e.locate(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return q.name, nil
+	}
+	rec, _, err := e.readRecord(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return rec.Queue, nil
+}
+
 // readJob reads a job's record and its sequence. A fresh job (enqueued ready with a derived
 // id, untouched since) has no record yet: its message's envelope stands in for it, with the
 // message, and sequence 0, so that a compare-and-set against it creates the record and

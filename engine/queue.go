@@ -448,10 +448,19 @@ const MaxQueuePage = 1000
 // the last). Reading a queue's statistics costs JetStream requests: a page bounds them
 // however many queues there are.
 func (e *Engine) QueuesPage(ctx context.Context, after string, limit int) ([]*QueueInfo, string, error) {
+	return e.QueuesPageOf(ctx, after, limit, nil)
+}
+
+// QueuesPageOf is QueuesPage over the queues whose names keep accepts (all with a nil keep):
+// a caller allowed to see some queues only pages through those, and learns no other name.
+func (e *Engine) QueuesPageOf(ctx context.Context, after string, limit int, keep func(name string) bool) ([]*QueueInfo, string, error) {
 	if limit < 1 || limit > MaxQueuePage {
 		return nil, "", invalid("limit", "must be between 1 and %d", MaxQueuePage)
 	}
 	names := e.QueueNames()
+	if keep != nil {
+		names = slices.DeleteFunc(names, func(n string) bool { return !keep(n) })
+	}
 	i, _ := slices.BinarySearch(names, after)
 	if i < len(names) && names[i] == after {
 		i++

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spoolq/spool"
+	"github.com/spoolq/spool/auth"
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/schedule"
 )
@@ -45,6 +47,12 @@ type Options struct {
 	// queue count. spool_queues says how many there are. 0: DefaultMetricsQueues;
 	// negative: none.
 	MetricsQueues int
+	// Auth checks the requests' tokens and serves the token routes (/v1/tokens...). Nil:
+	// every request is allowed and the token routes answer 503 unavailable.
+	Auth *auth.Service
+	// ProtectMetrics makes /metrics, /healthz and /v1/openapi.yaml take a token too
+	// (read on every queue for /metrics, any token for the others).
+	ProtectMetrics bool
 }
 
 // DefaultMetricsQueues is the default cap of the queues with series on /metrics.
@@ -62,6 +70,9 @@ type Handler struct {
 
 	drainOnce sync.Once
 	draining  chan struct{}
+
+	// access holds each route's rule, by its mux pattern.
+	access map[string]access
 }
 
 // New returns the HTTP API over eng.
@@ -72,7 +83,8 @@ func New(eng *engine.Engine, o Options) *Handler {
 	if o.MaxPayload == 0 {
 		o.MaxPayload = 1 << 20
 	}
-	h := &Handler{eng: eng, log: o.Logger, opts: o, mux: http.NewServeMux(), started: time.Now(), draining: make(chan struct{})}
+	h := &Handler{eng: eng, log: o.Logger, opts: o, mux: http.NewServeMux(), started: time.Now(), draining: make(chan struct{}),
+		access: make(map[string]access)}
 	h.reg = prometheus.NewRegistry()
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "spool"}))
 	h.metrics = newHTTPMetrics(h.reg)
@@ -94,66 +106,120 @@ func New(eng *engine.Engine, o Options) *Handler {
 // graceful shutdown.
 func (h *Handler) Drain() { h.drainOnce.Do(func() { close(h.draining) }) }
 
+// routes registers every route with its access rule (access.go): what permission it needs,
+// and on which queue.
 func (h *Handler) routes() {
-	handle := func(pattern string, f func(http.ResponseWriter, *http.Request) error) {
-		h.mux.Handle(pattern, h.metrics.wrap(pattern, func(w http.ResponseWriter, r *http.Request) {
+	var (
+		openRoute = access{scope: open}
+		metrics   = access{perm: auth.Read, scope: allQueues} // every queue's counts
+		enqueue   = access{perm: auth.Enqueue, scope: onQueue}
+		work      = access{perm: auth.Work, scope: onQueue}
+		workJob   = access{perm: auth.Work, scope: onJob}
+		workSome  = access{perm: auth.Work, scope: someQueues}
+		read      = access{perm: auth.Read, scope: onQueue}
+		readJob   = access{perm: auth.Read, scope: onJob}
+		readSome  = access{perm: auth.Read, scope: someQueues}
+		readAll   = access{perm: auth.Read, scope: allQueues}
+		admin     = access{perm: auth.Admin, scope: onQueue}
+		adminJob  = access{perm: auth.Admin, scope: onJob}
+		adminAll  = access{perm: auth.Admin, scope: allQueues}
+	)
+	raw := func(pattern string, a access, hf http.Handler) {
+		if !a.valid() {
+			panic("httpapi: route " + pattern + " without a valid access rule")
+		}
+		h.access[pattern] = a
+		h.mux.Handle(pattern, hf)
+	}
+	handle := func(pattern string, a access, f func(http.ResponseWriter, *http.Request) error) {
+		raw(pattern, a, h.metrics.wrap(pattern, func(w http.ResponseWriter, r *http.Request) {
 			restoreSlashSegments(r)
-			if err := f(w, r); err != nil {
+			err := h.checkRoute(r, a)
+			if err == nil {
+				err = f(w, r)
+			}
+			if err != nil {
 				h.writeErr(w, r, err)
 			}
 		}))
 	}
-	h.mux.HandleFunc("GET /healthz", h.healthz)
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{}))
-	h.mux.HandleFunc("GET /v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+	healthz := openRoute
+	if h.opts.ProtectMetrics {
+		healthz = access{scope: anyToken}
+	} else {
+		metrics = openRoute
+	}
+	raw("GET /healthz", healthz, http.HandlerFunc(h.healthz))
+	raw("GET /metrics", metrics, promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{}))
+	raw("GET /v1/openapi.yaml", healthz, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(openAPI)
-	})
-	handle("GET /v1/stats", h.stats)
+	}))
+	handle("GET /v1/stats", readSome, h.stats) // counts of the token's queues only
 
-	handle("POST /v1/queues/{queue}/jobs", h.enqueue)
-	handle("GET /v1/queues/{queue}/jobs", h.listJobs)
-	handle("POST /v1/reserve", h.reserve)
-	handle("DELETE /v1/reserve/{poll_id}", h.endPoll)
-	handle("POST /v1/queues/{queue}/reserve", h.reserve)
+	handle("POST /v1/queues/{queue}/jobs", enqueue, h.enqueue)
+	handle("GET /v1/queues/{queue}/jobs", read, h.listJobs)
+	handle("POST /v1/reserve", workSome, h.reserve) // each queue of the body checked
+	handle("DELETE /v1/reserve/{poll_id}", workSome, h.endPoll)
+	handle("POST /v1/queues/{queue}/reserve", work, h.reserve)
 
-	handle("POST /v1/ack", h.ackBatch)
-	handle("GET /v1/jobs/{id}", h.getJob)
-	handle("DELETE /v1/jobs/{id}", h.deleteJob)
-	handle("POST /v1/jobs/{id}/ack", h.ack)
-	handle("POST /v1/jobs/{id}/fail", h.fail)
-	handle("POST /v1/jobs/{id}/touch", h.touch)
-	handle("POST /v1/jobs/{id}/release", h.release)
-	handle("POST /v1/jobs/{id}/bury", h.bury)
-	handle("POST /v1/jobs/{id}/kick", h.kickJob)
+	handle("POST /v1/ack", workSome, h.ackBatch) // each job checked
+	handle("GET /v1/jobs/{id}", readJob, h.getJob)
+	handle("DELETE /v1/jobs/{id}", adminJob, h.deleteJob)
+	handle("POST /v1/jobs/{id}/ack", workJob, h.ack)
+	handle("POST /v1/jobs/{id}/fail", workJob, h.fail)
+	handle("POST /v1/jobs/{id}/touch", workJob, h.touch)
+	handle("POST /v1/jobs/{id}/release", workJob, h.release)
+	handle("POST /v1/jobs/{id}/bury", workJob, h.bury)
+	handle("POST /v1/jobs/{id}/kick", adminJob, h.kickJob)
 
-	handle("GET /v1/queues", h.listQueues)
-	handle("GET /v1/queues/{queue}", h.getQueue)
-	handle("PUT /v1/queues/{queue}", h.putQueue)
-	handle("DELETE /v1/queues/{queue}", h.deleteQueue)
-	handle("POST /v1/queues/{queue}/pause", h.pause)
-	handle("POST /v1/queues/{queue}/resume", h.resume)
-	handle("POST /v1/queues/{queue}/kick", h.kickQueue)
-	handle("POST /v1/queues/{queue}/purge", h.purge)
+	handle("GET /v1/queues", readSome, h.listQueues) // the token's queues only
+	handle("GET /v1/queues/{queue}", read, h.getQueue)
+	handle("PUT /v1/queues/{queue}", admin, h.putQueue)
+	handle("DELETE /v1/queues/{queue}", admin, h.deleteQueue)
+	handle("POST /v1/queues/{queue}/pause", admin, h.pause)
+	handle("POST /v1/queues/{queue}/resume", admin, h.resume)
+	handle("POST /v1/queues/{queue}/kick", admin, h.kickQueue)
+	handle("POST /v1/queues/{queue}/purge", admin, h.purge)
 
-	// Schedules (schedule.go): 503 unavailable when the server runs no scheduler.
-	handle("GET /v1/schedules", h.listSchedules)
-	handle("GET /v1/schedules/{name}", h.getSchedule)
-	handle("PUT /v1/schedules/{name}", h.putSchedule)
-	handle("DELETE /v1/schedules/{name}", h.deleteSchedule)
-	handle("POST /v1/schedules/{name}/pause", h.pauseSchedule)
-	handle("POST /v1/schedules/{name}/resume", h.resumeSchedule)
-	handle("POST /v1/schedules/{name}/trigger", h.triggerSchedule)
+	// Schedules (schedule.go): 503 unavailable when the server runs no scheduler. A schedule
+	// may enqueue into any queue: they are every queue's business.
+	handle("GET /v1/schedules", readAll, h.listSchedules)
+	handle("GET /v1/schedules/{name}", readAll, h.getSchedule)
+	handle("PUT /v1/schedules/{name}", adminAll, h.putSchedule)
+	handle("DELETE /v1/schedules/{name}", adminAll, h.deleteSchedule)
+	handle("POST /v1/schedules/{name}/pause", adminAll, h.pauseSchedule)
+	handle("POST /v1/schedules/{name}/resume", adminAll, h.resumeSchedule)
+	handle("POST /v1/schedules/{name}/trigger", adminAll, h.triggerSchedule)
+
+	// Tokens (token.go): 503 unavailable when the server keeps none.
+	handle("GET /v1/tokens", adminAll, h.listTokens)
+	handle("POST /v1/tokens", adminAll, h.createToken)
+	handle("DELETE /v1/tokens/{token_id}", adminAll, h.revokeToken)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = rerouteSlashSegments(r)
-	if _, pattern := h.mux.Handler(r); pattern == "" {
+	_, pattern := h.mux.Handler(r)
+	if pattern == "" {
 		// No route: the mux would answer 404 or 405 in plain text; answer in JSON.
 		h.mux.ServeHTTP(&jsonErrorWriter{ResponseWriter: w}, r)
 		return
 	}
-	h.mux.ServeHTTP(w, r)
+	a, ok := h.access[pattern]
+	if !ok {
+		h.writeErr(w, r, errNoRule) // fail closed; routes() gives every route a rule
+		return
+	}
+	ar, err := h.authorize(r, a)
+	if err != nil {
+		if errors.Is(err, errUnauthenticated) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
+		}
+		h.writeErr(w, r, err)
+		return
+	}
+	h.mux.ServeHTTP(w, ar)
 }
 
 // slashSegment is what a path segment %2F (a queue named "/") is routed as. ServeMux unescapes
@@ -253,6 +319,9 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request) error {
 	qs, err := h.eng.Queues(r.Context())
 	if err != nil {
 		return err
+	}
+	if p := auth.FromContext(r.Context()); !p.CanAll(auth.Read) {
+		qs = slices.DeleteFunc(qs, func(q *engine.QueueInfo) bool { return !p.Can(auth.Read, q.Name) })
 	}
 	// The client's type is the wire format: one definition for both ends.
 	out := spool.ServerStats{Version: h.opts.Version, Uptime: time.Since(h.started).Round(time.Second), Queues: len(qs)}
@@ -392,6 +461,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 		}
 		in.Queues = []string{q}
 	}
+	p := auth.FromContext(r.Context())
 	for i, q := range in.Queues {
 		if err := engine.ValidateQueueName(q); err != nil {
 			var ve *engine.ValidationError
@@ -399,6 +469,9 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 				return fieldErr("queues["+strconv.Itoa(i)+"]", ve.Reason)
 			}
 			return err
+		}
+		if !p.Can(auth.Work, q) {
+			return forbidden(auth.Work, " on queue "+strconv.Quote(q))
 		}
 	}
 	req := engine.ReserveRequest{Queues: in.Queues, Max: 1, Worker: in.Worker, PollID: in.PollID}
@@ -569,10 +642,19 @@ func (h *Handler) ackBatch(w http.ResponseWriter, r *http.Request) error {
 		return fieldErr("acks", "a batch holds 1 to "+strconv.Itoa(engine.MaxBatch)+" acks")
 	}
 	reqs := make([]engine.AckRequest, len(in.Acks))
+	p := auth.FromContext(r.Context())
+	// denied[i]: job i is outside the token's queues; it is answered not found, unacked.
+	var denied map[int]error
 	for i, a := range in.Acks {
 		id, err := strconv.ParseUint(a.ID, 10, 64)
 		if err != nil || id == 0 {
 			return fieldErr("acks["+strconv.Itoa(i)+"].id", "must be a job id: a decimal unsigned 64-bit integer")
+		}
+		if err := h.checkJob(r.Context(), p, auth.Work, id); err != nil {
+			if denied == nil {
+				denied = make(map[int]error)
+			}
+			denied[i] = err
 		}
 		if a.LeaseToken == "" {
 			return fieldErr("acks["+strconv.Itoa(i)+"].lease_token", "required: the token from the reservation")
@@ -582,9 +664,32 @@ func (h *Handler) ackBatch(w http.ResponseWriter, r *http.Request) error {
 			reqs[i].Result = compactJSON(a.Result)
 		}
 	}
-	res, err := h.eng.AckBatch(r.Context(), reqs)
-	if err != nil {
-		return err
+	allowed := reqs
+	if denied != nil {
+		allowed = nil
+		for i, rq := range reqs {
+			if denied[i] == nil {
+				allowed = append(allowed, rq)
+			}
+		}
+	}
+	var res []engine.AckResult
+	if len(allowed) > 0 {
+		var err error
+		if res, err = h.eng.AckBatch(r.Context(), allowed); err != nil {
+			return err
+		}
+	}
+	if denied != nil {
+		merged := make([]engine.AckResult, len(reqs))
+		for i := range reqs {
+			if denied[i] != nil {
+				merged[i].Err = denied[i]
+			} else {
+				merged[i], res = res[0], res[1:]
+			}
+		}
+		res = merged
 	}
 	type resultOut struct {
 		ID    string       `json:"id"`
@@ -703,7 +808,11 @@ func (h *Handler) listQueues(w http.ResponseWriter, r *http.Request) error {
 		}
 		limit = n
 	}
-	qs, next, err := h.eng.QueuesPage(r.Context(), r.URL.Query().Get("after"), limit)
+	var keep func(string) bool
+	if p := auth.FromContext(r.Context()); !p.CanAll(auth.Read) {
+		keep = func(q string) bool { return p.Can(auth.Read, q) }
+	}
+	qs, next, err := h.eng.QueuesPageOf(r.Context(), r.URL.Query().Get("after"), limit, keep)
 	if err != nil {
 		return err
 	}

@@ -654,7 +654,9 @@ func TestOpenAPIServed(t *testing.T) {
 // The error codes of docs/http-api.md, by status.
 var codesByStatus = map[int][]string{
 	400: {"invalid_json", "invalid_argument"},
-	404: {"job_not_found", "queue_not_found", "schedule_not_found", "not_found"},
+	401: {"unauthenticated"},
+	403: {"forbidden"},
+	404: {"job_not_found", "queue_not_found", "schedule_not_found", "token_not_found", "not_found"},
 	405: {"method_not_allowed"},
 	409: {"lease_lost", "wrong_state"},
 	413: {"payload_too_large"},
