@@ -38,7 +38,9 @@ const (
 	allQueues
 )
 
-func (a access) valid() bool { return a.scope >= open && a.scope <= allQueues && (a.scope <= anyToken || a.perm != "") }
+func (a access) valid() bool {
+	return a.scope >= open && a.scope <= allQueues && (a.scope <= anyToken || a.perm != "")
+}
 
 // Errors of authentication and authorization. Neither names a queue the caller did not name.
 var (

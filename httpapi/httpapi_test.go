@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/spoolq/spool"
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/httpapi"
@@ -40,6 +42,13 @@ type testServer struct {
 // newServer starts JetStream, the engine and the HTTP API; maxPayload 0 takes the default.
 func newServer(tb testing.TB, maxPayload int) *testServer {
 	tb.Helper()
+	return newServerWith(tb, maxPayload, slog.LevelWarn, nil)
+}
+
+// newServerWith is newServer logging from level, with configure adjusting the options (it
+// may open services on nc).
+func newServerWith(tb testing.TB, maxPayload int, level slog.Level, configure func(*httpapi.Options, *nats.Conn)) *testServer {
+	tb.Helper()
 	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: tb.TempDir()})
 	if err != nil {
 		tb.Fatal(err)
@@ -50,7 +59,7 @@ func newServer(tb testing.TB, maxPayload int) *testServer {
 		tb.Fatal(err)
 	}
 	logs := &testlog.Buffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	eng, err := engine.Open(ctx, nc, engine.Config{MaxPayload: maxPayload, Logger: log})
@@ -58,7 +67,11 @@ func newServer(tb testing.TB, maxPayload int) *testServer {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { eng.Close(); nc.Close() })
-	h := httpapi.New(eng, httpapi.Options{MaxPayload: maxPayload, Logger: log, Version: "test"})
+	o := httpapi.Options{MaxPayload: maxPayload, Logger: log, Version: "test"}
+	if configure != nil {
+		configure(&o, nc)
+	}
+	h := httpapi.New(eng, o)
 	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
 	tb.Cleanup(func() {
