@@ -20,6 +20,10 @@ import (
 // Bucket is the KV bucket of the tokens: token id -> Token (JSON, secret hashed).
 const Bucket = "spool_tokens"
 
+// requiredKey marks, in the bucket, that authentication was turned on: a node started after
+// the last token was revoked still requires one. Token ids are hex, so no token has this key.
+const requiredKey = "_required"
+
 // MinBootstrapLen is the shortest bootstrap token accepted.
 const MinBootstrapLen = 16
 
@@ -129,6 +133,10 @@ func (s *Service) follow() {
 }
 
 func (s *Service) apply(ent jetstream.KeyValueEntry) {
+	if ent.Key() == requiredKey {
+		s.enabled.Store(true)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ent.Operation() != jetstream.KeyValuePut {
@@ -213,6 +221,11 @@ func (s *Service) Create(ctx context.Context, name string, grants []Grant) (*Tok
 	id, secret, err := newSecret()
 	if err != nil {
 		return nil, "", err
+	}
+	if !s.enabled.Load() {
+		if _, err := s.kv.Put(ctx, requiredKey, []byte("1")); err != nil {
+			return nil, "", fmt.Errorf("auth: mark authentication required: %w", err)
+		}
 	}
 	h := hashSecret(secret)
 	t := &Token{ID: id, Name: name, Grants: slices.Clone(grants), CreatedAt: time.Now().UTC().Truncate(time.Second), Hash: hex.EncodeToString(h[:])}
