@@ -39,6 +39,27 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration
 
+	// Security (docs/security.md).
+	//
+	// TLSCert and TLSKey (PEM files) turn on TLS on the HTTP API, the beanstalkd TLS
+	// listener and the embedded NATS port; TLSClientCA makes each of them require a client
+	// certificate signed by it (mutual TLS). The files are read again on SIGHUP and when they
+	// change (checked every TLSReloadInterval, default 10s).
+	TLSCert, TLSKey, TLSClientCA string
+	TLSReloadInterval            time.Duration
+	// BeanstalkTLSAddr is the beanstalkd protocol's TLS listen address (beside or instead of
+	// the plain BeanstalkAddr); empty disables it.
+	BeanstalkTLSAddr string
+	// BeanstalkAllow, when not empty, limits both beanstalkd listeners to these client
+	// addresses and CIDR prefixes: the protocol has no authentication command.
+	BeanstalkAllow []string
+	// AdminToken is the bootstrap admin token (SPOOL_ADMIN_TOKEN, --admin-token-file): admin
+	// of everything, kept in memory only. With it, or once an API token exists, every HTTP
+	// request needs a token.
+	AdminToken string
+	// AuthMetrics makes /metrics, /healthz and /v1/openapi.yaml take a token too.
+	AuthMetrics bool
+
 	// SchedulesFile names a YAML (or JSON) file of schedules created or updated at start.
 	SchedulesFile string
 
@@ -61,9 +82,10 @@ type Config struct {
 
 // Addrs are the addresses a running node listens on.
 type Addrs struct {
-	HTTP      string
-	Beanstalk string
-	NATS      string // empty when the embedded engine does not listen
+	HTTP         string
+	Beanstalk    string
+	BeanstalkTLS string
+	NATS         string // empty when the embedded engine does not listen
 }
 
 func (c *Config) setDefaults() {

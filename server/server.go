@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -16,6 +17,7 @@ import (
 	"github.com/spoolq/spool/httpapi"
 	"github.com/spoolq/spool/internal/natsd"
 	"github.com/spoolq/spool/ui"
+	"github.com/spoolq/spool/internal/tlsconf"
 )
 
 // Run starts a spool node and serves until ctx is cancelled, then shuts down gracefully:
@@ -38,6 +40,18 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer unlock()
 	}
+	// security: TLS files (reloaded on change), the beanstalkd allow-list
+	tctx, tcancel := context.WithCancel(ctx)
+	defer tcancel()
+	tlsr, err := openTLS(tctx, cfg)
+	if err != nil {
+		return err
+	}
+	allow, err := parseAllow(cfg.BeanstalkAllow)
+	if err != nil {
+		return err
+	}
+	// end security
 	// The listeners are bound before the engine opens, so that a busy port fails at once
 	// rather than after the store's recovery; requests wait in the backlog until served.
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -52,16 +66,31 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer bln.Close()
 	}
+	var btln net.Listener
+	if cfg.BeanstalkTLSAddr != "" {
+		if btln, err = net.Listen("tcp", cfg.BeanstalkTLSAddr); err != nil {
+			return fmt.Errorf("beanstalkd TLS listen: %w", err)
+		}
+		defer btln.Close()
+	}
 	if cfg.NATSURL != "" {
-		nc, err = nats.Connect(cfg.NATSURL, nats.Name("spool"), nats.MaxReconnects(-1),
+		nopts := []nats.Option{nats.Name("spool"), nats.MaxReconnects(-1)}
+		if tlsr != nil && strings.HasPrefix(cfg.NATSURL, "tls://") {
+			nopts = append(nopts, nats.Secure(tlsr.ClientConfig()))
+		}
+		nc, err = nats.Connect(cfg.NATSURL, append(nopts,
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-			nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }))
+			nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }))...)
 		if err != nil {
 			return fmt.Errorf("connect to %s: %w", cfg.NATSURL, err)
 		}
 		log.Info("using external NATS", "url", nc.ConnectedUrl())
 	} else {
-		ns, err = natsd.Start(ctx, natsd.Options{StoreDir: cfg.DataDir, Listen: cfg.NATSListen, Fsync: cfg.Fsync, Logger: log})
+		nopts := natsd.Options{StoreDir: cfg.DataDir, Listen: cfg.NATSListen, Fsync: cfg.Fsync, Logger: log}
+		if tlsr != nil {
+			nopts.TLS = tlsr.ServerConfig()
+		}
+		ns, err = natsd.Start(ctx, nopts)
 		if err != nil {
 			return err
 		}
@@ -107,7 +136,15 @@ func Run(ctx context.Context, cfg Config) error {
 		defer stop()
 	}
 
-	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched, MetricsQueues: cfg.MetricsQueues})
+	authSvc, err := openAuth(ctx, nc, cfg)
+	if err != nil {
+		return err
+	}
+	defer authSvc.Close()
+	warnExposure(log, cfg, tlsr != nil, authSvc.Enabled())
+
+	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched,
+		MetricsQueues: cfg.MetricsQueues, Auth: authSvc, ProtectMetrics: cfg.AuthMetrics})
 	var handler http.Handler = api
 	if !cfg.NoUI {
 		handler = ui.Mount(api, ui.Options{Version: cfg.Version}) // the dashboard, at /ui/
@@ -120,24 +157,45 @@ func Run(ctx context.Context, cfg Config) error {
 		ErrorLog:          nil,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	scheme := "http://"
+	if tlsr != nil {
+		// The handshake runs in the connection's goroutine, bounded by ReadHeaderTimeout.
+		srv.TLSConfig = tlsr.ServerConfig()
+		scheme = "https://"
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 
 	// beanstalkd protocol front: on when cfg.BeanstalkAddr is set.
 	var bs *beanstalk.Server
 	bserr := make(chan error, 1)
-	if bln != nil {
-		addrs.Beanstalk = bln.Addr().String()
+	if bln != nil || btln != nil {
 		// A job the engine would refuse is too big for the front too.
 		bs = beanstalk.New(eng, beanstalk.Options{MaxJobSize: min(cfg.BeanstalkMaxJobSize, cfg.MaxPayload), Version: cfg.Version, Logger: log})
-		go func() {
-			if err := bs.Serve(context.WithoutCancel(ctx), bln); !errors.Is(err, beanstalk.ErrServerClosed) {
-				bserr <- err
+		serve := func(l net.Listener) {
+			if len(allow) > 0 {
+				l = &allowListener{Listener: l, allow: allow, log: log}
 			}
-		}()
+			go func() {
+				if err := bs.Serve(context.WithoutCancel(ctx), l); !errors.Is(err, beanstalk.ErrServerClosed) {
+					bserr <- err
+				}
+			}()
+		}
+		if bln != nil {
+			addrs.Beanstalk = bln.Addr().String()
+			serve(bln)
+		}
+		if btln != nil {
+			addrs.BeanstalkTLS = btln.Addr().String()
+			serve(tlsconf.Listener(btln, tlsr.ServerConfig(), 0))
+		}
 	}
 	// end beanstalkd protocol front
 
-	log.Info("spool serving", "http", "http://"+addrs.HTTP, "beanstalkd", addrs.Beanstalk, "version", cfg.Version)
+	log.Info("spool serving", "http", scheme+addrs.HTTP, "beanstalkd", addrs.Beanstalk, "beanstalkd_tls", addrs.BeanstalkTLS,
+		"auth", authSvc.Enabled(), "mtls", tlsr != nil && tlsr.MutualTLS(), "version", cfg.Version)
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
 	}

@@ -103,6 +103,9 @@ type cli struct {
 	server  string
 	json    bool
 	timeout time.Duration
+	// token is --token; $SPOOL_TOKEN when unset (never a flag default: --help shows those).
+	token                         string
+	caFile, clientCert, clientKey string
 }
 
 // run executes the command line args and returns the exit status.
@@ -219,6 +222,10 @@ errors too are JSON: the API's {"error": {"code", "message"}} on stderr.`,
 	pf.StringVar(&c.server, "server", defServer, "server base URL, or several comma-separated for failover ($SPOOL_SERVER)")
 	pf.BoolVar(&c.json, "json", false, "print the result as JSON (the API's format) for scripts")
 	pf.DurationVar(&c.timeout, "timeout", spool.DefaultTimeout, "bound of each HTTP request")
+	pf.StringVar(&c.token, "token", "", "API token for servers with authentication (default $SPOOL_TOKEN)")
+	pf.StringVar(&c.caFile, "ca-file", c.getenv("SPOOL_CA_FILE"), "PEM file of the CA that signs the server's certificate, for https:// servers ($SPOOL_CA_FILE; default: the system's)")
+	pf.StringVar(&c.clientCert, "client-cert", c.getenv("SPOOL_CLIENT_CERT"), "PEM client certificate for servers with mutual TLS ($SPOOL_CLIENT_CERT)")
+	pf.StringVar(&c.clientKey, "client-key", c.getenv("SPOOL_CLIENT_KEY"), "PEM key of --client-cert ($SPOOL_CLIENT_KEY)")
 
 	root.AddCommand(
 		c.serveCmd(),
@@ -234,6 +241,7 @@ errors too are JSON: the API's {"error": {"code", "message"}} on stderr.`,
 		c.purgeCmd(),
 		c.statsCmd(),
 		c.cronCmd(),
+		c.tokenCmd(),
 		c.workCmd(),
 		c.importCmd(),
 		c.versionCmd(),
@@ -266,9 +274,22 @@ func exclusive(cmd *cobra.Command, names ...string) error {
 }
 
 func (c *cli) client() (*spool.Client, error) {
-	cl, err := spool.NewClient(c.server,
-		spool.WithTimeout(c.timeout),
-		spool.WithUserAgent("spool-cli/"+programVersion()))
+	opts := []spool.ClientOption{spool.WithTimeout(c.timeout), spool.WithUserAgent("spool-cli/" + programVersion())}
+	token := c.token
+	if token == "" {
+		token = c.getenv("SPOOL_TOKEN")
+	}
+	if token != "" {
+		opts = append(opts, spool.WithToken(token))
+	}
+	if c.caFile != "" || c.clientCert != "" || c.clientKey != "" {
+		conf, err := spool.TLSConfig(c.caFile, c.clientCert, c.clientKey)
+		if err != nil {
+			return nil, &usageError{err}
+		}
+		opts = append(opts, spool.WithTLSConfig(conf))
+	}
+	cl, err := spool.NewClient(c.server, opts...)
 	if err != nil {
 		return nil, &usageError{err}
 	}

@@ -18,6 +18,8 @@ func (c *cli) serveCmd() *cobra.Command {
 		logLevel  string
 		logFormat string
 		withUI    bool
+		// adminTokenFile: --admin-token-file, else $SPOOL_ADMIN_TOKEN (never a flag default).
+		adminTokenFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -52,6 +54,13 @@ write is synced) or a replicated cluster (--replicas 3).`,
 				return usageErrorf("--retention must be whole seconds, at least 1s")
 			}
 			cfg.NoUI = !withUI
+			if adminTokenFile != "" {
+				if cfg.AdminToken, err = server.ReadAdminToken(adminTokenFile); err != nil {
+					return usageErrorf("%v", err)
+				}
+			} else {
+				cfg.AdminToken = c.getenv("SPOOL_ADMIN_TOKEN")
+			}
 			cfg.Logger = logger
 			cfg.Version = programVersion()
 			err = server.Run(cmd.Context(), cfg)
@@ -85,13 +94,20 @@ write is synced) or a replicated cluster (--replicas 3).`,
 	f.StringVar(&cfg.SchedulesFile, "schedules", "", "YAML or JSON file of schedules to create or update at start (see docs/schedules.md)")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
 	f.BoolVar(&withUI, "ui", true, "serve the web dashboard at /ui/ on the HTTP address (--ui=false: off)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) for TLS on the HTTP API, --beanstalkd-tls and --nats-listen; reloaded on SIGHUP and on change")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA certificates: every TLS listener then requires a client certificate they sign (mutual TLS)")
+	f.StringVar(&cfg.BeanstalkTLSAddr, "beanstalkd-tls", "", "beanstalkd protocol listen address over TLS, beside or instead of --beanstalkd (empty: off)")
+	f.StringSliceVar(&cfg.BeanstalkAllow, "beanstalkd-allow", nil, "client addresses or CIDR prefixes allowed on the beanstalkd listeners, comma-separated (empty: all)")
+	f.StringVar(&adminTokenFile, "admin-token-file", "", "file holding the bootstrap admin token (default $SPOOL_ADMIN_TOKEN); with it, or once an API token exists, requests need a token")
+	f.BoolVar(&cfg.AuthMetrics, "auth-metrics", false, "require a token on /metrics, /healthz and /v1/openapi.yaml too")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
 }
 
 // clientOnlyFlags are the root's flags for the commands that talk to a server.
-var clientOnlyFlags = []string{"server", "json", "timeout"}
+var clientOnlyFlags = []string{"server", "json", "timeout", "token", "ca-file", "client-cert", "client-key"}
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lvl slog.Level

@@ -4,6 +4,7 @@ package natsd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -30,7 +31,14 @@ type Options struct {
 	Fsync string
 	// Logger receives the server's own logs (notices at Info, warnings and errors).
 	Logger *slog.Logger
+	// TLS, when set, makes the client port (Listen) require TLS with this configuration; a
+	// client CA in it (ClientAuth) requires client certificates too. In-process connections
+	// are not affected.
+	TLS *tls.Config
 }
+
+// tlsTimeout bounds a NATS client's TLS handshake, in seconds.
+const tlsTimeout = 5
 
 // Start starts an embedded JetStream server and waits until it serves clients, however
 // long it takes to recover its data (thousands of streams take a while; giving up would
@@ -78,6 +86,10 @@ func Start(ctx context.Context, o Options) (*server.Server, error) {
 			}
 			ln.Close()
 		}
+	}
+	if o.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, o.TLS, tlsTimeout
+		opts.TLSVerify = o.TLS.ClientAuth == tls.RequireAndVerifyClientCert
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

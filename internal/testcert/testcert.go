@@ -10,13 +10,29 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
+
+// T is what the functions need of a test: testing.TB, or anything that stops on Fatal (a
+// TestMain has no testing.TB).
+type T interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+// Panicker is a T for a TestMain: Fatal panics.
+type Panicker struct{}
+
+// Helper does nothing.
+func (Panicker) Helper() {}
+
+// Fatal panics with args.
+func (Panicker) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
 
 // CA is a certificate authority.
 type CA struct {
@@ -31,7 +47,7 @@ type Pair struct {
 }
 
 // NewCA returns a fresh CA named name.
-func NewCA(t testing.TB, name string) *CA {
+func NewCA(t T, name string) *CA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -59,7 +75,7 @@ func NewCA(t testing.TB, name string) *CA {
 
 // Issue returns a certificate for cn, valid as a server for 127.0.0.1 and localhost and as
 // a client.
-func (ca *CA) Issue(t testing.TB, cn string) Pair {
+func (ca *CA) Issue(t T, cn string) Pair {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -97,7 +113,7 @@ func (ca *CA) Pool() *x509.CertPool {
 }
 
 // TLS returns the pair as a tls.Certificate.
-func (p Pair) TLS(t testing.TB) tls.Certificate {
+func (p Pair) TLS(t T) tls.Certificate {
 	t.Helper()
 	c, err := tls.X509KeyPair(p.CertPEM, p.KeyPEM)
 	if err != nil {
@@ -107,7 +123,7 @@ func (p Pair) TLS(t testing.TB) tls.Certificate {
 }
 
 // Write writes the pair to dir/name.crt and dir/name.key and returns their paths.
-func (p Pair) Write(t testing.TB, dir, name string) (certFile, keyFile string) {
+func (p Pair) Write(t T, dir, name string) (certFile, keyFile string) {
 	t.Helper()
 	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	WriteFile(t, certFile, p.CertPEM)
@@ -116,7 +132,7 @@ func (p Pair) Write(t testing.TB, dir, name string) (certFile, keyFile string) {
 }
 
 // WriteCA writes the CA's certificate to dir/name.crt and returns its path.
-func (ca *CA) WriteCA(t testing.TB, dir, name string) string {
+func (ca *CA) WriteCA(t T, dir, name string) string {
 	t.Helper()
 	f := filepath.Join(dir, name+".crt")
 	WriteFile(t, f, ca.PEM)
@@ -124,7 +140,7 @@ func (ca *CA) WriteCA(t testing.TB, dir, name string) string {
 }
 
 // WriteFile replaces the file at path atomically (a rename), as a certificate renewal does.
-func WriteFile(t testing.TB, path string, b []byte) {
+func WriteFile(t T, path string, b []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
@@ -135,7 +151,7 @@ func WriteFile(t testing.TB, path string, b []byte) {
 	}
 }
 
-func serial(t testing.TB) *big.Int {
+func serial(t T) *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	if err != nil {
 		t.Fatal(err)
