@@ -1,6 +1,7 @@
 package spool_test
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -19,5 +20,11 @@ func runTests(m *testing.M) int {
 	if os.Getenv(helperWorkerEnv) != "" {
 		return m.Run() // a child process of TestWorkerKilledMidJob: it needs no server of its own
 	}
+	stop, err := startSecureServer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
 	return spooltest.Main(m, &serverURL)
 }
