@@ -169,39 +169,28 @@ type Principal struct {
 
 // Can tells whether p has perm on queue.
 func (p *Principal) Can(perm Perm, queue string) bool {
-	if p == nil {
-		return true
-	}
-	for _, g := range p.grants {
-		if slices.Contains(g.Perms, perm) && g.Matches(queue) {
-			return true
-		}
-	}
-	return false
+	return p.anyGrant(perm, func(g Grant) bool { return g.Matches(queue) })
 }
 
 // CanSome tells whether p has perm on at least one queue pattern: what a request that
 // names its queues later (in its body, or by job id) needs to go further.
 func (p *Principal) CanSome(perm Perm) bool {
-	if p == nil {
-		return true
-	}
-	for _, g := range p.grants {
-		if slices.Contains(g.Perms, perm) {
-			return true
-		}
-	}
-	return false
+	return p.anyGrant(perm, func(Grant) bool { return true })
 }
 
 // CanAll tells whether p has perm on every queue (a grant "*"): what the operations that are
 // not about one queue (schedules, tokens) need.
 func (p *Principal) CanAll(perm Perm) bool {
+	return p.anyGrant(perm, func(g Grant) bool { return g.Queues == AllQueues })
+}
+
+// anyGrant tells whether a grant of p with perm satisfies ok; a nil p may do everything.
+func (p *Principal) anyGrant(perm Perm, ok func(Grant) bool) bool {
 	if p == nil {
 		return true
 	}
 	for _, g := range p.grants {
-		if g.Queues == AllQueues && slices.Contains(g.Perms, perm) {
+		if slices.Contains(g.Perms, perm) && ok(g) {
 			return true
 		}
 	}
