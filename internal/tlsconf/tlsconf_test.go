@@ -306,3 +306,75 @@ func TestNewErrors(t *testing.T) {
 		t.Error("RouteConfig without a client CA: no error")
 	}
 }
+
+// TestRouteConfig: a cluster route's two ends both present and verify: a node with a
+// certificate of the cluster's CA connects, one of another CA is refused at either end.
+func TestRouteConfig(t *testing.T) {
+	t.Parallel()
+	ca := testcert.NewCA(t, "cluster CA")
+	other := testcert.NewCA(t, "other CA")
+	node := func(ca *testcert.CA, name string) *tlsconf.Reloader {
+		dir := t.TempDir()
+		cert, key := ca.Issue(t, name).Write(t, dir, name)
+		r, err := tlsconf.New(tlsconf.Options{CertFile: cert, KeyFile: key, ClientCAFile: ca.WriteCA(t, dir, "ca")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b, stranger := node(ca, "a"), node(ca, "b"), node(other, "x")
+	listen := func(r *tlsconf.Reloader) string {
+		conf, err := r.RouteConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		tln := tlsconf.Listener(ln, conf, 0)
+		go func() {
+			for {
+				c, err := tln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					line, err := bufio.NewReader(c).ReadString('\n')
+					if err == nil {
+						io.WriteString(c, line)
+					}
+				}()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	dial := func(from *tlsconf.Reloader, addr string) error {
+		conf, err := from.RouteConfig()
+		if err != nil {
+			return err
+		}
+		conf.ServerName = "127.0.0.1"
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, conf)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "route\n")
+		_, err = bufio.NewReader(c).ReadString('\n')
+		return err
+	}
+	aAddr, strangerAddr := listen(a), listen(stranger)
+	if err := dial(b, aAddr); err != nil {
+		t.Errorf("a node of the cluster: %v", err)
+	}
+	if err := dial(stranger, aAddr); err == nil {
+		t.Error("a node of another CA was accepted by the cluster")
+	}
+	if err := dial(b, strangerAddr); err == nil {
+		t.Error("a cluster node accepted a route to a node of another CA")
+	}
+}
