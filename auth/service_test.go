@@ -91,3 +91,36 @@ func TestServiceAcrossNodes(t *testing.T) {
 		t.Error("a node started after the last token was revoked does not require a token")
 	}
 }
+
+// BenchmarkAuthenticate: the cost a token check adds to a request (memory only).
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	ns, err := natsd.Start(ctx, natsd.Options{StoreDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := natsd.Connect(ns, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	s, err := auth.Open(ctx, nc, auth.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	_, secret, err := s.Create(ctx, "b", []auth.Grant{{Queues: "q*", Perms: []auth.Perm{auth.Work}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p, err := s.Authenticate(secret)
+			if err != nil || !p.Can(auth.Work, "q1") {
+				b.Fatal("refused")
+			}
+		}
+	})
+}
