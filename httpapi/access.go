@@ -56,33 +56,45 @@ func forbidden(perm auth.Perm, what string) error {
 
 // authorize authenticates r and checks what ServeHTTP can check before routing: everything
 // but the queue, which only the handler's path values (or body) name. It returns r with the
-// principal in its context.
+// principal in its context, also with an error once the token is known (for the log).
 func (h *Handler) authorize(r *http.Request, a access) (*http.Request, error) {
 	if a.scope == open && !h.opts.ProtectMetrics {
 		return r, nil
 	}
 	p, err := h.opts.Auth.Check(r)
 	if errors.Is(err, auth.ErrUnauthenticated) {
-		return nil, errUnauthenticated
+		return r, errUnauthenticated
 	}
 	if err != nil {
-		return nil, err
+		return r, err
+	}
+	if p != nil {
+		r = r.WithContext(auth.NewContext(r.Context(), p))
 	}
 	switch a.scope {
 	case open, anyToken:
 	case allQueues:
 		if !p.CanAll(a.perm) {
-			return nil, forbidden(a.perm, " on every queue (a grant on \"*\")")
+			return r, forbidden(a.perm, " on every queue (a grant on \"*\")")
 		}
 	default:
 		if !p.CanSome(a.perm) {
-			return nil, forbidden(a.perm, "")
+			return r, forbidden(a.perm, "")
 		}
 	}
-	if p != nil {
-		r = r.WithContext(auth.NewContext(r.Context(), p))
-	}
 	return r, nil
+}
+
+// logRefusal records a refused request for the audit trail: by token id, never by secret.
+// A request without a valid token is logged at debug level only (scanners would flood it).
+func (h *Handler) logRefusal(r *http.Request, status int) {
+	switch status {
+	case http.StatusUnauthorized:
+		h.log.Debug("request refused: no valid token", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	case http.StatusForbidden:
+		h.log.Info("request forbidden", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
+			"token", auth.FromContext(r.Context()).Describe())
+	}
 }
 
 // checkRoute does the queue part of a route's check, once the path values are known.

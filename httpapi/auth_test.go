@@ -201,6 +201,9 @@ func TestPermissions(t *testing.T) {
 			t.Errorf("a token's secret is in the server log")
 		}
 	}
+	if !strings.Contains(logs, "request forbidden") || !strings.Contains(logs, "request refused: no valid token") {
+		t.Errorf("refusals are not logged:\n%s", logs)
+	}
 	if !strings.Contains(logs, "API token revoked") {
 		t.Errorf("no log of the revocation:\n%s", logs)
 	}

@@ -84,6 +84,7 @@ func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		h.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
+	h.logRefusal(r, status)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

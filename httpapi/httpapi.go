@@ -211,7 +211,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeErr(w, r, errNoRule) // fail closed; routes() gives every route a rule
 		return
 	}
-	ar, err := h.authorize(r, a)
+	r, err := h.authorize(r, a)
 	if err != nil {
 		if errors.Is(err, errUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
@@ -219,7 +219,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeErr(w, r, err)
 		return
 	}
-	h.mux.ServeHTTP(w, ar)
+	h.mux.ServeHTTP(w, r)
 }
 
 // slashSegment is what a path segment %2F (a queue named "/") is routed as. ServeMux unescapes
