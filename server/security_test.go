@@ -56,7 +56,7 @@ func startSecure(t *testing.T, configure func(*server.Config)) *secureNode {
 	return n
 }
 
-func (n *secureNode) url() string { return "https://" + n.Addrs.HTTP }
+func (n *secureNode) url() string { return n.URL }
 
 // tlsConf is a client configuration trusting the node, with the client certificate.
 func (n *secureNode) tlsConf(version uint16) *tls.Config {

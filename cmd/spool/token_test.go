@@ -33,7 +33,7 @@ func TestTokenCommands(t *testing.T) {
 	srv := spooltest.Start(t, func(c *server.Config) {
 		c.TLSCert, c.TLSKey, c.AdminToken = cert, key, testAdminToken
 	})
-	url := "https://" + srv.Addrs.HTTP
+	url := srv.URL
 	admin := map[string]string{"SPOOL_SERVER": url, "SPOOL_TOKEN": testAdminToken, "SPOOL_CA_FILE": caFile}
 	anon := map[string]string{"SPOOL_SERVER": url, "SPOOL_CA_FILE": caFile}
 

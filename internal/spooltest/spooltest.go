@@ -16,7 +16,7 @@ import (
 
 // Server is a running spool server.
 type Server struct {
-	URL   string // base URL of the HTTP API, e.g. "http://127.0.0.1:39155"
+	URL   string // base URL of the HTTP API, e.g. "http://127.0.0.1:39155" (https:// with TLS)
 	Addrs server.Addrs
 
 	cancel context.CancelFunc
@@ -52,6 +52,9 @@ func Run(dataDir string, configure func(*server.Config)) (*Server, error) {
 	select {
 	case s.Addrs = <-ready:
 		s.URL = "http://" + s.Addrs.HTTP
+		if cfg.TLSCert != "" {
+			s.URL = "https://" + s.Addrs.HTTP
+		}
 		return s, nil
 	case err := <-s.done:
 		cancel()
