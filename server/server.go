@@ -16,8 +16,8 @@ import (
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/httpapi"
 	"github.com/spoolq/spool/internal/natsd"
-	"github.com/spoolq/spool/ui"
 	"github.com/spoolq/spool/internal/tlsconf"
+	"github.com/spoolq/spool/ui"
 )
 
 // Run starts a spool node and serves until ctx is cancelled, then shuts down gracefully:
