@@ -50,13 +50,19 @@ func start(t *testing.T, mutual bool, timeout time.Duration) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go r.Run(ctx)
+	f.addr = echo(t, r.ServerConfig(), timeout)
+	return f
+}
+
+// echo serves, behind tlsconf.Listener with conf, a line echo on a loopback port.
+func echo(t *testing.T, conf *tls.Config, timeout time.Duration) (addr string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	f.addr = ln.Addr().String()
-	tln := tlsconf.Listener(ln, r.ServerConfig(), timeout)
+	tln := tlsconf.Listener(ln, conf, timeout)
 	go func() {
 		for {
 			c, err := tln.Accept()
@@ -72,7 +78,7 @@ func start(t *testing.T, mutual bool, timeout time.Duration) *fixture {
 			}()
 		}
 	}()
-	return f
+	return ln.Addr().String()
 }
 
 // dial handshakes with conf and exchanges one line; it returns the server's certificate.
@@ -328,28 +334,7 @@ func TestRouteConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		tln := tlsconf.Listener(ln, conf, 0)
-		go func() {
-			for {
-				c, err := tln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					line, err := bufio.NewReader(c).ReadString('\n')
-					if err == nil {
-						io.WriteString(c, line)
-					}
-				}()
-			}
-		}()
-		return ln.Addr().String()
+		return echo(t, conf, 0)
 	}
 	dial := func(from *tlsconf.Reloader, addr string) error {
 		conf, err := from.RouteConfig()
