@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -499,7 +500,8 @@ func (e *Engine) queueInfo(ctx context.Context, q *queue, t map[string]int64) (*
 	name := q.name
 	cfg, _ := q.config()
 	now := e.now()
-	qi := &QueueInfo{Name: name, Settings: cfg.settings(), Paused: cfg.pausedAt(now), CreatedAt: nsTime(cfg.Created)}
+	qi := &QueueInfo{Name: name, Settings: cfg.settings(), Paused: cfg.pausedAt(now), CreatedAt: nsTime(cfg.Created),
+		DeadLetter: cfg.DeadLetter, Attributes: maps.Clone(cfg.Attrs)}
 	if qi.Paused && cfg.PausedUntil != 0 {
 		qi.PausedUntil = nsTime(cfg.PausedUntil)
 	}
