@@ -52,6 +52,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer bln.Close()
 	}
+	// SQS-compatible front: bound now, served once the engine is open.
+	var sqsLn net.Listener
+	if cfg.SQSAddr != "" {
+		if sqsLn, err = net.Listen("tcp", cfg.SQSAddr); err != nil {
+			return fmt.Errorf("sqs listen: %w", err)
+		}
+		defer sqsLn.Close()
+	}
 	if cfg.NATSURL != "" {
 		nc, err = nats.Connect(cfg.NATSURL, nats.Name("spool"), nats.MaxReconnects(-1),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
@@ -137,7 +145,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// end beanstalkd protocol front
 
-	log.Info("spool serving", "http", "http://"+addrs.HTTP, "beanstalkd", addrs.Beanstalk, "version", cfg.Version)
+	sqsFront, sqsErr := startSQS(sqsLn, eng, cfg, &addrs)
+	defer sqsFront.close()
+
+	log.Info("spool serving", "http", "http://"+addrs.HTTP, "beanstalkd", addrs.Beanstalk, "sqs", addrs.SQS, "version", cfg.Version)
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
 	}
@@ -152,6 +163,12 @@ func Run(ctx context.Context, cfg Config) error {
 	case err := <-bserr:
 		srv.Close()
 		return fmt.Errorf("beanstalkd front: %w", err)
+	case err := <-sqsErr:
+		srv.Close()
+		if bs != nil {
+			bs.Close()
+		}
+		return fmt.Errorf("sqs front: %w", err)
 	}
 	log.Info("shutting down")
 	api.Drain()
@@ -167,6 +184,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
+	sqsFront.shutdown(sctx)
 	sched.Close() // schedules: no fire after this point
 	if err := eng.Close(); err != nil {
 		log.Warn("engine close", "err", err)
