@@ -27,6 +27,9 @@ const (
 	metaAttr    = "sqs.attr."
 	metaSysAttr = "sqs.sys."
 	metaGroup   = "sqs.group"
+	// defaultPriority is a sent message's priority: the HTTP API's default and beanstalkd
+	// clients' usual one, so that jobs of all fronts in one queue are served in order.
+	defaultPriority = 1024
 )
 
 // receiptHandle is a lease: the job, its lease token and its queue, in one opaque string.
@@ -231,7 +234,7 @@ func (h *Handler) toEnqueue(qi *engine.QueueInfo, m *message) (engine.EnqueueReq
 	if len(meta) == 0 {
 		meta = nil
 	}
-	return engine.EnqueueRequest{Queue: qi.Name, Payload: []byte(body), Delay: delay, Metadata: meta}, nil
+	return engine.EnqueueRequest{Queue: qi.Name, Payload: []byte(body), Priority: defaultPriority, Delay: delay, Metadata: meta}, nil
 }
 
 func derefOr(s *string) string {

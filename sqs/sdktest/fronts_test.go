@@ -1,0 +1,103 @@
+package sdktest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/beanstalkd/go-beanstalk"
+)
+
+// A message sent over SQS is a job over HTTP and beanstalkd, and the reverse.
+func TestSQSAndOtherFronts(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	c := newClient(srv, "", "")
+	ctx := ctxT(t)
+	qurl := aws.String(createQueue(t, c, "shared", nil))
+	bs, err := beanstalk.Dial("tcp", srv.Addrs.Beanstalk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	tubes := beanstalk.NewTubeSet(bs, "shared")
+
+	// SQS -> beanstalkd.
+	sent, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: qurl, MessageBody: aws.String("from sqs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, body, err := tubes.Reserve(10 * time.Second)
+	if err != nil || string(body) != "from sqs" || fmt.Sprint(id) != aws.ToString(sent.MessageId) {
+		t.Fatalf("beanstalkd reserve: %d %q %v (sqs message id %s)", id, body, err, aws.ToString(sent.MessageId))
+	}
+	if err := bs.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	var job struct {
+		State    string            `json:"state"`
+		Metadata map[string]string `json:"metadata"`
+	}
+	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(sent.MessageId), &job)
+	if job.State != "succeeded" {
+		t.Fatalf("state after a beanstalkd delete: %s", job.State)
+	}
+
+	// HTTP -> SQS: the job's metadata are String message attributes.
+	resp, err := http.Post(srv.URL+"/v1/queues/shared/jobs", "application/json",
+		bytes.NewReader([]byte(`{"type":"email.send","payload":{"n":1},"metadata":{"origin":"http"}}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP enqueue: %s", resp.Status)
+	}
+	rec, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: qurl, WaitTimeSeconds: 5, MessageAttributeNames: []string{"All"}})
+	if err != nil || len(rec.Messages) != 1 {
+		t.Fatalf("receive of an HTTP job: %v %v", rec, err)
+	}
+	m := rec.Messages[0]
+	if aws.ToString(m.Body) != `{"n":1}` || aws.ToString(m.MessageAttributes["origin"].StringValue) != "http" {
+		t.Fatalf("HTTP job over SQS: body %q attributes %v", aws.ToString(m.Body), m.MessageAttributes)
+	}
+	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: qurl, ReceiptHandle: m.ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(m.MessageId), &job)
+	if job.State != "succeeded" {
+		t.Fatalf("HTTP job after an SQS delete: %s", job.State)
+	}
+
+	// beanstalkd -> SQS, and SQS attributes seen over HTTP.
+	tube := beanstalk.NewTube(bs, "shared")
+	bid, err := tube.Put([]byte("from beanstalkd"), 1024, 0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err = c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: qurl, WaitTimeSeconds: 5})
+	if err != nil || len(rec.Messages) != 1 || aws.ToString(rec.Messages[0].Body) != "from beanstalkd" || aws.ToString(rec.Messages[0].MessageId) != fmt.Sprint(bid) {
+		t.Fatalf("receive of a beanstalkd job: %v %v", rec, err)
+	}
+	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: qurl, ReceiptHandle: rec.Messages[0].ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bs.StatsJob(bid); !errors.Is(err, beanstalk.ErrNotFound) {
+		t.Fatalf("beanstalkd stats-job after an SQS delete: %v, want NOT_FOUND", err)
+	}
+	attr, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: qurl, MessageBody: aws.String("x"),
+		MessageAttributes: map[string]types.MessageAttributeValue{"k": {DataType: aws.String("String"), StringValue: aws.String("v")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(attr.MessageId), &job)
+	if job.State != "ready" || job.Metadata["sqs.attr.k"] != "String:v" {
+		t.Fatalf("SQS message over HTTP: %+v", job)
+	}
+}
