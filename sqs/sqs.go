@@ -121,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := h.do(r.Context(), req)
 	if err != nil {
-		if e := asAPIError(err); e.status >= 500 {
+		if e := asAPIError(err); e.status >= 500 && r.Context().Err() == nil {
 			h.log.Warn("sqs request failed", "action", req.action, "err", err)
 		}
 		h.writeErr(w, p, err)
