@@ -482,7 +482,8 @@ func writeXMLValue(buf *bytes.Buffer, action string, v any) {
 	}
 }
 
-// xmlText writes s escaped; carriage returns as references, so that XML parsers keep them.
+// xmlText writes s escaped; carriage returns as references, so that XML parsers keep them,
+// and characters XML cannot hold as U+FFFD.
 func xmlText(buf *bytes.Buffer, s string) {
 	for _, r := range s {
 		switch r {
@@ -498,7 +499,12 @@ func xmlText(buf *bytes.Buffer, s string) {
 			buf.WriteString("&apos;")
 		case '\r':
 			buf.WriteString("&#xD;")
+		case '\t', '\n':
+			buf.WriteRune(r)
 		default:
+			if r < 0x20 || r >= 0xD800 && r < 0xE000 || r == 0xFFFE || r == 0xFFFF {
+				r = '\uFFFD' // not allowed in XML (a payload from another front)
+			}
 			buf.WriteRune(r)
 		}
 	}
