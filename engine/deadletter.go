@@ -17,7 +17,7 @@ const (
 
 // SetDeadLetter makes target the dead-letter queue of the queue name: a job of name whose
 // attempts are used up moves to target, ready, with its id, payload and metadata and a fresh
-// count of attempts (target's), instead of being buried. It moves at the reservation that
+// count of attempts (target's), instead of being buried; its unique key, if any, is released. It moves at the reservation that
 // finds it out of attempts (a failure of its last attempt makes it ready for that). An empty
 // target turns the dead-letter queue off. target must exist and differ from name; should it
 // be deleted later, jobs out of attempts are buried in place again.
@@ -115,6 +115,7 @@ func (e *Engine) moveToDeadLetter(ctx context.Context, q *queue, dl string, c *c
 	moved := *next
 	moved.Queue = dl
 	moved.Attempts, moved.MaxAttempts = 0, dcfg.MaxAttempts
+	moved.UniqueKey = "" // a unique key holds in its queue: the job leaves it
 	if _, err := e.moveTo(ctx, dq, c.id, &moved, c.curSeq, c.payload, StateReady, time.Time{}, c.msg.Reply); err != nil {
 		if casLost(err) || errors.Is(err, ErrLeaseLost) {
 			e.st.Nak(c.msg.Reply) // changed meanwhile: the next reservation sees the new record
@@ -123,6 +124,7 @@ func (e *Engine) moveToDeadLetter(ctx context.Context, q *queue, dl string, c *c
 		e.log.Warn("move to dead-letter queue", "job", c.id, "dead_letter", dl, "err", err)
 		return false
 	}
+	e.releaseUnique(ctx, c.id, next)
 	e.stats.add(q.names.esc, cBuried, 1)
 	e.log.Debug("job out of attempts moved to its dead-letter queue", "job", c.id, "dead_letter", dl)
 	return true

@@ -40,8 +40,8 @@ func TestDeadLetterQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Out of attempts by an expired lease.
-	expired := enqueue(t, e, engine.EnqueueRequest{Queue: "work", Payload: []byte("x"), MaxAttempts: 1, Lease: time.Second})
+	// Out of attempts by an expired lease; its unique key is released when it moves.
+	expired := enqueue(t, e, engine.EnqueueRequest{Queue: "work", Payload: []byte("x"), MaxAttempts: 1, Lease: time.Second, UniqueKey: "u"})
 	reserveOne(t, e, 5*time.Second, "work")
 
 	if got := reserve(t, e, 1, 2500*time.Millisecond, "work"); len(got) != 0 {
@@ -52,6 +52,11 @@ func TestDeadLetterQueue(t *testing.T) {
 		if j.Queue != "work-dlq" || j.Attempts != 0 || j.MaxAttempts != 5 {
 			t.Fatalf("job %d after the move: queue %s attempts %d/%d", id, j.Queue, j.Attempts, j.MaxAttempts)
 		}
+	}
+	if again := enqueue(t, e, engine.EnqueueRequest{Queue: "work", UniqueKey: "u"}); again.ID == expired.ID {
+		t.Fatal("the unique key of a job moved to its dead-letter queue still holds")
+	} else if _, err := e.Delete(ctx, again.ID); err != nil {
+		t.Fatal(err)
 	}
 	got := reserve(t, e, 2, 5*time.Second, "work-dlq")
 	if len(got) != 2 {
@@ -105,6 +110,9 @@ func TestQueueAttributes(t *testing.T) {
 	}
 	if len(qi.Attributes) != 2 || qi.Attributes["b"] != "2" || qi.Attributes["c"] != "3" {
 		t.Fatalf("attributes %v", qi.Attributes)
+	}
+	if cfg, err := e.QueueConfig(ctx, "q"); err != nil || len(cfg.Attributes) != 2 || cfg.Attributes["c"] != "3" {
+		t.Fatalf("QueueConfig: %+v %v", cfg, err)
 	}
 	many := map[string]string{}
 	for i := range engine.MaxQueueAttrs {
