@@ -20,7 +20,6 @@ const (
 	maxWait           = 20
 	maxDelaySeconds   = 900
 	maxAttrNameLen    = engine.MaxMetaKey - len(metaAttr)
-	maxAttrValueBytes = engine.MaxMetaValue - 64 // room for the data type
 	// delayAttr is the message attribute that delays a message beyond SQS's 15 minutes.
 	delayAttr = "SpoolDelaySeconds"
 	// Job metadata keys: message attributes, system attributes, the message group.
@@ -365,9 +364,6 @@ type receivedMessage struct {
 	MessageAttributes      map[string]messageAttr `json:"MessageAttributes,omitempty"`
 }
 
-// systemAttrs are the message system attributes ReceiveMessage can return.
-var systemAttrs = []string{"ApproximateReceiveCount", "SentTimestamp", "ApproximateFirstReceiveTimestamp", "SenderId", "AWSTraceHeader", "MessageGroupId"}
-
 func (h *Handler) receiveMessage(ctx context.Context, req *request) (any, error) {
 	qi, err := h.queue(ctx, req)
 	if err != nil {
@@ -385,12 +381,9 @@ func (h *Handler) receiveMessage(ctx context.Context, req *request) (any, error)
 	if req.VisibilityTimeout != nil && (vis < 0 || vis > maxVisibility) {
 		return nil, errorf(errInvalidParam, "value %d for parameter VisibilityTimeout is invalid. Reason: must be from 0 to %d", vis, maxVisibility)
 	}
+	// Names that are no message system attribute are ignored: the legacy AttributeNames
+	// is typed as queue attribute names, and clients send those.
 	sysNames := append(slices.Clone(req.AttributeNames), req.MessageSystemAttributeNames...)
-	for _, n := range sysNames {
-		if n != "All" && n != "Policy" && !slices.Contains(systemAttrs, n) && !slices.Contains([]string{"MessageDeduplicationId", "SequenceNumber", "SqsManagedSseEnabled"}, n) {
-			return nil, errorf(errInvalidAttrName, "unknown attribute %s", n)
-		}
-	}
 	select {
 	case <-h.draining:
 		wait = 0

@@ -54,10 +54,11 @@ func verifySigV4(r *http.Request, body []byte, creds Credentials, now time.Time)
 	if d := now.Sub(t); d > maxClockSkew || d < -maxClockSkew {
 		return errorf(errRequestExpired, "signature expired: %s is more than %s from the server's time %s", amzDate, maxClockSkew, now.UTC().Format("20060102T150405Z"))
 	}
-	payloadHash := r.Header.Get("X-Amz-Content-Sha256")
-	if payloadHash == "" {
-		sum := sha256.Sum256(body)
-		payloadHash = hex.EncodeToString(sum[:])
+	// The signature covers the body through its hash: a hash header must be the body's.
+	sum := sha256.Sum256(body)
+	payloadHash := hex.EncodeToString(sum[:])
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != payloadHash {
+		return errorf(errSignatureMismatch, "X-Amz-Content-Sha256 is not the SHA-256 of the body (unsigned payloads are not accepted)")
 	}
 	canonical := canonicalRequest(r, strings.Split(signed, ";"), payloadHash)
 	crHash := sha256.Sum256([]byte(canonical))

@@ -111,6 +111,9 @@ func TestSDKv2Queues(t *testing.T) {
 	if !errors.As(err, &exists) {
 		t.Fatalf("create with other attributes: %v, want QueueNameExists", err)
 	}
+	if tags, err := c.ListQueueTags(ctx, &sqs.ListQueueTagsInput{QueueUrl: created.QueueUrl}); err != nil || tags.Tags["team"] != "shop" {
+		t.Fatalf("tags given at creation: %v %v", tags, err)
+	}
 	got, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("orders")})
 	if err != nil || aws.ToString(got.QueueUrl) != wantURL {
 		t.Fatalf("GetQueueUrl: %v %v", got, err)
