@@ -14,12 +14,12 @@ import (
 )
 
 const (
-	maxBatch          = 10
-	maxMessageAttrs   = 10
-	maxVisibility     = 43200 // seconds, per call; calls may extend a lease without limit
-	maxWait           = 20
-	maxDelaySeconds   = 900
-	maxAttrNameLen    = engine.MaxMetaKey - len(metaAttr)
+	maxBatch        = 10
+	maxMessageAttrs = 10
+	maxVisibility   = 43200 // seconds, per call; calls may extend a lease without limit
+	maxWait         = 20
+	maxDelaySeconds = 900
+	maxAttrNameLen  = engine.MaxMetaKey - len(metaAttr)
 	// delayAttr is the message attribute that delays a message beyond SQS's 15 minutes.
 	delayAttr = "SpoolDelaySeconds"
 	// Job metadata keys: message attributes, system attributes, the message group.
