@@ -145,7 +145,7 @@ func encodeAttr(name string, a messageAttr) (string, error) {
 	return out, nil
 }
 
-// decodeAttr reverses encodeAttr; metadata set by other fronts reads as a String attribute.
+// decodeAttr reverses encodeAttr.
 func decodeAttr(v string) messageAttr {
 	typ, val, ok := strings.Cut(v, ":")
 	base, _, _ := strings.Cut(typ, ".")
@@ -473,14 +473,15 @@ func (h *Handler) received(queue string, r engine.Reserved, sysNames, attrNames 
 		attrs := map[string]messageAttr{}
 		for k, v := range j.Metadata {
 			name, ok := strings.CutPrefix(k, metaAttr)
+			a := decodeAttr(v)
 			if !ok {
 				if strings.HasPrefix(k, "sqs.") || validAttrName(k) != nil {
 					continue
 				}
-				name = k // metadata set by another front
+				name, a = k, messageAttr{DataType: "String", StringValue: &v} // metadata set by another front
 			}
 			if wantAttr(attrNames, name) {
-				attrs[name] = decodeAttr(v)
+				attrs[name] = a
 			}
 		}
 		if len(attrs) > 0 {

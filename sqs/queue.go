@@ -186,7 +186,7 @@ func (h *Handler) createQueue(ctx context.Context, req *request) (any, error) {
 			return nil, err
 		}
 		for k, v := range req.Attributes {
-			if c, ok := cur[k]; !ok && v != storedAttrs[k].def || ok && c != v {
+			if c := cur[k]; !sameAttr(k, c, v) {
 				return nil, errorf(errQueueExists, "a queue named %s exists with a different value for attribute %s", name, k)
 			}
 		}
@@ -206,6 +206,21 @@ func (h *Handler) createQueue(ctx context.Context, req *request) (any, error) {
 		return nil, err
 	}
 	return queueURLResult{h.queueURL(req.host, name)}, nil
+}
+
+// sameAttr reports whether an attribute's current value cur (empty: unset) and v agree.
+func sameAttr(name, cur, v string) bool {
+	switch {
+	case name == "RedrivePolicy":
+		dc, nc, err1 := parseRedrive(cur)
+		dv, nv, err2 := parseRedrive(v)
+		return err1 == nil && err2 == nil && dc == dv && nc == nv
+	case name == "FifoQueue":
+		return v == "false"
+	case cur == "":
+		return v == storedAttrs[name].def
+	}
+	return cur == v
 }
 
 func (h *Handler) getQueueURL(ctx context.Context, req *request) (any, error) {

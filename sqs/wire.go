@@ -202,9 +202,9 @@ func decodeQuery(r *http.Request, body []byte) (*request, error) {
 		}
 		return nil, errorf(errInvalidParam, "form: %v", err)
 	}
-	if req.QueueURL == "" && r.URL.Path != "" && r.URL.Path != "/" {
+	if p := r.URL.EscapedPath(); req.QueueURL == "" && p != "" && p != "/" {
 		// Older clients post to the queue URL itself.
-		req.QueueURL = r.URL.Path
+		req.QueueURL = p
 	}
 	return req, nil
 }

@@ -40,11 +40,7 @@ func TestSQSAndOtherFronts(t *testing.T) {
 	if err := bs.Delete(id); err != nil {
 		t.Fatal(err)
 	}
-	var job struct {
-		State    string            `json:"state"`
-		Metadata map[string]string `json:"metadata"`
-	}
-	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(sent.MessageId), &job)
+	job := jobOverHTTP(t, srv, sent.MessageId)
 	if job.State != "succeeded" {
 		t.Fatalf("state after a beanstalkd delete: %s", job.State)
 	}
@@ -70,7 +66,7 @@ func TestSQSAndOtherFronts(t *testing.T) {
 	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: qurl, ReceiptHandle: m.ReceiptHandle}); err != nil {
 		t.Fatal(err)
 	}
-	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(m.MessageId), &job)
+	job = jobOverHTTP(t, srv, m.MessageId)
 	if job.State != "succeeded" {
 		t.Fatalf("HTTP job after an SQS delete: %s", job.State)
 	}
@@ -96,7 +92,7 @@ func TestSQSAndOtherFronts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(attr.MessageId), &job)
+	job = jobOverHTTP(t, srv, attr.MessageId)
 	if job.State != "ready" || job.Metadata["sqs.attr.k"] != "String:v" {
 		t.Fatalf("SQS message over HTTP: %+v", job)
 	}

@@ -242,6 +242,23 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 }
 
+// httpJob is a job as the HTTP API shows it.
+type httpJob struct {
+	Queue          string            `json:"queue"`
+	State          string            `json:"state"`
+	Metadata       map[string]string `json:"metadata"`
+	RunAt          time.Time         `json:"run_at"`
+	LeaseExpiresAt time.Time         `json:"lease_expires_at"`
+}
+
+// jobOverHTTP reads the job of an SQS message id over the HTTP API.
+func jobOverHTTP(t *testing.T, srv *spooltest.Server, messageID *string) httpJob {
+	t.Helper()
+	var j httpJob
+	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(messageID), &j)
+	return j
+}
+
 func createQueue(t *testing.T, c *sqs.Client, name string, attrs map[string]string) string {
 	t.Helper()
 	out, err := c.CreateQueue(ctxT(t), &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
@@ -326,18 +343,14 @@ func TestSDKv2Messages(t *testing.T) {
 	if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(qurl), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 43200}); err != nil {
 		t.Fatal(err)
 	}
-	var job struct {
-		State          string    `json:"state"`
-		LeaseExpiresAt time.Time `json:"lease_expires_at"`
-	}
-	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(m.MessageId), &job)
+	job := jobOverHTTP(t, srv, m.MessageId)
 	if job.State != "reserved" || time.Until(job.LeaseExpiresAt) < 11*time.Hour {
 		t.Fatalf("job after a 12h visibility: %+v", job)
 	}
 	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(qurl), ReceiptHandle: m.ReceiptHandle}); err != nil {
 		t.Fatal(err)
 	}
-	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(m.MessageId), &job)
+	job = jobOverHTTP(t, srv, m.MessageId)
 	if job.State != "succeeded" {
 		t.Fatalf("job after delete: %s", job.State)
 	}
@@ -466,11 +479,7 @@ func TestSDKv2DelaysAndVisibility(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var job struct {
-		State string    `json:"state"`
-		RunAt time.Time `json:"run_at"`
-	}
-	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(long.MessageId), &job)
+	job := jobOverHTTP(t, srv, long.MessageId)
 	if job.State != "delayed" || time.Until(job.RunAt) < 23*time.Hour {
 		t.Fatalf("long-delayed job: %+v", job)
 	}
@@ -511,6 +520,11 @@ func TestSDKv2RedriveAndMoveTask(t *testing.T) {
 	wantAPIError(t, "redrive to a missing queue", err, "InvalidAttributeValue")
 	work := aws.String(createQueue(t, c, "work", map[string]string{
 		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:work-dlq","maxReceiveCount":"2"}`}))
+	// Made again with the same policy written otherwise: the same queue.
+	if _, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("work"), Attributes: map[string]string{
+		"RedrivePolicy": `{"maxReceiveCount": 2, "deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:work-dlq"}`}}); err != nil {
+		t.Fatalf("create again with the same redrive policy: %v", err)
+	}
 	a, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: work, AttributeNames: []types.QueueAttributeName{"RedrivePolicy"}})
 	if err != nil || a.Attributes["RedrivePolicy"] != `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:work-dlq","maxReceiveCount":2}` {
 		t.Fatalf("RedrivePolicy: %v %v", a, err)
@@ -538,11 +552,7 @@ func TestSDKv2RedriveAndMoveTask(t *testing.T) {
 	if err != nil || len(rec.Messages) != 0 {
 		t.Fatalf("a message past maxReceiveCount was received: %v %v", rec, err)
 	}
-	var job struct {
-		Queue string `json:"queue"`
-		State string `json:"state"`
-	}
-	getJSON(t, srv.URL+"/v1/jobs/"+aws.ToString(sent.MessageId), &job)
+	job := jobOverHTTP(t, srv, sent.MessageId)
 	if job.Queue != "work-dlq" || job.State != "ready" {
 		t.Fatalf("job past maxReceiveCount: %+v", job)
 	}
