@@ -438,6 +438,10 @@ func TestSDKv2Batches(t *testing.T) {
 		}
 		return nil
 	})
+	// ReceiveMessage's VisibilityTimeout is the lease of what it received.
+	if j := jobOverHTTP(t, srv, msgs[0].MessageId); j.State != "reserved" || time.Until(j.LeaseExpiresAt) < 50*time.Second {
+		t.Fatalf("job received with a 60 s visibility: %+v", j)
+	}
 	var vis []types.ChangeMessageVisibilityBatchRequestEntry
 	var dels []types.DeleteMessageBatchRequestEntry
 	for i, m := range msgs {
@@ -581,6 +585,53 @@ func TestSDKv2RedriveAndMoveTask(t *testing.T) {
 	if !errors.As(err, &rnf) {
 		t.Fatalf("move task from a missing queue: %v, want ResourceNotFoundException", err)
 	}
+
+	// A slow task (1 message/s) cancelled: every message is in one queue or the other.
+	for i := range 5 {
+		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: dlq, MessageBody: aws.String(fmt.Sprint("dead ", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow, err := c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:work-dlq"),
+		DestinationArn: aws.String("arn:aws:sqs:us-east-1:000000000000:work"), MaxNumberOfMessagesPerSecond: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:work-dlq")})
+	wantAPIError(t, "a second task on the same source", err, "AWS.SimpleQueueService.UnsupportedOperation")
+	if _, err := c.CancelMessageMoveTask(ctx, &sqs.CancelMessageMoveTaskInput{TaskHandle: slow.TaskHandle}); err != nil {
+		t.Fatal(err)
+	}
+	var moved int64
+	spooltest.Eventually(t, 10*time.Second, func() error {
+		l, err := c.ListMessageMoveTasks(ctx, &sqs.ListMessageMoveTasksInput{SourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:work-dlq"), MaxResults: aws.Int32(10)})
+		if err != nil {
+			return err
+		}
+		if len(l.Results) != 2 || aws.ToString(l.Results[0].Status) != "CANCELLED" || aws.ToString(l.Results[1].Status) != "COMPLETED" {
+			return fmt.Errorf("tasks %+v", l.Results)
+		}
+		moved = l.Results[0].ApproximateNumberOfMessagesMoved
+		return nil
+	})
+	spooltest.Eventually(t, 10*time.Second, func() error {
+		var n [2]int64
+		for i, q := range []*string{work, dlq} {
+			a, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q, AttributeNames: []types.QueueAttributeName{"All"}})
+			if err != nil {
+				return err
+			}
+			for _, k := range []string{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"} {
+				v, _ := strconv.ParseInt(a.Attributes[k], 10, 64)
+				n[i] += v
+			}
+		}
+		// work still holds the redriven message received above (in flight).
+		if n[0] != 1+moved || n[1] != 5-moved {
+			return fmt.Errorf("work %d, dead-letter queue %d, moved %d: want %d and %d", n[0], n[1], moved, 1+moved, 5-moved)
+		}
+		return nil
+	})
 
 	// Redrive off.
 	if _, err := c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: work, Attributes: map[string]string{"RedrivePolicy": ""}}); err != nil {
