@@ -17,9 +17,7 @@ import (
 // A message sent over SQS is a job over HTTP and beanstalkd, and the reverse.
 func TestSQSAndOtherFronts(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, nil)
-	c := newClient(srv, "", "")
-	ctx := ctxT(t)
+	srv, c, ctx := unsignedClient(t)
 	qurl := aws.String(createQueue(t, c, "shared", nil))
 	bs, err := beanstalk.Dial("tcp", srv.Addrs.Beanstalk)
 	if err != nil {

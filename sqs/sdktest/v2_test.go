@@ -38,6 +38,12 @@ func startServer(t *testing.T, configure func(*server.Config)) *spooltest.Server
 	return srv
 }
 
+// unsignedClient starts a server and a client that signs nothing.
+func unsignedClient(t *testing.T) (*spooltest.Server, *sqs.Client, context.Context) {
+	srv := startServer(t, nil)
+	return srv, newClient(srv, "", ""), ctxT(t)
+}
+
 func newClient(srv *spooltest.Server, key, secret string) *sqs.Client {
 	var creds aws.CredentialsProvider = aws.AnonymousCredentials{}
 	if key != "" {
@@ -72,9 +78,7 @@ func wantAPIError(t *testing.T, what string, err error, code string) {
 
 func TestSDKv2Queues(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, nil)
-	c := newClient(srv, "", "")
-	ctx := ctxT(t)
+	srv, c, ctx := unsignedClient(t)
 
 	_, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("nope")})
 	var qdne *types.QueueDoesNotExist
@@ -270,9 +274,7 @@ func createQueue(t *testing.T, c *sqs.Client, name string, attrs map[string]stri
 
 func TestSDKv2Messages(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, nil)
-	c := newClient(srv, "", "")
-	ctx := ctxT(t)
+	srv, c, ctx := unsignedClient(t)
 	qurl := createQueue(t, c, "mail", map[string]string{"VisibilityTimeout": "30"})
 
 	// The SDK checks MD5OfMessageBody and MD5OfMessageAttributes of every answer.
@@ -394,9 +396,7 @@ func TestSDKv2Messages(t *testing.T) {
 
 func TestSDKv2Batches(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, nil)
-	c := newClient(srv, "", "")
-	ctx := ctxT(t)
+	srv, c, ctx := unsignedClient(t)
 	qurl := aws.String(createQueue(t, c, "batch", nil))
 
 	var entries []types.SendMessageBatchRequestEntry
@@ -472,9 +472,7 @@ func TestSDKv2Batches(t *testing.T) {
 
 func TestSDKv2DelaysAndVisibility(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, nil)
-	c := newClient(srv, "", "")
-	ctx := ctxT(t)
+	srv, c, ctx := unsignedClient(t)
 	qurl := aws.String(createQueue(t, c, "later", map[string]string{"VisibilityTimeout": "1"}))
 
 	// A delay beyond 15 minutes: the message attribute SpoolDelaySeconds.
@@ -515,9 +513,7 @@ func TestSDKv2DelaysAndVisibility(t *testing.T) {
 
 func TestSDKv2RedriveAndMoveTask(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, nil)
-	c := newClient(srv, "", "")
-	ctx := ctxT(t)
+	srv, c, ctx := unsignedClient(t)
 	dlq := aws.String(createQueue(t, c, "work-dlq", nil))
 	_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("work"), Attributes: map[string]string{
 		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:missing","maxReceiveCount":"2"}`}})
