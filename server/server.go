@@ -172,6 +172,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log.Info("shutting down")
 	api.Drain()
+	sqsFront.drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	// beanstalkd front: end waiting reserves, release held jobs, close connections, all

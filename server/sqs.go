@@ -38,12 +38,18 @@ func startSQS(ln net.Listener, eng *engine.Engine, cfg Config, addrs *Addrs) (*s
 	return f, errc
 }
 
-// shutdown ends the long polls, waits for the requests in flight and stops the move tasks.
+// drain ends the long polls: they answer with what they have.
+func (f *sqsFront) drain() {
+	if f != nil {
+		f.h.Drain()
+	}
+}
+
+// shutdown waits for the requests in flight and stops the move tasks.
 func (f *sqsFront) shutdown(ctx context.Context) {
 	if f == nil {
 		return
 	}
-	f.h.Drain()
 	if err := f.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		f.srv.Close()
 	}
