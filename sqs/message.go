@@ -64,9 +64,7 @@ func validBody(s string) bool {
 		switch {
 		case r == 0x9 || r == 0xA || r == 0xD:
 		case r >= 0x20 && r <= 0xD7FF:
-		case r >= 0xE000 && r <= 0xFFFD && r != utf8.RuneError:
-		case r == utf8.RuneError:
-			return false // invalid UTF-8 (a literal U+FFFD is fine but rare; refused with it)
+		case r >= 0xE000 && r <= 0xFFFD: // U+FFFD also stands for invalid UTF-8: checked below
 		case r >= 0x10000 && r <= 0x10FFFF:
 		default:
 			return false
