@@ -1,7 +1,7 @@
 // End-to-end run of Node SQS clients against spool's SQS front (started by sqs/node_test.go):
 // sqs-producer sends 1,000 messages, sqs-consumer works them with heartbeats that extend
 // the visibility of slow ones, failing messages reach the dead-letter queue through the
-// redrive policy. Prints a JSON summary; exits non-zero on a failed check.
+// redrive policy (maxReceiveCount 3). Prints a JSON summary; exits non-zero on a failed check.
 import {
   SQSClient, CreateQueueCommand, ReceiveMessageCommand, DeleteMessageCommand,
   GetQueueAttributesCommand, SendMessageCommand,
@@ -25,8 +25,8 @@ const { QueueUrl: dlqUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 
 const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({
   QueueName: 'node-work',
   Attributes: {
-    VisibilityTimeout: '2',
-    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:node-dlq', maxReceiveCount: 2 }),
+    VisibilityTimeout: '5',
+    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:node-dlq', maxReceiveCount: 3 }),
   },
 }));
 
@@ -50,7 +50,7 @@ const done = new Map(); // id -> times handled successfully
 let failures = 0;
 let heartbeats = 0;
 const consumer = Consumer.create({
-  queueUrl, sqs, batchSize: 10, waitTimeSeconds: 1, visibilityTimeout: 2, heartbeatInterval: 1,
+  queueUrl, sqs, batchSize: 10, waitTimeSeconds: 1, visibilityTimeout: 5, heartbeatInterval: 1,
   terminateVisibilityTimeout: true, messageAttributeNames: ['All'],
   handleMessage: async (m) => {
     const { id } = JSON.parse(m.Body);
@@ -58,7 +58,7 @@ const consumer = Consumer.create({
       failures++;
       throw new Error(`${id} fails`);
     }
-    if (slow.has(id)) await sleep(4500); // past the 2 s visibility: the heartbeats keep it
+    if (slow.has(id)) await sleep(7000); // past the 5 s visibility: the heartbeats keep it
     done.set(id, (done.get(id) || 0) + 1);
     return m;
   },
