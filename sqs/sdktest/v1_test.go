@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 aws-sdk-go v1 (deprecated) is used on purpose: it speaks the query protocol.
+
 package sdktest
 
 import (
