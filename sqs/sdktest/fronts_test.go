@@ -2,8 +2,10 @@ package sdktest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -44,15 +46,7 @@ func TestSQSAndOtherFronts(t *testing.T) {
 	}
 
 	// HTTP -> SQS: the job's metadata are String message attributes.
-	resp, err := http.Post(srv.URL+"/v1/queues/shared/jobs", "application/json",
-		bytes.NewReader([]byte(`{"type":"email.send","payload":{"n":1},"metadata":{"origin":"http"}}`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		t.Fatalf("HTTP enqueue: %s", resp.Status)
-	}
+	postJSON(t, srv.URL+"/v1/queues/shared/jobs", `{"type":"email.send","payload":{"n":1},"metadata":{"origin":"http"}}`, nil)
 	rec, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: qurl, WaitTimeSeconds: 5, MessageAttributeNames: []string{"All"}})
 	if err != nil || len(rec.Messages) != 1 {
 		t.Fatalf("receive of an HTTP job: %v %v", rec, err)
@@ -85,6 +79,27 @@ func TestSQSAndOtherFronts(t *testing.T) {
 	if _, err := bs.StatsJob(bid); !errors.Is(err, beanstalk.ErrNotFound) {
 		t.Fatalf("beanstalkd stats-job after an SQS delete: %v, want NOT_FOUND", err)
 	}
+	// SQS -> HTTP: reserved and acked over the HTTP API.
+	viaHTTP, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: qurl, MessageBody: aws.String(`{"via":"http"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Jobs []struct {
+			ID         string          `json:"id"`
+			Payload    json.RawMessage `json:"payload"`
+			LeaseToken string          `json:"lease_token"`
+		} `json:"jobs"`
+	}
+	postJSON(t, srv.URL+"/v1/queues/shared/reserve", `{"wait":"5s"}`, &res)
+	if len(res.Jobs) != 1 || res.Jobs[0].ID != aws.ToString(viaHTTP.MessageId) || string(res.Jobs[0].Payload) != `{"via":"http"}` {
+		t.Fatalf("HTTP reserve of an SQS message: %+v", res)
+	}
+	postJSON(t, srv.URL+"/v1/jobs/"+res.Jobs[0].ID+"/ack", `{"lease_token":"`+res.Jobs[0].LeaseToken+`"}`, nil)
+	if job = jobOverHTTP(t, srv, viaHTTP.MessageId); job.State != "succeeded" {
+		t.Fatalf("SQS message after an HTTP ack: %s", job.State)
+	}
+
 	attr, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: qurl, MessageBody: aws.String("x"),
 		MessageAttributes: map[string]types.MessageAttributeValue{"k": {DataType: aws.String("String"), StringValue: aws.String("v")}}})
 	if err != nil {
@@ -93,5 +108,24 @@ func TestSQSAndOtherFronts(t *testing.T) {
 	job = jobOverHTTP(t, srv, attr.MessageId)
 	if job.State != "ready" || job.Metadata["sqs.attr.k"] != "String:v" {
 		t.Fatalf("SQS message over HTTP: %+v", job)
+	}
+}
+
+// postJSON posts body to url and decodes the answer into v (when not nil).
+func postJSON(t *testing.T, url, body string, v any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %s %s", url, resp.Status, b)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("POST %s: %v", url, err)
+		}
 	}
 }
