@@ -324,6 +324,11 @@ type queueConfig struct {
 	// Counted has a bit (counterBit) for each counting consumer made for the queue; a
 	// queue in its own stream has both.
 	Counted uint32 `json:"counted,omitempty"`
+	// DeadLetter names the queue that a job out of attempts moves to instead of being
+	// buried; empty: buried in place.
+	DeadLetter string `json:"dead_letter,omitempty"`
+	// Attrs are free-form attributes that fronts keep with the queue (SetQueueAttributes).
+	Attrs map[string]string `json:"attrs,omitempty"`
 }
 
 func (c *queueConfig) settings() QueueSettings {

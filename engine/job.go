@@ -35,13 +35,14 @@ type Job struct {
 	UniqueKey   string
 	Metadata    map[string]string
 
-	CreatedAt      time.Time
-	RunAt          time.Time // when a delayed job becomes ready
-	ReservedAt     time.Time // start of the current or last reservation
-	LeaseExpiresAt time.Time // end of the current lease while reserved
-	FinishedAt     time.Time
-	LastError      string
-	Result         []byte
+	CreatedAt       time.Time
+	RunAt           time.Time // when a delayed job becomes ready
+	ReservedAt      time.Time // start of the current or last reservation
+	FirstReservedAt time.Time // start of the first reservation
+	LeaseExpiresAt  time.Time // end of the current lease while reserved
+	FinishedAt      time.Time
+	LastError       string
+	Result          []byte
 	// Worker names who reserved the job last (ReserveRequest.Worker): while reserved, its
 	// holder.
 	Worker string
@@ -144,7 +145,11 @@ type QueueInfo struct {
 	Paused      bool
 	PausedUntil time.Time // zero when paused indefinitely or not paused
 	CreatedAt   time.Time
-	Stats       QueueStats
+	// DeadLetter is the queue a job out of attempts moves to ("" : buried in place).
+	DeadLetter string
+	// Attributes are the free-form attributes set with SetQueueAttributes.
+	Attributes map[string]string
+	Stats      QueueStats
 }
 
 // QueueStats counts a queue's jobs. Counts by state come from JetStream consumer state and

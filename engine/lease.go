@@ -269,12 +269,14 @@ func (e *Engine) Fail(ctx context.Context, id uint64, token string, req FailRequ
 		next := *rec
 		next.LastError = truncate(req.Error, MaxErrorLen)
 		st, at := StateBuried, time.Time{}
-		if !req.Bury && rec.Attempts < rec.MaxAttempts {
+		cfg, _ := q.config()
+		// With a dead-letter queue, a job out of attempts is made ready: its next
+		// reservation moves it there.
+		if !req.Bury && (rec.Attempts < rec.MaxAttempts || cfg.DeadLetter != "") {
 			var delay time.Duration
 			if req.RetryIn != nil {
 				delay = *req.RetryIn
 			} else {
-				cfg, _ := q.config()
 				delay = backoff(rec.Attempts, time.Duration(cfg.BackoffMS)*time.Millisecond, time.Duration(cfg.BackoffMax)*time.Millisecond)
 			}
 			st = StateReady

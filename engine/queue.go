@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -505,6 +506,27 @@ func (e *Engine) queueInfos(ctx context.Context, names []string) ([]*QueueInfo, 
 	return out, nil
 }
 
+// QueueConfig returns a queue's settings, dead-letter queue and attributes without its
+// statistics: no JetStream request when this node knows the queue already.
+func (e *Engine) QueueConfig(ctx context.Context, name string) (*QueueInfo, error) {
+	q, err := e.getQueue(ctx, name, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := q.config()
+	return cfg.info(e.now()), nil
+}
+
+// info is the queue's QueueInfo without statistics.
+func (c *queueConfig) info(now time.Time) *QueueInfo {
+	qi := &QueueInfo{Name: c.Name, Settings: c.settings(), Paused: c.pausedAt(now), CreatedAt: nsTime(c.Created),
+		DeadLetter: c.DeadLetter, Attributes: maps.Clone(c.Attrs)}
+	if qi.Paused && c.PausedUntil != 0 {
+		qi.PausedUntil = nsTime(c.PausedUntil)
+	}
+	return qi
+}
+
 // Queue returns a queue's settings and statistics.
 func (e *Engine) Queue(ctx context.Context, name string) (*QueueInfo, error) {
 	qis, err := e.queueInfos(ctx, []string{name})
@@ -522,10 +544,7 @@ func (e *Engine) queueInfo(ctx context.Context, q *queue, t map[string]int64) (*
 	name := q.name
 	cfg, _ := q.config()
 	now := e.now()
-	qi := &QueueInfo{Name: name, Settings: cfg.settings(), Paused: cfg.pausedAt(now), CreatedAt: nsTime(cfg.Created)}
-	if qi.Paused && cfg.PausedUntil != 0 {
-		qi.PausedUntil = nsTime(cfg.PausedUntil)
-	}
+	qi := cfg.info(now)
 	st := &qi.Stats
 	var oldest time.Time
 	levels := cfg.levels()

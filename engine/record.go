@@ -37,6 +37,7 @@ type record struct {
 	Created    int64 `json:"ct"`           // unix ns
 	RunAt      int64 `json:"ra,omitempty"` // unix ns
 	ReservedAt int64 `json:"rt,omitempty"`
+	FirstRes   int64 `json:"fr,omitempty"` // start of the first reservation
 	LeaseExp   int64 `json:"le,omitempty"`
 	Finished   int64 `json:"ft,omitempty"`
 
@@ -94,7 +95,8 @@ func (r *record) job(id uint64, payload []byte, now time.Time) *Job {
 		Lease: time.Duration(r.LeaseMS) * time.Millisecond, Timeout: time.Duration(r.TimeoutMS) * time.Millisecond,
 		UniqueKey: r.UniqueKey, Metadata: r.Metadata,
 		CreatedAt: nsTime(r.Created), RunAt: nsTime(r.RunAt), ReservedAt: nsTime(r.ReservedAt),
-		LeaseExpiresAt: nsTime(r.LeaseExp), FinishedAt: nsTime(r.Finished),
+		FirstReservedAt: nsTime(r.FirstRes),
+		LeaseExpiresAt:  nsTime(r.LeaseExp), FinishedAt: nsTime(r.Finished),
 		LastError: r.LastError, Result: r.Result, Worker: r.Worker,
 		Releases: r.Releases, Buries: r.Buries, Kicks: r.Kicks, Timeouts: r.Timeouts,
 	}

@@ -511,6 +511,9 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 		}
 		if c.cur.Attempts >= c.cur.MaxAttempts {
 			next.LastError = cmpOr(next.LastError, "attempts exhausted")
+			if cfg.DeadLetter != "" && e.moveToDeadLetter(ctx, q, cfg.DeadLetter, c, &next) {
+				continue
+			}
 			if _, err := e.moveTo(ctx, q, c.id, &next, c.curSeq, c.payload, StateBuried, time.Time{}, c.msg.Reply); err != nil {
 				e.log.Warn("bury exhausted job", "job", c.id, "err", err)
 				e.st.Nak(c.msg.Reply)
@@ -523,6 +526,9 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 		next.State = StateReserved
 		next.Attempts++
 		next.ReservedAt = now.UnixNano()
+		if next.FirstRes == 0 {
+			next.FirstRes = next.ReservedAt
+		}
 		next.LeaseExp = now.Add(next.lease()).UnixNano()
 		next.LeaseID = e.newLeaseID()
 		next.Seq, next.Band, next.Ack, next.Worker = c.sseq, b, c.msg.Reply, worker

@@ -17,6 +17,11 @@ type Config struct {
 	BeanstalkAddr string
 	// BeanstalkMaxJobSize is the beanstalkd front's job size limit (beanstalkd -z). Default 65535.
 	BeanstalkMaxJobSize int
+	// SQSAddr is the SQS-compatible API's listen address; empty disables it.
+	SQSAddr string
+	// SQSCredentials, when set, are the access keys whose SigV4 signatures the SQS front
+	// accepts (access key id -> secret); when empty, it accepts requests unverified.
+	SQSCredentials map[string]string
 
 	// NATSURL connects to an existing NATS JetStream server or cluster instead of starting
 	// the embedded one.
@@ -85,6 +90,7 @@ type Addrs struct {
 	HTTP         string
 	Beanstalk    string
 	BeanstalkTLS string
+	SQS          string // empty when the SQS front is off
 	NATS         string // empty when the embedded engine does not listen
 }
 

@@ -73,6 +73,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer btln.Close()
 	}
+	// SQS-compatible front: bound now, served once the engine is open.
+	var sqsLn net.Listener
+	if cfg.SQSAddr != "" {
+		if sqsLn, err = net.Listen("tcp", cfg.SQSAddr); err != nil {
+			return fmt.Errorf("sqs listen: %w", err)
+		}
+		defer sqsLn.Close()
+	}
 	if cfg.NATSURL != "" {
 		nopts := []nats.Option{nats.Name("spool"), nats.MaxReconnects(-1)}
 		if tlsr != nil && strings.HasPrefix(cfg.NATSURL, "tls://") {
@@ -194,8 +202,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// end beanstalkd protocol front
 
+	if sqsLn != nil && tlsr != nil {
+		sqsLn = tlsconf.Listener(sqsLn, tlsr.ServerConfig(), 0) // TLS on every port
+	}
+	sqsFront, sqsErr := startSQS(sqsLn, eng, cfg, &addrs)
+	defer sqsFront.close()
+
 	log.Info("spool serving", "http", scheme+addrs.HTTP, "beanstalkd", addrs.Beanstalk, "beanstalkd_tls", addrs.BeanstalkTLS,
-		"auth", authSvc.Enabled(), "mtls", tlsr != nil && tlsr.MutualTLS(), "version", cfg.Version)
+		"sqs", addrs.SQS, "auth", authSvc.Enabled(), "mtls", tlsr != nil && tlsr.MutualTLS(), "version", cfg.Version)
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
 	}
@@ -210,9 +224,16 @@ func Run(ctx context.Context, cfg Config) error {
 	case err := <-bserr:
 		srv.Close()
 		return fmt.Errorf("beanstalkd front: %w", err)
+	case err := <-sqsErr:
+		srv.Close()
+		if bs != nil {
+			bs.Close()
+		}
+		return fmt.Errorf("sqs front: %w", err)
 	}
 	log.Info("shutting down")
 	api.Drain()
+	sqsFront.drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	// beanstalkd front: end waiting reserves, release held jobs, close connections, all
@@ -225,6 +246,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
+	sqsFront.shutdown(sctx)
 	sched.Close() // schedules: no fire after this point
 	if err := eng.Close(); err != nil {
 		log.Warn("engine close", "err", err)

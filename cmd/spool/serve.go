@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,8 @@ func (c *cli) serveCmd() *cobra.Command {
 		withUI    bool
 		// adminTokenFile: --admin-token-file, else $SPOOL_ADMIN_TOKEN (never a flag default).
 		adminTokenFile string
+		sqsKey         string
+		sqsSecret      string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -61,6 +64,15 @@ write is synced) or a replicated cluster (--replicas 3).`,
 			} else {
 				cfg.AdminToken = c.getenv("SPOOL_ADMIN_TOKEN")
 			}
+			if sqsSecret == "" {
+				sqsSecret = os.Getenv("SPOOL_SQS_SECRET_KEY")
+			}
+			if (sqsKey == "") != (sqsSecret == "") {
+				return usageErrorf("--sqs-access-key and --sqs-secret-key (or SPOOL_SQS_SECRET_KEY) go together")
+			}
+			if sqsKey != "" {
+				cfg.SQSCredentials = map[string]string{sqsKey: sqsSecret}
+			}
 			cfg.Logger = logger
 			cfg.Version = programVersion()
 			err = server.Run(cmd.Context(), cfg)
@@ -84,6 +96,9 @@ write is synced) or a replicated cluster (--replicas 3).`,
 	f.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:7420", "HTTP API listen address (port 0 picks one)")
 	f.StringVar(&cfg.BeanstalkAddr, "beanstalkd", "", "beanstalkd protocol listen address, e.g. 127.0.0.1:11300 (empty: off)")
 	f.IntVar(&cfg.BeanstalkMaxJobSize, "beanstalkd-max-job-size", 65535, "largest job the beanstalkd front accepts, in bytes (beanstalkd -z)")
+	f.StringVar(&cfg.SQSAddr, "sqs", "", "SQS-compatible API listen address, e.g. 127.0.0.1:9324 (empty: off; docs/sqs.md)")
+	f.StringVar(&sqsKey, "sqs-access-key", "", "access key id whose SigV4 signatures the SQS API requires (empty: requests are not verified)")
+	f.StringVar(&sqsSecret, "sqs-secret-key", "", "secret key of --sqs-access-key (or the environment variable SPOOL_SQS_SECRET_KEY)")
 	f.StringVar(&cfg.NATSURL, "nats", "", "URL of an external NATS JetStream server or cluster to use instead of the embedded engine")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "let the embedded engine accept NATS clients on this address, e.g. 127.0.0.1:4222")
 	f.StringVar(&cfg.Fsync, "fsync", "", `sync policy of the embedded engine: "always" (every write), or a period such as "1s" (default: JetStream's)`)
