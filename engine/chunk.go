@@ -258,30 +258,38 @@ func (e *Engine) locate(ctx context.Context, id uint64) (*queue, uint64, error) 
 // compare-and-set, so that nodes taking values at once get different ones. It returns 0
 // once the counter has reached max.
 func (e *Engine) nextCounter(ctx context.Context, subject string, max uint64) (uint64, error) {
+	first, _, err := e.takeCounter(ctx, subject, 1, max)
+	return first, err
+}
+
+// takeCounter takes the next n values of a counter (fewer if max comes first): first to
+// last. first is 0 once the counter has reached max.
+func (e *Engine) takeCounter(ctx context.Context, subject string, n, max uint64) (first, last uint64, err error) {
 	for range 20 {
-		var last, seq uint64
+		var cur, seq uint64
 		m, err := e.st.Last(ctx, jobsStream, subject)
 		switch {
 		case errors.Is(err, store.ErrNoMsg):
 		case err != nil:
-			return 0, fmt.Errorf("read counter %s: %w", subject, err)
+			return 0, 0, fmt.Errorf("read counter %s: %w", subject, err)
 		default:
 			seq = m.Seq
-			if last, err = strconv.ParseUint(string(m.Data), 10, 64); err != nil {
-				return 0, fmt.Errorf("read counter %s: %w", subject, err)
+			if cur, err = strconv.ParseUint(string(m.Data), 10, 64); err != nil {
+				return 0, 0, fmt.Errorf("read counter %s: %w", subject, err)
 			}
 		}
-		if last >= max {
-			return 0, nil
+		if cur >= max {
+			return 0, 0, nil
 		}
-		_, err = e.st.PublishSync(ctx, &nats.Msg{Subject: subject, Data: strconv.AppendUint(nil, last+1, 10)},
+		next := cur + min(n, max-cur)
+		_, err = e.st.PublishSync(ctx, &nats.Msg{Subject: subject, Data: strconv.AppendUint(nil, next, 10)},
 			jetstream.WithExpectLastSequencePerSubject(seq))
 		if err == nil {
-			return last + 1, nil
+			return cur + 1, next, nil
 		}
 		if !casLost(err) {
-			return 0, fmt.Errorf("take %s: %w", subject, err)
+			return 0, 0, fmt.Errorf("take %s: %w", subject, err)
 		}
 	}
-	return 0, fmt.Errorf("take %s: too much contention", subject)
+	return 0, 0, fmt.Errorf("take %s: too much contention", subject)
 }

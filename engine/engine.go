@@ -163,6 +163,8 @@ type Engine struct {
 	// reservations waiting for a queue that did not exist yet.
 	added chan struct{}
 
+	qnums queueNums
+
 	stats  *counters
 	leases *leaseCache
 	lw     *leaseWriter

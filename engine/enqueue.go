@@ -129,7 +129,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 	items := make([]*pending, len(reqs))
 	for i := range reqs {
 		r := &reqs[i]
-		q, err := e.getQueue(ctx, r.Queue, true)
+		q, err := e.queueAt(ctx, r.Queue, r.Priority)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +22,16 @@ const forever = 100 * 365 * 24 * time.Hour
 // getQueue returns the queue, reading the bucket when this node has not seen it yet.
 // With create it makes the queue with the default settings.
 func (e *Engine) getQueue(ctx context.Context, name string, create bool) (*queue, error) {
+	return e.findQueue(ctx, name, create)
+}
+
+// queueAt returns the queue a job of priority p goes to, making it if need be with the
+// default settings and p's level (one write less than adding the level after).
+func (e *Engine) queueAt(ctx context.Context, name string, p uint32) (*queue, error) {
+	return e.findQueue(ctx, name, true, p)
+}
+
+func (e *Engine) findQueue(ctx context.Context, name string, create bool, levels ...uint32) (*queue, error) {
 	if q := e.lookupQueue(name); q != nil {
 		return q, nil
 	}
@@ -37,7 +48,7 @@ func (e *Engine) getQueue(ctx context.Context, name string, create bool) (*queue
 	case !create:
 		return nil, ErrQueueNotFound
 	}
-	return e.createQueue(ctx, name, e.cfg.Defaults)
+	return e.createQueue(ctx, name, e.cfg.Defaults, levels...)
 }
 
 func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
@@ -51,9 +62,9 @@ func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
 // createQueue makes the queue: its number, then its bucket entry; its place in its shard
 // stream is a subject prefix and needs no write. Two nodes racing agree on the first entry.
 // The shard's last sequence before the queue existed is the queue's trust mark (trustedAfter).
-func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) (*queue, error) {
+func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings, levels ...uint32) (*queue, error) {
 	rc := e.nc.Stats().Reconnects
-	q, shardSeq, err := e.makeQueue(ctx, name, s)
+	q, shardSeq, err := e.makeQueue(ctx, name, s, levels)
 	if err != nil {
 		return nil, err
 	}
@@ -65,13 +76,13 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings) 
 	return q, nil
 }
 
-func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings) (*queue, uint64, error) {
+func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, levels []uint32) (*queue, uint64, error) {
 	k := shardOf(escapeName(name))
 	n := shardNames(name, k)
-	// The shard's last sequence before the queue exists: the queue's trust mark.
-	st, err := e.js.Stream(ctx, n.stream())
+	// The queue's trust mark: the shard's last sequence before the queue exists.
+	mark, err := e.shardMark(ctx, k)
 	if err != nil {
-		return nil, 0, fmt.Errorf("create queue %q: read shard: %w", name, err)
+		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	num, err := e.nextQueueNum(ctx)
 	if err != nil {
@@ -80,7 +91,7 @@ func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings) (*
 	cfg := queueConfig{
 		Name: name, LeaseMS: s.Lease.Milliseconds(), MaxAttempts: s.MaxAttempts,
 		BackoffMS: s.BackoffBase.Milliseconds(), BackoffMax: s.BackoffMax.Milliseconds(),
-		Created: e.now().UnixNano(), Num: num, Shard: k + 1,
+		Created: e.now().UnixNano(), Num: num, Shard: k + 1, Levels: levels,
 	}
 	if num != 0 {
 		// Before the queue is visible, so that a node whose watch lags finds the queue
@@ -100,13 +111,13 @@ func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings) (*
 			return nil, 0, fmt.Errorf("read queue %q: %w", name, err)
 		}
 		q, err := e.cacheEntry(ent)
-		return q, st.CachedInfo().State.LastSeq, err
+		return q, mark, err
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	e.log.Info("queue created", "queue", name)
-	return e.cacheQueue(cfg, rev), st.CachedInfo().State.LastSeq, nil
+	return e.cacheQueue(cfg, rev), mark, nil
 }
 
 // numKeyPrefix starts the bucket keys that map a queue number to its queue's name. No
@@ -146,15 +157,36 @@ const queueNumSubject = jobsPrefix + "queues"
 // queueNumMax is the highest queue number.
 const queueNumMax = 1<<32 - 1
 
+// queueNumBlock is how many queue numbers a node takes at once: the counter is a
+// compare-and-set that nodes creating queues at once contend for. Numbers a node took and
+// did not use when it stops are never used (2^32 of them).
+const queueNumBlock = 64
+
+// queueNums is the block of queue numbers this node took and has not used yet.
+type queueNums struct {
+	mu        sync.Mutex
+	next, end uint64 // next to give; end: past the block
+}
+
 // nextQueueNum takes the next queue number, so that two nodes creating queues at once get
 // different numbers. It returns 0 once numbers run out: the queue then works with generated
 // job ids only.
 func (e *Engine) nextQueueNum(ctx context.Context) (uint32, error) {
-	n, err := e.nextCounter(ctx, queueNumSubject, queueNumMax)
-	if err != nil {
-		return 0, fmt.Errorf("take queue number: %w", err)
+	b := &e.qnums
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.next == b.end {
+		first, last, err := e.takeCounter(ctx, queueNumSubject, queueNumBlock, queueNumMax)
+		if err != nil {
+			return 0, fmt.Errorf("take queue number: %w", err)
+		}
+		if first == 0 {
+			return 0, nil
+		}
+		b.next, b.end = first, last+1
 	}
-	return uint32(n), nil
+	b.next++
+	return uint32(b.next - 1), nil
 }
 
 // updateConfig applies fn to the queue's bucket entry with a compare-and-set, retrying on

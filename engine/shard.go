@@ -54,6 +54,16 @@ func (e *Engine) setupShards(ctx context.Context) error {
 	return nil
 }
 
+// shardMark returns the trust mark of a queue made now in shard k (see trustedAfter): the
+// shard's last sequence, so that anything on the queue's subjects from before it (a copy
+// that a deleted queue of the same name left behind) is checked at reservation.
+func (e *Engine) shardMark(ctx context.Context, k int) (uint64, error) {
+	st, err := e.js.Stream(ctx, shardStream(k))
+	if err != nil {
+		return 0, fmt.Errorf("read shard: %w", err)
+	}
+	return st.CachedInfo().State.LastSeq, nil
+}
 // counterConfig is the configuration of the consumer that counts q's jobs in state s.
 func counterConfig(q *queue, s State) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,5 +307,48 @@ func TestLeaseChangeMakesNoConsumer(t *testing.T) {
 	c, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(0))
 	if err != nil || c.CachedInfo().Config.AckWait != 45*time.Second {
 		t.Fatalf("the consumer made by the reservation: %v", err)
+	}
+}
+
+// Two nodes making queues at once give each a number of its own, though each takes its
+// numbers in blocks.
+func TestQueueNumbersAcrossNodes(t *testing.T) {
+	t.Parallel()
+	e1, nc, ctx := internalEngine(t)
+	e2, err := Open(ctx, nc, Config{Logger: e1.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e2.Close() })
+	const n = 150 // more than two blocks each
+	errs := make(chan error, 2*n)
+	for i := range n {
+		for _, e := range []*Engine{e1, e2} {
+			go func() {
+				_, err := e.getQueue(ctx, fmt.Sprintf("q%d-%p", i, e), true)
+				errs <- err
+			}()
+		}
+	}
+	for range 2 * n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[uint32]string{}
+	for _, e := range []*Engine{e1, e2} {
+		for _, q := range e.queueList() {
+			cfg, _ := q.config()
+			if !strings.HasSuffix(q.name, fmt.Sprintf("-%p", e)) {
+				continue // the other node's, seen through the watch
+			}
+			if prev, dup := seen[cfg.Num]; dup || cfg.Num == 0 {
+				t.Fatalf("queues %s and %s have number %d", prev, q.name, cfg.Num)
+			}
+			seen[cfg.Num] = q.name
+		}
+	}
+	if len(seen) != 2*n {
+		t.Fatalf("%d queues numbered, want %d", len(seen), 2*n)
 	}
 }
