@@ -64,6 +64,7 @@ func (e *Engine) shardMark(ctx context.Context, k int) (uint64, error) {
 	}
 	return st.CachedInfo().State.LastSeq, nil
 }
+
 // counterConfig is the configuration of the consumer that counts q's jobs in state s.
 func counterConfig(q *queue, s State) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
