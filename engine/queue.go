@@ -248,7 +248,7 @@ func (e *Engine) levelFor(ctx context.Context, q *queue, p uint32) (int, error) 
 	// A level in a shard gets its consumer from the first reservation that pulls from it
 	// (pull): jobs enqueued to a queue no one reserves from cost none.
 	if !q.names.shared {
-		if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, int(p))); err != nil {
+		if _, err := e.ensureConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, int(p))); err != nil {
 			return 0, fmt.Errorf("create priority %d consumer: %w", p, err)
 		}
 	}
@@ -380,7 +380,7 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 					err = nil
 				}
 			} else {
-				_, err = e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b))
+				_, err = e.ensureConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b))
 			}
 			if err != nil {
 				return nil, fmt.Errorf("update band %d consumer: %w", b, err)
