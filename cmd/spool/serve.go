@@ -163,7 +163,7 @@ func checkCluster(cmd *cobra.Command, cfg *server.Config) error {
 }
 
 // clientOnlyFlags are the root's flags for the commands that talk to a server.
-var clientOnlyFlags = []string{"server", "json", "timeout", "token", "ca-file", "client-cert", "client-key"}
+var clientOnlyFlags = []string{"server", "json", "timeout", "retry-for", "token", "ca-file", "client-cert", "client-key"}
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lvl slog.Level
