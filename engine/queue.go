@@ -192,8 +192,16 @@ func (e *Engine) nextQueueNum(ctx context.Context) (uint32, error) {
 // updateConfig applies fn to the queue's bucket entry with a compare-and-set, retrying on
 // concurrent updates from other nodes.
 func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfig)) (queueConfig, error) {
+	missing := 0
 	for range 20 {
 		ent, err := e.kv.Get(ctx, q.names.esc)
+		if errors.Is(err, jetstream.ErrKeyNotFound) && missing < 10 {
+			// In a cluster a read may come from a replica a moment behind the entry's
+			// creation (Direct Get): look again before calling the queue gone.
+			missing++
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return queueConfig{}, ErrQueueNotFound
 		}
