@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spoolq/spool"
@@ -129,4 +131,47 @@ func clusterAddr(ns *natsserver.Server) string {
 		return a.String()
 	}
 	return ""
+}
+
+// handOff asks JetStream to move the leadership of every spool stream and consumer this
+// node leads to another node, ahead of a graceful shutdown: their writes then go on after
+// a stepdown (milliseconds) rather than wait for an election once the node is gone
+// (seconds). A no-op unless the node is one of a cluster.
+func (c *clusterView) handOff(ctx context.Context, nc *nats.Conn, log *slog.Logger) {
+	if c.ns == nil || !c.ns.JetStreamIsClustered() {
+		return
+	}
+	self := c.ns.Name()
+	moved := 0
+	stepDown := func(subject string) {
+		if _, err := nc.RequestWithContext(ctx, subject, nil); err != nil {
+			log.Debug("leader stepdown", "subject", subject, "err", err)
+			return
+		}
+		moved++
+	}
+	var streams []string
+	l := c.js.ListStreams(ctx)
+	for si := range l.Info() {
+		if !spoolStream(si.Config.Name) {
+			continue
+		}
+		streams = append(streams, si.Config.Name)
+		if si.Cluster != nil && si.Cluster.Leader == self && si.Config.Replicas > 1 {
+			stepDown("$JS.API.STREAM.LEADER.STEPDOWN." + si.Config.Name)
+		}
+	}
+	for _, name := range streams {
+		st, err := c.js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		cl := st.ListConsumers(ctx)
+		for ci := range cl.Info() {
+			if ci.Cluster != nil && ci.Cluster.Leader == self && len(ci.Cluster.Replicas) > 0 {
+				stepDown("$JS.API.CONSUMER.LEADER.STEPDOWN." + name + "." + ci.Name)
+			}
+		}
+	}
+	log.Info("leaderships handed to other nodes before shutdown", "moved", moved)
 }

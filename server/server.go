@@ -254,6 +254,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("sqs front: %w", err)
 	}
 	log.Info("shutting down")
+	hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	cluster.handOff(hctx, nc, log)
+	hcancel()
 	api.Drain()
 	sqsFront.drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
