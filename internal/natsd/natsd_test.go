@@ -139,3 +139,23 @@ func eventually(t *testing.T, cond func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// The peers list comes from a flag: any input is refused or gives routes with a host and
+// a port, never a panic.
+func FuzzClusterPeers(f *testing.F) {
+	for _, s := range []string{"h:6222", "nats://h:1", "tls://[::1]:6222", "h", ":1", "http://h:1", "h:1,h2:2", " , ", "nats://h:1/x?y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, peers string) {
+		c := Cluster{Name: "c", Node: "n", Peers: strings.Split(peers, ",")}
+		urls, err := c.routes()
+		if err != nil {
+			return
+		}
+		for _, u := range urls {
+			if u.Host == "" || u.Port() == "" {
+				t.Fatalf("%q gave route %v", peers, u)
+			}
+		}
+	})
+}
