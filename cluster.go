@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 )
 
 // ClusterInfo describes the JetStream cluster under a spool server, as the answering
@@ -22,6 +23,9 @@ type ClusterInfo struct {
 	// External: the server uses an external NATS server or cluster (--nats); its nodes and
 	// meta leader are not known to spool.
 	External bool `json:"external,omitempty"`
+	// QueueStreams names the stream of each queue asked for (Cluster's queues): queues
+	// share shard streams, so a queue's leader is its stream's.
+	QueueStreams map[string]string `json:"queue_streams,omitempty"`
 	// Streams are spool's JetStream streams: one per queue and the shared ones.
 	Streams []ClusterStream `json:"streams"`
 }
@@ -61,10 +65,15 @@ type ClusterPeer struct {
 }
 
 // Cluster describes the JetStream cluster under the server: its nodes, meta leader, and
-// each stream's replicas, leader and followers' lag.
-func (c *Client) Cluster(ctx context.Context) (*ClusterInfo, error) {
+// each stream's replicas, leader and followers' lag; with queues, also which stream holds
+// each of them (ClusterInfo.QueueStreams).
+func (c *Client) Cluster(ctx context.Context, queues ...string) (*ClusterInfo, error) {
 	var ci ClusterInfo
-	if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/cluster", out: &ci}); err != nil {
+	q := url.Values{}
+	for _, name := range queues {
+		q.Add("queue", name)
+	}
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/cluster", query: q, out: &ci}); err != nil {
 		return nil, fmt.Errorf("spool: cluster: %w", err)
 	}
 	return &ci, nil

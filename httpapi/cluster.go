@@ -34,9 +34,23 @@ func (h *Handler) cluster(w http.ResponseWriter, r *http.Request) error {
 	if h.opts.Cluster == nil {
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "this server does not describe its cluster"}
 	}
+	queues := r.URL.Query()["queue"]
+	if len(queues) > 100 {
+		return fieldErr("queue", "at most 100 queues")
+	}
 	ci, err := h.opts.Cluster.Info(r.Context())
 	if err != nil {
 		return err
+	}
+	for _, q := range queues {
+		stream, err := h.eng.QueueStream(r.Context(), q)
+		if err != nil {
+			return err
+		}
+		if ci.QueueStreams == nil {
+			ci.QueueStreams = map[string]string{}
+		}
+		ci.QueueStreams[q] = stream
 	}
 	writeJSON(w, http.StatusOK, ci)
 	return nil

@@ -149,10 +149,10 @@ func (c *testCluster) leaderOf(queue string, live []*node) *node {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ci, err := c.client(live, spool.WithRetryFor(0)).Cluster(context.Background())
+		ci, err := c.client(live, spool.WithRetryFor(0)).Cluster(context.Background(), queue)
 		if err == nil {
 			for _, s := range ci.Streams {
-				if s.Queue != queue {
+				if s.Name != ci.QueueStreams[queue] {
 					continue
 				}
 				for _, n := range c.nodes {
@@ -452,10 +452,10 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	// The restarted nodes caught up: every replica of the queue is current.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ci, err := c.client(c.nodes[:1]).Cluster(context.Background())
+		ci, err := c.client(c.nodes[:1]).Cluster(context.Background(), queue)
 		current := err == nil
 		for _, s := range ci.Streams {
-			if s.Queue == queue {
+			if s.Name == ci.QueueStreams[queue] {
 				current = current && s.Leader != "" && len(s.Followers) == 2
 				for _, f := range s.Followers {
 					current = current && f.Current

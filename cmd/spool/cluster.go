@@ -9,19 +9,20 @@ import (
 
 func (c *cli) clusterCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "cluster",
+		Use:   "cluster [queue...]",
 		Short: "Show the cluster: nodes, meta leader, each queue's replicas, leader and lag",
 		Long: `Show the JetStream cluster under the server, as the node answering sees it: the nodes and
 whether they are up, the meta leader (none: the node cannot reach a majority and takes no
 writes), and each stream (one per queue, and the shared ones) with its replicas, leader and
-followers (lag in operations behind the leader).`,
-		Args: args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+followers (lag in operations behind the leader). Queues share shard streams: name queues
+to see which stream, and so which leader, holds each.`,
+		Args: args(cobra.MaximumNArgs(100)),
+		RunE: func(cmd *cobra.Command, queues []string) error {
 			cl, err := c.client()
 			if err != nil {
 				return err
 			}
-			ci, err := cl.Cluster(cmd.Context())
+			ci, err := cl.Cluster(cmd.Context(), queues...)
 			if err != nil {
 				return err
 			}
@@ -72,6 +73,13 @@ followers (lag in operations behind the leader).`,
 					fs = append(fs, f.Name+" "+st)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\n", s.Name, s.Queue, s.Replicas, leader, strings.Join(fs, ", "), s.Messages)
+			}
+			if len(queues) > 0 {
+				fmt.Fprintln(tw)
+				fmt.Fprintln(tw, "QUEUE\tSTREAM")
+				for _, q := range queues {
+					fmt.Fprintf(tw, "%s\t%s\n", q, ci.QueueStreams[q])
+				}
 			}
 			return tw.Flush()
 		},

@@ -374,9 +374,9 @@ func TestCommandsAgainstServer(t *testing.T) {
 
 	// Cluster: a single node leads itself; every queue's stream is listed.
 	var ci spool.ClusterInfo
-	okJSON(t, &ci, "cluster", s)
+	okJSON(t, &ci, "cluster", "email", s)
 	if ci.Name != "" || ci.MetaLeader == "" || !slices.ContainsFunc(ci.Streams, func(st spool.ClusterStream) bool {
-		return st.Queue != "" && st.Replicas == 1 && st.Leader == ci.MetaLeader
+		return st.Name == ci.QueueStreams["email"] && st.Replicas == 1 && st.Leader == ci.MetaLeader
 	}) {
 		t.Errorf("cluster = %+v", ci)
 	}
