@@ -54,7 +54,8 @@ type Config struct {
 	// Peers are the route addresses ("host:port") of the cluster's nodes; this node's own
 	// may be among them.
 	Peers []string
-	// RouteTLS, when set, secures the routes between the nodes.
+	// RouteTLS, when set, secures the routes between the nodes. Default with TLSCert: the
+	// node's certificate on both ends, verified against TLSClientCA (required then).
 	RouteTLS *tls.Config
 
 	// MaxPayload limits a job's payload in bytes. Default 1 MiB.

@@ -100,9 +100,16 @@ func Run(ctx context.Context, cfg Config) error {
 			nopts.TLS = tlsr.ServerConfig()
 		}
 		if cfg.ClusterName != "" {
+			rt := cfg.RouteTLS
+			if rt == nil && tlsr != nil {
+				// The node's certificate on both ends of each route, verified by the CA.
+				if rt, err = tlsr.RouteConfig(); err != nil {
+					return fmt.Errorf("cluster routes: %w", err)
+				}
+			}
 			nopts.Cluster = &natsd.Cluster{
 				Name: cfg.ClusterName, Node: cfg.Node, Listen: cfg.ClusterListen,
-				Advertise: cfg.ClusterAdvertise, Peers: cfg.Peers, TLS: cfg.RouteTLS,
+				Advertise: cfg.ClusterAdvertise, Peers: cfg.Peers, TLS: rt,
 			}
 		}
 		ns, err = natsd.Start(ctx, nopts)
