@@ -203,10 +203,9 @@ func clusterOptions(opts *server.Options, c *Cluster) error {
 	}
 	opts.ServerName = c.Node
 	opts.Cluster = server.ClusterOpts{
-		Name: c.Name, Host: host, Port: port, Advertise: c.Advertise,
-		// Retry the peers for ever: a node may start long before the others.
-		ConnectRetries: -1,
-		TLSConfig:      c.TLS,
+		// The peers are explicit routes: nats-server retries them for ever, so a node may
+		// start long before the others.
+		Name: c.Name, Host: host, Port: port, Advertise: c.Advertise, TLSConfig: c.TLS,
 	}
 	if c.TLS != nil {
 		opts.Cluster.TLSTimeout = 2
