@@ -32,11 +32,14 @@ const maxErrorBody = 512
 //
 // A Client knows one or several servers of the same cluster. It sends each request to
 // the server that answered last and fails over to the next one when a server cannot be
-// reached or answers 503 unavailable.
+// reached or answers 503 unavailable. When every server failed so, it tries them again,
+// backing off, for up to DefaultRetryFor (WithRetryFor): long enough to ride out a
+// leader election in a cluster or a node's restart.
 type Client struct {
 	servers   []string // base URLs without a trailing slash
 	hc        *http.Client
 	timeout   time.Duration
+	retryFor  time.Duration
 	userAgent string
 	token     string
 	tlsConf   *tls.Config
@@ -57,6 +60,16 @@ func WithHTTPClient(hc *http.Client) ClientOption {
 // 0 means no bound other than the context's. Default DefaultTimeout.
 func WithTimeout(d time.Duration) ClientOption {
 	return func(c *Client) { c.timeout = d }
+}
+
+// DefaultRetryFor is how long a Client keeps trying servers that answer 503 unavailable or
+// cannot be reached, unless WithRetryFor says otherwise.
+const DefaultRetryFor = 15 * time.Second
+
+// WithRetryFor bounds how long a request keeps being tried again while every server
+// answers 503 unavailable or cannot be reached; 0 tries each server once.
+func WithRetryFor(d time.Duration) ClientOption {
+	return func(c *Client) { c.retryFor = d }
 }
 
 // WithUserAgent sets the User-Agent header of the requests. Default "spool-go".
@@ -112,6 +125,7 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 func NewClient(urls string, opts ...ClientOption) (*Client, error) {
 	c := &Client{
 		timeout:   DefaultTimeout,
+		retryFor:  DefaultRetryFor,
 		userAgent: "spool-go",
 	}
 	if strings.TrimSpace(urls) == "" {
@@ -193,37 +207,105 @@ func (c *Client) do(ctx context.Context, r request) error {
 	}
 	idempotent := r.method != http.MethodPost
 
+	deadline := time.Now().Add(c.retryFor)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		again, err := c.round(ctx, r, body, idempotent)
+		if !again || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// round tries each server once, from the current one. again reports that every server
+// failed in a way that may pass (503 unavailable, or not reachable) and that sending the
+// request again is safe.
+func (c *Client) round(ctx context.Context, r request, body []byte, idempotent bool) (again bool, err error) {
 	n := len(c.servers)
 	start := int(c.current.Load()) % n
-	var lastErr error
 	for i := range n {
 		idx := (start + i) % n
-		err := c.try(ctx, c.servers[idx], r, body)
+		err = c.try(ctx, c.servers[idx], r, body)
 		if err == nil {
 			c.current.Store(uint32(idx))
-			return nil
+			return false, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 		var apiErr *APIError
 		var tErr *transportError
 		switch {
 		case errors.As(err, &apiErr):
-			if apiErr.Status != http.StatusServiceUnavailable {
+			if apiErr.Status != http.StatusServiceUnavailable || apiErr.partial != nil {
+				// A batch partly stored is the caller's to resend in part.
 				c.current.Store(uint32(idx))
-				return err
+				return false, err
 			}
 		case errors.As(err, &tErr):
 			if !idempotent && !isDialError(tErr.err) {
-				return err
+				return false, err
 			}
 		default:
-			return err
+			return false, err
 		}
-		lastErr = err
 	}
-	return lastErr
+	return true, err
+}
+
+// sendBatch posts the items of a batch and, while the server answers that some were not
+// stored for its own sake (a 5xx carrying per-item results, items "unavailable"), sends
+// those again, alone, within the client's retry bound. post sends the items at idx and
+// decodes their results into out (key names the results in the body); the results of all
+// n items come back in order, those still unavailable with their error.
+func sendBatch[R any](ctx context.Context, c *Client, n int, key string, post func(idx []int, out *[]R) error, unavailable func(R) bool) ([]R, error) {
+	res := make([]R, n)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	deadline := time.Now().Add(c.retryFor)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		var out []R
+		err := post(idx, &out)
+		var ae *APIError
+		if err != nil {
+			if !errors.As(err, &ae) || ae.partial == nil {
+				return nil, err
+			}
+			var body map[string]json.RawMessage
+			if json.Unmarshal(ae.partial, &body) != nil || json.Unmarshal(body[key], &out) != nil {
+				return nil, err
+			}
+		}
+		if len(out) != len(idx) {
+			return nil, fmt.Errorf("server answered %d results for %d items", len(out), len(idx))
+		}
+		var again []int
+		for k, i := range idx {
+			res[i] = out[k]
+			if err != nil && unavailable(out[k]) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 || time.Now().Add(wait).After(deadline) {
+			return res, nil
+		}
+		idx = again
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, nil
+		case <-t.C:
+		}
+	}
 }
 
 func (c *Client) try(ctx context.Context, base string, r request, body []byte) error {
@@ -283,6 +365,9 @@ func readAPIError(resp *http.Response) error {
 	var eb errorBody
 	if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
 		e.Code, e.Message, e.Field = eb.Error.Code, eb.Error.Message, eb.Error.Field
+		if eb.Jobs != nil || eb.Results != nil {
+			e.partial = data
+		}
 		return e
 	}
 	if resp.StatusCode == http.StatusServiceUnavailable {

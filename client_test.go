@@ -340,13 +340,14 @@ func TestFailoverOn503(t *testing.T) {
 }
 
 func TestAllServersDown(t *testing.T) {
+	t.Parallel()
 	down := newFake(t, answer(503, `{"error":{"code":"unavailable","message":"draining"}}`))
-	c := newTestClient(t, closedURL(t)+","+down.URL)
+	c := newTestClient(t, closedURL(t)+","+down.URL, WithRetryFor(200*time.Millisecond))
 	_, err := c.Queues(context.Background())
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("err = %v, want ErrUnavailable", err)
 	}
-	c = newTestClient(t, closedURL(t))
+	c = newTestClient(t, closedURL(t), WithRetryFor(200*time.Millisecond))
 	_, err = c.Stats(context.Background())
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("refused: err = %v, want ErrUnavailable", err)

@@ -171,30 +171,38 @@ func (c *Client) EnqueueBatch(ctx context.Context, queue string, jobs []BatchJob
 		}
 		in.Jobs[i] = e
 	}
-	var out struct {
-		Jobs []struct {
-			ID        jsonID `json:"id"`
-			State     State  `json:"state"`
-			Duplicate bool   `json:"duplicate"`
-			Error     *struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-				Field   string `json:"field"`
-			} `json:"error"`
-		} `json:"jobs"`
-	}
-	if err := c.do(ctx, request{method: http.MethodPost, path: pathQueue(queue, "jobs"), body: &in, out: &out}); err != nil {
+	out, err := sendBatch(ctx, c, len(jobs), "jobs", func(idx []int, out *[]batchItemJSON) error {
+		body := in
+		if len(idx) < len(jobs) {
+			body.Jobs = make([]*enqueueJSON, len(idx))
+			for k, i := range idx {
+				body.Jobs[k] = in.Jobs[i]
+			}
+		}
+		var o struct {
+			Jobs []batchItemJSON `json:"jobs"`
+		}
+		err := c.do(ctx, request{method: http.MethodPost, path: pathQueue(queue, "jobs"), body: &body, out: &o})
+		*out = o.Jobs
+		return err
+	}, func(o batchItemJSON) bool { return o.Error != nil && o.Error.Code == CodeUnavailable })
+	if err != nil {
 		return nil, fmt.Errorf("spool: enqueue batch to %q: %w", queue, err)
 	}
-	if len(out.Jobs) != len(jobs) {
-		return nil, fmt.Errorf("spool: enqueue batch to %q: server answered %d results for %d jobs", queue, len(out.Jobs), len(jobs))
-	}
-	res := make([]BatchResult, len(out.Jobs))
-	for i, o := range out.Jobs {
+	res := make([]BatchResult, len(out))
+	for i, o := range out {
 		res[i] = BatchResult{ID: uint64(o.ID), State: o.State, Duplicate: o.Duplicate}
 		if o.Error != nil {
 			res[i].Err = &APIError{Code: o.Error.Code, Message: o.Error.Message, Field: o.Error.Field}
 		}
 	}
 	return res, nil
+}
+
+// batchItemJSON is the wire form of one item's result in a batch enqueue's answer.
+type batchItemJSON struct {
+	ID        jsonID     `json:"id"`
+	State     State      `json:"state"`
+	Duplicate bool       `json:"duplicate"`
+	Error     *errorJSON `json:"error"`
 }

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -64,6 +65,10 @@ type APIError struct {
 	Code    string // machine-readable code, e.g. "job_not_found"
 	Message string // human-readable message
 	Field   string // the offending request field for invalid_argument, e.g. "jobs[3].priority"
+
+	// partial is the body of a batch's 5xx answer that carries per-item results (some
+	// items stored, some not): the batch methods resend only the items not stored.
+	partial []byte
 }
 
 func (e *APIError) Error() string {
@@ -102,6 +107,9 @@ func (e *APIError) Is(target error) bool {
 // errorBody is the wire form of an error answer.
 type errorBody struct {
 	Error *errorJSON `json:"error"`
+	// A batch's 5xx answer also carries its items' results.
+	Jobs    json.RawMessage `json:"jobs"`
+	Results json.RawMessage `json:"results"`
 }
 
 // errorJSON is the wire form of an error: of an answer, or of one item of a batch.

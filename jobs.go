@@ -262,25 +262,37 @@ func (c *Client) AckBatch(ctx context.Context, acks []BatchAck) ([]BatchAckResul
 			in.Acks[i].Result = data
 		}
 	}
-	var out struct {
-		Results []struct {
-			ID    jsonID     `json:"id"`
-			State State      `json:"state"`
-			Error *errorJSON `json:"error"`
-		} `json:"results"`
-	}
-	if err := c.do(ctx, request{method: http.MethodPost, path: "/v1/ack", body: &in, out: &out}); err != nil {
+	out, err := sendBatch(ctx, c, len(acks), "results", func(idx []int, out *[]ackItemJSON) error {
+		body := in
+		if len(idx) < len(acks) {
+			body.Acks = make([]ackJSON, len(idx))
+			for k, i := range idx {
+				body.Acks[k] = in.Acks[i]
+			}
+		}
+		var o struct {
+			Results []ackItemJSON `json:"results"`
+		}
+		err := c.do(ctx, request{method: http.MethodPost, path: "/v1/ack", body: &body, out: &o})
+		*out = o.Results
+		return err
+	}, func(o ackItemJSON) bool { return o.Error != nil && o.Error.Code == CodeUnavailable })
+	if err != nil {
 		return nil, fmt.Errorf("spool: ack batch: %w", err)
 	}
-	if len(out.Results) != len(acks) {
-		return nil, fmt.Errorf("spool: ack batch: server answered %d results for %d acks", len(out.Results), len(acks))
-	}
 	res := make([]BatchAckResult, len(acks))
-	for i, o := range out.Results {
+	for i, o := range out {
 		res[i] = BatchAckResult{ID: acks[i].ID, State: o.State}
 		if o.Error != nil {
 			res[i].Err = &APIError{Code: o.Error.Code, Message: o.Error.Message, Field: o.Error.Field}
 		}
 	}
 	return res, nil
+}
+
+// ackItemJSON is the wire form of one ack's result in a batch ack's answer.
+type ackItemJSON struct {
+	ID    jsonID     `json:"id"`
+	State State      `json:"state"`
+	Error *errorJSON `json:"error"`
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/internal/jsasset"
 )
 
 // Bucket is the KV bucket of the tokens: token id -> Token (JSON, secret hashed).
@@ -87,7 +89,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: jetstream: %w", err)
 	}
-	s.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	// Retried and race-free across nodes, never lowering replicas (jsasset).
+	s.kv, err = jsasset.KeyValue(ctx, js, cfg.Logger, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "spool API tokens (hashed)", History: 1,
 		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 	})

@@ -264,7 +264,7 @@ func (e *Engine) Close() error {
 }
 
 func (e *Engine) setup(ctx context.Context) error {
-	_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := e.ensureStream(ctx, jetstream.StreamConfig{
 		Name:              jobsStream,
 		Description:       "spool job records: one status document per job",
 		Subjects:          []string{jobsPrefix + "*", uniquePrefix + ">"},
@@ -279,7 +279,7 @@ func (e *Engine) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: create %s stream: %w", jobsStream, err)
 	}
-	_, err = e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err = e.ensureStream(ctx, jetstream.StreamConfig{
 		Name:            statsStream,
 		Description:     "spool cluster-wide counters",
 		Subjects:        []string{statsPrefix + ">"},
@@ -291,7 +291,7 @@ func (e *Engine) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: create %s stream: %w", statsStream, err)
 	}
-	e.kv, err = e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	e.kv, err = e.ensureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      queuesBucket,
 		Description: "spool queue settings",
 		History:     1,

@@ -123,7 +123,7 @@ func quiet(info *jetstream.ConsumerInfo, now time.Time, idle time.Duration) bool
 // ensureLevel makes level b's consumer of q again.
 func (e *Engine) ensureLevel(ctx context.Context, q *queue, b int) error {
 	cfg, _ := q.config()
-	if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b)); err != nil {
+	if _, err := e.ensureConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b)); err != nil {
 		return fmt.Errorf("make priority %d consumer: %w", b, err)
 	}
 	return nil

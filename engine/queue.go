@@ -192,8 +192,16 @@ func (e *Engine) nextQueueNum(ctx context.Context) (uint32, error) {
 // updateConfig applies fn to the queue's bucket entry with a compare-and-set, retrying on
 // concurrent updates from other nodes.
 func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfig)) (queueConfig, error) {
+	missing := 0
 	for range 20 {
 		ent, err := e.kv.Get(ctx, q.names.esc)
+		if errors.Is(err, jetstream.ErrKeyNotFound) && missing < 10 {
+			// In a cluster a read may come from a replica a moment behind the entry's
+			// creation (Direct Get): look again before calling the queue gone.
+			missing++
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return queueConfig{}, ErrQueueNotFound
 		}
@@ -248,7 +256,7 @@ func (e *Engine) levelFor(ctx context.Context, q *queue, p uint32) (int, error) 
 	// A level in a shard gets its consumer from the first reservation that pulls from it
 	// (pull): jobs enqueued to a queue no one reserves from cost none.
 	if !q.names.shared {
-		if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, int(p))); err != nil {
+		if _, err := e.ensureConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, int(p))); err != nil {
 			return 0, fmt.Errorf("create priority %d consumer: %w", p, err)
 		}
 	}
@@ -380,7 +388,7 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 					err = nil
 				}
 			} else {
-				_, err = e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b))
+				_, err = e.ensureConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b))
 			}
 			if err != nil {
 				return nil, fmt.Errorf("update band %d consumer: %w", b, err)

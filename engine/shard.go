@@ -37,7 +37,7 @@ func namesFor(cfg queueConfig) names {
 // setupShards makes the shard streams.
 func (e *Engine) setupShards(ctx context.Context) error {
 	for k := range shards {
-		_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		_, err := e.ensureStream(ctx, jetstream.StreamConfig{
 			Name:              shardStream(k),
 			Description:       "spool queues, shard " + fmt.Sprint(k),
 			Subjects:          []string{shardNames("", k).prefixAll()},
@@ -86,7 +86,7 @@ func (e *Engine) ensureCounter(ctx context.Context, q *queue, s State) error {
 		return nil
 	}
 	if cfg, _ := q.config(); cfg.Counted&bit == 0 {
-		if _, err := e.js.CreateOrUpdateConsumer(ctx, q.names.stream(), counterConfig(q, s)); err != nil {
+		if _, err := e.ensureConsumer(ctx, q.names.stream(), counterConfig(q, s)); err != nil {
 			return fmt.Errorf("create %s counter: %w", s, err)
 		}
 		// Noted in the queue's entry, so that every node reads the count only where

@@ -174,3 +174,42 @@ func jsonType(k reflect.Kind) string {
 	}
 	return "another type"
 }
+
+// batchOutcome is the answer's status of a batch whose items succeed or fail one by one.
+// Items refused for what they are (a lost lease, a wrong state) leave it 200; an item that
+// failed for the server's sake (storage unavailable: a leader election in a cluster) makes
+// the whole answer that 5xx, so that a client looking only at the status cannot take the
+// batch for stored. The body still lists every item: the ones without an error were
+// stored, and only the others should be sent again.
+type batchOutcome struct {
+	status int
+	err    errorOut
+	failed int
+}
+
+// add classifies an item's error and returns its wire form.
+func (b *batchOutcome) add(h *Handler, err error) *errorOut {
+	status, e := h.classify(err)
+	if status >= 500 {
+		b.failed++
+		if b.status == 0 || status == http.StatusInternalServerError {
+			// 500 (internal) outranks 503 (try again): trying again will not fix it.
+			b.status, b.err = status, e
+		}
+	}
+	return &e
+}
+
+// write answers the batch: 200, or the worst item's 5xx with an error beside the items.
+func (b *batchOutcome) write(w http.ResponseWriter, key string, items any, n int) {
+	if b.status == 0 {
+		writeJSON(w, http.StatusOK, map[string]any{key: items})
+		return
+	}
+	if b.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	e := b.err
+	e.Message = fmt.Sprintf("%d of %d items failed (%s); the items without an error were stored: send only the others again", b.failed, n, e.Message)
+	writeJSON(w, b.status, map[string]any{"error": e, key: items})
+}

@@ -53,6 +53,9 @@ type Options struct {
 	// ProtectMetrics makes /metrics, /healthz and /v1/openapi.yaml take a token too
 	// (read on every queue for /metrics, any token for the others).
 	ProtectMetrics bool
+	// Cluster, when set, serves GET /v1/cluster and the cluster metrics, and makes
+	// /healthz ready only while the node knows a JetStream meta leader.
+	Cluster Cluster
 }
 
 // DefaultMetricsQueues is the default cap of the queues with series on /metrics.
@@ -97,6 +100,9 @@ func New(eng *engine.Engine, o Options) *Handler {
 	}, func() float64 { return float64(eng.Waiting()) }))
 	if o.Schedules != nil {
 		h.reg.MustRegister(scheduleCollector{o.Schedules})
+	}
+	if o.Cluster != nil {
+		h.reg.MustRegister(clusterCollector{o.Cluster})
 	}
 	h.routes()
 	return h
@@ -156,6 +162,7 @@ func (h *Handler) routes() {
 		w.Write(openAPI)
 	}))
 	handle("GET /v1/stats", readSome, h.stats) // counts of the token's queues only
+	handle("GET /v1/cluster", readAll, h.cluster)
 
 	handle("POST /v1/queues/{queue}/jobs", enqueue, h.enqueue)
 	handle("GET /v1/queues/{queue}/jobs", read, h.listJobs)
@@ -306,6 +313,13 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
+	if c := h.opts.Cluster; c != nil {
+		if ch := c.Health(); !ch.External && ch.MetaLeader == "" {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "no_quorum",
+				"error": "this node knows no JetStream meta leader: a majority of the cluster's nodes is not reachable"})
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := h.eng.Ping(ctx); err != nil {
@@ -420,15 +434,15 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 		Error     *errorOut    `json:"error,omitempty"`
 	}
 	out := make([]itemOut, len(res))
+	var worst batchOutcome
 	for i, r := range res {
 		if r.Err != nil {
-			_, e := h.classify(r.Err)
-			out[i].Error = &e
+			out[i].Error = worst.add(h, r.Err)
 			continue
 		}
 		out[i] = itemOut{ID: strconv.FormatUint(r.Job.ID, 10), State: r.Job.State, Duplicate: r.Duplicate}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+	worst.write(w, "jobs", out, len(out))
 	return nil
 }
 
@@ -697,16 +711,16 @@ func (h *Handler) ackBatch(w http.ResponseWriter, r *http.Request) error {
 		Error *errorOut    `json:"error,omitempty"`
 	}
 	out := make([]resultOut, len(res))
+	var worst batchOutcome
 	for i, a := range res {
 		out[i].ID = in.Acks[i].ID
 		if a.Err != nil {
-			_, e := h.classify(a.Err)
-			out[i].Error = &e
+			out[i].Error = worst.add(h, a.Err)
 			continue
 		}
 		out[i].State = a.Job.State
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+	worst.write(w, "results", out, len(out))
 	return nil
 }
 

@@ -58,6 +58,9 @@ func TestEngineUnavailableIs503(t *testing.T) {
 	for _, r := range []struct{ method, path, body string }{
 		{"POST", "/v1/queues/q/jobs", `{"payload":2}`},
 		{"GET", "/v1/jobs/4503599628419073", ""},
+		// A batch whose items could not be stored is not a 200 with errors inside.
+		{"POST", "/v1/queues/q/jobs", `{"jobs":[{"payload":3},{"payload":4}]}`},
+		{"POST", "/v1/ack", `{"acks":[{"id":"4503599628419073","lease_token":"00000001000000ff"}]}`},
 	} {
 		start := time.Now()
 		resp, body := do(r.method, r.path, r.body)

@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/jsasset"
 )
 
 // Bucket names.
@@ -131,14 +132,15 @@ func Open(ctx context.Context, nc *nats.Conn, eng *engine.Engine, cfg Config) (*
 		wake:    make(chan struct{}, 1),
 		records: make(chan recordBatch, 4),
 	}
-	s.defs, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	// Retried and race-free across nodes, never lowering replicas (jsasset).
+	s.defs, err = jsasset.KeyValue(ctx, js, s.log, jetstream.KeyValueConfig{
 		Bucket: DefsBucket, Description: "spool schedules", History: 1,
 		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("schedule: create %s bucket: %w", DefsBucket, err)
 	}
-	s.fires, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	s.fires, err = jsasset.KeyValue(ctx, js, s.log, jetstream.KeyValueConfig{
 		Bucket: FiresBucket, Description: "spool schedule fires: the recent ones per schedule", History: uint8(cfg.History),
 		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 	})

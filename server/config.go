@@ -3,7 +3,9 @@
 package server
 
 import (
+	"crypto/tls"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -33,8 +35,28 @@ type Config struct {
 	// duration such as "2m" (periodic; the default is JetStream's 2m). An acknowledged
 	// write is in the OS page cache either way, so it survives a crash of the process.
 	Fsync string
-	// Replicas of each stream (1 on a single node, 3 on a cluster). Default 1.
+	// Replicas of each stream spool creates. Default 1 alone, 3 in a cluster (ClusterName
+	// set). Existing streams are never lowered: a node asked for fewer replicas than the
+	// shared streams have refuses to start.
 	Replicas int
+
+	// ClusterName, when set, makes the embedded engine one node of a JetStream cluster of
+	// spool nodes with that name (docs/cluster.md). Ignored with NATSURL.
+	ClusterName string
+	// Node is this node's name in the cluster: unique, and the same across restarts.
+	// Default: the host name.
+	Node string
+	// ClusterListen is the address the other nodes' routes connect to. Default "0.0.0.0:6222".
+	ClusterListen string
+	// ClusterAdvertise, when set, is the route address told to the other nodes instead of
+	// ClusterListen (containers, NAT).
+	ClusterAdvertise string
+	// Peers are the route addresses ("host:port") of the cluster's nodes; this node's own
+	// may be among them.
+	Peers []string
+	// RouteTLS, when set, secures the routes between the nodes. Default with TLSCert: the
+	// node's certificate on both ends, verified against TLSClientCA (required then).
+	RouteTLS *tls.Config
 
 	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
 	MaxPayload int
@@ -92,6 +114,7 @@ type Addrs struct {
 	BeanstalkTLS string
 	SQS          string // empty when the SQS front is off
 	NATS         string // empty when the embedded engine does not listen
+	Cluster      string // route listen address; empty when not a cluster node
 }
 
 func (c *Config) setDefaults() {
@@ -103,6 +126,17 @@ func (c *Config) setDefaults() {
 	}
 	if c.BeanstalkMaxJobSize == 0 {
 		c.BeanstalkMaxJobSize = 65535
+	}
+	if c.ClusterName != "" && c.NATSURL == "" {
+		if c.Node == "" {
+			c.Node, _ = os.Hostname()
+		}
+		if c.ClusterListen == "" {
+			c.ClusterListen = "0.0.0.0:6222"
+		}
+		if c.Replicas == 0 {
+			c.Replicas = 3
+		}
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1

@@ -11,6 +11,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spoolq/spool/beanstalk"
 	"github.com/spoolq/spool/engine"
@@ -98,6 +99,19 @@ func Run(ctx context.Context, cfg Config) error {
 		if tlsr != nil {
 			nopts.TLS = tlsr.ServerConfig()
 		}
+		if cfg.ClusterName != "" {
+			rt := cfg.RouteTLS
+			if rt == nil && tlsr != nil {
+				// The node's certificate on both ends of each route, verified by the CA.
+				if rt, err = tlsr.RouteConfig(); err != nil {
+					return fmt.Errorf("cluster routes: %w", err)
+				}
+			}
+			nopts.Cluster = &natsd.Cluster{
+				Name: cfg.ClusterName, Node: cfg.Node, Listen: cfg.ClusterListen,
+				Advertise: cfg.ClusterAdvertise, Peers: cfg.Peers, TLS: rt,
+			}
+		}
 		ns, err = natsd.Start(ctx, nopts)
 		if err != nil {
 			return err
@@ -115,6 +129,16 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		log.Info("embedded engine started", "data", cfg.DataDir, "fsync", fsyncName(cfg.Fsync), "nats", addrs.NATS)
+		if cfg.ClusterName != "" {
+			addrs.Cluster = clusterAddr(ns)
+			log.Info("cluster node", "cluster", cfg.ClusterName, "node", cfg.Node, "routes", addrs.Cluster, "peers", cfg.Peers, "replicas", cfg.Replicas)
+			// However long the other nodes take to come up: without a majority the
+			// cluster takes no writes.
+			if err := natsd.WaitJetStream(ctx, ns, log); err != nil {
+				return err
+			}
+			log.Info("cluster has a meta leader", "leader", natsd.MetaLeader(ns))
+		}
 	}
 	defer nc.Close()
 
@@ -151,8 +175,13 @@ func Run(ctx context.Context, cfg Config) error {
 	defer authSvc.Close()
 	warnExposure(log, cfg, tlsr != nil, authSvc.Enabled())
 
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	cluster := &clusterView{name: cfg.ClusterName, ns: ns, js: js}
 	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched,
-		MetricsQueues: cfg.MetricsQueues, Auth: authSvc, ProtectMetrics: cfg.AuthMetrics})
+		MetricsQueues: cfg.MetricsQueues, Auth: authSvc, ProtectMetrics: cfg.AuthMetrics, Cluster: cluster})
 	var handler http.Handler = api
 	if !cfg.NoUI {
 		handler = ui.Mount(api, ui.Options{Version: cfg.Version}) // the dashboard, at /ui/
@@ -232,6 +261,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("sqs front: %w", err)
 	}
 	log.Info("shutting down")
+	hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	cluster.handOff(hctx, nc, log)
+	hcancel()
 	api.Drain()
 	sqsFront.drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

@@ -50,6 +50,10 @@ func (d *httpDriver) post(ctx context.Context, path string, in, out any) error {
 		return err
 	}
 	if resp.StatusCode >= 300 {
+		if out != nil {
+			// A batch's 503 lists the items stored beside those that were not.
+			_ = json.Unmarshal(data, out)
+		}
 		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(data))
 	}
 	if out != nil {
@@ -84,16 +88,14 @@ func (d *httpDriver) produce(ctx context.Context, queue string, payloads [][]byt
 			ID string `json:"id"`
 		} `json:"jobs"`
 	}
-	if err := d.post(ctx, path, map[string]any{"jobs": jobs}, &out); err != nil {
-		return 0, err
-	}
+	err := d.post(ctx, path, map[string]any{"jobs": jobs}, &out)
 	n := 0
 	for _, j := range out.Jobs {
 		if j.ID != "" {
 			n++
 		}
 	}
-	return n, nil
+	return n, err
 }
 
 type reserved struct {
@@ -136,14 +138,12 @@ func (d *httpDriver) consume(ctx context.Context, queues []string, max int, wait
 			State string `json:"state"`
 		} `json:"results"`
 	}
-	if err := d.post(ctx, "/v1/ack", map[string]any{"acks": acks}, &out); err != nil {
-		return 0, err
-	}
+	err = d.post(ctx, "/v1/ack", map[string]any{"acks": acks}, &out)
 	n := 0
 	for _, r := range out.Results {
 		if r.State == "succeeded" {
 			n++
 		}
 	}
-	return n, nil
+	return n, err
 }

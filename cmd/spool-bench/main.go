@@ -204,8 +204,18 @@ func run(ctx context.Context, c config) (*result, error) {
 				}
 				stored, err := d.produce(ctx, queues[i%len(queues)], payloads)
 				enqueued.Add(int64(stored))
+				if stored < n && c.jobs > 0 {
+					// Jobs not stored (the server unavailable for a moment: a leader
+					// election) go back to the budget to be sent again: consumers wait
+					// for exactly -jobs completions.
+					budget.Add(int64(n - stored))
+				}
 				if err != nil && ctx.Err() == nil {
 					errs.Add(1)
+					select { // not a busy loop while the server is unavailable
+					case <-time.After(50 * time.Millisecond):
+					case <-ctx.Done():
+					}
 				}
 			}
 		}()

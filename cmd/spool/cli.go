@@ -106,6 +106,8 @@ type cli struct {
 	// token is --token; $SPOOL_TOKEN when unset (never a flag default: --help shows those).
 	token                         string
 	caFile, clientCert, clientKey string
+	// retryFor bounds the retries of a request while the servers are unavailable.
+	retryFor time.Duration
 }
 
 // run executes the command line args and returns the exit status.
@@ -226,6 +228,7 @@ errors too are JSON: the API's {"error": {"code", "message"}} on stderr.`,
 	pf.StringVar(&c.caFile, "ca-file", c.getenv("SPOOL_CA_FILE"), "PEM file of the CA that signs the server's certificate, for https:// servers ($SPOOL_CA_FILE; default: the system's)")
 	pf.StringVar(&c.clientCert, "client-cert", c.getenv("SPOOL_CLIENT_CERT"), "PEM client certificate for servers with mutual TLS ($SPOOL_CLIENT_CERT)")
 	pf.StringVar(&c.clientKey, "client-key", c.getenv("SPOOL_CLIENT_KEY"), "PEM key of --client-cert ($SPOOL_CLIENT_KEY)")
+	pf.DurationVar(&c.retryFor, "retry-for", spool.DefaultRetryFor, "how long to keep trying while every server answers 503 unavailable or cannot be reached (0: once)")
 
 	root.AddCommand(
 		c.serveCmd(),
@@ -240,6 +243,7 @@ errors too are JSON: the API's {"error": {"code", "message"}} on stderr.`,
 		c.kickCmd(),
 		c.purgeCmd(),
 		c.statsCmd(),
+		c.clusterCmd(),
 		c.cronCmd(),
 		c.tokenCmd(),
 		c.workCmd(),
@@ -274,7 +278,7 @@ func exclusive(cmd *cobra.Command, names ...string) error {
 }
 
 func (c *cli) client() (*spool.Client, error) {
-	opts := []spool.ClientOption{spool.WithTimeout(c.timeout), spool.WithUserAgent("spool-cli/" + programVersion())}
+	opts := []spool.ClientOption{spool.WithTimeout(c.timeout), spool.WithRetryFor(c.retryFor), spool.WithUserAgent("spool-cli/" + programVersion())}
 	token := c.token
 	if token == "" {
 		token = c.getenv("SPOOL_TOKEN")

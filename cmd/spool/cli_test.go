@@ -58,7 +58,7 @@ func TestJSONErrors(t *testing.T) {
 		{[]string{"job", "12345", s, "--json"}, 1, "job_not_found", "job 12345", ""},
 		{[]string{"job", "x1", "--json"}, 2, "invalid_argument", `job id "x1"`, ""},
 		{[]string{"enqueue", "bad q", s, "--json"}, 1, "invalid_argument", `enqueue to "bad q"`, "queue"},
-		{[]string{"stats", "--server", "http://127.0.0.1:1", "--json"}, 1, "unavailable", "stats", ""},
+		{[]string{"stats", "--server", "http://127.0.0.1:1", "--json", "--retry-for", "0"}, 1, "unavailable", "stats", ""},
 		{[]string{"enqueue", "q", "--max-attempts", "0", "--json"}, 2, "invalid_argument", "--max-attempts 0: want 1 to 1000", ""},
 	} {
 		r := spoolCmd(t, "", c.args...)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,7 +127,7 @@ func TestServerUnreachableExits1(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	r := spoolCmd(t, "", "stats", "--server", "http://"+addr)
+	r := spoolCmd(t, "", "stats", "--server", "http://"+addr, "--retry-for", "0")
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: spool: stats: ") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -140,7 +141,7 @@ func TestServerFromEnvironment(t *testing.T) {
 		}
 		return ""
 	}
-	code := run(context.Background(), []string{"stats"}, strings.NewReader(""), &out, &errOut, env)
+	code := run(context.Background(), []string{"stats", "--retry-for", "0"}, strings.NewReader(""), &out, &errOut, env)
 	if code != 1 || !strings.Contains(errOut.String(), "127.0.0.1:1") {
 		t.Errorf("exit %d, stderr %q: $SPOOL_SERVER not used", code, errOut.String())
 	}
@@ -369,6 +370,18 @@ func TestCommandsAgainstServer(t *testing.T) {
 	r = ok(t, "stats", s)
 	if !strings.Contains(r.stdout, "version:") || !strings.Contains(r.stdout, "test") {
 		t.Errorf("stats:\n%s", r.stdout)
+	}
+
+	// Cluster: a single node leads itself; every queue's stream is listed.
+	var ci spool.ClusterInfo
+	okJSON(t, &ci, "cluster", "email", s)
+	if ci.Name != "" || ci.MetaLeader == "" || !slices.ContainsFunc(ci.Streams, func(st spool.ClusterStream) bool {
+		return st.Name == ci.QueueStreams["email"] && st.Replicas == 1 && st.Leader == ci.MetaLeader
+	}) {
+		t.Errorf("cluster = %+v", ci)
+	}
+	if r = ok(t, "cluster", s); !strings.Contains(r.stdout, "single node") || !strings.Contains(r.stdout, "SPOOL_JOBS") {
+		t.Errorf("cluster:\n%s", r.stdout)
 	}
 }
 

@@ -34,7 +34,14 @@ uses an existing NATS JetStream server or cluster instead.
 
 Durability: an acknowledged enqueue survives a crash of the process in every mode (the
 data is in the OS page cache). To survive a power loss, use --fsync always (slow: every
-write is synced) or a replicated cluster (--replicas 3).`,
+write is synced) or a replicated cluster.
+
+Cluster: three (or five) nodes started with the same --cluster-name and --peers form one
+JetStream cluster; queues are replicated on three nodes by default, any node serves any
+request, and the cluster takes writes while a majority of its nodes is up:
+
+  spool serve --cluster-name prod --node n1 --cluster 0.0.0.0:6222 \
+    --peers n1:6222,n2:6222,n3:6222 --http 0.0.0.0:7420 --data /var/lib/spool`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, n := range clientOnlyFlags {
@@ -47,6 +54,9 @@ write is synced) or a replicated cluster (--replicas 3).`,
 				return err
 			}
 			if err := checkFsync(cfg.Fsync); err != nil {
+				return err
+			}
+			if err := checkCluster(cmd, &cfg); err != nil {
 				return err
 			}
 			if cfg.Replicas < 0 || cfg.MaxPayload < 0 || cfg.BeanstalkMaxJobSize < 0 || cfg.Retention < 0 {
@@ -102,7 +112,12 @@ write is synced) or a replicated cluster (--replicas 3).`,
 	f.StringVar(&cfg.NATSURL, "nats", "", "URL of an external NATS JetStream server or cluster to use instead of the embedded engine")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "let the embedded engine accept NATS clients on this address, e.g. 127.0.0.1:4222")
 	f.StringVar(&cfg.Fsync, "fsync", "", `sync policy of the embedded engine: "always" (every write), or a period such as "1s" (default: JetStream's)`)
-	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each stream (3 on a cluster)")
+	f.IntVar(&cfg.Replicas, "replicas", 0, "replicas of each new stream, 1 to 5 (default 1 alone, 3 in a cluster); existing streams are never lowered")
+	f.StringVar(&cfg.ClusterName, "cluster-name", "", "form a JetStream cluster of spool nodes with this name (see docs/cluster.md)")
+	f.StringVar(&cfg.Node, "node", "", "this node's name in the cluster: unique, stable across restarts (default: the host name)")
+	f.StringVar(&cfg.ClusterListen, "cluster", "0.0.0.0:6222", "address the other nodes' routes connect to")
+	f.StringVar(&cfg.ClusterAdvertise, "cluster-advertise", "", "route address told to the other nodes instead of --cluster (containers, NAT)")
+	f.StringSliceVar(&cfg.Peers, "peers", nil, "route addresses (host:port, comma-separated) of the cluster's nodes; this node's own may be listed")
 	f.IntVar(&cfg.MaxPayload, "max-payload", 1<<20, "largest job payload in bytes")
 	f.IntVar(&cfg.MetricsQueues, "metrics-queues", httpapi.DefaultMetricsQueues, "queues with series on /metrics, the first by name (a scrape reads each); -1: none")
 	f.DurationVar(&cfg.Retention, "retention", time.Hour, "how long a finished job stays queryable, at least its last lease plus a minute (each kept job costs ~200 bytes of memory)")
@@ -121,8 +136,34 @@ write is synced) or a replicated cluster (--replicas 3).`,
 	return cmd
 }
 
+// checkCluster checks the cluster flags: they need --cluster-name and the embedded engine.
+func checkCluster(cmd *cobra.Command, cfg *server.Config) error {
+	set := func(n string) bool { return cmd.Flag(n).Changed }
+	if cfg.ClusterName == "" {
+		for _, n := range []string{"node", "cluster", "cluster-advertise", "peers"} {
+			if set(n) {
+				return usageErrorf("--%s needs --cluster-name", n)
+			}
+		}
+		if cfg.Replicas > 1 && cfg.NATSURL == "" {
+			return usageErrorf("--replicas %d needs a cluster (--cluster-name, or --nats with a NATS cluster)", cfg.Replicas)
+		}
+	} else {
+		if cfg.NATSURL != "" {
+			return usageErrorf("--cluster-name forms a cluster of embedded engines; with --nats the NATS cluster is yours")
+		}
+		if len(cfg.Peers) == 0 {
+			return usageErrorf("--cluster-name needs --peers: the route addresses of the other nodes")
+		}
+	}
+	if cfg.Replicas > 5 {
+		return usageErrorf("--replicas %d: at most 5", cfg.Replicas)
+	}
+	return nil
+}
+
 // clientOnlyFlags are the root's flags for the commands that talk to a server.
-var clientOnlyFlags = []string{"server", "json", "timeout", "token", "ca-file", "client-cert", "client-key"}
+var clientOnlyFlags = []string{"server", "json", "timeout", "retry-for", "token", "ca-file", "client-cert", "client-key"}
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lvl slog.Level

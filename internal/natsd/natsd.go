@@ -1,5 +1,6 @@
-// Package natsd runs the embedded NATS JetStream server that a single spool node uses by
-// default, and connects clients to it.
+// Package natsd runs the embedded NATS JetStream server of a spool node, alone or as one
+// node of a JetStream cluster of spool nodes (routes between the embedded servers), and
+// connects clients to it.
 package natsd
 
 import (
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +37,66 @@ type Options struct {
 	// client CA in it (ClientAuth) requires client certificates too. In-process connections
 	// are not affected.
 	TLS *tls.Config
+	// Cluster, when set, makes the server a node of a JetStream cluster.
+	Cluster *Cluster
+}
+
+// Cluster makes the embedded server one node of a JetStream cluster: the nodes route to
+// each other and replicate streams with RAFT.
+type Cluster struct {
+	// Name is the cluster's name, the same on every node.
+	Name string
+	// Node is this node's name: unique in the cluster and the same across restarts (RAFT
+	// knows a node by it; a node renamed is a new node).
+	Node string
+	// Listen is the route listen address ("host:port") the other nodes connect to.
+	Listen string
+	// Advertise, when set ("host:port"), is the route address told to the other nodes
+	// instead of Listen (behind NAT, in containers).
+	Advertise string
+	// Peers are the route addresses ("host:port" or "nats://host:port") of the other
+	// nodes; listing this node too is harmless, so every node may get the same list.
+	Peers []string
+	// TLS, when set, secures the routes (both directions).
+	TLS *tls.Config
+}
+
+// routes checks c and returns the route URLs of its peers.
+func (c *Cluster) routes() ([]*url.URL, error) {
+	if c.Name == "" || strings.ContainsAny(c.Name, " \t.*>") {
+		return nil, fmt.Errorf("cluster name %q: want a non-empty name without spaces, '.', '*' or '>'", c.Name)
+	}
+	if c.Node == "" || strings.ContainsAny(c.Node, " \t.*>") {
+		return nil, fmt.Errorf("node name %q: want a non-empty name without spaces, '.', '*' or '>'", c.Node)
+	}
+	var urls []*url.URL
+	for _, p := range c.Peers {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p
+		}
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" || u.Port() == "" || u.Scheme != "nats" && u.Scheme != "tls" {
+			return nil, fmt.Errorf("peer %q: want host:port", p)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
+}
+
+func splitPort(field, addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: %w", field, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%s: bad port %q", field, port)
+	}
+	return host, p, nil
 }
 
 // tlsTimeout bounds a NATS client's TLS handshake, in seconds.
@@ -65,14 +127,21 @@ func Start(ctx context.Context, o Options) (*server.Server, error) {
 		}
 		opts.SyncInterval = d
 	}
-	if o.Listen != "" {
-		host, port, err := net.SplitHostPort(o.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("nats listen address: %w", err)
+	if c := o.Cluster; c != nil {
+		if err := clusterOptions(opts, c); err != nil {
+			return nil, err
 		}
-		p, err := strconv.Atoi(port)
+		if o.Listen == "" {
+			// nats-server starts its routes only once its client listener is up: a cluster
+			// node listens for clients on loopback, on a port of the system's choosing.
+			o.Listen = "127.0.0.1:0"
+			opts.DontListen = false
+		}
+	}
+	if o.Listen != "" {
+		host, p, err := splitPort("nats listen address", o.Listen)
 		if err != nil {
-			return nil, fmt.Errorf("nats listen port: %w", err)
+			return nil, err
 		}
 		opts.Host, opts.Port = host, p
 		if p == 0 {
@@ -110,6 +179,79 @@ func Start(ctx context.Context, o Options) (*server.Server, error) {
 		}
 	}
 	return ns, nil
+}
+
+// clusterOptions makes opts a node of the cluster c.
+func clusterOptions(opts *server.Options, c *Cluster) error {
+	routes, err := c.routes()
+	if err != nil {
+		return err
+	}
+	host, port, err := splitPort("cluster listen address", c.Listen)
+	if err != nil {
+		return err
+	}
+	if port != 0 {
+		// As for the client port: a busy route port fails at once.
+		ln, err := net.Listen("tcp", c.Listen)
+		if err != nil {
+			return fmt.Errorf("cluster listen address: %w", err)
+		}
+		ln.Close()
+	} else {
+		port = server.RANDOM_PORT
+	}
+	opts.ServerName = c.Node
+	opts.Cluster = server.ClusterOpts{
+		// The peers are explicit routes: nats-server retries them for ever, so a node may
+		// start long before the others.
+		Name: c.Name, Host: host, Port: port, Advertise: c.Advertise, TLSConfig: c.TLS,
+	}
+	if c.TLS != nil {
+		opts.Cluster.TLSTimeout = 2
+	}
+	opts.Routes = routes
+	return nil
+}
+
+// WaitJetStream waits until the server's JetStream can take writes: on a cluster node,
+// until the cluster has a meta leader (a quorum of the nodes is up), logging progress
+// every readyCheck, until ctx is done.
+func WaitJetStream(ctx context.Context, ns *server.Server, log *slog.Logger) error {
+	start := time.Now()
+	next := start.Add(readyCheck)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if MetaLeader(ns) != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("embedded nats: no JetStream meta leader after %s (is a majority of the nodes up?): %w", time.Since(start).Round(time.Second), ctx.Err())
+		case now := <-t.C:
+			if now.After(next) && log != nil {
+				log.Info("waiting for a majority of the cluster's nodes (no JetStream meta leader yet)", "for", time.Since(start).Round(time.Second))
+				next = now.Add(readyCheck)
+			}
+		}
+	}
+}
+
+// MetaLeader returns the name of the JetStream meta leader as this server knows it: its
+// own name when it runs alone, "" when a cluster node knows of no leader (no quorum).
+func MetaLeader(ns *server.Server) string {
+	if !ns.JetStreamEnabled() {
+		return ""
+	}
+	if !ns.JetStreamIsClustered() {
+		return ns.Name()
+	}
+	jsi, err := ns.Jsz(&server.JSzOptions{})
+	if err != nil || jsi.Meta == nil {
+		return ""
+	}
+	return jsi.Meta.Leader
 }
 
 // Connect opens a client connection to the embedded server, in-process.

@@ -2,10 +2,15 @@ package natsd
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Start waits for the server without a time limit, so a listen address that is taken must
@@ -43,4 +48,114 @@ func TestStartAndConnect(t *testing.T) {
 	if _, err := nc.JetStream(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// freePort returns a loopback address whose port was free a moment ago: the nodes of a
+// cluster must know each other's route addresses before they start.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Three embedded servers given each other's route addresses form one JetStream cluster: a
+// meta leader is elected, every node knows it, and an R3 stream is placed on all three.
+func TestClusterOfThree(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("elects a RAFT leader")
+	}
+	routes := []string{freePort(t), freePort(t), freePort(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var nodes []*server.Server
+	for i, r := range routes {
+		ns, err := Start(ctx, Options{StoreDir: t.TempDir(), Cluster: &Cluster{
+			Name: "test", Node: fmt.Sprintf("n%d", i+1), Listen: r, Peers: routes,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Shutdown()
+		nodes = append(nodes, ns)
+	}
+	for _, ns := range nodes {
+		if err := WaitJetStream(ctx, ns, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := MetaLeader(nodes[0])
+	if !slices.Contains([]string{"n1", "n2", "n3"}, leader) {
+		t.Fatalf("meta leader %q", leader)
+	}
+	nc, err := Connect(nodes[1], "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var st jetstream.Stream
+	eventually(t, func() bool {
+		st, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3"}, Replicas: 3})
+		return err == nil
+	})
+	info := st.CachedInfo()
+	if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream cluster info: %+v", info.Cluster)
+	}
+}
+
+func TestClusterOptionsRefuseBadValues(t *testing.T) {
+	t.Parallel()
+	for _, c := range []Cluster{
+		{Name: "", Node: "n1", Listen: "127.0.0.1:0"},
+		{Name: "a b", Node: "n1", Listen: "127.0.0.1:0"},
+		{Name: "c", Node: "", Listen: "127.0.0.1:0"},
+		{Name: "c", Node: "n.1", Listen: "127.0.0.1:0"},
+		{Name: "c", Node: "n1", Listen: "nohost"},
+		{Name: "c", Node: "n1", Listen: "127.0.0.1:0", Peers: []string{"hostonly"}},
+		{Name: "c", Node: "n1", Listen: "127.0.0.1:0", Peers: []string{"http://h:1"}},
+	} {
+		ns, err := Start(context.Background(), Options{StoreDir: t.TempDir(), Cluster: &c})
+		if err == nil {
+			ns.Shutdown()
+			t.Errorf("%+v: started", c)
+		}
+	}
+}
+
+// eventually retries cond for up to 30s (creating a stream right after the meta
+// leader is elected may meet a cluster still settling).
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The peers list comes from a flag: any input is refused or gives routes with a host and
+// a port, never a panic.
+func FuzzClusterPeers(f *testing.F) {
+	for _, s := range []string{"h:6222", "nats://h:1", "tls://[::1]:6222", "h", ":1", "http://h:1", "h:1,h2:2", " , ", "nats://h:1/x?y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, peers string) {
+		c := Cluster{Name: "c", Node: "n", Peers: strings.Split(peers, ",")}
+		urls, err := c.routes()
+		if err != nil {
+			return
+		}
+		for _, u := range urls {
+			if u.Host == "" || u.Port() == "" {
+				t.Fatalf("%q gave route %v", peers, u)
+			}
+		}
+	})
 }
