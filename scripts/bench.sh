@@ -8,6 +8,7 @@
 #   scripts/bench.sh                 # default sizes (~12 minutes on 2 cores)
 #   JOBS=20000 QUICK=1 scripts/bench.sh
 #   ONLY=sdk SDKJOBS=20000 scripts/bench.sh   # only the Go SDK section
+#   ONLY=sqs JOBS=20000 scripts/bench.sh       # only the SQS front's section
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ P=${P:-4}                # producers
 C=${C:-4}                # consumers
 MEMJOBS=${MEMJOBS:-1000000}
 QUICK=${QUICK:-}
-ONLY=${ONLY:-}           # "sdk": only the Go SDK section
+ONLY=${ONLY:-}           # "sdk": only the Go SDK section; "sqs": only the SQS front's
 SDKJOBS=${SDKJOBS:-50000} # Go SDK section: jobs per run
 SDKP=${SDKP:-4}          # producers
 SDKC=${SDKC:-16}         # worker concurrency
@@ -29,7 +30,7 @@ work=$(mktemp -d /tmp/spool-bench-work.XXXXXX)
 HTTP=127.0.0.1:17420 NATS=127.0.0.1:14222 BSPOOL=127.0.0.1:11301 BREF=127.0.0.1:11302
 REDIS=127.0.0.1:16379 PGPORT=15432
 
-if [ "$ONLY" != sdk ]; then
+if [ -z "$ONLY" ]; then
   command -v beanstalkd >/dev/null || { echo "beanstalkd is not installed (apt-get install beanstalkd)" >&2; exit 1; }
 fi
 go build -o "$work/spool" ./cmd/spool
@@ -140,11 +141,33 @@ sdk_section() {
   printf '%s\n' "${rows[@]}" | awk -F'|' '{printf "- %s: %s\n", $1, $4}'
 }
 
-if [ "$ONLY" = sdk ]; then
+# The SQS front through the AWS SDK for Go v2 (sqs/sdktest, a module of its own).
+sqs_section() {
+  local sqs=127.0.0.1:19324 n=$((JOBS / 2))
+  (cd sqs/sdktest && go build -o "$work/sqs-bench" ./cmd/sqs-bench)
+  start_spool --sqs "$sqs"
+  echo
+  echo "## SQS front: SendMessageBatch, ReceiveMessage (10, long polling), DeleteMessageBatch"
+  echo
+  echo "AWS SDK for Go v2, $n messages of 128 B, $P producers, $C consumers (\`sqs/sdktest/cmd/sqs-bench\`):"
+  echo
+  "$work/sqs-bench" -endpoint "http://$sqs" -messages "$n" -producers "$P" -consumers "$C" 2>&1 |
+    tee "$OUT/sqs.txt" | sed 's/^/    /'
+  stop_spool
+}
+
+case "$ONLY" in
+sdk)
   echo "# spool benchmark run (Go SDK section only)"
   sdk_section
   exit 0
-fi
+  ;;
+sqs)
+  echo "# spool benchmark run (SQS section only)"
+  sqs_section
+  exit 0
+  ;;
+esac
 start_beanstalkd() {
   rm -rf "$work/binlog"; mkdir -p "$work/binlog"
   beanstalkd -l 127.0.0.1 -p "${BREF##*:}" -b "$work/binlog" &
@@ -256,4 +279,5 @@ else
   stop_spool
 fi
 
+sqs_section
 sdk_section
