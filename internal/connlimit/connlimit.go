@@ -61,8 +61,10 @@ func (l *Listener) Refused() uint64 { return l.refused.Load() }
 func NewRefuser() chan struct{} { return make(chan struct{}, refusers) }
 
 // Refuse sends msg to c and closes it, in the background when sem (from NewRefuser) has room,
-// at once without a word otherwise. The write side is shut first and the client's request
-// read away for a moment, so that the client reads msg rather than a connection reset.
+// at once without a word otherwise. msg answers the client's first request: it is sent once
+// the request starts to arrive (an HTTP client takes an answer before its request for a
+// protocol error), or after a second of silence. The write side is then shut and the rest
+// of the request read away for a moment, so that the client reads msg, not a reset.
 func Refuse(sem chan struct{}, c net.Conn, msg []byte) {
 	select {
 	case sem <- struct{}{}:
@@ -74,6 +76,11 @@ func Refuse(sem chan struct{}, c net.Conn, msg []byte) {
 		defer func() { <-sem }()
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(refuseTime))
+		var first [512]byte
+		if _, err := c.Read(first[:]); err != nil && !isTimeout(err) {
+			return
+		}
+		c.SetDeadline(time.Now().Add(refuseTime))
 		if _, err := c.Write(msg); err != nil {
 			return
 		}
@@ -82,6 +89,11 @@ func Refuse(sem chan struct{}, c net.Conn, msg []byte) {
 		}
 		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 	}()
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }
 
 type conn struct {

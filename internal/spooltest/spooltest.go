@@ -168,8 +168,9 @@ func SettleTo(t testing.TB, base Resources, slack int, d time.Duration) {
 	Eventually(t, d, func() error {
 		now := TakeResources()
 		if now.Goroutines > base.Goroutines+slack || now.FDs > base.FDs+slack {
-			return fmt.Errorf("leak: %d goroutines and %d descriptors, baseline %d and %d",
-				now.Goroutines, now.FDs, base.Goroutines, base.FDs)
+			buf := make([]byte, 1<<20)
+			return fmt.Errorf("leak: %d goroutines and %d descriptors, baseline %d and %d; goroutines:\n%s",
+				now.Goroutines, now.FDs, base.Goroutines, base.FDs, buf[:runtime.Stack(buf, true)])
 		}
 		return nil
 	})
