@@ -439,6 +439,8 @@ func (c *conn) put(cmd *command) bool {
 		return c.word(msgJobTooBig)
 	case errors.Is(err, engine.ErrClosed):
 		return c.word(msgDraining)
+	case errors.Is(err, engine.ErrNoSpace):
+		return c.word(msgOutOfMemory) // as beanstalkd when its binlog has no room
 	default:
 		return c.fail("put", err)
 	}

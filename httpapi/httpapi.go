@@ -62,6 +62,9 @@ type Options struct {
 	// fronts: a body that would go over it is answered 503 overloaded with Retry-After.
 	// Nil: no bound but the per-request body limits.
 	Budget *budget.Budget
+	// StoreErr, when set, reports the store's health (a full or failing disk): /healthz
+	// answers 503 while it returns an error.
+	StoreErr func() error
 	// WriteTimeout is the server's http.Server.WriteTimeout, if any. A long-polling
 	// reservation moves its connection's write deadline to its wait plus this.
 	WriteTimeout time.Duration
@@ -354,7 +357,11 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := h.eng.Ping(ctx); err != nil {
+	err := h.eng.Ping(ctx)
+	if err == nil && h.opts.StoreErr != nil {
+		err = h.opts.StoreErr()
+	}
+	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 		return
 	}

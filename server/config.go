@@ -62,6 +62,11 @@ type Config struct {
 	// node's certificate on both ends, verified against TLSClientCA (required then).
 	RouteTLS *tls.Config
 
+	// MinFree is the free space of the data folder's filesystem under which the embedded
+	// engine's store counts as failing: /healthz answers 503 and new jobs are refused
+	// before the disk is full. Default 64 MiB (docs/limits.md).
+	MinFree int64
+
 	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
 	MaxPayload int
 	// Retention is how long a finished job's record stays queryable. Default 1h: each

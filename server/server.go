@@ -32,6 +32,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 
 	var ns *natsserver.Server
+	var guard *natsd.Guard
 	var nc *nats.Conn
 	var err error
 	addrs := Addrs{}
@@ -98,7 +99,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		log.Info("using external NATS", "url", nc.ConnectedUrl())
 	} else {
-		nopts := natsd.Options{StoreDir: cfg.DataDir, Listen: cfg.NATSListen, Fsync: cfg.Fsync, Logger: log}
+		// The guard reports a full or failing disk and recovers the store once space returns.
+		guard = natsd.NewGuard(cfg.DataDir, cfg.MinFree, log)
+		nopts := natsd.Options{StoreDir: cfg.DataDir, Listen: cfg.NATSListen, Fsync: cfg.Fsync, Logger: log, Guard: guard}
 		if tlsr != nil {
 			nopts.TLS = tlsr.ServerConfig()
 		}
@@ -120,6 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer func() {
+			guard.Close()
 			ns.Shutdown()
 			ns.WaitForShutdown()
 			log.Info("engine stopped")
@@ -146,8 +150,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer nc.Close()
 
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	var storeErr func() error
+	if guard != nil {
+		storeErr = guard.Err
+	}
 	eng, err := engine.Open(openCtx, nc, engine.Config{
-		Replicas: cfg.Replicas, Retention: cfg.Retention, MaxPayload: cfg.MaxPayload, Logger: log,
+		Replicas: cfg.Replicas, Retention: cfg.Retention, MaxPayload: cfg.MaxPayload, Logger: log, StoreErr: storeErr,
 	})
 	cancel()
 	if err != nil {
@@ -187,7 +195,7 @@ func Run(ctx context.Context, cfg Config) error {
 	inflight := budget.New(cfg.MaxInflight)
 	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched,
 		MetricsQueues: cfg.MetricsQueues, Auth: authSvc, ProtectMetrics: cfg.AuthMetrics, Cluster: cluster,
-		Budget: inflight, WriteTimeout: cfg.HTTPWriteTimeout})
+		Budget: inflight, WriteTimeout: cfg.HTTPWriteTimeout, StoreErr: storeErr})
 	var handler http.Handler = api
 	if !cfg.NoUI {
 		handler = ui.Mount(api, ui.Options{Version: cfg.Version}) // the dashboard, at /ui/

@@ -24,6 +24,7 @@ func (c *cli) serveCmd() *cobra.Command {
 		sqsKey         string
 		sqsSecret      string
 		inflightMiB    int64
+		minFreeMiB     int64
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -88,6 +89,10 @@ request, and the cluster takes writes while a majority of its nodes is up:
 				cfg.BeanstalkTimeout < 0 || cfg.HTTPMaxConns < 0 || cfg.BeanstalkMaxConns < 0 {
 				return usageErrorf("the --http-*-timeout, --http-max-conns, --beanstalkd-timeout and --beanstalkd-max-conns flags must not be negative")
 			}
+			if minFreeMiB < 0 {
+				return usageErrorf("--min-free must not be negative")
+			}
+			cfg.MinFree = minFreeMiB << 20
 			if inflightMiB < 0 {
 				cfg.MaxInflight = -1
 			} else {
@@ -127,6 +132,7 @@ request, and the cluster takes writes while a majority of its nodes is up:
 	f.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "HTTP: close a kept-alive connection idle this long")
 	f.IntVar(&cfg.HTTPMaxConns, "http-max-conns", 4096, "most open HTTP connections; a new one over it is answered 503 too_many_connections")
 	f.Int64Var(&inflightMiB, "max-inflight", server.DefaultMaxInflight>>20, "memory budget of request bodies in flight, all fronts together, in MiB; over it a request is refused (HTTP 503 overloaded, beanstalkd OUT_OF_MEMORY); -1: no budget")
+	f.Int64Var(&minFreeMiB, "min-free", 64, "free space (MiB) of the --data filesystem under which new jobs are refused (retryable) and /healthz answers 503, keeping room for acks")
 	f.StringVar(&cfg.NATSURL, "nats", "", "URL of an external NATS JetStream server or cluster to use instead of the embedded engine")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "let the embedded engine accept NATS clients on this address, e.g. 127.0.0.1:4222")
 	f.StringVar(&cfg.Fsync, "fsync", "", `sync policy of the embedded engine: "always" (every write), or a period such as "1s" (default: JetStream's)`)
