@@ -164,7 +164,9 @@ func (h *Handler) routes() {
 	handle := func(pattern string, a access, f func(http.ResponseWriter, *http.Request) error) {
 		raw(pattern, a, h.metrics.wrap(pattern, func(w http.ResponseWriter, r *http.Request) {
 			restoreSlashSegments(r)
-			if h.opts.Budget != nil && r.Body != nil && r.Body != http.NoBody {
+			if r.Body == nil || r.Body == http.NoBody {
+				bodyRead(w) // nothing to read: the read timeout must not cut the handling
+			} else if h.opts.Budget != nil {
 				// The body's bytes are charged as they arrive, not its declared length up
 				// front: a client holds only what it has sent, and a slow one is cut by the
 				// server's read timeout. They are given back once the request is answered.

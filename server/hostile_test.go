@@ -219,6 +219,20 @@ func TestHTTPConnectionCap(t *testing.T) {
 		}
 		return nil
 	})
+	for _, k := range held {
+		k.nc.Close()
+	}
+	spooltest.Eventually(t, 10*time.Second, func() error { // the server sees them close
+		resp, err := http.Get(srv.URL + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("healthz %d", resp.StatusCode)
+		}
+		return nil
+	})
 	checkJobs(t, srv.URL, ids)
 }
 
