@@ -208,32 +208,27 @@ func TestHTTPConnectionCap(t *testing.T) {
 	}
 	// Below the cap again: accepted.
 	held[0].nc.Close()
-	spooltest.Eventually(t, 10*time.Second, func() error {
-		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(srv.URL + "/v1/jobs/" + ids[2])
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("below the cap: %d", resp.StatusCode)
-		}
-		return nil
-	})
+	once := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	spooltest.Eventually(t, 10*time.Second, func() error { return getOK(once, srv.URL+"/v1/jobs/"+ids[2]) })
 	for _, k := range held {
 		k.nc.Close()
 	}
-	spooltest.Eventually(t, 10*time.Second, func() error { // the server sees them close
-		resp, err := http.Get(srv.URL + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("healthz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	// The server sees them close: room for the checks below.
+	spooltest.Eventually(t, 10*time.Second, func() error { return getOK(http.DefaultClient, srv.URL+"/healthz") })
 	checkJobs(t, srv.URL, ids)
+}
+
+// getOK GETs url and wants 200.
+func getOK(c *http.Client, url string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %d", url, resp.StatusCode)
+	}
+	return nil
 }
 
 // bodyReader generates a JSON batch body of about size bytes without holding it: jobs of
