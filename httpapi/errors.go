@@ -94,7 +94,7 @@ func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // ConnRefusal is the answer to a connection over the server's cap (see connlimit): a 503
-// too_many_connections, sent before the request is read, and the connection closes.
+// too_many_connections, sent once the request starts to arrive, and the connection closes.
 func ConnRefusal(max int) []byte {
 	body, _ := json.Marshal(errorBody{errorOut{Code: "too_many_connections",
 		Message: fmt.Sprintf("the server holds its maximum of %d connections (--http-max-conns); try again", max)}})
