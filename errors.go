@@ -33,8 +33,9 @@ var (
 	// (code payload_too_large).
 	ErrPayloadTooLarge = errors.New("spool: payload too large")
 	// ErrUnavailable: no server could serve the request: every server answered 503
-	// (code unavailable: shutting down, or its engine is unreachable) or could not be
-	// reached at all. Retrying later may succeed.
+	// (code unavailable: shutting down, or its engine is unreachable; overloaded: over its
+	// memory budget; too_many_connections: at its connection cap) or could not be reached
+	// at all. Retrying later may succeed.
 	ErrUnavailable = errors.New("spool: server unavailable")
 )
 
@@ -55,6 +56,8 @@ const (
 	CodeUnauthenticated      = "unauthenticated" // 401: no token, or an unknown or revoked one
 	CodeForbidden            = "forbidden"       // 403: the token lacks the permission
 	CodeTokenNotFound        = "token_not_found"
+	CodeOverloaded           = "overloaded"
+	CodeTooManyConnections   = "too_many_connections"
 )
 
 // APIError is an error answer of the server: a non-2xx status with the body
@@ -98,7 +101,7 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrInvalidArgument
 	case CodePayloadTooLarge:
 		return target == ErrPayloadTooLarge
-	case CodeUnavailable:
+	case CodeUnavailable, CodeOverloaded, CodeTooManyConnections:
 		return target == ErrUnavailable
 	}
 	return false

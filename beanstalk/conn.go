@@ -68,20 +68,48 @@ type conn struct {
 
 	body    []byte // reused buffer for small job bodies
 	scratch []byte // reply line buffer
+	werr    error  // the first failed write: the connection ends
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc,
 		br:    bufio.NewReaderSize(nc, 4096),
-		bw:    bufio.NewWriterSize(nc, 4096),
 		name:  "beanstalkd " + nc.RemoteAddr().String(),
 		use:   defaultTube,
 		watch: []string{defaultTube},
 		held:  make(map[uint64]*lease),
 	}
+	c.bw = bufio.NewWriterSize(c, 4096)
 	c.lr.r = c.br
 	return c
+}
+
+// Write writes replies to the socket, each write with its own deadline (WriteTimeout, or
+// the stop's cut when sooner): the buffer of replies is written here both when flushed
+// between commands and when it fills while the client pipelines.
+func (c *conn) Write(p []byte) (int, error) {
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	d := time.Now().Add(c.s.opt.WriteTimeout).UnixNano()
+	cut := c.s.writeCut.Load()
+	if cut != 0 && cut < d {
+		d = cut
+	}
+	c.nc.SetWriteDeadline(time.Unix(0, d))
+	if cut == 0 {
+		// A stop that set writeCut after the load above also sets this socket's deadline,
+		// but maybe before the line above: set it again.
+		if cut = c.s.writeCut.Load(); cut != 0 && cut < d {
+			c.nc.SetWriteDeadline(time.Unix(0, cut))
+		}
+	}
+	n, err := c.nc.Write(p)
+	if err != nil {
+		c.werr = err
+	}
+	return n, err
 }
 
 // interrupt makes a blocked read return so that the connection sees the server stopping.
@@ -114,6 +142,9 @@ func (c *conn) serve() {
 // the next one (without limit, or IdleTimeout) and then gives the rest of it ReadTimeout.
 // It reports false when the connection must end.
 func (c *conn) awaitCommand() bool {
+	if c.werr != nil {
+		return false // the client does not read its replies, or is gone
+	}
 	if c.br.Buffered() == 0 {
 		if !c.flush() {
 			return false
@@ -136,9 +167,8 @@ func (c *conn) awaitCommand() bool {
 
 func (c *conn) flush() bool {
 	if c.bw.Buffered() == 0 {
-		return true
+		return c.werr == nil
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
 	return c.bw.Flush() == nil
 }
 
@@ -366,6 +396,15 @@ func (c *conn) put(cmd *command) bool {
 	}
 	c.setProducer()
 	n := int(cmd.size) + 2
+	// The body and the engine's copy of it are charged to the memory budget until stored.
+	cost := 2 * int64(n)
+	if !c.s.opt.Budget.TryAcquire(cost) {
+		if _, err := c.br.Discard(n); err != nil {
+			return false
+		}
+		return c.word(msgOutOfMemory)
+	}
+	defer c.s.opt.Budget.Release(cost)
 	var body []byte
 	if n <= smallBody {
 		if c.body == nil {
@@ -400,6 +439,8 @@ func (c *conn) put(cmd *command) bool {
 		return c.word(msgJobTooBig)
 	case errors.Is(err, engine.ErrClosed):
 		return c.word(msgDraining)
+	case errors.Is(err, engine.ErrNoSpace):
+		return c.word(msgOutOfMemory) // as beanstalkd when its binlog has no room
 	default:
 		return c.fail("put", err)
 	}

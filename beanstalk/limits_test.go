@@ -126,8 +126,15 @@ func TestMaxConns(t *testing.T) {
 	a, b := e.dial(t), e.dial(t)
 	a.expect("use a", "USING a")
 	b.expect("use b", "USING b")
+	// Over the cap: a reply the client can read, then the end of the connection.
 	c := e.dial(t)
+	if l := c.line(); l != "OUT_OF_MEMORY" {
+		t.Fatalf("connection over the cap: got %q, want OUT_OF_MEMORY", l)
+	}
 	c.closed()
+	// The connections under the cap still work.
+	a.expect("list-tube-used", "USING a")
+	b.expect("list-tube-used", "USING b")
 	a.nc.Close()
 	spooltest.Eventually(t, 5*time.Second, func() error {
 		nc, err := net.Dial("tcp", e.addr)

@@ -36,12 +36,14 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/budget"
+	"github.com/spoolq/spool/internal/connlimit"
 )
 
 // Defaults of Options.
 const (
 	DefaultMaxJobSize  = 65535
-	DefaultMaxConns    = 10000
+	DefaultMaxConns    = 4096
 	DefaultReadTimeout = time.Minute
 	DefaultMaxWatched  = 1000
 	DefaultMaxHeld     = 100000
@@ -64,8 +66,8 @@ type Options struct {
 	// MaxJobSize is the largest job body in bytes (beanstalkd -z). Default 65535; at most
 	// MaxJobSizeLimit. Bodies the engine refuses (engine.Config.MaxPayload) are too big too.
 	MaxJobSize int
-	// MaxConns bounds the open connections; a connection over the bound is closed at once.
-	// Default 10000.
+	// MaxConns bounds the open connections; a connection over the bound is sent
+	// OUT_OF_MEMORY and closed at once. Default 4096.
 	MaxConns int
 	// IdleTimeout closes a connection that sends nothing for this long between commands.
 	// Default 0: never, as beanstalkd (dead peers are still found by TCP keep-alive).
@@ -73,8 +75,9 @@ type Options struct {
 	// ReadTimeout bounds the time from the first byte of a command to the end of its line
 	// and job body; a slower client is disconnected. Default 1m.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds the writing of one batch of replies to a client that does not read
-	// them. Default: ReadTimeout.
+	// WriteTimeout bounds each write of replies to the socket, whether flushed between
+	// commands or pushed out by a full buffer while the client pipelines: a client that stops
+	// reading is cut after it, and the jobs it holds go back to ready. Default: ReadTimeout.
 	WriteTimeout time.Duration
 	// MaxWatched bounds a connection's watch list; a watch over it is answered
 	// OUT_OF_MEMORY. Default 1000.
@@ -84,6 +87,10 @@ type Options struct {
 	MaxHeld int
 	// OpTimeout bounds each engine call. Default 30s.
 	OpTimeout time.Duration
+	// Budget bounds the memory that job bodies being put hold at once, shared with the
+	// other fronts: a put whose body does not fit is answered OUT_OF_MEMORY (its body read
+	// away unstored). Nil: no bound but MaxJobSize per connection.
+	Budget *budget.Budget
 	// Version is spool's own version, reported by the stats command as spool-version. The
 	// stats field version is always ProtocolVersion. Default "unknown".
 	Version string
@@ -140,6 +147,11 @@ type Server struct {
 	stopping   chan struct{}
 	stopOnce   sync.Once
 	draining   atomic.Bool
+	// writeCut, when not 0, is the latest write deadline (unix ns) of every connection:
+	// set by a stop, so that a client that does not read its replies delays no shutdown.
+	writeCut  atomic.Int64
+	refuser   chan struct{}
+	refusedAt atomic.Int64 // unix ns of the last logged refusal
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -187,6 +199,7 @@ func New(eng *engine.Engine, opt Options) *Server {
 		conns:     make(map[*conn]struct{}),
 		tubes:     make(map[string]*tubeRefs),
 		counters:  make(map[string]*tubeTotal),
+		refuser:   connlimit.NewRefuser(),
 	}
 	s.puts = newBatcher(base, s.enqueueBatch)
 	s.acks = newBatcher(base, s.ackBatch)
@@ -264,8 +277,11 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	if len(s.conns) >= s.opt.MaxConns {
 		s.mu.Unlock()
-		s.log.Warn("beanstalk connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.opt.MaxConns)
-		nc.Close()
+		if now := time.Now().UnixNano(); now-s.refusedAt.Load() > int64(time.Second) { // at most one log a second
+			s.refusedAt.Store(now)
+			s.log.Warn("beanstalk connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.opt.MaxConns)
+		}
+		connlimit.Refuse(s.refuser, nc, []byte(msgOutOfMemory+"\r\n"))
 		return
 	}
 	c := newConn(s, nc)
@@ -322,9 +338,14 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// stopWriteGrace is how long a stop leaves clients to read the replies they are sent.
+const stopWriteGrace = time.Second
+
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
 		s.draining.Store(true)
+		cut := time.Now().Add(stopWriteGrace)
+		s.writeCut.Store(cut.UnixNano())
 		s.mu.Lock()
 		close(s.stopping)
 		s.stopCancel()
@@ -333,6 +354,7 @@ func (s *Server) stop() {
 		}
 		for c := range s.conns {
 			c.interrupt()
+			c.nc.SetWriteDeadline(cut) // after writeCut is set: see conn.Write
 		}
 		s.mu.Unlock()
 	})

@@ -28,6 +28,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -68,6 +69,11 @@ type Config struct {
 	// RequestTimeout bounds each JetStream step whose caller set no deadline: past it
 	// the step fails with an error for which Transient is true. Default 10s.
 	RequestTimeout time.Duration
+	// StoreErr, when set, reports a store that cannot take new data (its disk full or
+	// failing). While it returns an error, Enqueue and the creation of a queue fail at once
+	// with an error wrapping ErrNoSpace, rather than each waiting RequestTimeout for a store
+	// that answers nothing; reads and the other steps, which need little space, go on.
+	StoreErr func() error
 	// PollInterval bounds how long a waiting reservation goes without looking for jobs:
 	// jobs also become ready without a wake-up (a delayed job's time comes, a lease
 	// expires). Default 250ms.
@@ -765,7 +771,19 @@ func (e *Engine) closed() bool {
 // Transient reports whether err is a failure to reach JetStream (or JetStream's temporary
 // unavailability) rather than an answer about the job: the same call may succeed if tried
 // again. Fronts answer it as a retryable error (HTTP 503).
-func Transient(err error) bool { return store.Transient(err) }
+func Transient(err error) bool { return errors.Is(err, ErrNoSpace) || store.Transient(err) }
+
+// storeFull returns an error wrapping ErrNoSpace when Config.StoreErr reports the store
+// cannot take new data.
+func (e *Engine) storeFull() error {
+	if e.cfg.StoreErr == nil {
+		return nil
+	}
+	if err := e.cfg.StoreErr(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoSpace, err)
+	}
+	return nil
+}
 
 // casLost reports a failed compare-and-set (store.CASLost).
 func casLost(err error) bool { return store.CASLost(err) }

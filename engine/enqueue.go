@@ -124,6 +124,9 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 			return nil, err
 		}
 	}
+	if err := e.storeFull(); err != nil {
+		return nil, err
+	}
 	now := e.now()
 	results := make([]EnqueueResult, len(reqs))
 	items := make([]*pending, len(reqs))

@@ -19,6 +19,9 @@ var (
 	ErrWrongState = errors.New("operation not allowed in the job's state")
 	// ErrClosed: the engine is shutting down.
 	ErrClosed = errors.New("engine closed")
+	// ErrNoSpace: the store takes no new jobs for now, its disk full or failing
+	// (Config.StoreErr). Transient is true for it.
+	ErrNoSpace = errors.New("store takes no new jobs")
 )
 
 // ValidationError reports a bad argument, naming the field.

@@ -63,6 +63,9 @@ func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
 // stream is a subject prefix and needs no write. Two nodes racing agree on the first entry.
 // The shard's last sequence before the queue existed is the queue's trust mark (trustedAfter).
 func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings, levels ...uint32) (*queue, error) {
+	if err := e.storeFull(); err != nil {
+		return nil, err
+	}
 	rc := e.nc.Stats().Reconnects
 	q, shardSeq, err := e.makeQueue(ctx, name, s, levels)
 	if err != nil {

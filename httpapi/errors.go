@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/budget"
 )
 
 // apiError is an error with its HTTP status and stable code.
@@ -91,6 +93,16 @@ func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, errorBody{out})
 }
 
+// ConnRefusal is the answer to a connection over the server's cap (see connlimit): a 503
+// too_many_connections, sent once the request starts to arrive, and the connection closes.
+func ConnRefusal(max int) []byte {
+	body, _ := json.Marshal(errorBody{errorOut{Code: "too_many_connections",
+		Message: fmt.Sprintf("the server holds its maximum of %d connections (--http-max-conns); try again", max)}})
+	body = append(body, '\n')
+	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"+
+		"Connection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+}
+
 // decode reads a JSON body strictly: known fields only, one value, within limit bytes.
 // An empty body decodes as {}.
 func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
@@ -105,10 +117,12 @@ func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if errors.Is(err, io.EOF) {
+		bodyRead(w)
 		return nil
 	}
 	if err == nil {
 		if err = dec.Decode(new(json.RawMessage)); errors.Is(err, io.EOF) {
+			bodyRead(w)
 			return nil
 		}
 		if err == nil {
@@ -116,6 +130,13 @@ func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 		}
 	}
 	return decodeErr(err)
+}
+
+// bodyRead lifts the server's read deadline (ReadTimeout) once the whole body is in: that
+// deadline bounds a slow client's request, not the handling of it. net/http reads on in the
+// background meanwhile and cancels the request when that read times out.
+func bodyRead(w http.ResponseWriter) {
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
 }
 
 // decodeStrict decodes one JSON value as decode does, from bytes already read.
@@ -135,6 +156,9 @@ func decodeErr(err error) error {
 		te  *json.UnmarshalTypeError
 	)
 	switch {
+	case errors.Is(err, budget.ErrExceeded):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "overloaded",
+			Message: "the server holds its budget of request bytes in flight (--max-inflight); try again"}
 	case errors.As(err, &mbe):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
 			Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}

@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -24,6 +25,7 @@ import (
 	"github.com/spoolq/spool"
 	"github.com/spoolq/spool/auth"
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/budget"
 	"github.com/spoolq/spool/schedule"
 )
 
@@ -56,10 +58,26 @@ type Options struct {
 	// Cluster, when set, serves GET /v1/cluster and the cluster metrics, and makes
 	// /healthz ready only while the node knows a JetStream meta leader.
 	Cluster Cluster
+	// Budget bounds the memory that request bodies hold at once, shared with the other
+	// fronts: a body that would go over it is answered 503 overloaded with Retry-After.
+	// Nil: no bound but the per-request body limits.
+	Budget *budget.Budget
+	// StoreErr, when set, reports the store's health (a full or failing disk): /healthz
+	// answers 503 while it returns an error.
+	StoreErr func() error
+	// WriteTimeout is the server's http.Server.WriteTimeout, if any. A long-polling
+	// reservation moves its connection's write deadline to its wait plus this.
+	WriteTimeout time.Duration
 }
 
 // DefaultMetricsQueues is the default cap of the queues with series on /metrics.
 const DefaultMetricsQueues = 1000
+
+// bodyCost is what one byte of a request body costs in memory until the request is
+// answered: the decoder's buffer (grown by doubling) and the decoded copies (raw items,
+// payloads, the engine's messages). A valid 58 MiB batch took the heap 231 MiB up at its
+// peak, garbage included (docs/limits.md).
+const bodyCost = 4
 
 // Handler serves the HTTP API. Create it with New.
 type Handler struct {
@@ -104,6 +122,12 @@ func New(eng *engine.Engine, o Options) *Handler {
 	if o.Cluster != nil {
 		h.reg.MustRegister(clusterCollector{o.Cluster})
 	}
+	if o.Budget != nil {
+		h.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "spool_inflight_bytes",
+			Help: "Memory charged to request bodies in flight, of every front (the --max-inflight budget).",
+		}, func() float64 { return float64(o.Budget.Used()) }))
+	}
 	h.routes()
 	return h
 }
@@ -140,6 +164,19 @@ func (h *Handler) routes() {
 	handle := func(pattern string, a access, f func(http.ResponseWriter, *http.Request) error) {
 		raw(pattern, a, h.metrics.wrap(pattern, func(w http.ResponseWriter, r *http.Request) {
 			restoreSlashSegments(r)
+			if r.Body == nil || r.Body == http.NoBody {
+				bodyRead(w) // nothing to read: the read timeout must not cut the handling
+			} else if h.opts.Budget != nil {
+				// The body's bytes are charged as they arrive, not its declared length up
+				// front: a client holds only what it has sent, and a slow one is cut by the
+				// server's read timeout. They are given back once the request is answered.
+				br := budget.NewReader(h.opts.Budget, r.Body, bodyCost)
+				defer br.Close()
+				r.Body = struct {
+					io.Reader
+					io.Closer
+				}{br, r.Body}
+			}
 			err := h.checkRoute(r, a)
 			if err == nil {
 				err = f(w, r)
@@ -322,7 +359,11 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := h.eng.Ping(ctx); err != nil {
+	err := h.eng.Ping(ctx)
+	if err == nil && h.opts.StoreErr != nil {
+		err = h.opts.StoreErr()
+	}
+	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 		return
 	}
@@ -503,6 +544,11 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(in.Worker) > 256 {
 		return fieldErr("worker", "longer than 256 bytes")
+	}
+	if req.Wait > 0 && h.opts.WriteTimeout > 0 {
+		// The server's write timeout counts from the request's header: a long poll gets
+		// its wait on top.
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(req.Wait + h.opts.WriteTimeout))
 	}
 	// A long poll ends early when the server starts draining.
 	ctx, cancel := context.WithCancel(r.Context())

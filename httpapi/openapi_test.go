@@ -662,7 +662,7 @@ var codesByStatus = map[int][]string{
 	413: {"payload_too_large"},
 	415: {"unsupported_media_type"},
 	500: {"internal"},
-	503: {"unavailable"},
+	503: {"unavailable", "overloaded", "too_many_connections"},
 }
 
 // TestOpenAPIDocument checks the document itself: version, references, operations,

@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// DefaultMaxInflight is Config.MaxInflight's default: 512 MiB, two of the largest HTTP
+// batches (64 MiB, charged 4 times their size) at once.
+const DefaultMaxInflight = 512 << 20
+
 // Config configures a spool node. The zero value of a field takes the default noted.
 type Config struct {
 	// DataDir holds the embedded engine's JetStream files. Default "./spool-data".
@@ -58,6 +62,11 @@ type Config struct {
 	// node's certificate on both ends, verified against TLSClientCA (required then).
 	RouteTLS *tls.Config
 
+	// MinFree is the free space of the data folder's filesystem under which the embedded
+	// engine's store counts as failing: /healthz answers 503 and new jobs are refused
+	// before the disk is full. Default 64 MiB (docs/limits.md).
+	MinFree int64
+
 	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
 	MaxPayload int
 	// Retention is how long a finished job's record stays queryable. Default 1h: each
@@ -86,6 +95,32 @@ type Config struct {
 	AdminToken string
 	// AuthMetrics makes /metrics, /healthz and /v1/openapi.yaml take a token too.
 	AuthMetrics bool
+
+	// Limits of the fronts (docs/limits.md).
+
+	// HTTPReadHeaderTimeout bounds the reading of a request's header. Default 10s.
+	HTTPReadHeaderTimeout time.Duration
+	// HTTPReadTimeout bounds the reading of a whole request, header and body. Default 1m.
+	HTTPReadTimeout time.Duration
+	// HTTPWriteTimeout bounds a request's handling and answer, from the end of its header;
+	// a long-polling reservation gets its wait on top. Default 1m.
+	HTTPWriteTimeout time.Duration
+	// HTTPIdleTimeout closes a kept-alive connection that sends no request for this long.
+	// Default 2m.
+	HTTPIdleTimeout time.Duration
+	// HTTPMaxConns bounds the HTTP front's open connections; over it a new connection is
+	// answered 503 too_many_connections and closed. Default 4096.
+	HTTPMaxConns int
+	// BeanstalkMaxConns bounds the beanstalkd front's open connections; over it a new
+	// connection is sent OUT_OF_MEMORY and closed. Default 4096.
+	BeanstalkMaxConns int
+	// BeanstalkTimeout bounds the reading of one beanstalkd command (from its first byte)
+	// and each write of replies to a client that does not read them. Default 1m.
+	BeanstalkTimeout time.Duration
+	// MaxInflight is the memory budget of request bodies in flight, all fronts together,
+	// in bytes: over it a request is refused (HTTP 503 overloaded, beanstalkd
+	// OUT_OF_MEMORY) rather than held. Default DefaultMaxInflight; negative: no budget.
+	MaxInflight int64
 
 	// SchedulesFile names a YAML (or JSON) file of schedules created or updated at start.
 	SchedulesFile string
@@ -146,6 +181,30 @@ func (c *Config) setDefaults() {
 	}
 	if c.Retention == 0 {
 		c.Retention = time.Hour
+	}
+	if c.HTTPReadHeaderTimeout == 0 {
+		c.HTTPReadHeaderTimeout = 10 * time.Second
+	}
+	if c.HTTPReadTimeout == 0 {
+		c.HTTPReadTimeout = time.Minute
+	}
+	if c.HTTPWriteTimeout == 0 {
+		c.HTTPWriteTimeout = time.Minute
+	}
+	if c.HTTPIdleTimeout == 0 {
+		c.HTTPIdleTimeout = 2 * time.Minute
+	}
+	if c.HTTPMaxConns == 0 {
+		c.HTTPMaxConns = 4096
+	}
+	if c.BeanstalkMaxConns == 0 {
+		c.BeanstalkMaxConns = 4096
+	}
+	if c.BeanstalkTimeout == 0 {
+		c.BeanstalkTimeout = time.Minute
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second

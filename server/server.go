@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"github.com/spoolq/spool/beanstalk"
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/httpapi"
+	"github.com/spoolq/spool/internal/budget"
+	"github.com/spoolq/spool/internal/connlimit"
 	"github.com/spoolq/spool/internal/natsd"
 	"github.com/spoolq/spool/internal/tlsconf"
 	"github.com/spoolq/spool/ui"
@@ -29,6 +32,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 
 	var ns *natsserver.Server
+	var guard *natsd.Guard
 	var nc *nats.Conn
 	var err error
 	addrs := Addrs{}
@@ -95,7 +99,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		log.Info("using external NATS", "url", nc.ConnectedUrl())
 	} else {
-		nopts := natsd.Options{StoreDir: cfg.DataDir, Listen: cfg.NATSListen, Fsync: cfg.Fsync, Logger: log}
+		// The guard reports a full or failing disk and recovers the store once space returns.
+		guard = natsd.NewGuard(cfg.DataDir, cfg.MinFree, log)
+		nopts := natsd.Options{StoreDir: cfg.DataDir, Listen: cfg.NATSListen, Fsync: cfg.Fsync, Logger: log, Guard: guard}
 		if tlsr != nil {
 			nopts.TLS = tlsr.ServerConfig()
 		}
@@ -117,6 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer func() {
+			guard.Close()
 			ns.Shutdown()
 			ns.WaitForShutdown()
 			log.Info("engine stopped")
@@ -143,8 +150,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer nc.Close()
 
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	var storeErr func() error
+	if guard != nil {
+		storeErr = guard.Err
+	}
 	eng, err := engine.Open(openCtx, nc, engine.Config{
-		Replicas: cfg.Replicas, Retention: cfg.Retention, MaxPayload: cfg.MaxPayload, Logger: log,
+		Replicas: cfg.Replicas, Retention: cfg.Retention, MaxPayload: cfg.MaxPayload, Logger: log, StoreErr: storeErr,
 	})
 	cancel()
 	if err != nil {
@@ -180,8 +191,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	cluster := &clusterView{name: cfg.ClusterName, ns: ns, js: js}
+	// One memory budget for the request bodies of every front (docs/limits.md).
+	inflight := budget.New(cfg.MaxInflight)
 	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched,
-		MetricsQueues: cfg.MetricsQueues, Auth: authSvc, ProtectMetrics: cfg.AuthMetrics, Cluster: cluster})
+		MetricsQueues: cfg.MetricsQueues, Auth: authSvc, ProtectMetrics: cfg.AuthMetrics, Cluster: cluster,
+		Budget: inflight, WriteTimeout: cfg.HTTPWriteTimeout, StoreErr: storeErr})
 	var handler http.Handler = api
 	if !cfg.NoUI {
 		handler = ui.Mount(api, ui.Options{Version: cfg.Version}) // the dashboard, at /ui/
@@ -189,19 +203,23 @@ func Run(ctx context.Context, cfg Config) error {
 	addrs.HTTP = ln.Addr().String()
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
+		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	scheme := "http://"
+	// Connections over the cap are refused before TLS (a TLS client reads a failed handshake).
+	hln := connlimit.NewListener(ln, cfg.HTTPMaxConns, httpapi.ConnRefusal(cfg.HTTPMaxConns))
 	if tlsr != nil {
 		// The handshake runs in the connection's goroutine, bounded by ReadHeaderTimeout.
 		srv.TLSConfig = tlsr.ServerConfig()
 		scheme = "https://"
-		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+		go func() { errc <- srv.ServeTLS(hln, "", "") }()
 	} else {
-		go func() { errc <- srv.Serve(ln) }()
+		go func() { errc <- srv.Serve(hln) }()
 	}
 
 	// beanstalkd protocol front: on when cfg.BeanstalkAddr is set.
@@ -209,7 +227,8 @@ func Run(ctx context.Context, cfg Config) error {
 	bserr := make(chan error, 1)
 	if bln != nil || btln != nil {
 		// A job the engine would refuse is too big for the front too.
-		bs = beanstalk.New(eng, beanstalk.Options{MaxJobSize: min(cfg.BeanstalkMaxJobSize, cfg.MaxPayload), Version: cfg.Version, Logger: log})
+		bs = beanstalk.New(eng, beanstalk.Options{MaxJobSize: min(cfg.BeanstalkMaxJobSize, cfg.MaxPayload), Version: cfg.Version, Logger: log,
+			MaxConns: cfg.BeanstalkMaxConns, ReadTimeout: cfg.BeanstalkTimeout, Budget: inflight})
 		serve := func(l net.Listener) {
 			if len(allow) > 0 {
 				l = &allowListener{Listener: l, allow: allow, log: log}

@@ -42,6 +42,7 @@ type config struct {
 	quiet     bool
 	delay     time.Duration
 	settle    time.Duration
+	slow      int
 }
 
 // driver is one protocol's way of enqueuing and completing jobs.
@@ -72,6 +73,7 @@ func main() {
 	flag.BoolVar(&c.quiet, "quiet", false, "no progress line")
 	flag.DurationVar(&c.delay, "delay", 0, "enqueue delayed jobs (e.g. 1h: to measure the cost of pending schedules)")
 	flag.DurationVar(&c.settle, "settle", 0, "-mode queues: measure again after the queues were idle this long")
+	flag.IntVar(&c.slow, "slow", 0, "hold this many slowloris connections (a header sent a byte a second) to the HTTP target during the run")
 	flag.Parse()
 	if c.target == "" {
 		c.target = map[string]string{"beanstalkd": "127.0.0.1:11300", "nats": "nats://127.0.0.1:4222"}[c.mode]
@@ -85,6 +87,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	var slow *slowClients
+	if c.slow > 0 {
+		slow = startSlowClients(ctx, c.target, c.slow)
+	}
 	if c.mode == "queues" {
 		if err := runQueues(ctx, c); err != nil {
 			fmt.Fprintln(os.Stderr, "spool-bench:", err)
@@ -98,6 +104,9 @@ func main() {
 		os.Exit(1)
 	}
 	r.print(os.Stdout, c)
+	if slow != nil {
+		fmt.Printf("slow connections: %d held, %d cut by the server\n", c.slow, slow.stop())
+	}
 }
 
 func newDriver(c config) (func() (driver, error), error) {

@@ -23,6 +23,8 @@ func (c *cli) serveCmd() *cobra.Command {
 		adminTokenFile string
 		sqsKey         string
 		sqsSecret      string
+		inflightMiB    int64
+		minFreeMiB     int64
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -83,6 +85,19 @@ request, and the cluster takes writes while a majority of its nodes is up:
 			if sqsKey != "" {
 				cfg.SQSCredentials = map[string]string{sqsKey: sqsSecret}
 			}
+			if cfg.HTTPReadHeaderTimeout < 0 || cfg.HTTPReadTimeout < 0 || cfg.HTTPWriteTimeout < 0 || cfg.HTTPIdleTimeout < 0 ||
+				cfg.BeanstalkTimeout < 0 || cfg.HTTPMaxConns < 0 || cfg.BeanstalkMaxConns < 0 {
+				return usageErrorf("the --http-*-timeout, --http-max-conns, --beanstalkd-timeout and --beanstalkd-max-conns flags must not be negative")
+			}
+			if minFreeMiB < 0 {
+				return usageErrorf("--min-free must not be negative")
+			}
+			cfg.MinFree = minFreeMiB << 20
+			if inflightMiB < 0 {
+				cfg.MaxInflight = -1
+			} else {
+				cfg.MaxInflight = inflightMiB << 20
+			}
 			cfg.Logger = logger
 			cfg.Version = programVersion()
 			err = server.Run(cmd.Context(), cfg)
@@ -109,6 +124,15 @@ request, and the cluster takes writes while a majority of its nodes is up:
 	f.StringVar(&cfg.SQSAddr, "sqs", "", "SQS-compatible API listen address, e.g. 127.0.0.1:9324 (empty: off; docs/sqs.md)")
 	f.StringVar(&sqsKey, "sqs-access-key", "", "access key id whose SigV4 signatures the SQS API requires (empty: requests are not verified)")
 	f.StringVar(&sqsSecret, "sqs-secret-key", "", "secret key of --sqs-access-key (or the environment variable SPOOL_SQS_SECRET_KEY)")
+	f.IntVar(&cfg.BeanstalkMaxConns, "beanstalkd-max-conns", 4096, "most open beanstalkd connections; a new one over it is sent OUT_OF_MEMORY and closed")
+	f.DurationVar(&cfg.BeanstalkTimeout, "beanstalkd-timeout", time.Minute, "beanstalkd: longest read of one command and longest write of replies to a client that does not read")
+	f.DurationVar(&cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", 10*time.Second, "HTTP: longest read of a request's header")
+	f.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", time.Minute, "HTTP: longest read of a whole request, header and body")
+	f.DurationVar(&cfg.HTTPWriteTimeout, "http-write-timeout", time.Minute, "HTTP: longest handling and answer of a request, after its header (a long poll gets its wait on top)")
+	f.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "HTTP: close a kept-alive connection idle this long")
+	f.IntVar(&cfg.HTTPMaxConns, "http-max-conns", 4096, "most open HTTP connections; a new one over it is answered 503 too_many_connections")
+	f.Int64Var(&inflightMiB, "max-inflight", server.DefaultMaxInflight>>20, "memory budget of request bodies in flight, all fronts together, in MiB; over it a request is refused (HTTP 503 overloaded, beanstalkd OUT_OF_MEMORY); -1: no budget")
+	f.Int64Var(&minFreeMiB, "min-free", 64, "free space (MiB) of the --data filesystem under which new jobs are refused (retryable) and /healthz answers 503, keeping room for acks")
 	f.StringVar(&cfg.NATSURL, "nats", "", "URL of an external NATS JetStream server or cluster to use instead of the embedded engine")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "let the embedded engine accept NATS clients on this address, e.g. 127.0.0.1:4222")
 	f.StringVar(&cfg.Fsync, "fsync", "", `sync policy of the embedded engine: "always" (every write), or a period such as "1s" (default: JetStream's)`)

@@ -37,6 +37,9 @@ type Options struct {
 	// client CA in it (ClientAuth) requires client certificates too. In-process connections
 	// are not affected.
 	TLS *tls.Config
+	// Guard, when set, watches the store and recovers it from a full disk (see Guard). It
+	// starts with the server; the caller closes it before shutting the server down.
+	Guard *Guard
 	// Cluster, when set, makes the server a node of a JetStream cluster.
 	Cluster *Cluster
 }
@@ -164,8 +167,12 @@ func Start(ctx context.Context, o Options) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
-	if o.Logger != nil {
-		ns.SetLoggerV2(&logger{o.Logger}, false, false, false)
+	if o.Logger != nil || o.Guard != nil {
+		l := o.Logger
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		ns.SetLoggerV2(&logger{l: l, guard: o.Guard}, false, false, false)
 	}
 	go ns.Start()
 	start := time.Now()
@@ -177,6 +184,9 @@ func Start(ctx context.Context, o Options) (*server.Server, error) {
 		if o.Logger != nil {
 			o.Logger.Info("embedded JetStream is recovering its data", "dir", o.StoreDir, "for", time.Since(start).Round(time.Second))
 		}
+	}
+	if o.Guard != nil {
+		o.Guard.start(ns)
 	}
 	return ns, nil
 }
@@ -264,13 +274,22 @@ func Connect(ns *server.Server, name string) (*nats.Conn, error) {
 }
 
 // logger adapts slog to nats-server's logger.
-type logger struct{ l *slog.Logger }
+type logger struct {
+	l     *slog.Logger
+	guard *Guard
+}
 
 func (l *logger) Noticef(format string, v ...any) { l.l.Debug(msg(format, v), "component", "nats") }
 func (l *logger) Warnf(format string, v ...any)   { l.l.Warn(msg(format, v), "component", "nats") }
 func (l *logger) Fatalf(format string, v ...any)  { l.l.Error(msg(format, v), "component", "nats") }
-func (l *logger) Errorf(format string, v ...any)  { l.l.Error(msg(format, v), "component", "nats") }
-func (l *logger) Debugf(format string, v ...any)  { l.l.Debug(msg(format, v), "component", "nats") }
-func (l *logger) Tracef(format string, v ...any)  {}
+func (l *logger) Errorf(format string, v ...any) {
+	m := msg(format, v)
+	if l.guard != nil {
+		l.guard.noteLog(m)
+	}
+	l.l.Error(m, "component", "nats")
+}
+func (l *logger) Debugf(format string, v ...any) { l.l.Debug(msg(format, v), "component", "nats") }
+func (l *logger) Tracef(format string, v ...any) {}
 
 func msg(format string, v []any) string { return strings.TrimSpace(fmt.Sprintf(format, v...)) }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -144,4 +145,33 @@ func Eventually(t testing.TB, d time.Duration, f func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Resources are the process's goroutines and open file descriptors at one moment.
+type Resources struct{ Goroutines, FDs int }
+
+// TakeResources counts the process's goroutines and open file descriptors (-1 where
+// /proc/self/fd cannot be read).
+func TakeResources() Resources {
+	fds := -1
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		fds = len(ents)
+	}
+	return Resources{Goroutines: runtime.NumGoroutine(), FDs: fds}
+}
+
+// SettleTo waits until the goroutines and descriptors are back to at most base plus slack
+// (background timers come and go), and fails the test if they do not within d: a leak.
+// Call it from a test that does not run in parallel with others.
+func SettleTo(t testing.TB, base Resources, slack int, d time.Duration) {
+	t.Helper()
+	Eventually(t, d, func() error {
+		now := TakeResources()
+		if now.Goroutines > base.Goroutines+slack || now.FDs > base.FDs+slack {
+			buf := make([]byte, 1<<20)
+			return fmt.Errorf("leak: %d goroutines and %d descriptors, baseline %d and %d; goroutines:\n%s",
+				now.Goroutines, now.FDs, base.Goroutines, base.FDs, buf[:runtime.Stack(buf, true)])
+		}
+		return nil
+	})
 }
