@@ -250,10 +250,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// end beanstalkd protocol front
 
-	if sqsLn != nil && tlsr != nil {
-		sqsLn = tlsconf.Listener(sqsLn, tlsr.ServerConfig(), 0) // TLS on every port
+	if sqsLn != nil {
+		// The HTTP API's connection cap, before TLS; TLS on every port.
+		sqsLn = connlimit.NewListener(sqsLn, cfg.HTTPMaxConns, httpapi.ConnRefusal(cfg.HTTPMaxConns))
+		if tlsr != nil {
+			sqsLn = tlsconf.Listener(sqsLn, tlsr.ServerConfig(), 0)
+		}
 	}
-	sqsFront, sqsErr := startSQS(sqsLn, eng, cfg, &addrs)
+	sqsFront, sqsErr := startSQS(sqsLn, eng, cfg, inflight, &addrs)
 	defer sqsFront.close()
 
 	log.Info("spool serving", "http", scheme+addrs.HTTP, "beanstalkd", addrs.Beanstalk, "beanstalkd_tls", addrs.BeanstalkTLS,

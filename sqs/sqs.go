@@ -12,12 +12,14 @@ package sqs
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/budget"
 )
 
 // Account is the account id in every queue URL and ARN.
@@ -70,7 +72,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Budget, when set, bounds the memory that request bodies hold at once (shared with
+	// the other fronts): their bytes are charged as they arrive, and a request over it gets
+	// a retryable 503 ServiceUnavailable.
+	Budget *budget.Budget
 }
+
+// bodyCost is what a byte of a request body costs until the request is answered: the body
+// and its decoded form.
+const bodyCost = 2
 
 // Handler serves the SQS API.
 type Handler struct {
@@ -114,6 +124,14 @@ func (h *Handler) Close() { h.move.close() }
 
 // ServeHTTP answers one SQS request in the protocol it came in.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.opt.Budget != nil && r.Body != nil {
+		br := budget.NewReader(h.opt.Budget, r.Body, bodyCost)
+		defer br.Close()
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{br, r.Body}
+	}
 	req, p, err := h.decode(w, r)
 	if err != nil {
 		h.writeErr(w, p, err)

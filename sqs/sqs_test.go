@@ -12,12 +12,19 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/budget"
 	"github.com/spoolq/spool/internal/natsd"
 	"github.com/spoolq/spool/sqs"
 )
 
 // front starts an engine on an embedded JetStream and the SQS front over it.
 func front(t *testing.T) (srv *httptest.Server, stop func()) {
+	t.Helper()
+	return frontWith(t, sqs.Options{})
+}
+
+// frontWith is front with options (its Logger is set here).
+func frontWith(t *testing.T, opt sqs.Options) (srv *httptest.Server, stop func()) {
 	t.Helper()
 	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: t.TempDir()})
 	if err != nil {
@@ -34,7 +41,8 @@ func front(t *testing.T) (srv *httptest.Server, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sqs.New(eng, sqs.Options{Logger: log})
+	opt.Logger = log
+	h := sqs.New(eng, opt)
 	srv = httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
@@ -136,5 +144,29 @@ func TestEngineUnavailableIs503(t *testing.T) {
 	a = callQuery(t, srv, url.Values{"Action": {"SendMessage"}, "QueueUrl": {q}, "MessageBody": {"x"}})
 	if a.status != 503 || !strings.Contains(a.body, "<Code>ServiceUnavailable</Code>") {
 		t.Fatalf("query send with JetStream gone: %d %s", a.status, a.body)
+	}
+}
+
+// Request bodies are charged to the memory budget shared with the other fronts: one over it
+// gets a retryable 503, and the budget is whole again once it is answered.
+func TestBodyOverBudget(t *testing.T) {
+	t.Parallel()
+	b := budget.New(4 << 10)
+	srv, _ := frontWith(t, sqs.Options{Budget: b})
+	a := callJSON(t, srv, "CreateQueue", `{"QueueName":"q"}`)
+	if a.status != 200 {
+		t.Fatalf("CreateQueue: %d %s", a.status, a.body)
+	}
+	q := srv.URL + "/000000000000/q"
+	a = callJSON(t, srv, "SendMessage", `{"QueueUrl":"`+q+`","MessageBody":"`+strings.Repeat("x", 8<<10)+`"}`)
+	if a.status != 503 || !strings.Contains(a.body, "ServiceUnavailable") || a.header.Get("Retry-After") == "" {
+		t.Fatalf("a body over the budget: %d %v %s", a.status, a.header, a.body)
+	}
+	if b.Used() != 0 {
+		t.Fatalf("budget used after the answer: %d", b.Used())
+	}
+	a = callJSON(t, srv, "SendMessage", `{"QueueUrl":"`+q+`","MessageBody":"small"}`)
+	if a.status != 200 {
+		t.Fatalf("a body within the budget: %d %s", a.status, a.body)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/spoolq/spool/internal/budget"
 )
 
 // maxBody bounds a request body: a batch of 10 messages of the largest size, with room.
@@ -119,6 +121,9 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request) (*request, prot
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, nil, errorf(errTooLarge, "request body over %d bytes", maxBody)
+		}
+		if errors.Is(err, budget.ErrExceeded) {
+			return nil, nil, errorf(errUnavailable, "spool holds as many request bytes as its memory budget allows: try again")
 		}
 		return nil, nil, errorf(errInvalidParam, "read request: %v", err)
 	}
