@@ -573,6 +573,29 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 		h.eng.GiveBack(res.Jobs)
 		return r.Context().Err()
 	}
+	// The answer holds the jobs' payloads, encoded: it is charged to the memory budget
+	// until written. The jobs that do not fit go back to ready at once; if not even one
+	// does, the caller is told to come back.
+	if h.opts.Budget != nil && len(res.Jobs) > 0 {
+		var charged int64
+		fit := 0
+		for _, rj := range res.Jobs {
+			c := answerCost * int64(len(rj.Job.Payload)+answerOverhead)
+			if !h.opts.Budget.TryAcquire(c) {
+				break
+			}
+			charged += c
+			fit++
+		}
+		defer h.opts.Budget.Release(charged)
+		if fit < len(res.Jobs) {
+			h.eng.GiveBack(res.Jobs[fit:])
+			res.Jobs = res.Jobs[:fit]
+		}
+		if fit == 0 {
+			return decodeErr(budget.ErrExceeded)
+		}
+	}
 	jobs := make([]*jobOut, len(res.Jobs))
 	for i, rj := range res.Jobs {
 		jobs[i] = toJob(rj.Job)
@@ -585,6 +608,13 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs, "paused": paused})
 	return nil
 }
+
+// What a reserved job costs the memory budget until its answer is written: its payload,
+// its encoded copy and the answer's buffer (answerCost times), and its other fields.
+const (
+	answerCost     = 3
+	answerOverhead = 1 << 10
+)
 
 func jobID(r *http.Request) (uint64, error) {
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/spoolq/spool"
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/budget"
 	"github.com/spoolq/spool/httpapi"
 	"github.com/spoolq/spool/internal/natsd"
 	"github.com/spoolq/spool/internal/spooltest"
@@ -1350,4 +1351,32 @@ func TestQueuesPaged(t *testing.T) {
 	}
 	s.wantErr(t, http.StatusBadRequest, "invalid_argument", "limit", "GET", "/v1/queues?limit=0", nil)
 	s.wantErr(t, http.StatusBadRequest, "invalid_argument", "limit", "GET", "/v1/queues?limit=1001", nil)
+}
+
+// A reservation's answer is charged to the memory budget: the jobs that do not fit go back
+// to ready at once (the next reservation has them), and when not one fits the caller gets
+// 503 overloaded and the job stays ready.
+func TestReserveAnswerWithinBudget(t *testing.T) {
+	t.Parallel()
+	payload := map[string]any{"payload": strings.Repeat("x", 3000)} // ~12 KiB charged a job
+	b := budget.New(30 << 10)
+	s := newServerWith(t, 0, slog.LevelWarn, func(o *httpapi.Options, _ *nats.Conn) { o.Budget = b })
+	for range 4 {
+		s.enqueue(t, "big", payload)
+	}
+	if r := s.reserve(t, map[string]any{"queues": []string{"big"}, "max": 3}); len(r.Jobs) != 2 {
+		t.Fatalf("first reservation: %d jobs, want the 2 that fit", len(r.Jobs))
+	}
+	// Other requests hold most of the budget: not one job fits.
+	if !b.TryAcquire(25 << 10) {
+		t.Fatal("budget not given back after the answers")
+	}
+	a := s.must(t, http.StatusServiceUnavailable, "POST", "/v1/reserve", map[string]any{"queues": []string{"big"}})
+	if !strings.Contains(string(a.raw), `"overloaded"`) || a.header.Get("Retry-After") == "" {
+		t.Fatalf("answer over the budget: %v %s", a.header, a.raw)
+	}
+	b.Release(25 << 10)
+	if r := s.reserve(t, map[string]any{"queues": []string{"big"}, "max": 3}); len(r.Jobs) != 2 {
+		t.Fatalf("reservation after: %d jobs, want the 2 given back", len(r.Jobs))
+	}
 }
