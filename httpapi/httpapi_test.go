@@ -22,8 +22,8 @@ import (
 
 	"github.com/spoolq/spool"
 	"github.com/spoolq/spool/engine"
-	"github.com/spoolq/spool/internal/budget"
 	"github.com/spoolq/spool/httpapi"
+	"github.com/spoolq/spool/internal/budget"
 	"github.com/spoolq/spool/internal/natsd"
 	"github.com/spoolq/spool/internal/spooltest"
 
