@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,6 +83,12 @@ type Config struct {
 	// reservation before its JetStream consumer is deleted (made again by the next
 	// reservation): an idle queue then costs no goroutine. Default 2m.
 	ConsumerIdle time.Duration
+	// Node names this node in lifecycle events. Default the host name.
+	Node string
+	// EventsMaxAge and EventsMaxBytes bound the lifecycle events stream: older events, and
+	// the oldest past the size, are removed. Default 24h and 1 GiB.
+	EventsMaxAge   time.Duration
+	EventsMaxBytes int64
 }
 
 // requestTimeout bounds a JetStream request that has no deadline of its own.
@@ -145,6 +152,15 @@ func (c *Config) setDefaults() {
 	if c.ConsumerIdle <= 0 {
 		c.ConsumerIdle = 2 * time.Minute
 	}
+	if c.Node == "" {
+		c.Node, _ = os.Hostname()
+	}
+	if c.EventsMaxAge <= 0 {
+		c.EventsMaxAge = 24 * time.Hour
+	}
+	if c.EventsMaxBytes <= 0 {
+		c.EventsMaxBytes = 1 << 30
+	}
 }
 
 // Engine is spool's job engine over one JetStream connection. It is safe for concurrent use.
@@ -174,6 +190,7 @@ type Engine struct {
 	stats  *counters
 	leases *leaseCache
 	lw     *leaseWriter
+	events *eventLog
 	// waiting counts the reservations of this node waiting for jobs (Waiting).
 	waiting atomic.Int64
 
@@ -209,6 +226,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 		tag:     tag,
 		tagText: strconv.FormatUint(uint64(tag), 16),
 	}
+	e.events = newEventLog(e, cfg.Node)
 	if err := e.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -245,6 +263,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 	e.wg.Go(func() { e.stats.run(e.stop) })
 	e.wg.Go(func() { e.lw.run(e.stop) })
 	e.wg.Go(func() { e.runIdleSweep(e.stop) })
+	e.wg.Go(func() { e.events.run(e.stop) })
 	return e, nil
 }
 
@@ -266,6 +285,7 @@ func (e *Engine) Close() error {
 	// other nodes should see them reserved meanwhile.
 	e.lw.write(ctx, time.Time{})
 	e.stats.flush(ctx)
+	e.events.flush(ctx)
 	return e.nc.FlushWithContext(ctx)
 }
 
@@ -307,7 +327,10 @@ func (e *Engine) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: create %s bucket: %w", queuesBucket, err)
 	}
-	return e.setupShards(ctx)
+	if err := e.setupShards(ctx); err != nil {
+		return err
+	}
+	return e.setupEvents(ctx)
 }
 
 // queueConfig is a queue's entry in the spool_queues bucket.
@@ -337,6 +360,8 @@ type queueConfig struct {
 	DeadLetter string `json:"dead_letter,omitempty"`
 	// Attrs are free-form attributes that fronts keep with the queue (SetQueueAttributes).
 	Attrs map[string]string `json:"attrs,omitempty"`
+	// NoEvents turns the queue's lifecycle events off.
+	NoEvents bool `json:"no_events,omitempty"`
 }
 
 func (c *queueConfig) settings() QueueSettings {
@@ -345,6 +370,7 @@ func (c *queueConfig) settings() QueueSettings {
 		MaxAttempts: c.MaxAttempts,
 		BackoffBase: time.Duration(c.BackoffMS) * time.Millisecond,
 		BackoffMax:  time.Duration(c.BackoffMax) * time.Millisecond,
+		Events:      new(!c.NoEvents),
 	}
 }
 
@@ -600,6 +626,7 @@ func (e *Engine) applyQueueEntry(ent jetstream.KeyValueEntry, initial bool) {
 	rc := e.nc.Stats().Reconnects
 	isNew := e.lookupQueue(cfg.Name) == nil
 	q := e.cacheQueue(cfg, ent.Revision())
+	e.events.setOff(cfg.Name, cfg.NoEvents)
 	if !initial && isNew {
 		q.trust.CompareAndSwap(nil, &trustMark{0, rc})
 	}

@@ -63,6 +63,11 @@ func (e *Engine) ValidateEnqueue(r *EnqueueRequest) error {
 	if len(r.Metadata) > MaxMetadata {
 		return invalid("metadata", "more than %d entries", MaxMetadata)
 	}
+	if r.CallbackURL != "" {
+		if err := ValidateURL(r.CallbackURL); err != nil {
+			return invalid("callback_url", "%s", err)
+		}
+	}
 	for k, v := range r.Metadata {
 		if k == "" || len(k) > MaxMetaKey || !printable(k) {
 			return invalid("metadata", "keys must be 1 to %d bytes of printable UTF-8", MaxMetaKey)
@@ -144,6 +149,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 			OwnLease:    r.Lease != 0,
 			TimeoutMS:   r.Timeout.Milliseconds(),
 			UniqueKey:   r.UniqueKey, Metadata: r.Metadata, Created: now.UnixNano(),
+			Callback: r.CallbackURL,
 		}
 		runAt := r.RunAt
 		if runAt.IsZero() && r.Delay > 0 {

@@ -34,6 +34,7 @@ type Job struct {
 	Timeout     time.Duration // how long one attempt may run, enforced by the worker; 0: no limit
 	UniqueKey   string
 	Metadata    map[string]string
+	CallbackURL string // told of the job's outcome (webhook)
 
 	CreatedAt       time.Time
 	RunAt           time.Time // when a delayed job becomes ready
@@ -69,6 +70,9 @@ type EnqueueRequest struct {
 	// Buried stores the job buried, as if it had failed for good: it waits for a kick. For
 	// jobs carried over from another system in that state; exclusive with Delay and RunAt.
 	Buried bool
+	// CallbackURL, when set, is sent the job's outcome (succeeded, failed, buried,
+	// cancelled) by the webhook dispatcher: an http or https URL of at most MaxURLLen bytes.
+	CallbackURL string
 	// ID, when not 0, is the job's id (at most MaxChosenID, 2^52-1) instead of one the
 	// engine makes. An enqueue whose id exists already stores nothing and returns that job
 	// as a duplicate: callers that derive the id from an event (a schedule's tick) get
@@ -136,6 +140,9 @@ type QueueSettings struct {
 	MaxAttempts int           // default attempts before a job is buried
 	BackoffBase time.Duration // first retry delay; doubles each attempt
 	BackoffMax  time.Duration // cap of the retry delay
+	// Events turns the queue's lifecycle events on or off; nil leaves it unchanged (new
+	// queues have them on). Reports always set it.
+	Events *bool
 }
 
 // QueueInfo is a queue's settings, pause state and statistics.

@@ -366,6 +366,9 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 		if s.BackoffMax != 0 {
 			n.BackoffMax = s.BackoffMax.Milliseconds()
 		}
+		if s.Events != nil {
+			n.NoEvents = !*s.Events
+		}
 		bad = nil
 		if n.BackoffMax < n.BackoffMS {
 			// The queue's other setting contradicts this update: leave the entry as is.

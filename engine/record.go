@@ -33,6 +33,7 @@ type record struct {
 	TimeoutMS int64             `json:"to,omitempty"`
 	UniqueKey string            `json:"u,omitempty"`
 	Metadata  map[string]string `json:"m,omitempty"`
+	Callback  string            `json:"cb,omitempty"` // URL told of the job's outcome
 
 	Created    int64 `json:"ct"`           // unix ns
 	RunAt      int64 `json:"ra,omitempty"` // unix ns
@@ -97,7 +98,7 @@ func (r *record) job(id uint64, payload []byte, now time.Time) *Job {
 		CreatedAt: nsTime(r.Created), RunAt: nsTime(r.RunAt), ReservedAt: nsTime(r.ReservedAt),
 		FirstReservedAt: nsTime(r.FirstRes),
 		LeaseExpiresAt:  nsTime(r.LeaseExp), FinishedAt: nsTime(r.Finished),
-		LastError: r.LastError, Result: r.Result, Worker: r.Worker,
+		LastError: r.LastError, Result: r.Result, Worker: r.Worker, CallbackURL: r.Callback,
 		Releases: r.Releases, Buries: r.Buries, Kicks: r.Kicks, Timeouts: r.Timeouts,
 	}
 	switch {
