@@ -258,6 +258,7 @@ func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
 		}
 	}
 	e.stats.add(escapeName(rec.Queue), cCancelled, 1)
+	e.emit(EventCancelled, id, &next)
 	e.releaseUnique(ctx, id, &next)
 	return next.job(id, nil, now), nil
 }
@@ -348,7 +349,7 @@ func (e *Engine) Kick(ctx context.Context, id uint64) (*Job, error) {
 	if subjectState(m.Subject) == StateBuried {
 		next.Attempts = 0
 	}
-	return e.move(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, "", m.Seq)
+	return e.emitted(EventKicked, id, &next)(e.move(ctx, q, id, &next, seq, payload, StateReady, time.Time{}, "", m.Seq))
 }
 
 // KickQueue kicks up to max jobs of a queue in state st (buried or delayed), oldest first;

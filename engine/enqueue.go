@@ -203,6 +203,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 		if it.rec.State == StateBuried {
 			e.stats.add(it.q.names.esc, cBuried, 1)
 		}
+		e.emit(EventEnqueued, it.id, it.rec)
 		if k := (qband{it.q, it.rec.Band}); it.rec.State == StateReady {
 			if ready[k] == 0 {
 				order = append(order, k)

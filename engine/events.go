@@ -336,3 +336,22 @@ func (e *Engine) ConsumeEvents(ctx context.Context, durable string, f EventFilte
 	}
 	return ctx.Err()
 }
+
+// emitted returns a pass-through for a transition's result that emits k for rec (the
+// record after the transition) when it succeeded.
+func (e *Engine) emitted(k EventKind, id uint64, rec *record) func(*Job, error) (*Job, error) {
+	return func(j *Job, err error) (*Job, error) {
+		if err == nil {
+			e.emit(k, id, rec)
+		}
+		return j, err
+	}
+}
+
+// failKind is the kind of a failed attempt's event: buried when it buries the job.
+func failKind(st State) EventKind {
+	if st == StateBuried {
+		return EventBuried
+	}
+	return EventFailed
+}

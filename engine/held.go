@@ -61,6 +61,7 @@ func (e *Engine) ReserveByID(ctx context.Context, id uint64, worker string) (*Re
 		return nil, err
 	}
 	e.stats.add(q.names.esc, cReserves, 1)
+	e.emit(EventReserved, id, &next)
 	return &Reserved{Job: next.job(id, payload, now), Token: formatToken(next.LeaseID)}, nil
 }
 

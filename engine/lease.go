@@ -210,6 +210,7 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 		e.endLease(ctx, id, it.rec)
 		e.leases.drop(id)
 		e.stats.add(escapeName(it.rec.Queue), cSucceeded, 1)
+		e.emit(EventSucceeded, id, nexts[k])
 		e.releaseUnique(ctx, id, nexts[k])
 		out[it.i].Job = nexts[k].job(id, nil, now)
 	}
@@ -287,6 +288,7 @@ func (e *Engine) Fail(ctx context.Context, id uint64, token string, req FailRequ
 		j, err := e.moveLeased(ctx, q, id, &next, rec, seq, payload, st, at)
 		if err == nil {
 			e.stats.add(q.names.esc, cFailed, 1)
+			e.emit(failKind(st), id, &next)
 		}
 		return j, err
 	})
@@ -327,10 +329,11 @@ func (e *Engine) Release(ctx context.Context, id uint64, token string, req Relea
 		if req.Priority != nil {
 			next.Priority = *req.Priority
 		}
+		st, at := StateReady, time.Time{}
 		if req.Delay > 0 {
-			return e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateDelayed, e.now().Add(req.Delay))
+			st, at = StateDelayed, e.now().Add(req.Delay)
 		}
-		return e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateReady, time.Time{})
+		return e.emitted(EventReleased, id, &next)(e.moveLeased(ctx, q, id, &next, rec, seq, payload, st, at))
 	})
 }
 
@@ -348,7 +351,7 @@ func (e *Engine) Bury(ctx context.Context, id uint64, token string, req BuryRequ
 		if req.Priority != nil {
 			next.Priority = *req.Priority
 		}
-		return e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateBuried, time.Time{})
+		return e.emitted(EventBuried, id, &next)(e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateBuried, time.Time{}))
 	})
 }
 
@@ -366,7 +369,7 @@ func (e *Engine) Touch(ctx context.Context, id uint64, token string, lease time.
 		if d == 0 {
 			d = rec.lease()
 		}
-		return rec.kind().extend(ctx, e, id, rec, seq, d)
+		return e.emitted(EventTouched, id, rec)(rec.kind().extend(ctx, e, id, rec, seq, d))
 	})
 }
 
@@ -390,6 +393,7 @@ func (e *Engine) touchHere(id uint64, token string, lease time.Duration) (*Job, 
 		return nil, false
 	}
 	e.extendLease(rec.Ack, d)
+	e.emit(EventTouched, id, &next)
 	return next.job(id, nil, now), true
 }
 
@@ -488,6 +492,6 @@ func (e *Engine) Unreserve(ctx context.Context, id uint64, token string) (*Job, 
 			return nil, err
 		}
 		next := *rec
-		return e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateReady, time.Time{})
+		return e.emitted(EventReleased, id, &next)(e.moveLeased(ctx, q, id, &next, rec, seq, payload, StateReady, time.Time{}))
 	})
 }

@@ -171,6 +171,7 @@ func (e *Engine) expireLeases(ctx context.Context, expired []leaseRef) {
 			j, err := e.moveLeased(ctx, q, l.ID, &next, rec, seq, payload, st, time.Time{})
 			if err == nil {
 				e.stats.add(q.names.esc, cTimeouts, 1)
+				e.emit(EventExpired, l.ID, &next)
 			}
 			return j, err
 		})

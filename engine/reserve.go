@@ -508,6 +508,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 		if c.cur.State == StateReserved {
 			next.Timeouts++
 			e.stats.add(q.names.esc, cTimeouts, 1)
+			e.emit(EventExpired, c.id, c.cur)
 		}
 		if c.cur.Attempts >= c.cur.MaxAttempts {
 			next.LastError = cmpOr(next.LastError, "attempts exhausted")
@@ -517,6 +518,8 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 			if _, err := e.moveTo(ctx, q, c.id, &next, c.curSeq, c.payload, StateBuried, time.Time{}, c.msg.Reply); err != nil {
 				e.log.Warn("bury exhausted job", "job", c.id, "err", err)
 				e.st.Nak(c.msg.Reply)
+			} else {
+				e.emit(EventBuried, c.id, &next)
 			}
 			continue
 		}
@@ -536,6 +539,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 		if c.behind {
 			e.leases.putPending(c.id, &next, 0, now)
 			e.startLease(&next, cfg)
+			e.emit(EventReserved, c.id, &next)
 			got[k] = &Reserved{Job: next.job(c.id, c.payload, now), Token: formatToken(next.LeaseID)}
 			continue
 		}
@@ -560,6 +564,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 		}
 		e.startLease(next, cfg)
 		e.leases.put(c.id, next, seqs[i])
+		e.emit(EventReserved, c.id, next)
 		got[live[i]] = &Reserved{Job: next.job(c.id, c.payload, now), Token: formatToken(next.LeaseID)}
 	}
 	n := 0
