@@ -932,7 +932,7 @@ func (h *Handler) putQueue(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in, 64<<10); err != nil {
 		return err
 	}
-	s := engine.QueueSettings{Lease: in.Lease.value(), BackoffBase: in.BackoffBase.value(), BackoffMax: in.BackoffMax.value()}
+	s := engine.QueueSettings{Lease: in.Lease.value(), BackoffBase: in.BackoffBase.value(), BackoffMax: in.BackoffMax.value(), Events: in.Events}
 	for _, d := range []struct {
 		field string
 		set   bool

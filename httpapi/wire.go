@@ -83,6 +83,7 @@ type jobOut struct {
 	Timeout        string            `json:"timeout,omitempty"`
 	UniqueKey      string            `json:"unique_key,omitempty"`
 	Metadata       map[string]string `json:"metadata,omitempty"`
+	CallbackURL    string            `json:"callback_url,omitempty"`
 	CreatedAt      *time.Time        `json:"created_at,omitempty"`
 	RunAt          *time.Time        `json:"run_at,omitempty"`
 	ReservedAt     *time.Time        `json:"reserved_at,omitempty"`
@@ -103,7 +104,7 @@ func toJob(j *engine.Job) *jobOut {
 	o := &jobOut{
 		ID: strconv.FormatUint(j.ID, 10), Queue: j.Queue, Type: j.Type, State: j.State, Priority: j.Priority,
 		Attempts: j.Attempts, MaxAttempts: j.MaxAttempts, Lease: fmtDuration(j.Lease),
-		UniqueKey: j.UniqueKey, Metadata: j.Metadata,
+		UniqueKey: j.UniqueKey, Metadata: j.Metadata, CallbackURL: j.CallbackURL,
 		CreatedAt: timeOut(j.CreatedAt), RunAt: timeOut(j.RunAt), ReservedAt: timeOut(j.ReservedAt),
 		LeaseExpiresAt: timeOut(j.LeaseExpiresAt), FinishedAt: timeOut(j.FinishedAt),
 		LastError: j.LastError, Result: j.Result, Worker: j.Worker,
@@ -141,6 +142,7 @@ type enqueueIn struct {
 	UniqueKey     string            `json:"unique_key"`
 	Metadata      map[string]string `json:"metadata"`
 	Buried        bool              `json:"buried"`
+	CallbackURL   string            `json:"callback_url"`
 
 	Jobs []json.RawMessage `json:"jobs"` // decoded one by one, so that errors name the item
 }
@@ -149,7 +151,7 @@ type enqueueIn struct {
 const DefaultPriority = 1024
 
 func (in *enqueueIn) request(queue string) (engine.EnqueueRequest, error) {
-	r := engine.EnqueueRequest{Queue: queue, Type: in.Type, Priority: DefaultPriority, UniqueKey: in.UniqueKey, Metadata: in.Metadata, Buried: in.Buried}
+	r := engine.EnqueueRequest{Queue: queue, Type: in.Type, Priority: DefaultPriority, UniqueKey: in.UniqueKey, Metadata: in.Metadata, Buried: in.Buried, CallbackURL: in.CallbackURL}
 	switch {
 	case in.Payload != nil && in.PayloadBase64 != nil:
 		return r, fieldErr("payload_base64", "payload and payload_base64 are exclusive")
@@ -231,6 +233,7 @@ type queueSettingsIn struct {
 	MaxAttempts *int64    `json:"max_attempts"`
 	BackoffBase *duration `json:"backoff_base"`
 	BackoffMax  *duration `json:"backoff_max"`
+	Events      *bool     `json:"events"`
 }
 
 type queueOut struct {
@@ -242,6 +245,7 @@ type queueOut struct {
 	Paused      bool       `json:"paused"`
 	PausedUntil *time.Time `json:"paused_until,omitempty"`
 	CreatedAt   *time.Time `json:"created_at,omitempty"`
+	Events      bool       `json:"events"`
 	Stats       statsOut   `json:"stats"`
 }
 
@@ -268,6 +272,7 @@ func toQueue(qi *engine.QueueInfo) *queueOut {
 		Name: qi.Name, Lease: fmtDuration(qi.Settings.Lease), MaxAttempts: qi.Settings.MaxAttempts,
 		BackoffBase: fmtDuration(qi.Settings.BackoffBase), BackoffMax: fmtDuration(qi.Settings.BackoffMax),
 		Paused: qi.Paused, PausedUntil: timeOut(qi.PausedUntil), CreatedAt: timeOut(qi.CreatedAt),
+		Events: qi.Settings.Events == nil || *qi.Settings.Events,
 		Stats: statsOut{
 			Ready: s.Ready, Reserved: s.Reserved, Delayed: s.Delayed, Buried: s.Buried,
 			Enqueued: s.Enqueued, Reserves: s.Reserves, Succeeded: s.Succeeded, Failed: s.Failed,
