@@ -3,7 +3,9 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/internal/natsd"
@@ -48,8 +50,17 @@ func BenchmarkEnqueue(b *testing.B) {
 	}
 }
 
-// BenchmarkLifecycle measures enqueue + reserve + ack, each in batches of 100.
+// BenchmarkLifecycle measures enqueue + reserve + ack, each in batches of 100, with the
+// queue's lifecycle events on (the default) and off:
+//
+//	go test -run '^$' -bench Lifecycle -count 5 ./engine
 func BenchmarkLifecycle(b *testing.B) {
+	for _, events := range []bool{true, false} {
+		b.Run(fmt.Sprintf("events=%v", events), func(b *testing.B) { benchLifecycle(b, events) })
+	}
+}
+
+func benchLifecycle(b *testing.B, events bool) {
 	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -63,10 +74,14 @@ func BenchmarkLifecycle(b *testing.B) {
 	}
 	defer e.Close()
 	ctx := context.Background()
+	if _, err := e.PutQueue(ctx, "bench", engine.QueueSettings{Events: &events}); err != nil {
+		b.Fatal(err)
+	}
 	reqs := make([]engine.EnqueueRequest, 100)
 	for i := range reqs {
 		reqs[i] = engine.EnqueueRequest{Queue: "bench", Payload: make([]byte, 128)}
 	}
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 100 {
 		if _, err := e.Enqueue(ctx, reqs); err != nil {
@@ -91,6 +106,16 @@ func BenchmarkLifecycle(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+	// CPU per job (engine and embedded JetStream, one process) is steadier than jobs/s on a
+	// shared machine.
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func cmpOr(s, def string) string {

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,8 +62,10 @@ func (k EventKind) valid() bool {
 
 // Event is one transition of one job, as stored in the events stream.
 type Event struct {
-	// Seq is the event's position in the events stream: resume a feed after it.
-	Seq     uint64
+	// Pos is the event's position in the events stream: resume a feed after it. Events
+	// are stored in batches: Pos is the batch's stream sequence times EventsPerBatch plus
+	// the event's index in it.
+	Pos     uint64
 	Time    time.Time
 	Kind    EventKind
 	JobID   uint64
@@ -96,77 +100,132 @@ type wireEvent struct {
 	CB string    `json:"cb,omitempty"`
 }
 
-func encodeEvent(ev *Event) ([]byte, error) {
-	w := wireEvent{T: ev.Time.UnixNano(), K: ev.Kind, ID: ev.JobID, Q: ev.Queue, Ty: ev.Type, N: ev.Node,
-		W: ev.Worker, A: ev.Attempt, S: ev.State, E: ev.Error, CB: ev.Callback}
+// appendEvent appends ev's stored form (wireEvent's JSON) to b. Written by hand: it runs
+// for every transition, and json.Marshal was most of an event's cost.
+func appendEvent(b []byte, ev *Event) []byte {
+	b = append(b, `{"t":`...)
+	b = strconv.AppendInt(b, ev.Time.UnixNano(), 10)
+	b = append(b, `,"k":"`...)
+	b = append(b, ev.Kind...)
+	b = append(b, `","id":`...)
+	b = strconv.AppendUint(b, ev.JobID, 10)
+	b = appendField(b, "q", ev.Queue, true)
+	b = appendField(b, "ty", ev.Type, false)
+	b = appendField(b, "n", ev.Node, false)
+	b = appendField(b, "w", ev.Worker, false)
+	if ev.Attempt != 0 {
+		b = append(b, `,"a":`...)
+		b = strconv.AppendInt(b, int64(ev.Attempt), 10)
+	}
+	b = appendField(b, "s", string(ev.State), true)
+	b = appendField(b, "e", ev.Error, false)
 	if !ev.RunAt.IsZero() {
-		w.R = ev.RunAt.UnixNano()
+		b = append(b, `,"ra":`...)
+		b = strconv.AppendInt(b, ev.RunAt.UnixNano(), 10)
 	}
-	b, err := json.Marshal(&w)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	return b, nil
+	b = appendField(b, "cb", ev.Callback, false)
+	return append(b, '}')
 }
 
-func decodeEvent(seq uint64, b []byte) (Event, error) {
+// appendField appends ,"key":"value" (not when value is empty, unless always).
+func appendField(b []byte, key, v string, always bool) []byte {
+	if v == "" && !always {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(v) // the rare string that needs escaping
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, v...)
+	return append(b, '"')
+}
+
+// decodeBatch decodes a stored batch of events (JSON lines) stored at stream sequence seq.
+func decodeBatch(seq uint64, b []byte) ([]Event, error) {
+	var out []Event
+	for i := 0; len(b) > 0; i++ {
+		line := b
+		if n := bytes.IndexByte(b, '\n'); n >= 0 {
+			line, b = b[:n], b[n+1:]
+		} else {
+			b = nil
+		}
+		ev, err := decodeEvent(seq*EventsPerBatch+uint64(i), line)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+func decodeEvent(pos uint64, b []byte) (Event, error) {
 	var w wireEvent
 	if err := json.Unmarshal(b, &w); err != nil {
-		return Event{}, fmt.Errorf("decode event %d: %w", seq, err)
+		return Event{}, fmt.Errorf("decode event %d: %w", pos, err)
 	}
-	return Event{Seq: seq, Time: nsTime(w.T), Kind: w.K, JobID: w.ID, Queue: w.Q, Type: w.Ty, Node: w.N,
+	return Event{Pos: pos, Time: nsTime(w.T), Kind: w.K, JobID: w.ID, Queue: w.Q, Type: w.Ty, Node: w.N,
 		Worker: w.W, Attempt: w.A, State: w.S, Error: w.E, RunAt: nsTime(w.R), Callback: w.CB}, nil
 }
 
-// eventSubject is where an event is stored: spool.e.<queue>.<kind>.<id>, or under
-// spool.ec. for a job with a callback URL, so that the webhook dispatcher's consumer sees
-// only the events it may deliver.
-func eventSubject(esc string, k EventKind, id uint64, callback bool) string {
+// eventShards spreads a queue's events over this many subjects by job id, so that a job's
+// timeline reads a sixteenth of its queue's events.
+const eventShards = 16
+
+// eventSubject is the subject of a batch of events of one queue and shard:
+// spool.e.<queue>.<shard>, or spool.ec.<queue>.<shard> for jobs with a callback URL (the
+// webhook dispatcher's consumer needs to see only those, and the hooks' queues).
+func eventSubject(esc string, id uint64, callback bool) string {
 	p := eventsPrefix
 	if callback {
 		p = eventsCallbackPrefix
 	}
-	return p + esc + "." + string(k) + "." + strconv.FormatUint(id, 10)
+	return p + esc + "." + strconv.FormatUint(id%eventShards, 16)
 }
 
 // EventFilter selects events of a feed. Zero fields select all.
 type EventFilter struct {
 	Queues []string
-	Types  []string // matched in the feed, not by subject
+	Types  []string
 	Kinds  []EventKind
 	// Callback selects only events of jobs with a callback URL.
 	Callback bool
 }
 
-// subjects are the stream subject filters of f (types are not in subjects).
+// subjects are the stream subject filters of f: queues and callback are in subjects; kinds
+// and types are matched on the events.
 func (f EventFilter) subjects() []string {
-	qs := []string{"*"}
-	if len(f.Queues) > 0 {
-		qs = qs[:0]
-		for _, q := range f.Queues {
-			qs = append(qs, escapeName(q))
-		}
-	}
-	ks := []string{"*"}
-	if len(f.Kinds) > 0 {
-		ks = ks[:0]
-		for _, k := range f.Kinds {
-			ks = append(ks, string(k))
-		}
-	}
 	prefixes := []string{eventsPrefix, eventsCallbackPrefix}
 	if f.Callback {
 		prefixes = prefixes[1:]
 	}
 	var out []string
 	for _, p := range prefixes {
-		for _, q := range qs {
-			for _, k := range ks {
-				out = append(out, p+q+"."+k+".*")
-			}
+		if len(f.Queues) == 0 {
+			out = append(out, p+">")
+			continue
+		}
+		for _, q := range f.Queues {
+			out = append(out, p+escapeName(q)+".*")
 		}
 	}
 	return out
+}
+
+func (f EventFilter) match(ev *Event) bool {
+	if len(f.Kinds) > 0 && !slices.Contains(f.Kinds, ev.Kind) {
+		return false
+	}
+	if len(f.Queues) > 0 && !slices.Contains(f.Queues, ev.Queue) {
+		return false
+	}
+	return f.matchType(ev.Type)
 }
 
 func (f EventFilter) matchType(t string) bool {

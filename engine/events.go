@@ -27,9 +27,8 @@ const (
 	// dropped (and counted), so that a JetStream slower than the job traffic never holds up a
 	// transition.
 	maxBufferedEvents = 1 << 16
-	// eventsPerRound is how many events one flush publishes before awaiting their acks
-	// (below nats.go's default of 4,000 unacknowledged async publishes).
-	eventsPerRound = 2048
+	// EventsPerBatch is the most events one stored message holds (see Event.Pos).
+	EventsPerBatch = 1000
 )
 
 // eventLog stores lifecycle events off the transitions' path: emit appends to a buffer under
@@ -40,9 +39,10 @@ type eventLog struct {
 	e    *Engine
 	node string
 
-	mu   sync.Mutex
-	buf  []Event
-	kick chan struct{}
+	mu    sync.Mutex
+	buf   []Event
+	spare []Event // the buffer of the last flush, reused (flush's only)
+	kick  chan struct{}
 
 	// off names the queues whose events are turned off (queueConfig.NoEvents); replaced,
 	// never changed in place.
@@ -121,41 +121,73 @@ func (l *eventLog) run(stop <-chan struct{}) {
 	}
 }
 
-// flush publishes the buffered events, eventsPerRound at a time, until the buffer is empty.
+// flush publishes the buffered events until the buffer is empty: each round takes what
+// accumulated, packs it into one message per queue and shard (JSON lines, up to
+// EventsPerBatch), publishes them together and awaits their acks. Under load a round holds
+// many events, so an event costs a fraction of a stored message.
 func (l *eventLog) flush(ctx context.Context) {
 	for {
 		l.mu.Lock()
-		n := min(len(l.buf), eventsPerRound)
-		batch := make([]Event, n)
-		copy(batch, l.buf)
-		l.buf = append(l.buf[:0], l.buf[n:]...)
+		batch := l.buf
+		l.buf = l.spare[:0]
 		l.mu.Unlock()
-		if n == 0 {
+		if len(batch) == 0 {
+			l.spare = batch
 			return
 		}
-		futs := make([]jetstream.PubAckFuture, 0, n)
+		type group struct {
+			subject string
+			body    []byte
+			n       int
+		}
+		var groups []*group
+		open := make(map[string]*group)
+		escs := make(map[string]string)
+		var futs []jetstream.PubAckFuture
 		var errs int64
-		for i := range batch {
-			ev := &batch[i]
-			body, err := encodeEvent(ev)
+		publish := func(g *group) {
+			fut, err := l.e.st.Publish(&nats.Msg{Subject: g.subject, Data: g.body})
 			if err != nil {
-				errs++
-				continue
-			}
-			m := &nats.Msg{Subject: eventSubject(escapeName(ev.Queue), ev.Kind, ev.JobID, ev.Callback != ""), Data: body}
-			fut, err := l.e.st.Publish(m)
-			if err != nil {
-				errs++
-				continue
+				errs += int64(g.n)
+				return
 			}
 			futs = append(futs, fut)
 		}
+		for i := range batch {
+			ev := &batch[i]
+			esc, ok := escs[ev.Queue]
+			if !ok {
+				esc = escapeName(ev.Queue)
+				escs[ev.Queue] = esc
+			}
+			subj := eventSubject(esc, ev.JobID, ev.Callback != "")
+			g := open[subj]
+			if g == nil {
+				g = &group{subject: subj}
+				open[subj] = g
+				groups = append(groups, g)
+			}
+			if g.n > 0 {
+				g.body = append(g.body, '\n')
+			}
+			g.body = appendEvent(g.body, ev)
+			if g.n++; g.n == EventsPerBatch {
+				publish(g)
+				delete(open, subj)
+			}
+		}
+		for _, g := range groups {
+			if open[g.subject] == g && g.n > 0 {
+				publish(g)
+			}
+		}
+		l.spare = batch
 		wctx, cancel := context.WithTimeout(ctx, l.e.cfg.RequestTimeout)
 		_, werrs := store.Wait(wctx, futs)
 		cancel()
 		for _, err := range werrs {
 			if err != nil {
-				errs++
+				errs++ // a batch: counted once
 			}
 		}
 		if errs > 0 {
@@ -191,30 +223,48 @@ func (e *Engine) setupEvents(ctx context.Context) error {
 }
 
 // MaxJobEvents bounds a job's timeline (JobEvents).
-const MaxJobEvents = 10 * store.MaxBatch
+const MaxJobEvents = 10000
 
-// JobEvents returns the stored events of job id, oldest first (at most MaxJobEvents). A job
-// unknown to the events stream (never existed, its events aged out, or turned off) has
-// none: the result is empty, not an error.
+// maxTimelineScan bounds the stored batches a timeline reads.
+const maxTimelineScan = 64 * store.MaxBatch
+
+// JobEvents returns the stored events of job id, oldest first (at most MaxJobEvents), for as
+// long as its record is kept (ErrJobNotFound after). It reads the batches of the job's queue
+// and shard from the job's creation to its end.
 func (e *Engine) JobEvents(ctx context.Context, id uint64) ([]Event, error) {
-	if e.closed() {
-		return nil, ErrClosed
+	j, err := e.Job(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	filter := "spool.*.*.*." + strconv.FormatUint(id, 10)
+	// Either prefix (spool.e, spool.ec): only this stream's subjects are matched.
+	filter := "spool.*." + escapeName(j.Queue) + "." + strconv.FormatUint(id%eventShards, 16)
+	from := j.CreatedAt.Add(-time.Second) // another node's clock may be a little behind
+	var end time.Time
+	if !j.FinishedAt.IsZero() {
+		end = j.FinishedAt.Add(5 * time.Second)
+	}
 	var out []Event
-	for from := uint64(1); len(out) < MaxJobEvents; {
-		msgs, err := e.st.Batch(ctx, eventsStream, store.Request{Seq: from, NextFor: filter, Batch: store.MaxBatch})
+	req := store.Request{NextFor: filter, Batch: store.MaxBatch, StartTime: &from}
+	for scanned := 0; scanned < maxTimelineScan && len(out) < MaxJobEvents; {
+		msgs, err := e.st.Batch(ctx, eventsStream, req)
 		if err != nil {
 			return nil, fmt.Errorf("read job events: %w", err)
 		}
+		scanned += len(msgs)
 		for _, m := range msgs {
-			ev, err := decodeEvent(m.Seq, m.Data)
-			if err != nil {
-				e.log.Warn("bad event", "seq", m.Seq, "err", err)
-				continue
+			if !end.IsZero() && m.Time.After(end) {
+				return out, nil
 			}
-			out = append(out, ev)
-			from = m.Seq + 1
+			evs, err := decodeBatch(m.Seq, m.Data)
+			if err != nil {
+				e.log.Warn("bad events batch", "seq", m.Seq, "err", err)
+			}
+			for _, ev := range evs {
+				if ev.JobID == id && len(out) < MaxJobEvents {
+					out = append(out, ev)
+				}
+			}
+			req = store.Request{Seq: m.Seq + 1, NextFor: filter, Batch: store.MaxBatch}
 		}
 		if len(msgs) < store.MaxBatch {
 			break
@@ -226,21 +276,22 @@ func (e *Engine) JobEvents(ctx context.Context, id uint64) ([]Event, error) {
 // EventFeed is a live feed of events (FollowEvents). Next blocks until an event, the end of
 // ctx, or Close.
 type EventFeed struct {
-	filter EventFilter
-	cons   jetstream.Consumer
-	it     jetstream.MessagesContext
-	stop   sync.Once
+	filter  EventFilter
+	after   uint64 // skip events at or before this position
+	it      jetstream.MessagesContext
+	pending []Event
+	stop    sync.Once
 }
 
-// FollowEvents opens a feed of the events matching f stored after sequence after (0: only
-// events stored from now on). Close it when done.
+// FollowEvents opens a feed of the events matching f after position after (0: only events
+// stored from now on). Close it when done.
 func (e *Engine) FollowEvents(ctx context.Context, f EventFilter, after uint64) (*EventFeed, error) {
 	if e.closed() {
 		return nil, ErrClosed
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: f.subjects(), DeliverPolicy: jetstream.DeliverNewPolicy}
 	if after > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, max(after/EventsPerBatch, 1)
 	}
 	cons, err := e.js.OrderedConsumer(ctx, eventsStream, cfg)
 	if err != nil {
@@ -250,21 +301,31 @@ func (e *Engine) FollowEvents(ctx context.Context, f EventFilter, after uint64) 
 	if err != nil {
 		return nil, fmt.Errorf("follow events: %w", err)
 	}
-	return &EventFeed{filter: f, cons: cons, it: it}, nil
+	return &EventFeed{filter: f, after: after, it: it}, nil
 }
 
 // Next returns the next matching event.
 func (f *EventFeed) Next(ctx context.Context) (Event, error) {
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			f.Close()
-		case <-done:
-		}
-	}()
+	var done chan struct{}
 	for {
+		for len(f.pending) > 0 {
+			ev := f.pending[0]
+			f.pending = f.pending[1:]
+			if ev.Pos > f.after && f.filter.match(&ev) {
+				return ev, nil
+			}
+		}
+		if done == nil {
+			done = make(chan struct{})
+			defer close(done)
+			go func() {
+				select {
+				case <-ctx.Done():
+					f.Close()
+				case <-done:
+				}
+			}()
+		}
 		m, err := f.it.Next()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -272,15 +333,9 @@ func (f *EventFeed) Next(ctx context.Context) (Event, error) {
 			}
 			return Event{}, fmt.Errorf("follow events: %w", err)
 		}
-		md, err := m.Metadata()
-		if err != nil {
-			continue
+		if md, err := m.Metadata(); err == nil {
+			f.pending, _ = decodeBatch(md.Sequence.Stream, m.Data())
 		}
-		ev, err := decodeEvent(md.Sequence.Stream, m.Data())
-		if err != nil || !f.filter.matchType(ev.Type) {
-			continue
-		}
-		return ev, nil
 	}
 }
 
@@ -288,10 +343,11 @@ func (f *EventFeed) Next(ctx context.Context) (Event, error) {
 func (f *EventFeed) Close() { f.stop.Do(f.it.Stop) }
 
 // ConsumeEvents hands the events matching f to fn through the durable consumer named
-// durable, shared by every engine that calls it with that name: each event goes to one of
-// them, at least once (an event whose fn failed, or whose engine died, comes back after
-// redeliver). A new consumer starts with the events stored from then on; a changed filter
-// updates the consumer. It returns when ctx ends.
+// durable, shared by every engine that calls it with that name: each stored batch of events
+// goes to one of them, at least once. When fn fails for an event, the batch comes back
+// after redeliver (and its events that fn took already come again); so does the batch of
+// an engine that died. A new consumer starts with the events stored from then on; a changed
+// filter updates the consumer. It returns when ctx ends.
 func (e *Engine) ConsumeEvents(ctx context.Context, durable string, f EventFilter, redeliver time.Duration, fn func(context.Context, Event) error) error {
 	cons, err := e.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
 		Durable:        durable,
@@ -322,12 +378,17 @@ func (e *Engine) ConsumeEvents(ctx context.Context, durable string, f EventFilte
 				m.Term()
 				continue
 			}
-			ev, err := decodeEvent(md.Sequence.Stream, m.Data())
-			if err != nil || !f.matchType(ev.Type) {
-				m.Ack()
-				continue
+			evs, _ := decodeBatch(md.Sequence.Stream, m.Data())
+			failed := false
+			for i := range evs {
+				if f.match(&evs[i]) {
+					if err := fn(ctx, evs[i]); err != nil {
+						failed = true
+						break
+					}
+				}
 			}
-			if err := fn(ctx, ev); err != nil {
+			if failed {
 				m.NakWithDelay(redeliver)
 				continue
 			}

@@ -75,14 +75,14 @@ func TestJobTimeline(t *testing.T) {
 		engine.EventFailed, engine.EventReserved, engine.EventReleased, engine.EventReserved,
 		engine.EventBuried, engine.EventKicked, engine.EventReserved, engine.EventSucceeded)
 	for i, ev := range evs {
-		if ev.JobID != id || ev.Queue != "tl" || ev.Type != "email" || ev.Node != "node-a" || ev.Seq == 0 || ev.Time.IsZero() {
+		if ev.JobID != id || ev.Queue != "tl" || ev.Type != "email" || ev.Node != "node-a" || ev.Pos == 0 || ev.Time.IsZero() {
 			t.Errorf("event %d: %+v", i, ev)
 		}
 		if ev.Callback != "http://127.0.0.1:1/cb" {
 			t.Errorf("event %d: callback %q", i, ev.Callback)
 		}
-		if i > 0 && ev.Seq <= evs[i-1].Seq {
-			t.Errorf("event %d: seq %d after %d", i, ev.Seq, evs[i-1].Seq)
+		if i > 0 && ev.Pos <= evs[i-1].Pos {
+			t.Errorf("event %d: pos %d after %d", i, ev.Pos, evs[i-1].Pos)
 		}
 	}
 	if ev := evs[1]; ev.Worker != "w1" || ev.Attempt != 1 || ev.State != engine.StateReserved {
@@ -200,7 +200,7 @@ func TestFollowEvents(t *testing.T) {
 	defer from.Close()
 	for _, want := range []uint64{ids[1], ids[3]} {
 		ev, err := from.Next(ctx)
-		if err != nil || ev.JobID != want || ev.Type != "t1" || ev.Seq <= 1 {
+		if err != nil || ev.JobID != want || ev.Type != "t1" || ev.Pos <= 1 {
 			t.Fatalf("resumed event %+v %v, want job %d", ev, err, want)
 		}
 	}
