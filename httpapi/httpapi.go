@@ -115,7 +115,10 @@ func New(eng *engine.Engine, o Options) *Handler {
 	h.reg.MustRegister(&queueCollector{eng: eng, log: o.Logger, max: o.MetricsQueues}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "spool_reservations_waiting",
 		Help: "Reservations of this node waiting for jobs (long polls that found none): idle workers.",
-	}, func() float64 { return float64(eng.Waiting()) }))
+	}, func() float64 { return float64(eng.Waiting()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "spool_events_lost_total",
+		Help: "Lifecycle events this node could not store (its buffer was full, or JetStream failed).",
+	}, func() float64 { d, f := eng.EventStats(); return float64(d + f) }))
 	if o.Schedules != nil {
 		h.reg.MustRegister(scheduleCollector{o.Schedules})
 	}
@@ -216,6 +219,11 @@ func (h *Handler) routes() {
 	handle("POST /v1/jobs/{id}/release", workJob, h.release)
 	handle("POST /v1/jobs/{id}/bury", workJob, h.bury)
 	handle("POST /v1/jobs/{id}/kick", adminJob, h.kickJob)
+	// Events and the autoscaling signal (events.go, scale.go). A feed and the scale
+	// signal may name any queue: they need read on every queue.
+	handle("GET /v1/jobs/{id}/events", readJob, h.jobEvents)
+	handle("GET /v1/events", readAll, h.events)
+	handle("GET /v1/scale", readAll, h.scale)
 
 	handle("GET /v1/queues", readSome, h.listQueues) // the token's queues only
 	handle("GET /v1/queues/{queue}", read, h.getQueue)

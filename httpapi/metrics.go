@@ -37,7 +37,8 @@ type statusWriter struct {
 	status int
 }
 
-// Unwrap lets http.ResponseController reach the connection (for its deadlines).
+// Unwrap lets http.ResponseController reach the connection (its deadlines, flushes of an
+// event feed).
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -72,10 +73,15 @@ var (
 	descUp    = prometheus.NewDesc("spool_engine_up", "1 when the engine answered the last scrape.", nil, nil)
 	descCount = prometheus.NewDesc("spool_queues", "Queues known to this node.", nil, nil)
 	descShown = prometheus.NewDesc("spool_metrics_queues", "Queues with series here: at most the server's --metrics-queues, the first by name.", nil, nil)
+	// The autoscaling signal (docs/events.md): an HPA with an AverageValue target of
+	// targetMessagesPerWorker on spool_queue_backlog scales as GET /v1/scale does from zero.
+	descBacklog = prometheus.NewDesc("spool_queue_backlog", "Jobs waiting or running (ready + reserved): the autoscaling signal.", []string{"queue"}, nil)
+	descArrival = prometheus.NewDesc("spool_queue_enqueue_rate", "Jobs enqueued per second over the last minute.", []string{"queue"}, nil)
+	descDone    = prometheus.NewDesc("spool_queue_complete_rate", "Jobs succeeded per second over the last minute.", []string{"queue"}, nil)
 )
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descTotal, descPause, descAge, descUp, descCount, descShown} {
+	for _, d := range []*prometheus.Desc{descDepth, descTotal, descPause, descAge, descUp, descCount, descShown, descBacklog, descArrival, descDone} {
 		ch <- d
 	}
 }
@@ -116,6 +122,9 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descPause, prometheus.GaugeValue, paused, q.Name)
 		ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, s.OldestReadyAge.Seconds(), q.Name)
+		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(s.Ready+s.Reserved), q.Name)
+		ch <- prometheus.MustNewConstMetric(descArrival, prometheus.GaugeValue, s.EnqueueRate, q.Name)
+		ch <- prometheus.MustNewConstMetric(descDone, prometheus.GaugeValue, s.CompleteRate, q.Name)
 	}
 }
 
