@@ -1,0 +1,114 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/spoolq/spool/engine"
+)
+
+// delivery is a delivery job's payload.
+type delivery struct {
+	Key   string       `json:"key"`  // idempotency key: <event pos>-<hook id or "callback">
+	Hook  string       `json:"hook"` // hook id; "" for the job's callback URL
+	URL   string       `json:"url"`
+	Event engine.Event `json:"event"`
+}
+
+// dispatch turns matching events into delivery jobs, through the consumer shared by every
+// node. The consumer's filter follows the hooks: with none, it sees only the events of jobs
+// with a callback URL.
+func (s *Service) dispatch() {
+	for s.ctx.Err() == nil {
+		s.mu.RLock()
+		changed := s.changed
+		f := engine.EventFilter{Callback: len(s.hooks) == 0, WithCallbacks: true}
+		all := false
+		for _, h := range s.hooks {
+			if h.Queue == "" {
+				all = true
+			} else if !slices.Contains(f.Queues, h.Queue) {
+				f.Queues = append(f.Queues, h.Queue)
+			}
+		}
+		s.mu.RUnlock()
+		if all {
+			f.Queues = nil
+		}
+		ctx, cancel := context.WithCancel(s.ctx)
+		go func() {
+			select {
+			case <-changed: // hooks changed: consume again with the new filter
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		err := s.eng.ConsumeEvents(ctx, consumerName, f, 30*time.Second, s.onEvent)
+		cancel()
+		if err != nil && s.ctx.Err() == nil && ctx.Err() == nil {
+			s.log.Warn("webhook dispatcher", "err", err)
+			select {
+			case <-s.ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// onEvent enqueues the deliveries of one event: one per matching hook, and one to the job's
+// callback URL for an outcome. The delivery's job id derives from the event and the target,
+// so an event handed out twice enqueues each delivery once.
+func (s *Service) onEvent(ctx context.Context, ev engine.Event) error {
+	if ev.Queue == Queue {
+		return nil
+	}
+	var reqs []engine.EnqueueRequest
+	add := func(hook, url string) {
+		key := strconv.FormatUint(ev.Pos, 10) + "-" + cmpOr(hook, "callback")
+		b, _ := json.Marshal(delivery{Key: key, Hook: hook, URL: url, Event: ev})
+		reqs = append(reqs, engine.EnqueueRequest{Queue: Queue, Type: "webhook." + string(ev.Kind), Payload: b, ID: deliveryID(key)})
+	}
+	if ev.Callback != "" && slices.Contains(CallbackKinds, ev.Kind) {
+		add("", ev.Callback)
+	}
+	s.mu.RLock()
+	for _, h := range s.hooks {
+		if h.matches(&ev) {
+			add(h.ID, h.URL)
+		}
+	}
+	s.mu.RUnlock()
+	if len(reqs) == 0 {
+		return nil
+	}
+	res, err := s.eng.Enqueue(ctx, reqs)
+	if err != nil {
+		s.log.Warn("enqueue webhook deliveries", "event", ev.Pos, "err", err)
+		return err
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			s.log.Warn("enqueue webhook delivery", "event", ev.Pos, "err", r.Err)
+			return r.Err
+		}
+	}
+	return nil
+}
+
+// deliveryID is a delivery's job id: a hash of its key below 2^52 (chosen ids' limit).
+func deliveryID(key string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return max(h.Sum64()&(1<<52-1), 1)
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
