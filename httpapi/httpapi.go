@@ -27,6 +27,7 @@ import (
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/internal/budget"
 	"github.com/spoolq/spool/schedule"
+	"github.com/spoolq/spool/webhook"
 )
 
 //go:embed openapi.yaml
@@ -68,6 +69,8 @@ type Options struct {
 	// WriteTimeout is the server's http.Server.WriteTimeout, if any. A long-polling
 	// reservation moves its connection's write deadline to its wait plus this.
 	WriteTimeout time.Duration
+	// Webhooks serves the webhook routes (/v1/webhooks...); without it they answer 503.
+	Webhooks *webhook.Service
 }
 
 // DefaultMetricsQueues is the default cap of the queues with series on /metrics.
@@ -233,6 +236,14 @@ func (h *Handler) routes() {
 	handle("POST /v1/queues/{queue}/resume", admin, h.resume)
 	handle("POST /v1/queues/{queue}/kick", admin, h.kickQueue)
 	handle("POST /v1/queues/{queue}/purge", admin, h.purge)
+
+	// Webhooks (webhook.go): 503 unavailable when the server runs none. A hook may cover
+	// any queue, and the list shows the callback secret: admin on every queue.
+	handle("POST /v1/webhooks", adminAll, h.createHook)
+	handle("GET /v1/webhooks", adminAll, h.listHooks)
+	handle("DELETE /v1/webhooks/{id}", adminAll, h.deleteHook)
+	handle("GET /v1/webhook-deliveries", adminAll, h.listDeliveries)
+	handle("POST /v1/webhook-deliveries/{id}/redeliver", adminAll, h.redeliver)
 
 	// Schedules (schedule.go): 503 unavailable when the server runs no scheduler. A schedule
 	// may enqueue into any queue: they are every queue's business.

@@ -661,7 +661,7 @@ var codesByStatus = map[int][]string{
 	400: {"invalid_json", "invalid_argument"},
 	401: {"unauthenticated"},
 	403: {"forbidden"},
-	404: {"job_not_found", "queue_not_found", "schedule_not_found", "token_not_found", "not_found"},
+	404: {"job_not_found", "queue_not_found", "schedule_not_found", "token_not_found", "webhook_not_found", "not_found"},
 	405: {"method_not_allowed"},
 	409: {"lease_lost", "wrong_state"},
 	413: {"payload_too_large"},

@@ -47,8 +47,8 @@ type Config struct {
 	// ClusterName, when set, makes the embedded engine one node of a JetStream cluster of
 	// spool nodes with that name (docs/cluster.md). Ignored with NATSURL.
 	ClusterName string
-	// Node is this node's name in the cluster: unique, and the same across restarts.
-	// Default: the host name.
+	// Node is this node's name in the cluster (unique, and the same across restarts) and in
+	// lifecycle events. Default: the host name.
 	Node string
 	// ClusterListen is the address the other nodes' routes connect to. Default "0.0.0.0:6222".
 	ClusterListen string
@@ -72,6 +72,11 @@ type Config struct {
 	// Retention is how long a finished job's record stays queryable. Default 1h: each
 	// record costs memory in JetStream while kept (see docs/architecture.md).
 	Retention time.Duration
+	// EventsMaxAge and EventsMaxBytes bound the lifecycle events stream. Default 24h and
+	// 1 GiB (docs/events.md).
+	EventsMaxAge   time.Duration
+	EventsMaxBytes int64
+
 	// ShutdownTimeout bounds the graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration
 

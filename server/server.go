@@ -156,6 +156,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	eng, err := engine.Open(openCtx, nc, engine.Config{
 		Replicas: cfg.Replicas, Retention: cfg.Retention, MaxPayload: cfg.MaxPayload, Logger: log, StoreErr: storeErr,
+		Node: cfg.Node, EventsMaxAge: cfg.EventsMaxAge, EventsMaxBytes: cfg.EventsMaxBytes,
 	})
 	cancel()
 	if err != nil {
@@ -170,6 +171,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer sched.Close()
 	// end schedules
+
+	// webhooks: every node dispatches and delivers; they stop before the engine closes
+	hooks, err := startWebhooks(ctx, nc, eng, cfg)
+	if err != nil {
+		return err
+	}
+	defer hooks.Close()
+	// end webhooks
 
 	if cfg.PprofAddr != "" {
 		stop, err := servePprof(cfg.PprofAddr, log)
@@ -195,7 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 	inflight := budget.New(cfg.MaxInflight)
 	api := httpapi.New(eng, httpapi.Options{MaxPayload: cfg.MaxPayload, Logger: log, Version: cfg.Version, Schedules: sched,
 		MetricsQueues: cfg.MetricsQueues, Auth: authSvc, ProtectMetrics: cfg.AuthMetrics, Cluster: cluster,
-		Budget: inflight, WriteTimeout: cfg.HTTPWriteTimeout, StoreErr: storeErr})
+		Budget: inflight, WriteTimeout: cfg.HTTPWriteTimeout, StoreErr: storeErr, Webhooks: hooks})
 	var handler http.Handler = api
 	if !cfg.NoUI {
 		handler = ui.Mount(api, ui.Options{Version: cfg.Version}) // the dashboard, at /ui/
@@ -303,6 +312,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	sqsFront.shutdown(sctx)
 	sched.Close() // schedules: no fire after this point
+	hooks.Close() // webhooks: the POSTs in flight end first
 	if err := eng.Close(); err != nil {
 		log.Warn("engine close", "err", err)
 	}
