@@ -57,6 +57,13 @@ func Metadata(md map[string]string) EnqueueOption {
 	return func(e *enqueueJSON) { e.Metadata = md }
 }
 
+// CallbackURL has the server POST the job's outcome (succeeded, failed, buried, cancelled)
+// to url, an http or https URL, signed with the server's callback secret (VerifyWebhook;
+// docs/events.md).
+func CallbackURL(url string) EnqueueOption {
+	return func(e *enqueueJSON) { e.CallbackURL = url }
+}
+
 // Timeout bounds how long one attempt of the job may run (whole milliseconds, 1ms to
 // 168h). A Worker cancels the handler's context after d (context.Cause is ErrJobTimeout)
 // and fails the attempt; it replaces the worker's WorkerOptions.JobTimeout for this job.
@@ -79,6 +86,7 @@ type enqueueJSON struct {
 	Metadata      map[string]string `json:"metadata,omitempty"`
 	Timeout       jsonDuration      `json:"timeout,omitzero"`
 	Buried        bool              `json:"buried,omitempty"`
+	CallbackURL   string            `json:"callback_url,omitempty"`
 }
 
 // newEnqueueJSON encodes a job. A []byte payload is sent as bytes (payload_base64); a

@@ -48,6 +48,7 @@ type Job struct {
 	Timeout     time.Duration // how long one attempt may run; 0: no limit (see the Timeout option)
 	UniqueKey   string
 	Metadata    map[string]string
+	CallbackURL string // told of the job's outcome (see the CallbackURL option)
 
 	CreatedAt      time.Time
 	RunAt          time.Time // when a delayed job becomes ready
@@ -98,6 +99,7 @@ type jobJSON struct {
 	Timeout        jsonDuration      `json:"timeout,omitzero"`
 	UniqueKey      string            `json:"unique_key,omitempty"`
 	Metadata       map[string]string `json:"metadata,omitempty"`
+	CallbackURL    string            `json:"callback_url,omitempty"`
 	CreatedAt      time.Time         `json:"created_at,omitzero"`
 	RunAt          time.Time         `json:"run_at,omitzero"`
 	ReservedAt     time.Time         `json:"reserved_at,omitzero"`
@@ -126,6 +128,7 @@ func (w *jobJSON) job() Job {
 		Lease:          time.Duration(w.Lease),
 		Timeout:        time.Duration(w.Timeout),
 		UniqueKey:      w.UniqueKey,
+		CallbackURL:    w.CallbackURL,
 		Metadata:       w.Metadata,
 		CreatedAt:      w.CreatedAt,
 		RunAt:          w.RunAt,
@@ -159,6 +162,7 @@ func jobToJSON(j *Job) jobJSON {
 		Timeout:        jsonDuration(j.Timeout),
 		UniqueKey:      j.UniqueKey,
 		Metadata:       j.Metadata,
+		CallbackURL:    j.CallbackURL,
 		CreatedAt:      utc(j.CreatedAt),
 		RunAt:          utc(j.RunAt),
 		ReservedAt:     utc(j.ReservedAt),

@@ -140,6 +140,9 @@ type QueueSettings struct {
 	MaxAttempts int           // default attempts before a job is buried
 	BackoffBase time.Duration // first retry delay
 	BackoffMax  time.Duration // cap of the retry delay
+	// Events turns the queue's lifecycle events on or off (docs/events.md); nil leaves
+	// them as they are.
+	Events *bool
 }
 
 // Queues returns all queues, sorted by name.
@@ -178,7 +181,8 @@ func (c *Client) UpdateQueue(ctx context.Context, name string, s QueueSettings) 
 		MaxAttempts int          `json:"max_attempts,omitempty"`
 		BackoffBase jsonDuration `json:"backoff_base,omitzero"`
 		BackoffMax  jsonDuration `json:"backoff_max,omitzero"`
-	}{jsonDuration(s.Lease), s.MaxAttempts, jsonDuration(s.BackoffBase), jsonDuration(s.BackoffMax)}
+		Events      *bool        `json:"events,omitempty"`
+	}{jsonDuration(s.Lease), s.MaxAttempts, jsonDuration(s.BackoffBase), jsonDuration(s.BackoffMax), s.Events}
 	return c.queueCall(ctx, "update queue", http.MethodPut, name, "", &in)
 }
 

@@ -196,8 +196,6 @@ type EventFilter struct {
 	Kinds  []EventKind
 	// Callback selects only events of jobs with a callback URL.
 	Callback bool
-	// WithCallbacks adds every event of a job with a callback URL, whatever Queues say.
-	WithCallbacks bool
 }
 
 // subjects are the stream subject filters of f: queues and callback are in subjects; kinds
@@ -209,7 +207,7 @@ func (f EventFilter) subjects() []string {
 	}
 	var out []string
 	for _, p := range prefixes {
-		if len(f.Queues) == 0 || p == eventsCallbackPrefix && f.WithCallbacks {
+		if len(f.Queues) == 0 {
 			out = append(out, p+">")
 			continue
 		}
@@ -224,7 +222,7 @@ func (f EventFilter) match(ev *Event) bool {
 	if len(f.Kinds) > 0 && !slices.Contains(f.Kinds, ev.Kind) {
 		return false
 	}
-	if len(f.Queues) > 0 && !slices.Contains(f.Queues, ev.Queue) && !(f.WithCallbacks && ev.Callback != "") {
+	if len(f.Queues) > 0 && !slices.Contains(f.Queues, ev.Queue) {
 		return false
 	}
 	return f.matchType(ev.Type)

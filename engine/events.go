@@ -344,21 +344,14 @@ func (f *EventFeed) Close() { f.stop.Do(f.it.Stop) }
 
 // ConsumeEvents hands the events matching f to fn through the durable consumer named
 // durable, shared by every engine that calls it with that name: each stored batch of events
-// goes to one of them, at least once. When fn fails for an event, the batch comes back
-// after redeliver (and its events that fn took already come again); so does the batch of
-// an engine that died. A new consumer starts with the events stored from then on; a changed
+// goes to one of them, at least once. When fn fails for an event, the batch comes back a
+// second later (and its events that fn took already come again); the batch of an engine
+// that died comes back after redeliver. A new consumer starts with the events stored from then on; a changed
 // filter updates the consumer. It returns when ctx ends.
 func (e *Engine) ConsumeEvents(ctx context.Context, durable string, f EventFilter, redeliver time.Duration, fn func(context.Context, Event) error) error {
-	cons, err := e.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
-		Durable:        durable,
-		FilterSubjects: f.subjects(),
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        redeliver,
-		MaxAckPending:  1000,
-	})
+	cons, err := e.prepareEventConsumer(ctx, durable, f, redeliver)
 	if err != nil {
-		return fmt.Errorf("consume events: %w", err)
+		return err
 	}
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
@@ -389,13 +382,36 @@ func (e *Engine) ConsumeEvents(ctx context.Context, durable string, f EventFilte
 				}
 			}
 			if failed {
-				m.NakWithDelay(redeliver)
+				m.NakWithDelay(time.Second)
 				continue
 			}
 			m.Ack()
 		}
 	}
 	return ctx.Err()
+}
+
+// PrepareEventConsumer creates or updates the durable consumer of ConsumeEvents now: the
+// events stored from its creation on, or matching a new filter from the update on, are
+// kept for it even before ConsumeEvents runs.
+func (e *Engine) PrepareEventConsumer(ctx context.Context, durable string, f EventFilter, redeliver time.Duration) error {
+	_, err := e.prepareEventConsumer(ctx, durable, f, redeliver)
+	return err
+}
+
+func (e *Engine) prepareEventConsumer(ctx context.Context, durable string, f EventFilter, redeliver time.Duration) (jetstream.Consumer, error) {
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
+		Durable:        durable,
+		FilterSubjects: f.subjects(),
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        redeliver,
+		MaxAckPending:  1000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consume events: %w", err)
+	}
+	return cons, nil
 }
 
 // emitted returns a pass-through for a transition's result that emits k for rec (the

@@ -25,20 +25,8 @@ type delivery struct {
 func (s *Service) dispatch() {
 	for s.ctx.Err() == nil {
 		s.mu.RLock()
-		changed := s.changed
-		f := engine.EventFilter{Callback: len(s.hooks) == 0, WithCallbacks: true}
-		all := false
-		for _, h := range s.hooks {
-			if h.Queue == "" {
-				all = true
-			} else if !slices.Contains(f.Queues, h.Queue) {
-				f.Queues = append(f.Queues, h.Queue)
-			}
-		}
+		changed, f := s.changed, s.filterLocked()
 		s.mu.RUnlock()
-		if all {
-			f.Queues = nil
-		}
 		ctx, cancel := context.WithCancel(s.ctx)
 		go func() {
 			select {
@@ -47,7 +35,7 @@ func (s *Service) dispatch() {
 			}
 			cancel()
 		}()
-		err := s.eng.ConsumeEvents(ctx, consumerName, f, 30*time.Second, s.onEvent)
+		err := s.eng.ConsumeEvents(ctx, consumerName, f, redeliverAfter, s.onEvent)
 		cancel()
 		if err != nil && s.ctx.Err() == nil && ctx.Err() == nil {
 			s.log.Warn("webhook dispatcher", "err", err)
@@ -57,6 +45,26 @@ func (s *Service) dispatch() {
 			}
 		}
 	}
+}
+
+// redeliverAfter is when a batch of events whose deliveries could not be enqueued (or
+// whose node died) comes back to the dispatchers.
+const redeliverAfter = 30 * time.Second
+
+// filterLocked is the dispatchers' consumer filter: with hooks, every event (their queues,
+// types and kinds are matched on the events: a batch message holds many); without, the
+// events of jobs with a callback URL only.
+func (s *Service) filterLocked() engine.EventFilter {
+	return engine.EventFilter{Callback: len(s.hooks) == 0}
+}
+
+// prepare sets the shared consumer's filter for the hooks as they are now: a hook made
+// here sees the events stored once Create returns.
+func (s *Service) prepare(ctx context.Context) error {
+	s.mu.RLock()
+	f := s.filterLocked()
+	s.mu.RUnlock()
+	return s.eng.PrepareEventConsumer(ctx, consumerName, f, redeliverAfter)
 }
 
 // onEvent enqueues the deliveries of one event: one per matching hook, and one to the job's
@@ -85,6 +93,10 @@ func (s *Service) onEvent(ctx context.Context, ev engine.Event) error {
 	if len(reqs) == 0 {
 		return nil
 	}
+	// Not the consumer's context: a change of the hooks restarts the consumer, and the
+	// enqueue under way should finish all the same.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	res, err := s.eng.Enqueue(ctx, reqs)
 	if err != nil {
 		s.log.Warn("enqueue webhook deliveries", "event", ev.Pos, "err", err)

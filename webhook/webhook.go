@@ -160,6 +160,12 @@ func Open(ctx context.Context, nc *nats.Conn, eng *engine.Engine, cfg Config) (*
 		s.Close()
 		return nil, ctx.Err()
 	}
+	// The consumer exists before Open returns: events of jobs enqueued from now on are
+	// kept for the dispatchers, even those stored before the dispatcher's first fetch.
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
 	s.wg.Go(s.dispatch)
 	for range cfg.Workers {
 		s.wg.Go(s.work)
@@ -288,6 +294,9 @@ func (s *Service) Create(ctx context.Context, h Hook) (*Hook, error) {
 	s.mu.Lock() // seen at once here; the watch brings it to the other nodes
 	s.hooks[h.ID] = &h
 	s.mu.Unlock()
+	if err := s.prepare(ctx); err != nil {
+		return nil, err
+	}
 	return &h, nil
 }
 

@@ -20,6 +20,7 @@ import (
 func (c *cli) enqueueCmd() *cobra.Command {
 	var (
 		jobType, payloadArg, payloadFile, runAt, uniqueKey string
+		callback                                           string
 		priority                                           uint32
 		delay, lease                                       time.Duration
 		maxAttempts, count                                 int
@@ -79,6 +80,9 @@ when it is valid JSON and as bytes otherwise. '-' reads either from standard inp
 			if uniqueKey != "" {
 				opts = append(opts, spool.UniqueKey(uniqueKey))
 			}
+			if callback != "" {
+				opts = append(opts, spool.CallbackURL(callback))
+			}
 			if len(meta) > 0 {
 				md, err := parseMeta(meta)
 				if err != nil {
@@ -119,6 +123,7 @@ when it is valid JSON and as bytes otherwise. '-' reads either from standard inp
 	f.IntVar(&maxAttempts, "max-attempts", 0, "attempts before the job is buried, 1 to 1000 (default: the queue's)")
 	f.StringVar(&uniqueKey, "unique-key", "", "enqueue nothing while an unfinished job has this key")
 	f.StringArrayVar(&meta, "meta", nil, "metadata key=value (repeatable)")
+	f.StringVar(&callback, "callback-url", "", "URL told of the job's outcome (signed POST, see docs/events.md)")
 	f.IntVar(&count, "count", 1, "enqueue this many copies of the job")
 	return cmd
 }
@@ -223,9 +228,10 @@ func (c *cli) enqueueMany(cmd *cobra.Command, cl *spool.Client, queue string, jo
 }
 
 func (c *cli) jobCmd() *cobra.Command {
-	return &cobra.Command{
+	var history bool
+	cmd := &cobra.Command{
 		Use:   "job ID",
-		Short: "Show a job by id",
+		Short: "Show a job by id (--history: its timeline of events)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			id, err := parseID(a[0])
@@ -235,6 +241,9 @@ func (c *cli) jobCmd() *cobra.Command {
 			cl, err := c.client()
 			if err != nil {
 				return err
+			}
+			if history {
+				return c.printHistory(cmd, cl, id)
 			}
 			job, err := cl.Job(cmd.Context(), id)
 			if err != nil {
@@ -246,6 +255,8 @@ func (c *cli) jobCmd() *cobra.Command {
 			return c.printJob(job)
 		},
 	}
+	cmd.Flags().BoolVar(&history, "history", false, "print the job's lifecycle events instead")
+	return cmd
 }
 
 func parseID(s string) (uint64, error) {

@@ -107,6 +107,7 @@ func (c *cli) showQueue(q *spool.Queue) error {
 
 func (c *cli) queueSetCmd() *cobra.Command {
 	var s spool.QueueSettings
+	var events bool
 	cmd := &cobra.Command{
 		Use:   "set NAME",
 		Short: "Create a queue or change its settings",
@@ -121,6 +122,9 @@ func (c *cli) queueSetCmd() *cobra.Command {
 				if err := checkMaxAttempts(s.MaxAttempts); err != nil {
 					return err
 				}
+			}
+			if cmd.Flags().Changed("events") {
+				s.Events = &events
 			}
 			cl, err := c.client()
 			if err != nil {
@@ -138,6 +142,7 @@ func (c *cli) queueSetCmd() *cobra.Command {
 	f.IntVar(&s.MaxAttempts, "max-attempts", 0, "default attempts before a job is buried, 1 to 1000")
 	f.DurationVar(&s.BackoffBase, "backoff-base", 0, "first retry delay (doubles each attempt)")
 	f.DurationVar(&s.BackoffMax, "backoff-max", 0, "longest retry delay")
+	f.BoolVar(&events, "events", true, "store the queue's lifecycle events (--events=false: off)")
 	return cmd
 }
 
