@@ -47,10 +47,11 @@ SPOOL_JOB_PRIORITY, SPOOL_JOB_METADATA (the metadata as a JSON object),
 SPOOL_JOB_META_<KEY> for each metadata entry (the key upper-cased, other characters than
 letters and digits as '_') and, when the job has a timeout, SPOOL_JOB_DEADLINE (RFC 3339).
 
-Exit status 0 acknowledges the job; the end of standard output (up to 60 KiB) is kept as
-its result: as JSON when it is JSON, else as a JSON string. Any other exit status fails
-the attempt (retried after the queue's backoff, buried once its attempts are used up)
-with the end of standard error as the job's error.
+Exit status 0 acknowledges the job with the result {"output", "exit_code", "duration_ms",
+"host"}: output is the end of standard output (up to 60 KiB), as JSON when it is JSON, else
+as a JSON string. Any other exit status, or a signal, fails the attempt (retried after the
+queue's backoff, buried once its attempts are used up) with the status, the host, the run
+time and the end of standard error as the job's error.
 
 The job's lease is extended while the command runs. At the job's timeout (its own, set at
 enqueue, else --timeout) the command is sent SIGTERM, then SIGKILL a second later, and the
@@ -108,7 +109,8 @@ queues; a second signal does that at once.
 				return &usageError{err}
 			}
 			w.Use(spool.Logging(logger))
-			w.HandleDefault(&commandHandler{argv: argv})
+			host, _ := os.Hostname()
+			w.HandleDefault(&commandHandler{argv: argv, host: host})
 			return w.RunUntilSignal(cmd.Context())
 		},
 	}
@@ -156,6 +158,7 @@ func parseWorkQueues(raw []string) ([]string, map[string]int, error) {
 // commandHandler runs a command for each job.
 type commandHandler struct {
 	argv []string
+	host string // recorded with each job's outcome
 }
 
 func (h *commandHandler) Work(ctx context.Context, job *spool.Job) error {
@@ -169,6 +172,7 @@ func (h *commandHandler) Work(ctx context.Context, job *spool.Job) error {
 	stderr := &tailBuffer{max: workStderrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	setProcessGroup(cmd)
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", h.argv[0], err)
 	}
@@ -191,17 +195,28 @@ func (h *commandHandler) Work(ctx context.Context, job *spool.Job) error {
 			err = errors.New("exited on SIGTERM with status 0")
 		}
 		// The worker tells why (timeout, shutdown) from the context.
-		return fmt.Errorf("%s: %v%s", h.argv[0], err, stderrSuffix(stderr))
+		return fmt.Errorf("%s: %v%s%s", h.argv[0], err, h.where(started), stderrSuffix(stderr))
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %v%s", h.argv[0], err, stderrSuffix(stderr))
+		return fmt.Errorf("%s: %v%s%s", h.argv[0], err, h.where(started), stderrSuffix(stderr))
 	}
-	if res := commandResult(stdout.Bytes()); res != nil {
-		if err := spool.SetResult(ctx, res); err != nil {
-			return err
-		}
-	}
-	return nil
+	return spool.SetResult(ctx, commandStatus{Output: commandResult(stdout.Bytes()), ExitCode: 0,
+		DurationMS: time.Since(started).Milliseconds(), Host: h.host})
+}
+
+// commandStatus is the result of a job whose command succeeded, as a container task's
+// status: its output, exit code, run time and host.
+type commandStatus struct {
+	Output     json.RawMessage `json:"output,omitempty"`
+	ExitCode   int             `json:"exit_code"`
+	DurationMS int64           `json:"duration_ms"`
+	Host       string          `json:"host"`
+}
+
+// where tells, in a failed attempt's error, where the command ran and for how long (the
+// error itself has the exit status or signal).
+func (h *commandHandler) where(started time.Time) string {
+	return fmt.Sprintf(" (host %s, after %s)", h.host, time.Since(started).Round(time.Millisecond))
 }
 
 func stderrSuffix(b *tailBuffer) string {

@@ -97,7 +97,7 @@ func TestWork(t *testing.T) {
 
 	// JSON on stdout is the result as it is.
 	id := enq("w1", "json", map[string]any{"to": "a@example.com", "n": 1})
-	if j := waitFinal(t, cl, id, spool.StateSucceeded); string(j.Result) != `{"n":1,"to":"a@example.com"}` {
+	if j := waitFinal(t, cl, id, spool.StateSucceeded); string(output(t, j)) != `{"n":1,"to":"a@example.com"}` {
 		t.Errorf("json: result %s", j.Result)
 	}
 
@@ -105,7 +105,7 @@ func TestWork(t *testing.T) {
 	id = enq("w2", "text", nil, spool.Priority(7), spool.MaxAttempts(4), spool.Metadata(map[string]string{"tenant": "acme"}))
 	j := waitFinal(t, cl, id, spool.StateSucceeded)
 	var text string
-	if err := json.Unmarshal(j.Result, &text); err != nil {
+	if err := json.Unmarshal(output(t, j), &text); err != nil {
 		t.Fatalf("text: result %s is not a JSON string", j.Result)
 	}
 	want := "id=" + strconvU(id) + ` type=text queue=w2 attempt=1/4 prio=7 tenant=acme md={"tenant":"acme"}`
@@ -118,7 +118,7 @@ func TestWork(t *testing.T) {
 	id = enq("w1", "deadline", nil, spool.Timeout(time.Hour))
 	j = waitFinal(t, cl, id, spool.StateSucceeded)
 	var dl string
-	if err := json.Unmarshal(j.Result, &dl); err != nil {
+	if err := json.Unmarshal(output(t, j), &dl); err != nil {
 		t.Fatalf("deadline: result %s", j.Result)
 	}
 	if d, err := time.Parse(time.RFC3339Nano, dl); err != nil || d.Before(before.Add(59*time.Minute)) || d.After(time.Now().Add(time.Hour)) {
@@ -128,6 +128,9 @@ func TestWork(t *testing.T) {
 	// A non-zero exit status fails the attempt with the end of stderr.
 	id = enq("w1", "fail", nil, spool.MaxAttempts(1))
 	j = waitFinal(t, cl, id, spool.StateBuried)
+	if host, _ := os.Hostname(); !strings.Contains(j.LastError, "exit status 3 (host "+host+", after ") {
+		t.Errorf("fail: last error %q, want the exit status, host and run time", j.LastError)
+	}
 	if !strings.Contains(j.LastError, "exit status 3") || !strings.Contains(j.LastError, "boom: bad input") ||
 		strings.Contains(j.LastError, "some output") {
 		t.Errorf("fail: last error %q", j.LastError)
@@ -163,7 +166,7 @@ func TestWork(t *testing.T) {
 	if code != 0 {
 		t.Errorf("spool work exited %d after the interrupt:\n%s", code, stderr)
 	}
-	if j := waitFinal(t, cl, id, spool.StateSucceeded); string(j.Result) != `{"slow":"done"}` {
+	if j := waitFinal(t, cl, id, spool.StateSucceeded); string(output(t, j)) != `{"slow":"done"}` {
 		t.Errorf("slow: result %s", j.Result)
 	}
 	for _, s := range []string{`msg="worker started"`, `msg="job succeeded"`, `msg="job buried"`, "type=fail"} {
@@ -281,7 +284,7 @@ func TestExampleWorkerScript(t *testing.T) {
 	}
 	stop := startWork(t, "--server", srv.URL, "-q", "images", "--", script)
 	j := waitFinal(t, cl, good.ID, spool.StateSucceeded)
-	if want := fmt.Sprintf(`{"resized":true,"job":"%d"}`, good.ID); string(j.Result) != want {
+	if want := fmt.Sprintf(`{"resized":true,"job":"%d"}`, good.ID); string(output(t, j)) != want {
 		t.Errorf("result %s, want %s", j.Result, want)
 	}
 	if j := waitFinal(t, cl, bad.ID, spool.StateBuried); !strings.Contains(j.LastError, "payload has no url") {
@@ -290,4 +293,24 @@ func TestExampleWorkerScript(t *testing.T) {
 	if code, stderr := stop(); code != 0 {
 		t.Errorf("exit %d:\n%s", code, stderr)
 	}
+}
+
+// output checks a 'spool work' result (exit code 0, a duration, this host) and returns its
+// output.
+func output(t *testing.T, j *spool.Job) json.RawMessage {
+	t.Helper()
+	var st struct {
+		Output     json.RawMessage `json:"output"`
+		ExitCode   *int            `json:"exit_code"`
+		DurationMS *int64          `json:"duration_ms"`
+		Host       string          `json:"host"`
+	}
+	if err := json.Unmarshal(j.Result, &st); err != nil {
+		t.Fatalf("result %s: %v", j.Result, err)
+	}
+	host, _ := os.Hostname()
+	if st.ExitCode == nil || *st.ExitCode != 0 || st.DurationMS == nil || *st.DurationMS < 0 || st.Host != host {
+		t.Errorf("result %s: want exit_code 0, duration_ms and host %q", j.Result, host)
+	}
+	return st.Output
 }
