@@ -207,6 +207,17 @@ func (c *Client) Webhooks(ctx context.Context) ([]Webhook, error) {
 	return out.Webhooks, nil
 }
 
+// WebhookCallbackSecret returns the secret that signs deliveries to jobs' callback URLs.
+func (c *Client) WebhookCallbackSecret(ctx context.Context) (string, error) {
+	var out struct {
+		Secret string `json:"callback_secret"`
+	}
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/webhooks", out: &out}); err != nil {
+		return "", fmt.Errorf("spool: webhooks: %w", err)
+	}
+	return out.Secret, nil
+}
+
 // DeleteWebhook deletes a hook.
 func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	if err := c.do(ctx, request{method: http.MethodDelete, path: "/v1/webhooks/" + url.PathEscape(id)}); err != nil {

@@ -82,7 +82,7 @@ func (h *Handler) listHooks(w http.ResponseWriter, r *http.Request) error {
 	for i := range list {
 		out[i] = toHook(&list[i])
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out})
+	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out, "callback_secret": svc.CallbackSecret()})
 	return nil
 }
 

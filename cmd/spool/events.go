@@ -217,7 +217,11 @@ func (c *cli) hookListCmd() *cobra.Command {
 				if list == nil {
 					list = []spool.Webhook{}
 				}
-				return c.printJSON(map[string]any{"webhooks": list})
+				secret, err := cl.WebhookCallbackSecret(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return c.printJSON(map[string]any{"webhooks": list, "callback_secret": secret})
 			}
 			if len(list) == 0 {
 				fmt.Fprintln(c.stderr, "no hooks")

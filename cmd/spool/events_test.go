@@ -44,6 +44,14 @@ func TestHookAndHistoryCommands(t *testing.T) {
 	if r := ok(t, "hook", "list", s); !strings.Contains(r.stdout, hook.ID) || strings.Contains(r.stdout, hook.Secret) {
 		t.Fatalf("hook list:\n%s", r.stdout)
 	}
+	var listed struct {
+		Webhooks       []spool.Webhook
+		CallbackSecret string `json:"callback_secret"`
+	}
+	okJSON(t, &listed, "hook", "list", s)
+	if len(listed.Webhooks) != 1 || listed.CallbackSecret == "" {
+		t.Fatalf("hook list --json: %+v", listed)
+	}
 	var job spool.Job
 	okJSON(t, &job, "enqueue", "video", "--type", "encode", "--callback-url", rcv.URL+"/cb", s)
 	if job.CallbackURL != rcv.URL+"/cb" {
@@ -67,8 +75,11 @@ func TestHookAndHistoryCommands(t *testing.T) {
 		}
 		return nil
 	})
-	hookSigned := 0
+	hookSigned, callbackSigned := 0, 0
 	for i, d := range got {
+		if spool.VerifyWebhook([]byte(listed.CallbackSecret), sigs[i], bodies[i], 0) == nil {
+			callbackSigned++
+		}
 		if d.Event.Kind != "succeeded" || d.Job.ID != job.ID || string(d.Job.Result) != `{"out":"x.mp4"}` {
 			t.Errorf("delivery %s", bodies[i])
 		}
@@ -76,8 +87,8 @@ func TestHookAndHistoryCommands(t *testing.T) {
 			hookSigned++
 		}
 	}
-	if hookSigned != 1 {
-		t.Errorf("%d deliveries signed with the hook's secret, want 1", hookSigned)
+	if hookSigned != 1 || callbackSigned != 1 {
+		t.Errorf("%d deliveries signed with the hook's secret, %d with the callback secret; want 1 and 1", hookSigned, callbackSigned)
 	}
 	r := ok(t, "job", fmt.Sprint(job.ID), "--history", s)
 	for _, want := range []string{"enqueued", "reserved", "succeeded", "w-cli"} {

@@ -61,7 +61,7 @@ request, and the cluster takes writes while a majority of its nodes is up:
 			if err := checkCluster(cmd, &cfg); err != nil {
 				return err
 			}
-			if cfg.Replicas < 0 || cfg.MaxPayload < 0 || cfg.BeanstalkMaxJobSize < 0 || cfg.Retention < 0 {
+			if cfg.Replicas < 0 || cfg.MaxPayload < 0 || cfg.BeanstalkMaxJobSize < 0 || cfg.Retention < 0 || cfg.EventsMaxAge < 0 || cfg.EventsMaxBytes < 0 {
 				return usageErrorf("--replicas, --max-payload, --beanstalkd-max-job-size and --retention must not be negative")
 			}
 			if cfg.Retention > 0 && (cfg.Retention < time.Second || cfg.Retention%time.Second != 0) {
@@ -138,13 +138,15 @@ request, and the cluster takes writes while a majority of its nodes is up:
 	f.StringVar(&cfg.Fsync, "fsync", "", `sync policy of the embedded engine: "always" (every write), or a period such as "1s" (default: JetStream's)`)
 	f.IntVar(&cfg.Replicas, "replicas", 0, "replicas of each new stream, 1 to 5 (default 1 alone, 3 in a cluster); existing streams are never lowered")
 	f.StringVar(&cfg.ClusterName, "cluster-name", "", "form a JetStream cluster of spool nodes with this name (see docs/cluster.md)")
-	f.StringVar(&cfg.Node, "node", "", "this node's name in the cluster: unique, stable across restarts (default: the host name)")
+	f.StringVar(&cfg.Node, "node", "", "this node's name in the cluster and in lifecycle events: unique, stable across restarts (default: the host name)")
 	f.StringVar(&cfg.ClusterListen, "cluster", "0.0.0.0:6222", "address the other nodes' routes connect to")
 	f.StringVar(&cfg.ClusterAdvertise, "cluster-advertise", "", "route address told to the other nodes instead of --cluster (containers, NAT)")
 	f.StringSliceVar(&cfg.Peers, "peers", nil, "route addresses (host:port, comma-separated) of the cluster's nodes; this node's own may be listed")
 	f.IntVar(&cfg.MaxPayload, "max-payload", 1<<20, "largest job payload in bytes")
 	f.IntVar(&cfg.MetricsQueues, "metrics-queues", httpapi.DefaultMetricsQueues, "queues with series on /metrics, the first by name (a scrape reads each); -1: none")
 	f.DurationVar(&cfg.Retention, "retention", time.Hour, "how long a finished job stays queryable, at least its last lease plus a minute (each kept job costs ~200 bytes of memory)")
+	f.DurationVar(&cfg.EventsMaxAge, "events-max-age", 24*time.Hour, "how long lifecycle events are kept (docs/events.md)")
+	f.Int64Var(&cfg.EventsMaxBytes, "events-max-bytes", 1<<30, "bound of the lifecycle events stream in bytes; the oldest go first")
 	f.StringVar(&cfg.SchedulesFile, "schedules", "", "YAML or JSON file of schedules to create or update at start (see docs/schedules.md)")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
 	f.BoolVar(&withUI, "ui", true, "serve the web dashboard at /ui/ on the HTTP address (--ui=false: off)")
