@@ -9,30 +9,62 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spoolq/spool"
 	"github.com/spoolq/spool/engine"
 )
 
-// work is one delivery worker: it reserves deliveries and POSTs them.
+// work reserves deliveries for this node's free delivery slots and POSTs each in a
+// goroutine of its own. It looks when a delivery was enqueued here or finished, and every
+// pollEvery (deliveries enqueued elsewhere, retries whose backoff ended, deliveries of a node
+// that died). It never long-polls: its looks are not waiting reservations, and the queue
+// need not exist.
 func (s *Service) work() {
 	worker := "webhook@" + s.cfg.Node
+	slots := make(chan struct{}, s.cfg.Workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
 	for s.ctx.Err() == nil {
-		res, err := s.eng.Reserve(s.ctx, engine.ReserveRequest{Queues: []string{Queue}, Max: 1, Wait: 5 * time.Second, Worker: worker})
-		if err != nil {
-			if s.ctx.Err() == nil {
+		free, got := s.cfg.Workers-len(slots), 0
+		if free > 0 {
+			res, err := s.eng.Reserve(s.ctx, engine.ReserveRequest{Queues: []string{Queue}, Max: free, Glance: true, Worker: worker})
+			if err != nil && s.ctx.Err() == nil {
 				s.log.Warn("webhook: reserve", "err", err)
-				select {
-				case <-s.ctx.Done():
-				case <-time.After(time.Second):
+			}
+			if err == nil {
+				for _, r := range res.Jobs {
+					slots <- struct{}{}
+					got++
+					wg.Go(func() {
+						defer func() { <-slots; s.poke() }()
+						s.deliver(r)
+					})
 				}
 			}
-			continue
 		}
-		for _, r := range res.Jobs {
-			s.deliver(r)
+		if got > 0 && got == free {
+			continue // there may be more
 		}
+		select {
+		case <-s.ctx.Done():
+		case <-tick.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// pollEvery is how often the delivery loop looks for deliveries without a wake-up.
+const pollEvery = time.Second
+
+// poke wakes the delivery loop.
+func (s *Service) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -97,6 +97,10 @@ func (s *Service) onEvent(ctx context.Context, ev engine.Event) error {
 	// enqueue under way should finish all the same.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
+	if err := s.ensureQueue(ctx); err != nil {
+		s.log.Warn("webhook deliveries", "event", ev.Pos, "err", err)
+		return err
+	}
 	res, err := s.eng.Enqueue(ctx, reqs)
 	if err != nil {
 		s.log.Warn("enqueue webhook deliveries", "event", ev.Pos, "err", err)
@@ -108,6 +112,7 @@ func (s *Service) onEvent(ctx context.Context, ev engine.Event) error {
 			return r.Err
 		}
 	}
+	s.poke()
 	return nil
 }
 

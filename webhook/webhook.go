@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -111,6 +112,9 @@ type Service struct {
 	eng *engine.Engine
 	kv  jetstream.KeyValue
 
+	wake       chan struct{} // a delivery was enqueued here, or one finished
+	queueReady atomic.Bool   // the deliveries' queue has its settings (ensureQueue)
+
 	mu       sync.RWMutex
 	hooks    map[string]*Hook
 	changed  chan struct{} // closed and replaced when the hooks change
@@ -129,7 +133,7 @@ func Open(ctx context.Context, nc *nats.Conn, eng *engine.Engine, cfg Config) (*
 	if err != nil {
 		return nil, fmt.Errorf("webhook: jetstream: %w", err)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, eng: eng, hooks: make(map[string]*Hook), changed: make(chan struct{})}
+	s := &Service{cfg: cfg, log: cfg.Logger, eng: eng, hooks: make(map[string]*Hook), changed: make(chan struct{}), wake: make(chan struct{}, 1)}
 	s.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "spool webhooks", History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 	})
@@ -138,13 +142,6 @@ func Open(ctx context.Context, nc *nats.Conn, eng *engine.Engine, cfg Config) (*
 	}
 	if s.cbSecret, err = s.callbackSecret(ctx); err != nil {
 		return nil, err
-	}
-	off := false
-	if _, err := eng.PutQueue(ctx, Queue, engine.QueueSettings{
-		Lease: cfg.Timeout + 20*time.Second, MaxAttempts: cfg.MaxAttempts,
-		BackoffBase: cfg.BackoffBase, BackoffMax: time.Hour, Events: &off,
-	}); err != nil {
-		return nil, fmt.Errorf("webhook: queue %s: %w", Queue, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	w, err := s.kv.WatchAll(s.ctx)
@@ -167,9 +164,7 @@ func Open(ctx context.Context, nc *nats.Conn, eng *engine.Engine, cfg Config) (*
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
 	s.wg.Go(s.dispatch)
-	for range cfg.Workers {
-		s.wg.Go(s.work)
-	}
+	s.wg.Go(s.work)
 	return s, nil
 }
 
@@ -179,6 +174,23 @@ func (s *Service) Close() error {
 		s.cancel()
 		s.wg.Wait()
 	})
+	return nil
+}
+
+// ensureQueue gives the deliveries' queue its settings, once per process, before the first
+// delivery: made on first need, the queue does not appear on servers that deliver nothing.
+func (s *Service) ensureQueue(ctx context.Context) error {
+	if s.queueReady.Load() {
+		return nil
+	}
+	off := false
+	if _, err := s.eng.PutQueue(ctx, Queue, engine.QueueSettings{
+		Lease: s.cfg.Timeout + 20*time.Second, MaxAttempts: s.cfg.MaxAttempts,
+		BackoffBase: s.cfg.BackoffBase, BackoffMax: time.Hour, Events: &off,
+	}); err != nil {
+		return fmt.Errorf("webhook: queue %s: %w", Queue, err)
+	}
+	s.queueReady.Store(true)
 	return nil
 }
 
