@@ -175,8 +175,8 @@ func decodeEvent(pos uint64, b []byte) (Event, error) {
 }
 
 // eventShards spreads a queue's events over this many subjects by job id, so that a job's
-// timeline reads a sixteenth of its queue's events.
-const eventShards = 16
+// timeline reads a quarter of its queue's events. More shards would make smaller batches.
+const eventShards = 4
 
 // eventSubject is the subject of a batch of events of one queue and shard:
 // spool.e.<queue>.<shard>, or spool.ec.<queue>.<shard> for jobs with a callback URL (the

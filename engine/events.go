@@ -29,6 +29,8 @@ const (
 	maxBufferedEvents = 1 << 16
 	// EventsPerBatch is the most events one stored message holds (see Event.Pos).
 	EventsPerBatch = 1000
+	// eventsLinger is how long the first event of a round waits for others.
+	eventsLinger = 5 * time.Millisecond
 )
 
 // eventLog stores lifecycle events off the transitions' path: emit appends to a buffer under
@@ -116,85 +118,100 @@ func (l *eventLog) run(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-l.kick:
-			l.flush(context.Background())
+			// Each round waits for others to gather first: transitions made one at a
+			// time (the beanstalkd front) would otherwise make a message or two each.
+			for more := true; more; {
+				select {
+				case <-stop:
+				case <-time.After(eventsLinger):
+				}
+				more = l.flushRound(context.Background())
+			}
 		}
 	}
 }
 
-// flush publishes the buffered events until the buffer is empty: each round takes what
-// accumulated, packs it into one message per queue and shard (JSON lines, up to
+// flush publishes the buffered events until the buffer is empty (at Close).
+func (l *eventLog) flush(ctx context.Context) {
+	for l.flushRound(ctx) {
+	}
+}
+
+// flushRound publishes the buffered events and reports whether more came meanwhile: it
+// takes what accumulated, packs it into one message per queue and shard (JSON lines, up to
 // EventsPerBatch), publishes them together and awaits their acks. Under load a round holds
 // many events, so an event costs a fraction of a stored message.
-func (l *eventLog) flush(ctx context.Context) {
-	for {
-		l.mu.Lock()
-		batch := l.buf
-		l.buf = l.spare[:0]
-		l.mu.Unlock()
-		if len(batch) == 0 {
-			l.spare = batch
+func (l *eventLog) flushRound(ctx context.Context) (more bool) {
+	l.mu.Lock()
+	batch := l.buf
+	l.buf = l.spare[:0]
+	l.mu.Unlock()
+	if len(batch) == 0 {
+		l.spare = batch
+		return false
+	}
+	type group struct {
+		subject string
+		body    []byte
+		n       int
+	}
+	var groups []*group
+	open := make(map[string]*group)
+	escs := make(map[string]string)
+	var futs []jetstream.PubAckFuture
+	var errs int64
+	publish := func(g *group) {
+		fut, err := l.e.st.Publish(&nats.Msg{Subject: g.subject, Data: g.body})
+		if err != nil {
+			errs += int64(g.n)
 			return
 		}
-		type group struct {
-			subject string
-			body    []byte
-			n       int
+		futs = append(futs, fut)
+	}
+	for i := range batch {
+		ev := &batch[i]
+		esc, ok := escs[ev.Queue]
+		if !ok {
+			esc = escapeName(ev.Queue)
+			escs[ev.Queue] = esc
 		}
-		var groups []*group
-		open := make(map[string]*group)
-		escs := make(map[string]string)
-		var futs []jetstream.PubAckFuture
-		var errs int64
-		publish := func(g *group) {
-			fut, err := l.e.st.Publish(&nats.Msg{Subject: g.subject, Data: g.body})
-			if err != nil {
-				errs += int64(g.n)
-				return
-			}
-			futs = append(futs, fut)
+		subj := eventSubject(esc, ev.JobID, ev.Callback != "")
+		g := open[subj]
+		if g == nil {
+			g = &group{subject: subj}
+			open[subj] = g
+			groups = append(groups, g)
 		}
-		for i := range batch {
-			ev := &batch[i]
-			esc, ok := escs[ev.Queue]
-			if !ok {
-				esc = escapeName(ev.Queue)
-				escs[ev.Queue] = esc
-			}
-			subj := eventSubject(esc, ev.JobID, ev.Callback != "")
-			g := open[subj]
-			if g == nil {
-				g = &group{subject: subj}
-				open[subj] = g
-				groups = append(groups, g)
-			}
-			if g.n > 0 {
-				g.body = append(g.body, '\n')
-			}
-			g.body = appendEvent(g.body, ev)
-			if g.n++; g.n == EventsPerBatch {
-				publish(g)
-				delete(open, subj)
-			}
+		if g.n > 0 {
+			g.body = append(g.body, '\n')
 		}
-		for _, g := range groups {
-			if open[g.subject] == g && g.n > 0 {
-				publish(g)
-			}
-		}
-		l.spare = batch
-		wctx, cancel := context.WithTimeout(ctx, l.e.cfg.RequestTimeout)
-		_, werrs := store.Wait(wctx, futs)
-		cancel()
-		for _, err := range werrs {
-			if err != nil {
-				errs++ // a batch: counted once
-			}
-		}
-		if errs > 0 {
-			l.failed.Add(errs)
-			l.e.log.Warn("lifecycle events not stored", "count", errs)
+		g.body = appendEvent(g.body, ev)
+		if g.n++; g.n == EventsPerBatch {
+			publish(g)
+			delete(open, subj)
 		}
 	}
+	for _, g := range groups {
+		if open[g.subject] == g && g.n > 0 {
+			publish(g)
+		}
+	}
+	l.spare = batch
+	wctx, cancel := context.WithTimeout(ctx, l.e.cfg.RequestTimeout)
+	_, werrs := store.Wait(wctx, futs)
+	cancel()
+	for _, err := range werrs {
+		if err != nil {
+			errs++ // a batch: counted once
+		}
+	}
+	if errs > 0 {
+		l.failed.Add(errs)
+		l.e.log.Warn("lifecycle events not stored", "count", errs)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buf) > 0
 }
 
 // EventStats reports events this node could not store: dropped (its buffer was full) and

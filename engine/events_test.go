@@ -155,13 +155,16 @@ func TestEventsOffPerQueue(t *testing.T) {
 	if _, err := e.PutQueue(ctx, "quiet", engine.QueueSettings{Events: new(true)}); err != nil {
 		t.Fatal(err)
 	}
-	spooltest.Eventually(t, 5*time.Second, func() error {
+	var tried []uint64 // jobs enqueued since; events are on once the watch applied the entry
+	spooltest.Eventually(t, 10*time.Second, func() error {
 		res, _ := e.Enqueue(ctx, []engine.EnqueueRequest{{Queue: "quiet"}})
-		evs, err := e.JobEvents(ctx, res[0].Job.ID)
-		if err != nil || len(evs) != 1 {
-			return fmt.Errorf("events %v %v", evs, err)
+		tried = append(tried, res[0].Job.ID)
+		for _, id := range tried { // an event is stored a moment after its transition
+			if evs, err := e.JobEvents(ctx, id); err != nil || len(evs) == 1 {
+				return err
+			}
 		}
-		return nil
+		return fmt.Errorf("no events for %d jobs of a queue turned on", len(tried))
 	})
 }
 
