@@ -221,7 +221,7 @@ func (e *Engine) EventStats() (dropped, failed int64) {
 }
 
 func (e *Engine) setupEvents(ctx context.Context) error {
-	_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := e.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        eventsStream,
 		Description: "spool lifecycle events: one message per job transition",
 		Subjects:    []string{eventsPrefix + ">", eventsCallbackPrefix + ">"},
@@ -417,7 +417,7 @@ func (e *Engine) PrepareEventConsumer(ctx context.Context, durable string, f Eve
 }
 
 func (e *Engine) prepareEventConsumer(ctx context.Context, durable string, f EventFilter, redeliver time.Duration) (jetstream.Consumer, error) {
-	cons, err := e.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
+	cons, err := e.ensureConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
 		Durable:        durable,
 		FilterSubjects: f.subjects(),
 		DeliverPolicy:  jetstream.DeliverNewPolicy,

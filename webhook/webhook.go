@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/jsasset"
 )
 
 // Queue is the internal queue of deliveries. Its lifecycle events are off.
@@ -134,7 +135,8 @@ func Open(ctx context.Context, nc *nats.Conn, eng *engine.Engine, cfg Config) (*
 		return nil, fmt.Errorf("webhook: jetstream: %w", err)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, eng: eng, hooks: make(map[string]*Hook), changed: make(chan struct{}), wake: make(chan struct{}, 1)}
-	s.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	// Retried and race-free across nodes, never lowering replicas (jsasset).
+	s.kv, err = jsasset.KeyValue(ctx, js, s.log, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "spool webhooks", History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 	})
 	if err != nil {
