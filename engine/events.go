@@ -221,23 +221,43 @@ func (e *Engine) EventStats() (dropped, failed int64) {
 }
 
 func (e *Engine) setupEvents(ctx context.Context) error {
-	_, err := e.ensureStream(ctx, jetstream.StreamConfig{
-		Name:        eventsStream,
-		Description: "spool lifecycle events: one message per job transition",
-		Subjects:    []string{eventsPrefix + ">", eventsCallbackPrefix + ">"},
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      e.cfg.EventsMaxAge,
-		MaxBytes:    e.cfg.EventsMaxBytes,
-		Discard:     jetstream.DiscardOld,
-		AllowDirect: true,
-		Storage:     jetstream.FileStorage,
-		Replicas:    e.cfg.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("engine: create %s stream: %w", eventsStream, err)
+	maxBytes := e.cfg.EventsMaxBytes
+	for {
+		_, err := e.ensureStream(ctx, jetstream.StreamConfig{
+			Name:        eventsStream,
+			Description: "spool lifecycle events: batches of job transitions",
+			Subjects:    []string{eventsPrefix + ">", eventsCallbackPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      e.cfg.EventsMaxAge,
+			MaxBytes:    maxBytes,
+			Discard:     jetstream.DiscardOld,
+			AllowDirect: true,
+			Storage:     jetstream.FileStorage,
+			Replicas:    e.cfg.Replicas,
+		})
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStorageExceeded && maxBytes > minEventsBytes {
+			// JetStream reserves MaxBytes against the storage it has: on a small disk the
+			// events get less room rather than the node not starting.
+			maxBytes /= 2
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("engine: create %s stream: %w", eventsStream, err)
+		}
+		if maxBytes != e.cfg.EventsMaxBytes {
+			e.log.Warn("lifecycle events get less room than configured: JetStream has not the storage", "max_bytes", maxBytes, "configured", e.cfg.EventsMaxBytes)
+		}
+		return nil
 	}
-	return nil
 }
+
+const (
+	// errCodeStorageExceeded is JetStream's "insufficient storage resources available".
+	errCodeStorageExceeded jetstream.ErrorCode = 10047
+	// minEventsBytes is the least room the events stream is given on a small disk.
+	minEventsBytes = 1 << 20
+)
 
 // MaxJobEvents bounds a job's timeline (JobEvents).
 const MaxJobEvents = 10000
