@@ -76,6 +76,9 @@ type Config struct {
 	// 1 GiB (docs/events.md).
 	EventsMaxAge   time.Duration
 	EventsMaxBytes int64
+	// WebhookDenyPrivate refuses webhook deliveries to loopback and private addresses, not
+	// only link-local ones (webhook.Config.DenyPrivate).
+	WebhookDenyPrivate bool
 
 	// ShutdownTimeout bounds the graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration

@@ -14,5 +14,5 @@ import (
 func startWebhooks(ctx context.Context, nc *nats.Conn, eng *engine.Engine, cfg Config) (*webhook.Service, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return webhook.Open(ctx, nc, eng, webhook.Config{Replicas: cfg.Replicas, Logger: cfg.Logger, Node: cfg.Node})
+	return webhook.Open(ctx, nc, eng, webhook.Config{Replicas: cfg.Replicas, Logger: cfg.Logger, Node: cfg.Node, DenyPrivate: cfg.WebhookDenyPrivate})
 }

@@ -76,8 +76,13 @@ type Config struct {
 	// is retried for about 5 hours.
 	MaxAttempts int
 	BackoffBase time.Duration
-	// Client sends the POSTs. Default an http.Client that follows no redirect.
+	// Client sends the POSTs. Default an http.Client that follows no redirect, uses no
+	// proxy and never dials a link-local address (nor, with DenyPrivate, a loopback or
+	// private one).
 	Client *http.Client
+	// DenyPrivate refuses deliveries to loopback and private addresses too: for a server
+	// whose enqueuers are not trusted with its network. Only for the default Client.
+	DenyPrivate bool
 	// Node names this node's delivery workers.
 	Node string
 }
@@ -102,7 +107,7 @@ func (c *Config) setDefaults() {
 		c.BackoffBase = 10 * time.Second
 	}
 	if c.Client == nil {
-		c.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		c.Client = guardedClient(c.Timeout, c.DenyPrivate)
 	}
 }
 

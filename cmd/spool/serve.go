@@ -147,6 +147,7 @@ request, and the cluster takes writes while a majority of its nodes is up:
 	f.DurationVar(&cfg.Retention, "retention", time.Hour, "how long a finished job stays queryable, at least its last lease plus a minute (each kept job costs ~200 bytes of memory)")
 	f.DurationVar(&cfg.EventsMaxAge, "events-max-age", 24*time.Hour, "how long lifecycle events are kept (docs/events.md)")
 	f.Int64Var(&cfg.EventsMaxBytes, "events-max-bytes", 1<<30, "bound of the lifecycle events stream in bytes; the oldest go first")
+	f.BoolVar(&cfg.WebhookDenyPrivate, "webhook-deny-private", false, "refuse webhook deliveries to loopback and private addresses (link-local ones are always refused)")
 	f.StringVar(&cfg.SchedulesFile, "schedules", "", "YAML or JSON file of schedules to create or update at start (see docs/schedules.md)")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
 	f.BoolVar(&withUI, "ui", true, "serve the web dashboard at /ui/ on the HTTP address (--ui=false: off)")
