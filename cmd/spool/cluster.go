@@ -13,8 +13,9 @@ func (c *cli) clusterCmd() *cobra.Command {
 		Short: "Show the cluster: nodes, meta leader, each queue's replicas, leader and lag",
 		Long: `Show the JetStream cluster under the server, as the node answering sees it: the nodes and
 whether they are up, the meta leader (none: the node cannot reach a majority and takes no
-writes), and each stream (one per queue, and the shared ones) with its replicas, leader and
-followers (lag in operations behind the leader). Queues share shard streams: name queues
+writes), and each stream (the queues' eight shard streams, a stream of its own for a queue made
+before shards, and the others) with its replicas, leader and followers (lag in operations
+behind the leader). Queues share shard streams: name queues
 to see which stream, and so which leader, holds each.`,
 		Args: args(cobra.MaximumNArgs(100)),
 		RunE: func(cmd *cobra.Command, queues []string) error {
