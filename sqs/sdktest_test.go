@@ -2,8 +2,6 @@ package sqs_test
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -15,7 +13,11 @@ func TestAWSSDKsForGo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the AWS SDK tests build a module of their own")
 	}
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "test", "-count=1", "./...")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command, to test sqs/sdktest: %v", err)
+	}
+	cmd := exec.Command(goBin, "test", "-count=1", "./...")
 	cmd.Dir = "sdktest"
 	out, err := cmd.CombinedOutput()
 	if err != nil {
