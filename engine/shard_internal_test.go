@@ -352,3 +352,28 @@ func TestQueueNumbersAcrossNodes(t *testing.T) {
 		t.Fatalf("%d queues numbered, want %d", len(seen), 2*n)
 	}
 }
+
+// A node's rates count the jobs enqueued and finished through another node: it sees their
+// counters' increments flushed.
+func TestRatesAcrossNodes(t *testing.T) {
+	t.Parallel()
+	e1, nc, ctx := internalEngine(t)
+	e2, err := Open(ctx, nc, Config{Logger: e1.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e2.Close() })
+	for range 20 {
+		enqueueOne(t, e1, ctx, EnqueueRequest{Queue: "q"})
+	}
+	// e2 has no increment of its own: all it counts came through the subscription.
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		qi, err := e2.Queue(ctx, "q")
+		if err == nil && qi.Stats.EnqueueRate > 0 && qi.Stats.Enqueued == 20 {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the other node's view: %+v %v", qi, err)
+		}
+	}
+}
