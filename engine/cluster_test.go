@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,21 +12,14 @@ import (
 
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/internal/natsd"
+	"github.com/spoolq/spool/internal/testport"
 )
 
 // startCluster runs three embedded JetStream servers routed into one cluster, in-process,
 // and waits for its meta leader.
 func startCluster(t *testing.T) []*server.Server {
 	t.Helper()
-	routes := make([]string, 3)
-	for i := range routes {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		routes[i] = ln.Addr().String()
-		ln.Close()
-	}
+	routes := []string{testport.Addr(t), testport.Addr(t), testport.Addr(t)}
 	nodes := make([]*server.Server, 3)
 	for i := range nodes {
 		ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: t.TempDir(), Cluster: &natsd.Cluster{

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/internal/spooltest"
+	"github.com/spoolq/spool/internal/testport"
 	"github.com/spoolq/spool/server"
 )
 
@@ -192,16 +192,8 @@ func spawn(t *testing.T, bin, data, addr string, extra ...string) *exec.Cmd {
 	}
 }
 
-// freeAddr picks a loopback port that is free now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr picks a loopback port that is free now (testport.Addr).
+func freeAddr(t *testing.T) string { return testport.Addr(t) }
 
 // An acknowledged enqueue survives SIGKILL of the server process, in every state.
 func TestDurabilityKill9(t *testing.T) {

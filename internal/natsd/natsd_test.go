@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/internal/testport"
 )
 
 // Start waits for the server without a time limit, so a listen address that is taken must
@@ -50,18 +52,6 @@ func TestStartAndConnect(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback address whose port was free a moment ago: the nodes of a
-// cluster must know each other's route addresses before they start.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // Three embedded servers given each other's route addresses form one JetStream cluster: a
 // meta leader is elected, every node knows it, and an R3 stream is placed on all three.
 func TestClusterOfThree(t *testing.T) {
@@ -69,7 +59,7 @@ func TestClusterOfThree(t *testing.T) {
 	if testing.Short() {
 		t.Skip("elects a RAFT leader")
 	}
-	routes := []string{freePort(t), freePort(t), freePort(t)}
+	routes := []string{testport.Addr(t), testport.Addr(t), testport.Addr(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var nodes []*server.Server
