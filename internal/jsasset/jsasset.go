@@ -127,6 +127,9 @@ func retry(ctx context.Context, log *slog.Logger, f func(context.Context) error)
 	}
 }
 
+// errNoPeers is nats-server's JSClusterNoPeersErr ("no suitable peers for placement").
+const errNoPeers = 10005
+
 func retryable(err error) bool {
 	for _, t := range []error{
 		nats.ErrTimeout, nats.ErrNoResponders, nats.ErrConnectionReconnecting, nats.ErrDisconnected,
@@ -138,6 +141,9 @@ func retryable(err error) bool {
 		}
 	}
 	var apiErr *jetstream.APIError
-	// 503: JetStream temporarily unavailable (no leader yet); 10008: the same as a code.
-	return errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == 10008)
+	// 503: JetStream temporarily unavailable (no leader yet); 10008: the same as a code;
+	// 10005, no suitable peers for placement: a cluster whose meta leader is elected may not
+	// know all its peers online yet (seen when three nodes start together). A placement that
+	// can never succeed (more replicas than nodes) fails once the time runs out.
+	return errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == 10008 || apiErr.ErrorCode == errNoPeers)
 }
