@@ -403,8 +403,6 @@ type queue struct {
 	// trust: messages of the queue's stream after this sequence were stored while this
 	// engine's connection was up (see Engine.firstTrusted).
 	trust atomic.Pointer[trustMark]
-	// counters has a bit for each counting consumer (counterBit) known to exist.
-	counters atomic.Uint32
 }
 
 type trustMark struct {
@@ -657,15 +655,6 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 		q.cfg, q.rev = cfg, rev
 	}
 	q.mu.Unlock()
-	if accepted && (old != cfg.Num || q.counters.Load() == 0) {
-		// A new queue, or one deleted and made again while this node missed it: its
-		// counters are those its entry names.
-		bits := cfg.Counted
-		if !q.names.shared {
-			bits = counterBit(StateDelayed) | counterBit(StateBuried)
-		}
-		q.counters.Store(bits)
-	}
 	if accepted {
 		// A new number (the queue was deleted and made again while this node missed it):
 		// the old number must not name the new queue.

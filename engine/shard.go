@@ -82,21 +82,25 @@ func counterConfig(q *queue, s State) jetstream.ConsumerConfig {
 // consumer made after jobs are stored counts them all the same (it starts at the first).
 func (e *Engine) ensureCounter(ctx context.Context, q *queue, s State) error {
 	bit := counterBit(s)
-	if bit == 0 || q.counters.Load()&bit != 0 {
+	if bit == 0 || q.hasCounter(bit) {
 		return nil
 	}
-	if cfg, _ := q.config(); cfg.Counted&bit == 0 {
-		if _, err := e.ensureConsumer(ctx, q.names.stream(), counterConfig(q, s)); err != nil {
-			return fmt.Errorf("create %s counter: %w", s, err)
-		}
-		// Noted in the queue's entry, so that every node reads the count only where
-		// there is one.
-		if _, err := e.updateConfig(ctx, q, func(c *queueConfig) { c.Counted |= bit }); err != nil {
-			return fmt.Errorf("create %s counter: %w", s, err)
-		}
+	if _, err := e.ensureConsumer(ctx, q.names.stream(), counterConfig(q, s)); err != nil {
+		return fmt.Errorf("create %s counter: %w", s, err)
 	}
-	q.counters.Or(bit)
+	// Noted in the queue's entry, so that every node reads the count only where there is
+	// one (updateConfig takes the entry into this node's view at once).
+	if _, err := e.updateConfig(ctx, q, func(c *queueConfig) { c.Counted |= bit }); err != nil {
+		return fmt.Errorf("create %s counter: %w", s, err)
+	}
 	return nil
+}
+
+// hasCounter reports whether q has the counting consumer of bit: a queue in its own stream
+// has both, a queue in a shard those its entry names.
+func (q *queue) hasCounter(bit uint32) bool {
+	cfg, _ := q.config()
+	return !q.names.shared || cfg.Counted&bit != 0
 }
 
 func counterBit(s State) uint32 {
@@ -111,7 +115,7 @@ func counterBit(s State) uint32 {
 
 // counted returns the number of q's jobs in state s, from its counter consumer.
 func (e *Engine) counted(ctx context.Context, q *queue, s State) (int64, error) {
-	if cfg, _ := q.config(); q.names.shared && cfg.Counted&counterBit(s) == 0 {
+	if !q.hasCounter(counterBit(s)) {
 		return 0, nil // never had such a job
 	}
 	ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.counter(s))

@@ -75,12 +75,21 @@ func (c *counters) onFlushed(m *nats.Msg) {
 		return // counted at its flush
 	}
 	n, err := strconv.ParseInt(m.Header.Get("Nats-Incr"), 10, 64)
-	rest, ok := strings.CutPrefix(m.Subject, statsPrefix)
-	i := strings.LastIndexByte(rest, '.')
-	if err != nil || !ok || i < 0 {
+	esc, name, ok := counterOf(m.Subject)
+	if err != nil || !ok {
 		return
 	}
-	c.note(rest[:i], rest[i+1:], n)
+	c.note(esc, name, n)
+}
+
+// counterOf parses a counter's subject, spool.c.<queue>.<name>.
+func counterOf(subject string) (esc, name string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, statsPrefix)
+	i := strings.LastIndexByte(rest, '.')
+	if !ok || i < 0 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
 }
 
 // note adds a flushed increment to the queue's recent tallies.
@@ -216,13 +225,12 @@ func (c *counters) totals(ctx context.Context, escs ...string) (map[string]map[s
 			var v struct {
 				Val string `json:"val"`
 			}
-			rest, _ := strings.CutPrefix(m.Subject, statsPrefix)
-			i := strings.LastIndexByte(rest, '.')
-			if i < 0 || out[rest[:i]] == nil || json.Unmarshal(m.Data, &v) != nil {
+			esc, name, ok := counterOf(m.Subject)
+			if !ok || out[esc] == nil || json.Unmarshal(m.Data, &v) != nil {
 				continue
 			}
 			n, _ := strconv.ParseInt(v.Val, 10, 64)
-			out[rest[:i]][rest[i+1:]] += n
+			out[esc][name] += n
 		}
 	}
 	c.mu.Lock()
