@@ -43,7 +43,7 @@ func ParseEventKinds(s string) ([]EventKind, error) {
 			continue
 		}
 		k := EventKind(f)
-		if !k.valid() {
+		if !k.Valid() {
 			return nil, invalid("kinds", "unknown event kind %q", f)
 		}
 		out = append(out, k)
@@ -51,14 +51,8 @@ func ParseEventKinds(s string) ([]EventKind, error) {
 	return out, nil
 }
 
-func (k EventKind) valid() bool {
-	for _, x := range EventKinds {
-		if x == k {
-			return true
-		}
-	}
-	return false
-}
+// Valid reports whether k is one of EventKinds.
+func (k EventKind) Valid() bool { return slices.Contains(EventKinds, k) }
 
 // Event is one transition of one job, as stored in the events stream.
 type Event struct {
@@ -225,19 +219,7 @@ func (f EventFilter) match(ev *Event) bool {
 	if len(f.Queues) > 0 && !slices.Contains(f.Queues, ev.Queue) {
 		return false
 	}
-	return f.matchType(ev.Type)
-}
-
-func (f EventFilter) matchType(t string) bool {
-	if len(f.Types) == 0 {
-		return true
-	}
-	for _, x := range f.Types {
-		if x == t {
-			return true
-		}
-	}
-	return false
+	return len(f.Types) == 0 || slices.Contains(f.Types, ev.Type)
 }
 
 // MaxURLLen bounds a callback or webhook URL.

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"hash/fnv"
@@ -76,7 +77,7 @@ func (s *Service) onEvent(ctx context.Context, ev engine.Event) error {
 	}
 	var reqs []engine.EnqueueRequest
 	add := func(hook, url string) {
-		key := strconv.FormatUint(ev.Pos, 10) + "-" + cmpOr(hook, "callback")
+		key := strconv.FormatUint(ev.Pos, 10) + "-" + cmp.Or(hook, "callback")
 		b, _ := json.Marshal(delivery{Key: key, Hook: hook, URL: url, Event: ev})
 		reqs = append(reqs, engine.EnqueueRequest{Queue: Queue, Type: "webhook." + string(ev.Kind), Payload: b, ID: deliveryID(key)})
 	}
@@ -121,11 +122,4 @@ func deliveryID(key string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))
 	return max(h.Sum64()&(1<<52-1), 1)
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -291,11 +291,14 @@ func (s *Service) Create(ctx context.Context, h Hook) (*Hook, error) {
 		h.Kinds = slices.Clone(CallbackKinds)
 	}
 	for _, k := range h.Kinds {
-		if _, err := engine.ParseEventKinds(string(k)); err != nil || k == "" {
+		if !k.Valid() {
 			return nil, &ValidationError{"kinds", fmt.Sprintf("unknown event kind %q", k)}
 		}
 	}
-	if len(s.List()) >= MaxHooks {
+	s.mu.RLock()
+	n := len(s.hooks)
+	s.mu.RUnlock()
+	if n >= MaxHooks {
 		return nil, &ValidationError{"hooks", fmt.Sprintf("at most %d hooks", MaxHooks)}
 	}
 	h.ID = newSecret()[:16]

@@ -276,6 +276,8 @@ func TestHookValidation(t *testing.T) {
 		{URL: "http://"},
 		{URL: "https://ok.example", Queue: "-bad"},
 		{URL: "https://ok.example", Kinds: []engine.EventKind{"exploded"}},
+		{URL: "https://ok.example", Kinds: []engine.EventKind{"succeeded,failed"}}, // one kind each
+		{URL: "https://ok.example", Kinds: []engine.EventKind{" succeeded"}},
 		{URL: "https://ok.example", Type: strings.Repeat("t", 300)},
 	} {
 		var ve *webhook.ValidationError
