@@ -20,7 +20,8 @@ const (
 // count of attempts (target's), instead of being buried; its unique key, if any, is released. It moves at the reservation that
 // finds it out of attempts (a failure of its last attempt makes it ready for that). An empty
 // target turns the dead-letter queue off. target must exist and differ from name; should it
-// be deleted later, jobs out of attempts are buried in place again.
+// be deleted later, jobs out of attempts are buried in place again. It returns the queue's
+// settings without statistics, as QueueConfig.
 func (e *Engine) SetDeadLetter(ctx context.Context, name, target string) (*QueueInfo, error) {
 	q, err := e.getQueue(ctx, name, false)
 	if err != nil {
@@ -37,10 +38,11 @@ func (e *Engine) SetDeadLetter(ctx context.Context, name, target string) (*Queue
 			return nil, err
 		}
 	}
-	if _, err := e.updateConfig(ctx, q, func(c *queueConfig) { c.DeadLetter = target }); err != nil {
+	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) { c.DeadLetter = target })
+	if err != nil {
 		return nil, err
 	}
-	return e.Queue(ctx, name)
+	return cfg.info(e.now()), nil
 }
 
 // DeadLetterSources lists, sorted, the queues known to this node whose dead-letter queue is
@@ -61,7 +63,8 @@ func (e *Engine) DeadLetterSources(name string) []string {
 // SetQueueAttributes sets and removes free-form attributes of a queue: values that fronts
 // keep with it (tags, settings of their protocol) and that the engine does not interpret.
 // Keys are 1 to MaxMetaKey bytes of printable UTF-8, values UTF-8 up to MaxQueueAttrValue
-// bytes, at most MaxQueueAttrs of them.
+// bytes, at most MaxQueueAttrs of them. It returns the queue's settings without statistics,
+// as QueueConfig.
 func (e *Engine) SetQueueAttributes(ctx context.Context, name string, set map[string]string, remove []string) (*QueueInfo, error) {
 	for k, v := range set {
 		if k == "" || len(k) > MaxMetaKey || !printable(k) {
@@ -76,7 +79,7 @@ func (e *Engine) SetQueueAttributes(ctx context.Context, name string, set map[st
 		return nil, err
 	}
 	var bad error
-	_, err = e.updateConfig(ctx, q, func(c *queueConfig) {
+	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) {
 		attrs := maps.Clone(c.Attrs)
 		if attrs == nil {
 			attrs = make(map[string]string, len(set))
@@ -98,7 +101,7 @@ func (e *Engine) SetQueueAttributes(ctx context.Context, name string, set map[st
 	if err != nil {
 		return nil, err
 	}
-	return e.Queue(ctx, name)
+	return cfg.info(e.now()), nil
 }
 
 // moveToDeadLetter moves a delivered job out of attempts to the dead-letter queue dl:
