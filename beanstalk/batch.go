@@ -174,13 +174,14 @@ type reserveReq struct {
 func (s *Server) reserveBatch(ctx context.Context, reqs []reserveReq) ([]*engine.Reserved, []error, error) {
 	out := make([]*engine.Reserved, len(reqs))
 	errs := make([]error, len(reqs))
-	groups := make(map[string][]int)
-	var keys []string
+	type group struct {
+		key    string
+		glance bool
+	}
+	groups := make(map[group][]int)
+	var keys []group
 	for i, r := range reqs {
-		k := r.key
-		if r.glance {
-			k += "\x00glance"
-		}
+		k := group{r.key, r.glance}
 		if groups[k] == nil {
 			keys = append(keys, k)
 		}

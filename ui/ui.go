@@ -89,11 +89,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		hd.Set("Cache-Control", "no-cache") // revalidated: cheap with the ETag
-		hd.Set("ETag", h.etag)
-		if match := r.Header.Get("If-None-Match"); match == h.etag {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
+		hd.Set("ETag", h.etag) // the file server answers If-None-Match against it
 		h.static.ServeHTTP(w, r)
 		return
 	}
