@@ -32,8 +32,9 @@ func (c *clusterView) Health() httpapi.ClusterHealth {
 	if c.ns == nil {
 		return httpapi.ClusterHealth{External: true}
 	}
-	h := httpapi.ClusterHealth{Name: c.name, Node: c.ns.Name(), MetaLeader: natsd.MetaLeader(c.ns)}
-	for _, n := range c.nodes() {
+	nodes, leader := c.view()
+	h := httpapi.ClusterHealth{Name: c.name, Node: c.ns.Name(), MetaLeader: leader}
+	for _, n := range nodes {
 		h.Nodes++
 		if n.Up {
 			h.NodesUp++
@@ -42,13 +43,14 @@ func (c *clusterView) Health() httpapi.ClusterHealth {
 	return h
 }
 
-// nodes lists the nodes this node knows: itself, the meta group's peers and the nodes it
-// has routes to.
-func (c *clusterView) nodes() []spool.ClusterNode {
+// view lists the nodes this node knows (itself, the meta group's peers and the nodes it has
+// routes to) and names the meta leader, from one read of the server's JetStream state: that
+// read walks every stream and consumer, and /healthz and every scrape ask.
+func (c *clusterView) view() (nodes []spool.ClusterNode, leader string) {
 	self := c.ns.Name()
-	nodes := []spool.ClusterNode{{Name: self, Up: true, Current: true}}
+	nodes = []spool.ClusterNode{{Name: self, Up: true, Current: true}}
 	if !c.ns.JetStreamIsClustered() {
-		return nodes
+		return nodes, natsd.MetaLeader(c.ns) // no read of the state when alone
 	}
 	up := map[string]bool{self: true}
 	if rz, err := c.ns.Routez(nil); err == nil {
@@ -65,6 +67,7 @@ func (c *clusterView) nodes() []spool.ClusterNode {
 		nodes = append(nodes, n)
 	}
 	if jsi, err := c.ns.Jsz(&natsserver.JSzOptions{}); err == nil && jsi.Meta != nil {
+		leader = jsi.Meta.Leader
 		if jsi.Meta.Leader != "" {
 			add(spool.ClusterNode{Name: jsi.Meta.Leader, Current: true})
 		}
@@ -76,16 +79,18 @@ func (c *clusterView) nodes() []spool.ClusterNode {
 		add(spool.ClusterNode{Name: name})
 	}
 	slices.SortFunc(nodes, func(a, b spool.ClusterNode) int { return strings.Compare(a.Name, b.Name) })
-	return nodes
+	return nodes, leader
 }
 
 // Info describes the cluster in full; it asks JetStream for every stream's info.
 func (c *clusterView) Info(ctx context.Context) (*spool.ClusterInfo, error) {
 	ci := &spool.ClusterInfo{Streams: []spool.ClusterStream{}}
 	if c.ns != nil {
-		ci.Name, ci.Node, ci.MetaLeader = c.name, c.ns.Name(), natsd.MetaLeader(c.ns)
+		var nodes []spool.ClusterNode
+		nodes, ci.MetaLeader = c.view()
+		ci.Name, ci.Node = c.name, c.ns.Name()
 		if c.ns.JetStreamIsClustered() {
-			ci.Nodes = c.nodes()
+			ci.Nodes = nodes
 		}
 	}
 	l := c.js.ListStreams(ctx)
