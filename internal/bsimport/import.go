@@ -37,6 +37,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/spoolq/spool"
+	"github.com/spoolq/spool/engine"
 )
 
 // Target is the spool side of an import; *spool.Client implements it.
@@ -69,13 +70,6 @@ const (
 	MetaServer = "beanstalkd.server" // beanstalkd's process id (stats "id")
 	MetaState  = "beanstalkd.state"  // ready, delayed or buried
 )
-
-// maxDelay is spool's longest delay (100 years); beanstalkd's goes to 2^32-1 seconds.
-const maxDelay = 100 * 365 * 24 * time.Hour
-
-// maxAttempts is the attempts of an imported job, as for a job put through spool's beanstalkd
-// front: beanstalkd has no limit.
-const maxAttempts = 1000
 
 // UniqueKey is the spool unique key of the beanstalkd job id of the beanstalkd process
 // serverID (its stats "id"). The process id changes when beanstalkd restarts: a job that a
@@ -358,7 +352,8 @@ func (im *importer) stats(id uint64, body []byte) (job, error) {
 	if j.state == "delayed" {
 		// time-left is rounded down to the second: one more, so that the job is never
 		// ready earlier in spool than it would have been in beanstalkd.
-		j.delay = min(time.Duration(atoi(st["time-left"])+1)*time.Second, maxDelay)
+		// (beanstalkd's delays go to 2^32-1 seconds, spool's to engine.MaxDelay)
+		j.delay = min(time.Duration(atoi(st["time-left"])+1)*time.Second, engine.MaxDelay)
 	}
 	return j, nil
 }
@@ -390,8 +385,9 @@ func (im *importer) move(ctx context.Context, queue string, j job) (outcome, err
 	ctx = context.WithoutCancel(ctx)
 	opts := []spool.EnqueueOption{
 		spool.Priority(j.pri),
-		spool.Lease(min(max(j.ttr, time.Second), 12*time.Hour)),
-		spool.MaxAttempts(maxAttempts),
+		spool.Lease(min(max(j.ttr, engine.MinLease), engine.MaxLease)),
+		// As a job put through spool's beanstalkd front: beanstalkd has no limit.
+		spool.MaxAttempts(engine.MaxMaxAttempts),
 		spool.UniqueKey(UniqueKey(im.server, j.id)),
 		spool.Metadata(map[string]string{
 			MetaJob: strconv.FormatUint(j.id, 10), MetaServer: im.server, MetaState: j.state,
