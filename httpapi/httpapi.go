@@ -8,7 +8,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -176,12 +175,7 @@ func (h *Handler) routes() {
 				// The body's bytes are charged as they arrive, not its declared length up
 				// front: a client holds only what it has sent, and a slow one is cut by the
 				// server's read timeout. They are given back once the request is answered.
-				br := budget.NewReader(h.opts.Budget, r.Body, bodyCost)
-				defer br.Close()
-				r.Body = struct {
-					io.Reader
-					io.Closer
-				}{br, r.Body}
+				defer budget.ChargeBody(h.opts.Budget, r, bodyCost)()
 			}
 			err := h.checkRoute(r, a)
 			if err == nil {

@@ -12,7 +12,6 @@ package sqs
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -125,12 +124,7 @@ func (h *Handler) Close() { h.move.close() }
 // ServeHTTP answers one SQS request in the protocol it came in.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.opt.Budget != nil && r.Body != nil {
-		br := budget.NewReader(h.opt.Budget, r.Body, bodyCost)
-		defer br.Close()
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{br, r.Body}
+		defer budget.ChargeBody(h.opt.Budget, r, bodyCost)()
 	}
 	req, p, err := h.decode(w, r)
 	if err != nil {

@@ -7,6 +7,7 @@ package budget
 import (
 	"errors"
 	"io"
+	"net/http"
 	"sync/atomic"
 )
 
@@ -106,4 +107,16 @@ func (r *Reader) Close() error {
 	r.b.Release(r.charged)
 	r.charged = 0
 	return nil
+}
+
+// ChargeBody makes the bytes of r's body charge b as they are read, factor times each, for
+// a front that reads its requests' bodies whole; release gives the charge back once the
+// request is answered.
+func ChargeBody(b *Budget, r *http.Request, factor int64) (release func()) {
+	br := NewReader(b, r.Body, factor)
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	return func() { br.Close() }
 }
