@@ -624,7 +624,6 @@ func (e *Engine) applyQueueEntry(ent jetstream.KeyValueEntry, initial bool) {
 	rc := e.nc.Stats().Reconnects
 	isNew := e.lookupQueue(cfg.Name) == nil
 	q := e.cacheQueue(cfg, ent.Revision())
-	e.events.setOff(cfg.Name, cfg.NoEvents)
 	if !initial && isNew {
 		q.trust.CompareAndSwap(nil, &trustMark{0, rc})
 	}
@@ -656,6 +655,7 @@ func (e *Engine) cacheQueue(cfg queueConfig, rev uint64) *queue {
 	}
 	q.mu.Unlock()
 	if accepted {
+		e.events.setOff(cfg.Name, cfg.NoEvents)
 		// A new number (the queue was deleted and made again while this node missed it):
 		// the old number must not name the new queue.
 		if old != cfg.Num && e.byNum[old] == q {
@@ -673,6 +673,7 @@ func (e *Engine) forgetQueueLocked(q *queue) {
 	if e.queues[q.name] == q {
 		delete(e.queues, q.name)
 		delete(e.byEsc, q.names.esc)
+		e.events.setOff(q.name, false)
 	}
 	if cfg, _ := q.config(); e.byNum[cfg.Num] == q {
 		delete(e.byNum, cfg.Num)

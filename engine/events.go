@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -97,10 +98,7 @@ func (l *eventLog) setOff(queue string, off bool) {
 		if (*cur)[queue] == off {
 			return
 		}
-		next := make(map[string]bool, len(*cur)+1)
-		for k, v := range *cur {
-			next[k] = v
-		}
+		next := maps.Clone(*cur)
 		if off {
 			next[queue] = true
 		} else {
