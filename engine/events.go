@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -379,11 +380,12 @@ func (f *EventFeed) Close() { f.stop.Do(f.it.Stop) }
 
 // ConsumeEvents hands the events matching f to fn through the durable consumer named
 // durable, shared by every engine that calls it with that name: each stored batch of events
-// goes to one of them, at least once. When fn fails for an event, the batch comes back a
-// second later (and its events that fn took already come again); the batch of an engine
-// that died comes back after redeliver. A new consumer starts with the events stored from then on; a changed
-// filter updates the consumer. It returns when ctx ends.
-func (e *Engine) ConsumeEvents(ctx context.Context, durable string, f EventFilter, redeliver time.Duration, fn func(context.Context, Event) error) error {
+// goes to one of them, at least once, and fn gets a batch's matching events at once (so
+// that it can answer them with one write). When fn fails, the batch comes back a second
+// later; the batch of an engine that died comes back after redeliver. A new consumer starts
+// with the events stored from then on; a changed filter updates the consumer. It returns
+// when ctx ends.
+func (e *Engine) ConsumeEvents(ctx context.Context, durable string, f EventFilter, redeliver time.Duration, fn func(context.Context, []Event) error) error {
 	cons, err := e.prepareEventConsumer(ctx, durable, f, redeliver)
 	if err != nil {
 		return err
@@ -407,18 +409,12 @@ func (e *Engine) ConsumeEvents(ctx context.Context, durable string, f EventFilte
 				continue
 			}
 			evs, _ := decodeBatch(md.Sequence.Stream, m.Data())
-			failed := false
-			for i := range evs {
-				if f.match(&evs[i]) {
-					if err := fn(ctx, evs[i]); err != nil {
-						failed = true
-						break
-					}
+			evs = slices.DeleteFunc(evs, func(ev Event) bool { return !f.match(&ev) })
+			if len(evs) > 0 {
+				if err := fn(ctx, evs); err != nil {
+					m.NakWithDelay(time.Second)
+					continue
 				}
-			}
-			if failed {
-				m.NakWithDelay(time.Second)
-				continue
 			}
 			m.Ack()
 		}

@@ -36,7 +36,7 @@ func (s *Service) dispatch() {
 			}
 			cancel()
 		}()
-		err := s.eng.ConsumeEvents(ctx, consumerName, f, redeliverAfter, s.onEvent)
+		err := s.eng.ConsumeEvents(ctx, consumerName, f, redeliverAfter, s.onEvents)
 		cancel()
 		if err != nil && s.ctx.Err() == nil && ctx.Err() == nil {
 			s.log.Warn("webhook dispatcher", "err", err)
@@ -68,26 +68,30 @@ func (s *Service) prepare(ctx context.Context) error {
 	return s.eng.PrepareEventConsumer(ctx, consumerName, f, redeliverAfter)
 }
 
-// onEvent enqueues the deliveries of one event: one per matching hook, and one to the job's
-// callback URL for an outcome. The delivery's job id derives from the event and the target,
-// so an event handed out twice enqueues each delivery once.
-func (s *Service) onEvent(ctx context.Context, ev engine.Event) error {
-	if ev.Queue == Queue {
-		return nil
-	}
+// onEvents enqueues the deliveries of a stored batch of events in one write: for each event,
+// one per matching hook, and one to the job's callback URL for an outcome. A delivery's job
+// id derives from its event and target, so a batch handed out twice enqueues each delivery
+// once.
+func (s *Service) onEvents(ctx context.Context, evs []engine.Event) error {
 	var reqs []engine.EnqueueRequest
-	add := func(hook, url string) {
+	add := func(ev *engine.Event, hook, url string) {
 		key := strconv.FormatUint(ev.Pos, 10) + "-" + cmp.Or(hook, "callback")
-		b, _ := json.Marshal(delivery{Key: key, Hook: hook, URL: url, Event: ev})
+		b, _ := json.Marshal(delivery{Key: key, Hook: hook, URL: url, Event: *ev})
 		reqs = append(reqs, engine.EnqueueRequest{Queue: Queue, Type: "webhook." + string(ev.Kind), Payload: b, ID: deliveryID(key)})
 	}
-	if ev.Callback != "" && slices.Contains(CallbackKinds, ev.Kind) {
-		add("", ev.Callback)
-	}
 	s.mu.RLock()
-	for _, h := range s.hooks {
-		if h.matches(&ev) {
-			add(h.ID, h.URL)
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Queue == Queue {
+			continue
+		}
+		if ev.Callback != "" && slices.Contains(CallbackKinds, ev.Kind) {
+			add(ev, "", ev.Callback)
+		}
+		for _, h := range s.hooks {
+			if h.matches(ev) {
+				add(ev, h.ID, h.URL)
+			}
 		}
 	}
 	s.mu.RUnlock()
@@ -99,18 +103,20 @@ func (s *Service) onEvent(ctx context.Context, ev engine.Event) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := s.ensureQueue(ctx); err != nil {
-		s.log.Warn("webhook deliveries", "event", ev.Pos, "err", err)
+		s.log.Warn("webhook deliveries", "events", len(evs), "err", err)
 		return err
 	}
-	res, err := s.eng.Enqueue(ctx, reqs)
-	if err != nil {
-		s.log.Warn("enqueue webhook deliveries", "event", ev.Pos, "err", err)
-		return err
-	}
-	for _, r := range res {
-		if r.Err != nil {
-			s.log.Warn("enqueue webhook delivery", "event", ev.Pos, "err", r.Err)
-			return r.Err
+	for chunk := range slices.Chunk(reqs, engine.MaxBatch) {
+		res, err := s.eng.Enqueue(ctx, chunk)
+		if err != nil {
+			s.log.Warn("enqueue webhook deliveries", "events", len(evs), "err", err)
+			return err
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				s.log.Warn("enqueue webhook delivery", "err", r.Err)
+				return r.Err
+			}
 		}
 	}
 	s.poke()
