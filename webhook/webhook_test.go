@@ -141,12 +141,28 @@ func TestHookDelivers(t *testing.T) {
 	if h.Secret == "" || h.ID == "" || len(n.svc.List()) != 1 || n.svc.List()[0].Secret != "" {
 		t.Fatalf("hook %+v, list %+v", h, n.svc.List())
 	}
-	enqueue(t, n.eng, engine.EnqueueRequest{Queue: "other"}) // another queue: not delivered
-	id := enqueue(t, n.eng, engine.EnqueueRequest{Queue: "video", Type: "encode", Metadata: map[string]string{"user": "7"}})
-	r := reserve(t, n.eng, "video")
-	if _, err := n.eng.Ack(ctxT(t), id, r.Token, []byte(`{"url":"s3://x.mp4"}`)); err != nil {
-		t.Fatal(err)
+	// finish runs one job of queue to success (with a callback URL when cb is set).
+	finish := func(queue, cb string) uint64 {
+		t.Helper()
+		id := enqueue(t, n.eng, engine.EnqueueRequest{Queue: queue, Type: "encode", Metadata: map[string]string{"user": "7"}, CallbackURL: cb})
+		r := reserve(t, n.eng, queue)
+		if _, err := n.eng.Ack(ctxT(t), id, r.Token, []byte(`{"url":"s3://x.mp4"}`)); err != nil {
+			t.Fatal(err)
+		}
+		return id
 	}
+	// Deliveries enqueued so far: the dispatcher takes the events in order, so once a
+	// later event's delivery arrived, an earlier one's would have been enqueued.
+	enqueued := func() int64 {
+		t.Helper()
+		qi, err := n.eng.Queue(ctxT(t), webhook.Queue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return qi.Stats.Enqueued
+	}
+	finish("other", "") // another queue: not delivered
+	id := finish("video", "")
 	got := rcv.wait(t, 1)[0]
 	if err := spool.VerifyWebhook([]byte(h.Secret), got.header.Get(spool.WebhookSignatureHeader), got.body, 0); err != nil {
 		t.Fatalf("signature: %v", err)
@@ -162,12 +178,21 @@ func TestHookDelivers(t *testing.T) {
 	if k := got.header.Get(spool.WebhookDeliveryHeader); k == "" || k != d.Delivery || got.header.Get("Idempotency-Key") != k || got.header.Get(spool.WebhookEventHeader) != "succeeded" {
 		t.Fatalf("headers %v", got.header)
 	}
-	// Deleted: no more deliveries for it.
+	if n := enqueued(); n != 1 {
+		t.Fatalf("%d deliveries enqueued for one matching event", n)
+	}
+	// Deleted: no more deliveries for it. A callback job after it is the barrier.
 	if err := n.svc.Delete(ctxT(t), h.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.svc.Delete(ctxT(t), h.ID); !errors.Is(err, webhook.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
+	}
+	finish("video", "")
+	finish("cb", rcv.URL+"/done")
+	all := rcv.wait(t, 2)
+	if len(all) != 2 || all[1].d.Job.Queue != "cb" || enqueued() != 2 {
+		t.Fatalf("after the delete: %d deliveries received, %d enqueued; want the callback's only", len(all), enqueued())
 	}
 }
 
