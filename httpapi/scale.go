@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -89,16 +88,19 @@ func (h *Handler) scale(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	qis, err := h.eng.QueuesNamed(r.Context(), names)
+	if err != nil {
+		return err
+	}
+	found := make(map[string]*engine.QueueInfo, len(qis))
+	for _, qi := range qis {
+		found[qi.Name] = qi
+	}
 	out := scaleOut{Queues: make([]scaleQueueOut, 0, len(names))}
 	sigs := make([]autoscale.Signal, 0, len(names))
 	for _, name := range names {
 		qo := scaleQueueOut{Queue: name}
-		qi, err := h.eng.Queue(r.Context(), name)
-		switch {
-		case errors.Is(err, engine.ErrQueueNotFound):
-		case err != nil:
-			return err
-		default:
+		if qi := found[name]; qi != nil {
 			s := qi.Stats
 			qo.Exists, qo.Ready, qo.Reserved, qo.Messages = true, s.Ready, s.Reserved, s.Ready+s.Reserved
 			qo.ArrivalPerMinute, qo.CompletePerMin = round2(s.EnqueueRate*60), round2(s.CompleteRate*60)
