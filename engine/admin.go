@@ -39,9 +39,13 @@ func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
 }
 
 // JobQueue returns the name of the queue of job id, ErrJobNotFound when no queue holds it.
-// A job enqueued ready is placed from memory (its id names its queue's chunk); another reads
-// its record. Callers that allow a request by queue (authorization) ask it before acting.
+// A job enqueued ready is placed from memory (its id names its queue's chunk), and so is one
+// this node holds a lease on (a worker's ack, touch or fail); another reads its record.
+// Callers that allow a request by queue (authorization) ask it before acting.
 func (e *Engine) JobQueue(ctx context.Context, id uint64) (string, error) {
+	if rec, _, ok := e.leases.lookup(id); ok {
+		return rec.Queue, nil
+	}
 	if id&derivedBit != 0 {
 		q, _, err := e.locate(ctx, id)
 		if err != nil {
