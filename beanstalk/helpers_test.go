@@ -252,17 +252,6 @@ func (c *client) closed() {
 	}
 }
 
-// missingDependency ends a test whose external dependency (a program, a client library) is
-// missing: it skips, except under CI=true, where it fails, so that a broken install step
-// cannot turn the test off unnoticed.
-func missingDependency(t testing.TB, why string) {
-	t.Helper()
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("CI=true and %s", why)
-	}
-	t.Skip(why)
-}
-
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)

@@ -20,6 +20,8 @@ import (
 
 	"github.com/spoolq/spool/internal/spooltest"
 	"github.com/spoolq/spool/server"
+
+	"github.com/spoolq/spool/internal/testdep"
 )
 
 const fivebeansDir = "testdata/fivebeans"
@@ -30,10 +32,10 @@ func nodeWithFivebeans(t *testing.T) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missingDependency(t, "node is not installed (apt-get install nodejs npm): no test with the fivebeans client")
+		testdep.Missing(t, "node is not installed (apt-get install nodejs npm): no test with the fivebeans client")
 	}
 	if _, err := os.Stat(filepath.Join(fivebeansDir, "node_modules", "fivebeans", "package.json")); err != nil {
-		missingDependency(t, "fivebeans is not installed (npm ci --prefix beanstalk/"+fivebeansDir+"): "+err.Error())
+		testdep.Missing(t, "fivebeans is not installed (npm ci --prefix beanstalk/"+fivebeansDir+"): "+err.Error())
 	}
 	return node
 }

@@ -17,33 +17,26 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool/internal/spooltest"
 	"github.com/spoolq/spool/server"
+
+	"github.com/spoolq/spool/internal/testdep"
 )
 
 const nodeDir = "testdata/node"
-
-func missingDependency(t *testing.T, why string) {
-	t.Helper()
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("CI=true and %s", why)
-	}
-	t.Skip(why)
-}
 
 func TestNodeClients(t *testing.T) {
 	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missingDependency(t, "node is not installed (apt-get install nodejs npm): no test with the Node SQS clients")
+		testdep.Missing(t, "node is not installed (apt-get install nodejs npm): no test with the Node SQS clients")
 	}
 	for _, p := range []string{"@aws-sdk/client-sqs", "sqs-consumer", "sqs-producer"} {
 		if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", p, "package.json")); err != nil {
-			missingDependency(t, "the Node SQS clients are not installed (npm ci --prefix sqs/"+nodeDir+"): "+err.Error())
+			testdep.Missing(t, "the Node SQS clients are not installed (npm ci --prefix sqs/"+nodeDir+"): "+err.Error())
 		}
 	}
 	srv, err := spooltest.Run(t.TempDir(), func(c *server.Config) { c.SQSAddr = "127.0.0.1:0" })

@@ -89,7 +89,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		hd.Set("Cache-Control", "no-cache") // revalidated: cheap with the ETag
-		hd.Set("ETag", h.etag) // the file server answers If-None-Match against it
+		hd.Set("ETag", h.etag)              // the file server answers If-None-Match against it
 		h.static.ServeHTTP(w, r)
 		return
 	}

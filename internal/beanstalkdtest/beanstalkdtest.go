@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spoolq/spool/internal/testdep"
 )
 
 // Binary returns the beanstalkd binary ($BEANSTALKD, else the one on PATH). When it is
@@ -23,26 +25,18 @@ func Binary(tb testing.TB) string {
 	if path == "" {
 		p, err := exec.LookPath("beanstalkd")
 		if err != nil {
-			missing(tb, "beanstalkd is not installed (apt-get install beanstalkd)")
+			testdep.Missing(tb, "beanstalkd is not installed (apt-get install beanstalkd)")
 		}
 		path = p
 	}
 	out, err := exec.Command(path, "-v").CombinedOutput()
 	if err != nil {
-		missing(tb, fmt.Sprintf("%s -v: %v", path, err))
+		testdep.Missing(tb, fmt.Sprintf("%s -v: %v", path, err))
 	}
 	if v := strings.TrimSpace(string(out)); v != "beanstalkd 1.12" {
 		tb.Logf("testing with %q, not beanstalkd 1.12", v)
 	}
 	return path
-}
-
-func missing(tb testing.TB, why string) {
-	tb.Helper()
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		tb.Fatalf("CI=true and %s", why)
-	}
-	tb.Skip(why)
 }
 
 // Server is a running beanstalkd.

@@ -21,6 +21,8 @@ import (
 	"github.com/spoolq/spool/internal/spooltest"
 	"github.com/spoolq/spool/internal/testcert"
 	"github.com/spoolq/spool/internal/tlsconf"
+
+	"github.com/spoolq/spool/internal/testdep"
 )
 
 // fixture is an echo server behind tlsconf.Listener with certificates in a temporary folder.
@@ -143,10 +145,7 @@ func TestMutualTLS(t *testing.T) {
 func TestOpenSSL(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("openssl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("openssl is not installed (CI installs it: .ci/run)")
-		}
-		t.Skip("openssl is not installed (apt-get install openssl)")
+		testdep.Missing(t, "openssl is not installed (apt-get install openssl; .ci/run installs it)")
 	}
 	f := start(t, true, 0)
 	client := f.ca.Issue(t, "worker")
