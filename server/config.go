@@ -7,11 +7,29 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/spoolq/spool/beanstalk"
+	"github.com/spoolq/spool/internal/natsd"
 )
 
 // DefaultMaxInflight is Config.MaxInflight's default: 512 MiB, two of the largest HTTP
 // batches (64 MiB, charged 4 times their size) at once.
 const DefaultMaxInflight = 512 << 20
+
+// Defaults of the fronts' limits (docs/limits.md), the free space kept on the data folder's
+// disk, and a cluster node's route address: the zero values of Config take them, and
+// spool serve's flags show them.
+const (
+	DefaultHTTPReadHeaderTimeout = 10 * time.Second
+	DefaultHTTPReadTimeout       = time.Minute
+	DefaultHTTPWriteTimeout      = time.Minute
+	DefaultHTTPIdleTimeout       = 2 * time.Minute
+	DefaultHTTPMaxConns          = 4096
+	DefaultBeanstalkMaxConns     = beanstalk.DefaultMaxConns
+	DefaultBeanstalkTimeout      = beanstalk.DefaultReadTimeout
+	DefaultMinFree               = natsd.DefaultMinFree
+	DefaultClusterListen         = "0.0.0.0:6222"
+)
 
 // Config configures a spool node. The zero value of a field takes the default noted.
 type Config struct {
@@ -175,7 +193,7 @@ func (c *Config) setDefaults() {
 			c.Node, _ = os.Hostname()
 		}
 		if c.ClusterListen == "" {
-			c.ClusterListen = "0.0.0.0:6222"
+			c.ClusterListen = DefaultClusterListen
 		}
 		if c.Replicas == 0 {
 			c.Replicas = 3
@@ -191,25 +209,25 @@ func (c *Config) setDefaults() {
 		c.Retention = time.Hour
 	}
 	if c.HTTPReadHeaderTimeout == 0 {
-		c.HTTPReadHeaderTimeout = 10 * time.Second
+		c.HTTPReadHeaderTimeout = DefaultHTTPReadHeaderTimeout
 	}
 	if c.HTTPReadTimeout == 0 {
-		c.HTTPReadTimeout = time.Minute
+		c.HTTPReadTimeout = DefaultHTTPReadTimeout
 	}
 	if c.HTTPWriteTimeout == 0 {
-		c.HTTPWriteTimeout = time.Minute
+		c.HTTPWriteTimeout = DefaultHTTPWriteTimeout
 	}
 	if c.HTTPIdleTimeout == 0 {
-		c.HTTPIdleTimeout = 2 * time.Minute
+		c.HTTPIdleTimeout = DefaultHTTPIdleTimeout
 	}
 	if c.HTTPMaxConns == 0 {
-		c.HTTPMaxConns = 4096
+		c.HTTPMaxConns = DefaultHTTPMaxConns
 	}
 	if c.BeanstalkMaxConns == 0 {
-		c.BeanstalkMaxConns = 4096
+		c.BeanstalkMaxConns = DefaultBeanstalkMaxConns
 	}
 	if c.BeanstalkTimeout == 0 {
-		c.BeanstalkTimeout = time.Minute
+		c.BeanstalkTimeout = DefaultBeanstalkTimeout
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = DefaultMaxInflight
