@@ -158,11 +158,11 @@ func (c *clusterView) handOff(ctx context.Context, nc *nats.Conn, log *slog.Logg
 	var streams []string
 	l := c.js.ListStreams(ctx)
 	for si := range l.Info() {
-		if !spoolStream(si.Config.Name) {
-			continue
+		if !spoolStream(si.Config.Name) || si.Config.Replicas < 2 {
+			continue // a stream of one replica, and its consumers, have no leadership to move
 		}
 		streams = append(streams, si.Config.Name)
-		if si.Cluster != nil && si.Cluster.Leader == self && si.Config.Replicas > 1 {
+		if si.Cluster != nil && si.Cluster.Leader == self {
 			stepDown("$JS.API.STREAM.LEADER.STEPDOWN." + si.Config.Name)
 		}
 	}
