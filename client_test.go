@@ -734,3 +734,22 @@ func TestDurationForms(t *testing.T) {
 		}
 	}
 }
+
+// An event written in the API's form (job_id a decimal string) reads back the same.
+func TestEventJSONRoundTrip(t *testing.T) {
+	t.Parallel()
+	want := Event{Pos: "42", Time: time.Unix(1796551200, 0).UTC(), Kind: "failed", JobID: 1<<60 + 7,
+		Queue: "video", Type: "encode", Attempt: 2, State: StateDelayed, Error: "boom",
+		RunAt: time.Unix(1796551260, 0).UTC()}
+	b, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"job_id":"1152921504606846983"`) {
+		t.Fatalf("job_id not a decimal string: %s", b)
+	}
+	var got Event
+	if err := json.Unmarshal(b, &got); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("read back %+v %v, want %+v", got, err, want)
+	}
+}

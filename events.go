@@ -31,6 +31,15 @@ type Event struct {
 	Callback string    `json:"callback_url,omitempty"`
 }
 
+// MarshalJSON encodes the wire format of the HTTP API (the job id a decimal string).
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	return json.Marshal(struct {
+		plain
+		JobID jsonID `json:"job_id"`
+	}{plain(e), jsonID(e.JobID)})
+}
+
 // UnmarshalJSON decodes the wire format of the HTTP API.
 func (e *Event) UnmarshalJSON(data []byte) error {
 	type plain Event

@@ -27,7 +27,7 @@ func splitList(vals []string) []string {
 // printEvents prints events one a line (JSON lines with --json).
 func (c *cli) printEvent(ev spool.Event) error {
 	if c.json {
-		b, err := json.Marshal(eventJSON(ev))
+		b, err := json.Marshal(ev)
 		if err != nil {
 			return err
 		}
@@ -53,21 +53,6 @@ func (c *cli) printEvent(ev spool.Event) error {
 	}
 	_, err := fmt.Fprintln(c.stdout, line)
 	return err
-}
-
-// eventJSON is an event in the API's form (job_id a string).
-func eventJSON(ev spool.Event) map[string]any {
-	m := map[string]any{"pos": ev.Pos, "time": ev.Time, "kind": ev.Kind, "job_id": strconv.FormatUint(ev.JobID, 10),
-		"queue": ev.Queue, "type": ev.Type, "attempt": ev.Attempt, "state": ev.State}
-	for k, v := range map[string]string{"node": ev.Node, "worker": ev.Worker, "error": ev.Error, "callback_url": ev.Callback} {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	if !ev.RunAt.IsZero() {
-		m["run_at"] = ev.RunAt
-	}
-	return m
 }
 
 func (c *cli) eventsCmd() *cobra.Command {
@@ -123,11 +108,10 @@ func (c *cli) printHistory(cmd *cobra.Command, cl *spool.Client, id uint64) erro
 		return err
 	}
 	if c.json {
-		out := make([]map[string]any, len(evs))
-		for i, ev := range evs {
-			out[i] = eventJSON(ev)
+		if evs == nil {
+			evs = []spool.Event{}
 		}
-		return c.printJSON(map[string]any{"events": out})
+		return c.printJSON(map[string]any{"events": evs})
 	}
 	if len(evs) == 0 {
 		fmt.Fprintln(c.stderr, "no events (the queue's events may be off)")
