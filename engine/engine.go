@@ -43,6 +43,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spoolq/spool/engine/internal/store"
+	"github.com/spoolq/spool/internal/jsasset"
 )
 
 // Config configures an Engine. Zero values take the defaults noted.
@@ -572,26 +573,7 @@ func (e *Engine) watchQueues(ctx context.Context) error {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		defer w.Stop()
-		initial := true
-		for {
-			select {
-			case <-e.stop:
-				return
-			case ent, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if ent == nil {
-					if initial {
-						initial = false
-						close(ready)
-					}
-					continue
-				}
-				e.applyQueueEntry(ent, initial)
-			}
-		}
+		jsasset.Follow(e.stop, w, ready, e.applyQueueEntry)
 	}()
 	select {
 	case <-ready:

@@ -224,42 +224,25 @@ func newSecret() string {
 
 // watch keeps s.hooks current with the bucket.
 func (s *Service) watch(w jetstream.KeyWatcher, ready chan struct{}) {
-	defer w.Stop()
-	initial := true
-	for {
-		select {
-		case <-s.ctx.Done():
+	jsasset.Follow(s.ctx.Done(), w, ready, func(ent jetstream.KeyValueEntry, _ bool) {
+		if ent.Key() == callbackSecretKey {
 			return
-		case ent, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if ent == nil {
-				if initial {
-					initial = false
-					close(ready)
-				}
-				continue
-			}
-			if ent.Key() == callbackSecretKey {
-				continue
-			}
-			s.mu.Lock()
-			if ent.Operation() != jetstream.KeyValuePut {
-				delete(s.hooks, ent.Key())
-			} else {
-				var h Hook
-				if err := json.Unmarshal(ent.Value(), &h); err != nil {
-					s.log.Warn("bad webhook entry", "key", ent.Key(), "err", err)
-				} else {
-					s.hooks[h.ID] = &h
-				}
-			}
-			close(s.changed)
-			s.changed = make(chan struct{})
-			s.mu.Unlock()
 		}
-	}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ent.Operation() != jetstream.KeyValuePut {
+			delete(s.hooks, ent.Key())
+		} else {
+			var h Hook
+			if err := json.Unmarshal(ent.Value(), &h); err != nil {
+				s.log.Warn("bad webhook entry", "key", ent.Key(), "err", err)
+			} else {
+				s.hooks[h.ID] = &h
+			}
+		}
+		close(s.changed)
+		s.changed = make(chan struct{})
+	})
 }
 
 // ValidationError is a hook refused for one of its fields.

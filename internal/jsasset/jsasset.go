@@ -147,3 +147,29 @@ func retryable(err error) bool {
 	// can never succeed (more replicas than nodes) fails once the time runs out.
 	return errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == 10008 || apiErr.ErrorCode == errNoPeers)
 }
+
+// Follow hands the entries of a KV watch to apply until done closes or the watch ends, then
+// stops the watch: first the bucket's values as they are (initial true; ready is closed after
+// the last), then every change.
+func Follow(done <-chan struct{}, w jetstream.KeyWatcher, ready chan<- struct{}, apply func(ent jetstream.KeyValueEntry, initial bool)) {
+	defer w.Stop()
+	initial := true
+	for {
+		select {
+		case <-done:
+			return
+		case ent, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if ent == nil {
+				if initial {
+					initial = false
+					close(ready)
+				}
+				continue
+			}
+			apply(ent, initial)
+		}
+	}
+}
