@@ -200,7 +200,7 @@ func (e *Engine) takeChunk(ctx context.Context, r chunkRef) (uint32, error) {
 		return 0, fmt.Errorf("store chunk: %w", err)
 	}
 	if _, err := e.kv.Create(ctx, chunkKey(r), strconv.AppendUint(nil, n, 10)); errors.Is(err, jetstream.ErrKeyExists) {
-		ent, err := e.kv.Get(ctx, chunkKey(r))
+		ent, err := e.getKnown(ctx, chunkKey(r))
 		if err != nil {
 			return 0, fmt.Errorf("read chunk: %w", err)
 		}

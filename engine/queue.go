@@ -109,7 +109,7 @@ func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, le
 		if num != 0 {
 			e.kv.Delete(ctx, numKey(num)) // another node made the queue: its number stands
 		}
-		ent, err := e.kv.Get(ctx, n.esc)
+		ent, err := e.getKnown(ctx, n.esc)
 		if err != nil {
 			return nil, 0, fmt.Errorf("read queue %q: %w", name, err)
 		}
@@ -195,16 +195,8 @@ func (e *Engine) nextQueueNum(ctx context.Context) (uint32, error) {
 // updateConfig applies fn to the queue's bucket entry with a compare-and-set, retrying on
 // concurrent updates from other nodes.
 func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfig)) (queueConfig, error) {
-	missing := 0
 	for range 20 {
-		ent, err := e.kv.Get(ctx, q.names.esc)
-		if errors.Is(err, jetstream.ErrKeyNotFound) && missing < 10 {
-			// In a cluster a read may come from a replica a moment behind the entry's
-			// creation (Direct Get): look again before calling the queue gone.
-			missing++
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
+		ent, err := e.getKnown(ctx, q.names.esc)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return queueConfig{}, ErrQueueNotFound
 		}
@@ -227,6 +219,21 @@ func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfi
 		}
 	}
 	return queueConfig{}, errors.New("update queue: too much contention")
+}
+
+// getKnown reads a bucket key known to exist (made here, or refused as made by another node).
+// In a cluster a read may come from a replica a moment behind the key's creation (Direct
+// Get): a miss is read again, for up to half a second, before it stands.
+func (e *Engine) getKnown(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	for try := 0; ; try++ {
+		ent, err := e.kv.Get(ctx, key)
+		if !errors.Is(err, jetstream.ErrKeyNotFound) || try == 10 {
+			return ent, err
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
 }
 
 func (e *Engine) bandConsumerConfig(q *queue, cfg queueConfig, b int) jetstream.ConsumerConfig {

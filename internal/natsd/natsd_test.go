@@ -3,6 +3,7 @@ package natsd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/spoolq/spool/internal/jsasset"
 	"github.com/spoolq/spool/internal/testport"
 )
 
@@ -88,11 +90,12 @@ func TestClusterOfThree(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	var st jetstream.Stream
-	eventually(t, func() bool {
-		st, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3"}, Replicas: 3})
-		return err == nil
-	})
+	// As spool makes its streams: each attempt bounded (a create may go unanswered while the
+	// cluster settles) and tried again while the meta leader does not know every peer yet.
+	st, err := jsasset.Stream(ctx, js, slog.New(slog.DiscardHandler), jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3"}, Replicas: 3})
+	if err != nil {
+		t.Fatalf("create an R3 stream: %v", err)
+	}
 	info := st.CachedInfo()
 	if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream cluster info: %+v", info.Cluster)
@@ -115,18 +118,6 @@ func TestClusterOptionsRefuseBadValues(t *testing.T) {
 			ns.Shutdown()
 			t.Errorf("%+v: started", c)
 		}
-	}
-}
-
-// eventually retries cond for up to 30s (creating a stream right after the meta
-// leader is elected may meet a cluster still settling).
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
