@@ -134,6 +134,7 @@ func Start(ctx context.Context, o Options) (*server.Server, error) {
 		if err := clusterOptions(opts, c); err != nil {
 			return nil, err
 		}
+		setRaftTiming()
 		if o.Listen == "" {
 			// nats-server starts its routes only once its client listener is up: a cluster
 			// node listens for clients on loopback, on a port of the system's choosing.

@@ -140,3 +140,16 @@ func FuzzClusterPeers(f *testing.F) {
 		}
 	})
 }
+
+// The RAFT timing spool sets is linked to nats-server's variables by name; an upgrade that
+// renamed one would fail the build, one that changed its type or meaning shows here.
+func TestRaftTimingLinked(t *testing.T) {
+	want := [3]time.Duration{natsHeartbeatDefault, natsElectionMinDefault, natsElectionMaxDefault}
+	if natsDefaults != want {
+		t.Fatalf("nats-server's RAFT timing variables held %v at start, want %v: check internal/natsd/raft.go against the nats-server version", natsDefaults, want)
+	}
+	setRaftTiming()
+	if got := [3]time.Duration{natsHeartbeat, natsElectionMin, natsElectionMax}; got != [3]time.Duration{raftHeartbeat, raftElectionMin, raftElectionMax} {
+		t.Fatalf("RAFT timing after setRaftTiming: %v", got)
+	}
+}
