@@ -32,7 +32,10 @@ const maxErrorBody = 512
 //
 // A Client knows one or several servers of the same cluster. It sends each request to
 // the server that answered last and fails over to the next one when a server cannot be
-// reached or answers 503 unavailable. When every server failed so, it tries them again,
+// reached or answers 503 unavailable. A request that may have reached a server that did
+// not answer (a timeout, a connection cut) is not sent again unless it is idempotent (a
+// GET, PUT or DELETE), so that an enqueue is not stored twice; the next requests start at
+// the next server. When every server failed so, it tries them again,
 // backing off, for up to DefaultRetryFor (WithRetryFor): long enough to ride out a
 // leader election in a cluster or a node's restart.
 type Client struct {
@@ -250,6 +253,11 @@ func (c *Client) round(ctx context.Context, r request, body []byte, idempotent b
 			}
 		case errors.As(err, &tErr):
 			if !idempotent && !isDialError(tErr.err) {
+				// The request may have been taken: it is not sent again. But the server
+				// took a connection and did not answer (hung, frozen, cut off behind a
+				// connection that stays open): the next requests start at the next one,
+				// else every request would wait for its timeout there.
+				c.current.CompareAndSwap(uint32(idx), uint32((idx+1)%n))
 				return false, err
 			}
 		default:

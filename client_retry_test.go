@@ -91,3 +91,41 @@ func TestAckBatchResendsOnlyUnstoredAcks(t *testing.T) {
 		t.Fatalf("requests %+v", reqs)
 	}
 }
+
+// A server that takes connections but never answers (a frozen process, a cut link that
+// keeps its connection) costs one request its timeout; the requests after it go to the
+// next server instead of waiting there too.
+func TestClientLeavesServerThatDoesNotAnswer(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	hung := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	t.Cleanup(func() { close(release) }) // before the fake closes: runs first
+	ok := newFake(t, answer(201, `{"id":"7","queue":"q","type":"t","state":"ready"}`))
+	c, err := NewClient(hung.URL+","+ok.URL, WithTimeout(300*time.Millisecond), WithRetryFor(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The enqueue that reached the hung server may have been stored there: it fails and is
+	// not sent to the other server.
+	if _, err := c.Enqueue(context.Background(), "q", "t", nil); err == nil || len(ok.requests()) != 0 {
+		t.Fatalf("first enqueue: err %v, %d requests to the other server", err, len(ok.requests()))
+	}
+	for i := range 3 {
+		if j, err := c.Enqueue(context.Background(), "q", "t", nil); err != nil || j.ID != 7 {
+			t.Fatalf("enqueue %d after the timeout: %v %v", i, j, err)
+		}
+	}
+	if n := len(hung.requests()); n != 1 {
+		t.Fatalf("%d requests reached the hung server, want 1", n)
+	}
+	// An idempotent request tries the next server at once.
+	c, _ = NewClient(hung.URL+","+ok.URL, WithTimeout(300*time.Millisecond), WithRetryFor(0))
+	if _, err := c.Job(context.Background(), 7); err != nil {
+		t.Fatalf("GET through a hung server first: %v", err)
+	}
+}
