@@ -785,7 +785,9 @@ func (e *Engine) closed() bool {
 // Transient reports whether err is a failure to reach JetStream (or JetStream's temporary
 // unavailability) rather than an answer about the job: the same call may succeed if tried
 // again. Fronts answer it as a retryable error (HTTP 503).
-func Transient(err error) bool { return errors.Is(err, ErrNoSpace) || store.Transient(err) }
+func Transient(err error) bool {
+	return errors.Is(err, ErrNoSpace) || errors.Is(err, errPlacement) || store.Transient(err)
+}
 
 // storeFull returns an error wrapping ErrNoSpace when Config.StoreErr reports the store
 // cannot take new data.

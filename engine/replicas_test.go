@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -95,6 +96,18 @@ func TestQueueReplicasOnACluster(t *testing.T) {
 	var rc *engine.ReplicasConflictError
 	if _, err := engines[2].PutQueue(ctx, "r1", engine.QueueSettings{Replicas: 3}); !errors.As(err, &rc) || rc.Have != 1 {
 		t.Fatalf("replicas 3 for the queue of 1, on another node: %v", err)
+	}
+	// A node that counts five nodes when JetStream has fewer up (two of five down, as it
+	// were): the placement fails for now, a transient failure, not a refusal; nothing is made.
+	five := openEngine(t, nodes[0], engine.Config{Replicas: 3, Peers: func() int { return 5 }})
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = five.PutQueue(pctx, "r5", engine.QueueSettings{Replicas: 5})
+	cancel()
+	if !engine.Transient(err) || errors.As(err, &ru) || !strings.Contains(err.Error(), "not enough nodes up") {
+		t.Fatalf("queue of 5 replicas with three nodes up: %v", err)
+	}
+	if _, err := five.Queue(ctx, "r5"); !errors.Is(err, engine.ErrQueueNotFound) {
+		t.Fatalf("the queue refused for now: %v", err)
 	}
 
 	// Each queue's stream has its replicas, as every node names it.

@@ -114,6 +114,8 @@ func (e *Engine) ensureShard(ctx context.Context, k, set int) error {
 				if peers == 0 {
 					return &ReplicasUnavailableError{Replicas: set}
 				}
+				// The cluster has the nodes, not enough of them up: try again later.
+				return fmt.Errorf("create %s stream: %w: %w", name, errPlacement, err)
 			}
 		}
 		return fmt.Errorf("create %s stream: %w", name, err)
@@ -121,6 +123,10 @@ func (e *Engine) ensureShard(ctx context.Context, k, set int) error {
 	e.madeShards.Store(name, struct{}{})
 	return nil
 }
+
+// errPlacement: JetStream could not place a stream's replicas on nodes of a cluster that
+// has enough of them, some being down. Transient is true for it.
+var errPlacement = errors.New("not enough nodes up to place the replicas")
 
 // nats-server's error codes for a stream it cannot place: more than one replica on a
 // server that is not clustered; no suitable peers for placement (jsasset retries it for a
