@@ -123,11 +123,16 @@ func TestQueueReplicasOnACluster(t *testing.T) {
 	for q, r := range map[string]int{"r1": 1, "r3": 3} {
 		var stream string
 		for i, e := range engines {
-			s, err := e.QueueStream(ctx, q)
-			if err != nil || stream != "" && s != stream {
-				t.Fatalf("node %d: queue %s in %q (%v), node 0 says %q", i, q, s, err, stream)
-			}
-			stream = s
+			// (A node reads a queue it has not seen yet from a replica of the bucket, which
+			// may be a moment behind.)
+			eventually(t, func() error {
+				s, err := e.QueueStream(ctx, q)
+				if err != nil || stream != "" && s != stream {
+					return fmt.Errorf("node %d: queue %s in %q (%v), node 0 says %q", i, q, s, err, stream)
+				}
+				stream = s
+				return nil
+			})
 		}
 		st, err := js.Stream(ctx, stream)
 		if err != nil {
