@@ -37,6 +37,12 @@ var (
 	// memory budget; too_many_connections: at its connection cap) or could not be reached
 	// at all. Retrying later may succeed.
 	ErrUnavailable = errors.New("spool: server unavailable")
+	// ErrReplicasUnavailable: a new queue's replicas are more than the cluster's nodes
+	// (code replicas_unavailable).
+	ErrReplicasUnavailable = errors.New("spool: replicas unavailable")
+	// ErrReplicasConflict: the queue exists with other replicas, set when it was made
+	// (code replicas_conflict).
+	ErrReplicasConflict = errors.New("spool: queue has other replicas")
 )
 
 // Error codes of the HTTP API, as found in APIError.Code.
@@ -58,6 +64,8 @@ const (
 	CodeTokenNotFound        = "token_not_found"
 	CodeOverloaded           = "overloaded"
 	CodeTooManyConnections   = "too_many_connections"
+	CodeReplicasUnavailable  = "replicas_unavailable"
+	CodeReplicasConflict     = "replicas_conflict"
 )
 
 // APIError is an error answer of the server: a non-2xx status with the body
@@ -103,6 +111,10 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrPayloadTooLarge
 	case CodeUnavailable, CodeOverloaded, CodeTooManyConnections:
 		return target == ErrUnavailable
+	case CodeReplicasUnavailable:
+		return target == ErrReplicasUnavailable
+	case CodeReplicasConflict:
+		return target == ErrReplicasConflict
 	}
 	return false
 }

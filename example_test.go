@@ -183,3 +183,31 @@ func ExampleBuried() {
 	// buried
 	// ready
 }
+
+// Create a queue with its own settings: a lease, attempts, and the copies of its jobs the
+// cluster keeps (1 here, which a server alone has; 3 or 5 on a cluster of that many nodes).
+// Replicas are set when the queue is made.
+func ExampleClient_UpdateQueue() {
+	ctx := context.Background()
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	q, err := client.UpdateQueue(ctx, "thumbnails", spool.QueueSettings{Lease: 5 * time.Minute, MaxAttempts: 3, Replicas: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(q.Name, q.Lease, q.MaxAttempts, q.Replicas)
+
+	// Other replicas for an existing queue are refused: make a new queue and move the jobs.
+	_, err = client.UpdateQueue(ctx, "thumbnails", spool.QueueSettings{Replicas: 3})
+	fmt.Println(errors.Is(err, spool.ErrReplicasConflict))
+
+	// More replicas than the cluster has nodes are refused, and the queue is not made.
+	_, err = client.UpdateQueue(ctx, "replicated", spool.QueueSettings{Replicas: 5})
+	fmt.Println(errors.Is(err, spool.ErrReplicasUnavailable))
+	// Output:
+	// thumbnails 5m0s 3 1
+	// true
+	// true
+}

@@ -20,6 +20,7 @@ type Queue struct {
 	Paused      bool
 	PausedUntil time.Time // zero when paused indefinitely or not paused
 	CreatedAt   time.Time
+	Replicas    int // copies of the queue's jobs in the cluster
 	Stats       QueueStats
 }
 
@@ -70,6 +71,7 @@ type queueJSON struct {
 	Paused      bool           `json:"paused"`
 	PausedUntil time.Time      `json:"paused_until,omitzero"`
 	CreatedAt   time.Time      `json:"created_at,omitzero"`
+	Replicas    int            `json:"replicas,omitempty"`
 	Stats       queueStatsJSON `json:"stats"`
 }
 
@@ -84,6 +86,7 @@ func (q Queue) MarshalJSON() ([]byte, error) {
 		Paused:      q.Paused,
 		PausedUntil: utc(q.PausedUntil),
 		CreatedAt:   utc(q.CreatedAt),
+		Replicas:    q.Replicas,
 		Stats:       q.Stats.wire(),
 	}
 	return json.Marshal(&w)
@@ -104,6 +107,7 @@ func (q *Queue) UnmarshalJSON(data []byte) error {
 		Paused:      w.Paused,
 		PausedUntil: w.PausedUntil,
 		CreatedAt:   w.CreatedAt,
+		Replicas:    w.Replicas,
 		Stats:       w.Stats.stats(),
 	}
 	return nil
@@ -143,6 +147,11 @@ type QueueSettings struct {
 	// Events turns the queue's lifecycle events on or off (docs/events.md); nil leaves
 	// them as they are.
 	Events *bool
+	// Replicas is how many copies of the queue's jobs the cluster keeps: 1, 3 or 5, at
+	// most its nodes (0: the server's --replicas). They are set when the queue is made:
+	// more than the cluster's nodes fails with ErrReplicasUnavailable, other replicas for
+	// an existing queue with ErrReplicasConflict (docs/cluster.md).
+	Replicas int
 }
 
 // Queues returns all queues, sorted by name.
@@ -182,7 +191,8 @@ func (c *Client) UpdateQueue(ctx context.Context, name string, s QueueSettings) 
 		BackoffBase jsonDuration `json:"backoff_base,omitzero"`
 		BackoffMax  jsonDuration `json:"backoff_max,omitzero"`
 		Events      *bool        `json:"events,omitempty"`
-	}{jsonDuration(s.Lease), s.MaxAttempts, jsonDuration(s.BackoffBase), jsonDuration(s.BackoffMax), s.Events}
+		Replicas    int          `json:"replicas,omitempty"`
+	}{jsonDuration(s.Lease), s.MaxAttempts, jsonDuration(s.BackoffBase), jsonDuration(s.BackoffMax), s.Events, s.Replicas}
 	return c.queueCall(ctx, "update queue", http.MethodPut, name, "", &in)
 }
 

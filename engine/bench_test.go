@@ -77,17 +77,64 @@ func benchLifecycle(b *testing.B, events bool) {
 	if _, err := e.PutQueue(ctx, "bench", engine.QueueSettings{Events: &events}); err != nil {
 		b.Fatal(err)
 	}
-	reqs := make([]engine.EnqueueRequest, 100)
-	for i := range reqs {
-		reqs[i] = engine.EnqueueRequest{Queue: "bench", Payload: make([]byte, 128)}
-	}
 	cpu0 := cpuTime()
 	b.ResetTimer()
+	lifecycle(b, e, "bench")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+	// CPU per job (engine and embedded JetStream, one process) is steadier than jobs/s on a
+	// shared machine.
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
+}
+
+// BenchmarkQueueReplicas measures enqueue + reserve + ack, in batches of 100, on three
+// in-process cluster nodes whose default is 3 replicas, for a queue of 3 (the default set)
+// and one of 1 (the set of 1): what a queue's replicas cost per job. Three nodes on one
+// machine measure the relative cost of replication, not a cluster's capacity.
+//
+//	go test -run '^$' -bench QueueReplicas ./engine
+func BenchmarkQueueReplicas(b *testing.B) {
+	nodes := startCluster(b)
+	var e *engine.Engine
+	for i, ns := range nodes {
+		nc, err := natsd.Connect(ns, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		en, err := engine.Open(context.Background(), nc, engine.Config{Replicas: 3, Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer en.Close()
+		if i == 0 {
+			e = en
+		}
+	}
+	for _, r := range []int{3, 1} {
+		b.Run(fmt.Sprintf("replicas=%d", r), func(b *testing.B) {
+			queue := fmt.Sprintf("bench-r%d", r)
+			if _, err := e.PutQueue(context.Background(), queue, engine.QueueSettings{Replicas: r}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			lifecycle(b, e, queue)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+		})
+	}
+}
+
+// lifecycle enqueues, reserves and acks b.N jobs of queue, 100 at a time.
+func lifecycle(b *testing.B, e *engine.Engine, queue string) {
+	ctx := context.Background()
+	reqs := make([]engine.EnqueueRequest, 100)
+	for i := range reqs {
+		reqs[i] = engine.EnqueueRequest{Queue: queue, Payload: make([]byte, 128)}
+	}
 	for i := 0; i < b.N; i += 100 {
 		if _, err := e.Enqueue(ctx, reqs); err != nil {
 			b.Fatal(err)
 		}
-		res, err := e.Reserve(ctx, engine.ReserveRequest{Queues: []string{"bench"}, Max: 100})
+		res, err := e.Reserve(ctx, engine.ReserveRequest{Queues: []string{queue}, Max: 100})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -105,10 +152,6 @@ func benchLifecycle(b *testing.B, events bool) {
 			}
 		}
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
-	// CPU per job (engine and embedded JetStream, one process) is steadier than jobs/s on a
-	// shared machine.
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
 }
 
 // cpuTime is the process's user and system CPU time so far.

@@ -17,7 +17,7 @@ import (
 
 // startCluster runs three embedded JetStream servers routed into one cluster, in-process,
 // and waits for its meta leader.
-func startCluster(t *testing.T) []*server.Server {
+func startCluster(t testing.TB) []*server.Server {
 	t.Helper()
 	routes := []string{testport.Addr(t), testport.Addr(t), testport.Addr(t)}
 	nodes := make([]*server.Server, 3)
@@ -31,8 +31,10 @@ func startCluster(t *testing.T) []*server.Server {
 		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 		nodes[i] = ns
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	for _, ns := range nodes {
-		if err := natsd.WaitJetStream(ctxT(t), ns, nil); err != nil {
+		if err := natsd.WaitJetStream(ctx, ns, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

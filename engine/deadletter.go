@@ -42,7 +42,7 @@ func (e *Engine) SetDeadLetter(ctx context.Context, name, target string) (*Queue
 	if err != nil {
 		return nil, err
 	}
-	return cfg.info(e.now()), nil
+	return e.info(cfg), nil
 }
 
 // DeadLetterSources lists, sorted, the queues known to this node whose dead-letter queue is
@@ -101,7 +101,7 @@ func (e *Engine) SetQueueAttributes(ctx context.Context, name string, set map[st
 	if err != nil {
 		return nil, err
 	}
-	return cfg.info(e.now()), nil
+	return e.info(cfg), nil
 }
 
 // moveToDeadLetter moves a delivered job out of attempts to the dead-letter queue dl:

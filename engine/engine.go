@@ -11,8 +11,11 @@
 //     subject: spool.q<k>.<queue>.ready.<priority> for ready jobs and
 //     spool.q<k>.<queue>.<state>.<priority>.<id> for delayed, buried and held ones (the job
 //     id is in the message's envelope, or for a fresh job's first message derived from the
-//     message's chunk and sequence); a queue made before shards keeps a stream of its own
-//     (SPOOL_Q_<queue>, subjects spool.q.<queue>...);
+//     message's chunk and sequence); a queue made with replicas other than the node's
+//     default is in the shard set of that many (SPOOL_QS<k>_R<n>, subjects
+//     spool.q<k>r<n>.<queue>..., each stream made with the first queue it holds); a queue
+//     made before shards keeps a stream of its own (SPOOL_Q_<queue>, subjects
+//     spool.q.<queue>...);
 //   - one durable pull consumer per priority in use (up to 64 per queue), deleted once idle
 //     and made again by the next reservation; a reservation is a pending delivery of that
 //     consumer and its lease is the delivery's ack deadline; counting consumers for delayed
@@ -49,7 +52,13 @@ import (
 // Config configures an Engine. Zero values take the defaults noted.
 type Config struct {
 	// Replicas of every stream spool creates: 1 on a single node, 3 on a cluster. Default 1.
+	// A queue made with other replicas (QueueSettings.Replicas) lives in shard streams of
+	// that many.
 	Replicas int
+	// Peers reports how many JetStream servers the cluster has (1 alone), to refuse at
+	// once a queue of more replicas than that; nil, or 0 returned: not known, and the
+	// refusal comes from JetStream's answer when the queue's streams are made.
+	Peers func() int
 	// Retention keeps a finished job's record queryable this long, and at least until its
 	// last lease has ended plus a minute (JetStream's minimum TTL is 1s). Default 1h:
 	// JetStream keeps an index entry in memory for every record.
@@ -187,6 +196,9 @@ type Engine struct {
 	added chan struct{}
 
 	qnums queueNums
+	// madeShards holds the names of the shard streams of sets other than the default that
+	// this node made or found (ensureShard).
+	madeShards sync.Map
 
 	stats  *counters
 	leases *leaseCache
@@ -353,6 +365,9 @@ type queueConfig struct {
 	// Shard is 1 + the number of the shard stream that holds the queue; 0 for a queue made
 	// before shards, in a stream of its own.
 	Shard int `json:"shard,omitempty"`
+	// Set is the shard set that holds the queue: 0 the default set (the node's Replicas),
+	// else the set of that many replicas.
+	Set int `json:"set,omitempty"`
 	// Counted has a bit (counterBit) for each counting consumer made for the queue; a
 	// queue in its own stream has both.
 	Counted uint32 `json:"counted,omitempty"`
@@ -770,7 +785,9 @@ func (e *Engine) closed() bool {
 // Transient reports whether err is a failure to reach JetStream (or JetStream's temporary
 // unavailability) rather than an answer about the job: the same call may succeed if tried
 // again. Fronts answer it as a retryable error (HTTP 503).
-func Transient(err error) bool { return errors.Is(err, ErrNoSpace) || store.Transient(err) }
+func Transient(err error) bool {
+	return errors.Is(err, ErrNoSpace) || errors.Is(err, errPlacement) || store.Transient(err)
+}
 
 // storeFull returns an error wrapping ErrNoSpace when Config.StoreErr reports the store
 // cannot take new data.

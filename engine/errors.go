@@ -62,3 +62,34 @@ type PayloadTooLargeError struct {
 func (e *PayloadTooLargeError) Error() string {
 	return fmt.Sprintf("payload of %d bytes is over the limit of %d bytes", e.Size, e.Limit)
 }
+
+// ReplicasUnavailableError refuses a queue's replicas that the cluster cannot place: more
+// copies than it has nodes (JetStream keeps each copy on a node of its own).
+type ReplicasUnavailableError struct {
+	Replicas int
+	// Nodes is the number of nodes of the cluster: 1 for a server alone, 0 when not known.
+	Nodes int
+}
+
+func (e *ReplicasUnavailableError) Error() string {
+	switch {
+	case e.Nodes == 1:
+		return fmt.Sprintf("replicas %d needs a cluster of at least %d nodes, and this server runs alone: only replicas 1", e.Replicas, e.Replicas)
+	case e.Nodes > 1:
+		return fmt.Sprintf("replicas %d needs a cluster of at least %d nodes, and this one has %d", e.Replicas, e.Replicas, e.Nodes)
+	}
+	return fmt.Sprintf("replicas %d: JetStream found no %d nodes to place the copies on", e.Replicas, e.Replicas)
+}
+
+// ReplicasConflictError refuses a change of an existing queue's replicas: they are set
+// when the queue is made. To change them, make a new queue with the replicas wanted and
+// move the jobs to it.
+type ReplicasConflictError struct {
+	Queue      string
+	Have, Want int
+}
+
+func (e *ReplicasConflictError) Error() string {
+	return fmt.Sprintf("queue %q has %d replicas, set when it was made: to have %d, make a new queue with replicas %d and move the jobs to it",
+		e.Queue, e.Have, e.Want, e.Want)
+}

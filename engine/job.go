@@ -143,6 +143,11 @@ type QueueSettings struct {
 	// Events turns the queue's lifecycle events on or off; nil leaves it unchanged (new
 	// queues have them on). Reports always set it.
 	Events *bool
+	// Replicas is how many copies of the queue's jobs the cluster keeps: 1, 3 or 5, at
+	// most the cluster's nodes; 0: the node's Config.Replicas. It is set when the queue
+	// is made: asking an existing queue for others fails with a *ReplicasConflictError.
+	// Reports always set it.
+	Replicas int
 }
 
 // QueueInfo is a queue's settings, pause state and statistics.

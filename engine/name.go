@@ -104,16 +104,24 @@ const (
 	shardStreamPx = "SPOOL_QS"
 )
 
-// shardStream is the name of shard k's stream.
-func shardStream(k int) string { return shardStreamPx + strconv.Itoa(k) }
+// shardStream is the name of shard k's stream in set: SPOOL_QS<k> in the default set (0),
+// SPOOL_QS<k>_R<set> in the set of set replicas.
+func shardStream(k, set int) string {
+	if set == 0 {
+		return shardStreamPx + strconv.Itoa(k)
+	}
+	return shardStreamPx + strconv.Itoa(k) + "_R" + strconv.Itoa(set)
+}
 
 // names are a queue's names in JetStream. A queue lives either in a stream of its own
 // (the first layout: subjects spool.q.<esc>...) or, since shards, in one of the shared shard
-// streams (subjects spool.q<k>.<esc>...), with its consumers named after it there.
+// streams (subjects spool.q<k>.<esc>... in the default set, spool.q<k>r<n>.<esc>... in the
+// set of n replicas), with its consumers named after it there.
 type names struct {
 	esc string
 	// tok is the subjects' second token: "q" in a stream of the queue's own, "q<k>" in
-	// shard k.
+	// shard k of the default set, "q<k>r<n>" in shard k of the set of n replicas: one token
+	// each, so that no stream's subjects overlap another's.
 	tok    string
 	shared bool
 	strm   string
@@ -126,9 +134,14 @@ func queueNames(queue string) names {
 	return n
 }
 
-// shardNames are the names of a queue in shard k.
-func shardNames(queue string, k int) names {
-	return names{esc: escapeName(queue), tok: "q" + strconv.Itoa(k), shared: true, strm: shardStream(k)}
+// shardNames are the names of a queue in shard k of set (0: the default set, else the set
+// of that many replicas; see shardSet).
+func shardNames(queue string, k, set int) names {
+	tok := "q" + strconv.Itoa(k)
+	if set != 0 {
+		tok += "r" + strconv.Itoa(set)
+	}
+	return names{esc: escapeName(queue), tok: tok, shared: true, strm: shardStream(k, set)}
 }
 
 // maxStreamEsc keeps stream names within JetStream's limit of 255 bytes (they are file names).

@@ -113,11 +113,11 @@ func TestLongQueueNamesFitStreamNames(t *testing.T) {
 		t.Fatalf("short name: %s", s)
 	}
 	// In a shard, the consumers carry the queue's name, within JetStream's limit.
-	ca, cb := shardNames(string(long), 1).consumer(7), shardNames(string(other), 1).consumer(7)
+	ca, cb := shardNames(string(long), 1, 0).consumer(7), shardNames(string(other), 1, 0).consumer(7)
 	if len(ca) > 255 || ca == cb {
 		t.Fatalf("consumer names %q and %q", ca, cb)
 	}
-	if c := shardNames("email", 3).counter(StateBuried); c != "email_cburied" {
+	if c := shardNames("email", 3, 0).counter(StateBuried); c != "email_cburied" {
 		t.Fatalf("counter name: %s", c)
 	}
 }
@@ -129,7 +129,7 @@ func TestShardConsumerNamesDistinct(t *testing.T) {
 	queues := []string{"a", "a-r1", "a_r1", "a_c", "a.r1", "a_cdelayed", "a-cdelayed", "r1"}
 	seen := map[string]string{}
 	for _, q := range queues {
-		n := shardNames(q, 0)
+		n := shardNames(q, 0, 0)
 		for _, c := range []string{n.consumer(0), n.consumer(1), n.consumer(10), n.counter(StateDelayed), n.counter(StateBuried)} {
 			if prev, ok := seen[c]; ok {
 				t.Fatalf("queues %q and %q share consumer %q", prev, q, c)

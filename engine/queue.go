@@ -80,10 +80,13 @@ func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings, 
 }
 
 func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, levels []uint32) (*queue, uint64, error) {
-	k := shardOf(escapeName(name))
-	n := shardNames(name, k)
+	k, set := shardOf(escapeName(name)), e.shardSet(s.Replicas)
+	n := shardNames(name, k, set)
+	if err := e.ensureShard(ctx, k, set); err != nil {
+		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
+	}
 	// The queue's trust mark: the shard's last sequence before the queue exists.
-	mark, err := e.shardMark(ctx, k)
+	mark, err := e.shardMark(ctx, n)
 	if err != nil {
 		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
 	}
@@ -94,7 +97,7 @@ func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, le
 	cfg := queueConfig{
 		Name: name, LeaseMS: s.Lease.Milliseconds(), MaxAttempts: s.MaxAttempts,
 		BackoffMS: s.BackoffBase.Milliseconds(), BackoffMax: s.BackoffMax.Milliseconds(),
-		Created: e.now().UnixNano(), Num: num, Shard: k + 1, Levels: levels,
+		Created: e.now().UnixNano(), Num: num, Shard: k + 1, Set: set, Levels: levels,
 	}
 	if num != 0 {
 		// Before the queue is visible, so that a node whose watch lags finds the queue
@@ -329,6 +332,11 @@ func ValidateSettings(s QueueSettings) error {
 	if s.BackoffBase != 0 && s.BackoffMax != 0 && s.BackoffMax < s.BackoffBase {
 		return invalid("backoff_max", "must not be less than backoff_base")
 	}
+	switch s.Replicas {
+	case 0, 1, 3, 5: // an even number tolerates no more lost nodes than the odd one below
+	default:
+		return invalid("replicas", "must be 1, 3 or 5")
+	}
 	return nil
 }
 
@@ -352,12 +360,19 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 		if s.BackoffMax != 0 {
 			d.BackoffMax = s.BackoffMax
 		}
+		if s.Replicas != 0 {
+			d.Replicas = s.Replicas
+		}
 		q, err = e.createQueue(ctx, name, d)
 	}
 	if err != nil {
 		return nil, err
 	}
 	old, _ := q.config()
+	// (Also when another node made the queue first, with other replicas.)
+	if have := e.replicasOf(old); s.Replicas != 0 && s.Replicas != have {
+		return nil, &ReplicasConflictError{Queue: name, Have: have, Want: s.Replicas}
+	}
 	var bad error
 	cfg, err := e.updateConfig(ctx, q, func(c *queueConfig) {
 		n := *c
@@ -573,13 +588,15 @@ func (e *Engine) QueueConfig(ctx context.Context, name string) (*QueueInfo, erro
 		return nil, err
 	}
 	cfg, _ := q.config()
-	return cfg.info(e.now()), nil
+	return e.info(cfg), nil
 }
 
-// info is the queue's QueueInfo without statistics.
-func (c *queueConfig) info(now time.Time) *QueueInfo {
+// info is the QueueInfo of the queue an entry describes, without statistics.
+func (e *Engine) info(c queueConfig) *QueueInfo {
+	now := e.now()
 	qi := &QueueInfo{Name: c.Name, Settings: c.settings(), Paused: c.pausedAt(now), CreatedAt: nsTime(c.Created),
 		DeadLetter: c.DeadLetter, Attributes: maps.Clone(c.Attrs)}
+	qi.Settings.Replicas = e.replicasOf(c)
 	if qi.Paused && c.PausedUntil != 0 {
 		qi.PausedUntil = nsTime(c.PausedUntil)
 	}
@@ -603,7 +620,7 @@ func (e *Engine) queueInfo(ctx context.Context, q *queue, t map[string]int64) (*
 	name := q.name
 	cfg, _ := q.config()
 	now := e.now()
-	qi := cfg.info(now)
+	qi := e.info(cfg)
 	st := &qi.Stats
 	var oldest time.Time
 	levels := cfg.levels()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,40 +26,122 @@ func shardOf(esc string) int {
 	return int(h.Sum32() % shards)
 }
 
-// namesFor returns the names of the queue an entry describes: in its shard, or in a stream
-// of its own for a queue made before shards.
+// namesFor returns the names of the queue an entry describes: in its shard of its set, or
+// in a stream of its own for a queue made before shards.
 func namesFor(cfg queueConfig) names {
 	if cfg.Shard == 0 {
 		return queueNames(cfg.Name)
 	}
-	return shardNames(cfg.Name, cfg.Shard-1)
+	return shardNames(cfg.Name, cfg.Shard-1, cfg.Set)
 }
 
-// setupShards makes the shard streams.
+// Shard sets. The queues of the node's default replicas (Config.Replicas) share the default
+// set, SPOOL_QS<k>, made at Open. A queue made with other replicas goes to the set of that
+// many, SPOOL_QS<k>_R<n> (subjects spool.q<k>r<n>...), each of whose streams is made by the
+// first queue that needs it: a cluster where every queue has the default replicas has no
+// other stream, and a queue with its own replicas costs a subject prefix as any other.
+
+// shardSet returns the set of a queue made with replicas r (0: the default).
+func (e *Engine) shardSet(r int) int {
+	if r == 0 || r == e.cfg.Replicas {
+		return 0
+	}
+	return r
+}
+
+// replicasOf returns the replicas of the queue an entry describes.
+func (e *Engine) replicasOf(cfg queueConfig) int {
+	if cfg.Set != 0 {
+		return cfg.Set
+	}
+	return e.cfg.Replicas // the default set, or (at most that) a stream of its own
+}
+
+// shardConfig is the configuration of shard k's stream in set.
+func (e *Engine) shardConfig(k, set int) jetstream.StreamConfig {
+	desc, r := "spool queues, shard "+strconv.Itoa(k), e.cfg.Replicas
+	if set != 0 {
+		desc, r = desc+" (replicas "+strconv.Itoa(set)+")", set
+	}
+	return jetstream.StreamConfig{
+		Name:              shardStream(k, set),
+		Description:       desc,
+		Subjects:          []string{shardNames("", k, set).prefixAll()},
+		Retention:         jetstream.WorkQueuePolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          r,
+		AllowMsgSchedules: true,
+		AllowDirect:       true,
+	}
+}
+
+// setupShards makes the default set's shard streams.
 func (e *Engine) setupShards(ctx context.Context) error {
 	for k := range shards {
-		_, err := e.ensureStream(ctx, jetstream.StreamConfig{
-			Name:              shardStream(k),
-			Description:       "spool queues, shard " + fmt.Sprint(k),
-			Subjects:          []string{shardNames("", k).prefixAll()},
-			Retention:         jetstream.WorkQueuePolicy,
-			Storage:           jetstream.FileStorage,
-			Replicas:          e.cfg.Replicas,
-			AllowMsgSchedules: true,
-			AllowDirect:       true,
-		})
-		if err != nil {
-			return fmt.Errorf("engine: create %s stream: %w", shardStream(k), err)
+		if _, err := e.ensureStream(ctx, e.shardConfig(k, 0)); err != nil {
+			return fmt.Errorf("engine: create %s stream: %w", shardStream(k, 0), err)
 		}
 	}
 	return nil
 }
 
-// shardMark returns the trust mark of a queue made now in shard k (see trustedAfter): the
-// shard's last sequence, so that anything on the queue's subjects from before it (a copy
-// that a deleted queue of the same name left behind) is checked at reservation.
-func (e *Engine) shardMark(ctx context.Context, k int) (uint64, error) {
-	st, err := e.js.Stream(ctx, shardStream(k))
+// ensureShard makes shard k's stream of set unless this node made or found it already
+// (the default set's exist since Open). A set of more replicas than the cluster has nodes
+// is refused with a *ReplicasUnavailableError, before JetStream is asked when the node
+// knows its cluster's size (Config.Peers), else from JetStream's answer.
+func (e *Engine) ensureShard(ctx context.Context, k, set int) error {
+	if set == 0 {
+		return nil
+	}
+	name := shardStream(k, set)
+	if _, ok := e.madeShards.Load(name); ok {
+		return nil
+	}
+	peers := 0
+	if e.cfg.Peers != nil {
+		peers = e.cfg.Peers()
+	}
+	if peers > 0 && set > peers {
+		return &ReplicasUnavailableError{Replicas: set, Nodes: peers}
+	}
+	if _, err := e.ensureStream(ctx, e.shardConfig(k, set)); err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) {
+			switch apiErr.ErrorCode {
+			case errReplicasNotSupported:
+				return &ReplicasUnavailableError{Replicas: set, Nodes: 1}
+			case errNoPeers:
+				if peers == 0 {
+					return &ReplicasUnavailableError{Replicas: set}
+				}
+				// The cluster has the nodes, not enough of them up: try again later.
+				return fmt.Errorf("create %s stream: %w: %w", name, errPlacement, err)
+			}
+		}
+		return fmt.Errorf("create %s stream: %w", name, err)
+	}
+	e.madeShards.Store(name, struct{}{})
+	return nil
+}
+
+// errPlacement: JetStream could not place a stream's replicas on nodes of a cluster that
+// has enough of them, some being down. Transient is true for it.
+var errPlacement = errors.New("not enough nodes up to place the replicas")
+
+// nats-server's error codes for a stream it cannot place: more than one replica on a
+// server that is not clustered; no suitable peers for placement (jsasset retries it for a
+// while: a cluster starting may not know all its peers yet).
+const (
+	errReplicasNotSupported = 10074
+	errNoPeers              = 10005
+)
+
+// shardMark returns the trust mark of a queue made now in the shard stream of n (see
+// trustedAfter): the shard's last sequence, so that anything on the queue's subjects from
+// before it (a copy that a deleted queue of the same name left behind) is checked at
+// reservation.
+func (e *Engine) shardMark(ctx context.Context, n names) (uint64, error) {
+	st, err := e.js.Stream(ctx, n.stream())
 	if err != nil {
 		return 0, fmt.Errorf("read shard: %w", err)
 	}

@@ -55,10 +55,16 @@ func (h *Handler) classify(err error) (int, errorOut) {
 		ae *apiError
 		ve *engine.ValidationError
 		pe *engine.PayloadTooLargeError
+		ru *engine.ReplicasUnavailableError
+		rc *engine.ReplicasConflictError
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae.Status, errorOut{ae.Code, ae.Message, ae.Field}
+	case errors.As(err, &ru):
+		return http.StatusBadRequest, errorOut{"replicas_unavailable", ru.Error(), "replicas"}
+	case errors.As(err, &rc):
+		return http.StatusConflict, errorOut{"replicas_conflict", rc.Error(), "replicas"}
 	case errors.As(err, &ve):
 		return http.StatusBadRequest, errorOut{"invalid_argument", ve.Error(), ve.Field}
 	case errors.As(err, &pe):

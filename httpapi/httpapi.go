@@ -963,6 +963,12 @@ func (h *Handler) putQueue(w http.ResponseWriter, r *http.Request) error {
 		}
 		s.MaxAttempts = int(*in.MaxAttempts)
 	}
+	if in.Replicas != nil {
+		if r := *in.Replicas; r != 1 && r != 3 && r != 5 {
+			return fieldErr("replicas", "must be 1, 3 or 5")
+		}
+		s.Replicas = int(*in.Replicas)
+	}
 	qi, err := h.eng.PutQueue(r.Context(), r.PathValue("queue"), s)
 	if err != nil {
 		return err

@@ -281,6 +281,7 @@ type queueView struct {
 	BackoffMax  string     `json:"backoff_max"`
 	Paused      bool       `json:"paused"`
 	PausedUntil *time.Time `json:"paused_until"`
+	Replicas    int        `json:"replicas"`
 	Stats       struct {
 		Ready, Reserved, Delayed, Buried int64
 		Enqueued                         int64
@@ -534,7 +535,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	var q queueView
 	s.must(t, http.StatusOK, "GET", qpath("email"), nil).into(t, &q)
-	if q.Name != "email" || q.Lease != "30s" || q.MaxAttempts != 25 || q.BackoffBase != "1s" || q.BackoffMax != "1h" || q.Paused {
+	if q.Name != "email" || q.Lease != "30s" || q.MaxAttempts != 25 || q.BackoffBase != "1s" || q.BackoffMax != "1h" || q.Paused || q.Replicas != 1 {
 		t.Errorf("queue: %+v", q)
 	}
 	s.must(t, http.StatusOK, "PUT", qpath("email"), map[string]any{"lease": "45s", "max_attempts": 7, "backoff_base": "2s", "backoff_max": 600}).into(t, &q)
@@ -550,9 +551,14 @@ func TestLifecycle(t *testing.T) {
 	if q.Lease != "45s" || q.BackoffBase != "2s" || q.BackoffMax != "10m" {
 		t.Errorf("queue updated with short forms: %+v", q)
 	}
-	s.must(t, http.StatusOK, "PUT", qpath("fresh"), map[string]any{"max_attempts": 2}).into(t, &q)
-	if q.Name != "fresh" || q.MaxAttempts != 2 || q.Lease != "30s" {
+	s.must(t, http.StatusOK, "PUT", qpath("fresh"), map[string]any{"max_attempts": 2, "replicas": 1}).into(t, &q)
+	if q.Name != "fresh" || q.MaxAttempts != 2 || q.Lease != "30s" || q.Replicas != 1 {
 		t.Errorf("created queue: %+v", q)
+	}
+	// The replicas it has already: no conflict.
+	s.must(t, http.StatusOK, "PUT", qpath("fresh"), map[string]any{"replicas": 1, "max_attempts": 3}).into(t, &q)
+	if q.MaxAttempts != 3 || q.Replicas != 1 {
+		t.Errorf("queue updated with its own replicas: %+v", q)
 	}
 	s.must(t, http.StatusOK, "GET", "/v1/queues", nil).into(t, &ql)
 	if len(ql.Queues) != 2 || ql.Queues[0].Name != "email" || ql.Queues[1].Name != "fresh" {
@@ -1195,6 +1201,12 @@ func TestBadInput(t *testing.T) {
 		{name: "queue backoff_max 0", method: "PUT", path: "/v1/queues/keep", body: `{"backoff_max":0}`, status: 400, code: "invalid_argument", field: "backoff_max"},
 		{name: "queue backoff_base under 1ms", method: "PUT", path: "/v1/queues/keep", body: `{"backoff_base":"100us"}`, status: 400, code: "invalid_argument", field: "backoff_base"},
 		{name: "queue backoff_base above the queue's backoff_max", method: "PUT", path: "/v1/queues/keep", body: `{"backoff_base":"719h"}`, status: 400, code: "invalid_argument", field: "backoff_base"},
+		{name: "queue replicas 2", method: "PUT", path: "/v1/queues/keep", body: `{"replicas":2}`, status: 400, code: "invalid_argument", field: "replicas"},
+		{name: "queue replicas 0", method: "PUT", path: "/v1/queues/keep", body: `{"replicas":0}`, status: 400, code: "invalid_argument", field: "replicas"},
+		{name: "queue replicas a string", method: "PUT", path: "/v1/queues/keep", body: `{"replicas":"3"}`, status: 400, code: "invalid_json", field: "replicas"},
+		{name: "new queue of 3 replicas on a server alone", method: "PUT", path: "/v1/queues/r3", body: `{"replicas":3}`, status: 400, code: "replicas_unavailable", field: "replicas"},
+		{name: "the queue refused is not made", method: "GET", path: "/v1/queues/r3", status: 404, code: "queue_not_found"},
+		{name: "existing queue of 1 replica asked for 3", method: "PUT", path: "/v1/queues/keep", body: `{"replicas":3,"lease":"9m"}`, status: 409, code: "replicas_conflict", field: "replicas"},
 		{name: "queue settings body over 64 KiB", method: "PUT", path: "/v1/queues/keep", body: `{"lease":"1s"` + strings.Repeat(" ", 64<<10) + `}`, status: 413, code: "payload_too_large"},
 		{name: "pause for 0", method: "POST", path: "/v1/queues/keep/pause", body: `{"for":0}`, status: 400, code: "invalid_argument", field: "for"},
 		{name: "pause for negative", method: "POST", path: "/v1/queues/keep/pause", body: `{"for":"-1m"}`, status: 400, code: "invalid_argument", field: "for"},

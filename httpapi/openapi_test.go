@@ -658,12 +658,12 @@ func TestOpenAPIServed(t *testing.T) {
 
 // The error codes of docs/http-api.md, by status.
 var codesByStatus = map[int][]string{
-	400: {"invalid_json", "invalid_argument"},
+	400: {"invalid_json", "invalid_argument", "replicas_unavailable"},
 	401: {"unauthenticated"},
 	403: {"forbidden"},
 	404: {"job_not_found", "queue_not_found", "schedule_not_found", "token_not_found", "webhook_not_found", "not_found"},
 	405: {"method_not_allowed"},
-	409: {"lease_lost", "wrong_state"},
+	409: {"lease_lost", "wrong_state", "replicas_conflict"},
 	413: {"payload_too_large"},
 	415: {"unsupported_media_type"},
 	500: {"internal"},

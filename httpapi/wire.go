@@ -234,6 +234,7 @@ type queueSettingsIn struct {
 	BackoffBase *duration `json:"backoff_base"`
 	BackoffMax  *duration `json:"backoff_max"`
 	Events      *bool     `json:"events"`
+	Replicas    *int64    `json:"replicas"`
 }
 
 type queueOut struct {
@@ -246,6 +247,7 @@ type queueOut struct {
 	PausedUntil *time.Time `json:"paused_until,omitempty"`
 	CreatedAt   *time.Time `json:"created_at,omitempty"`
 	Events      bool       `json:"events"`
+	Replicas    int        `json:"replicas"`
 	Stats       statsOut   `json:"stats"`
 }
 
@@ -272,7 +274,8 @@ func toQueue(qi *engine.QueueInfo) *queueOut {
 		Name: qi.Name, Lease: fmtDuration(qi.Settings.Lease), MaxAttempts: qi.Settings.MaxAttempts,
 		BackoffBase: fmtDuration(qi.Settings.BackoffBase), BackoffMax: fmtDuration(qi.Settings.BackoffMax),
 		Paused: qi.Paused, PausedUntil: timeOut(qi.PausedUntil), CreatedAt: timeOut(qi.CreatedAt),
-		Events: qi.Settings.Events == nil || *qi.Settings.Events,
+		Events:   qi.Settings.Events == nil || *qi.Settings.Events,
+		Replicas: qi.Settings.Replicas,
 		Stats: statsOut{
 			Ready: s.Ready, Reserved: s.Reserved, Delayed: s.Delayed, Buried: s.Buried,
 			Enqueued: s.Enqueued, Reserves: s.Reserves, Succeeded: s.Succeeded, Failed: s.Failed,

@@ -130,6 +130,16 @@ func spoolStream(name string) bool {
 	return strings.HasPrefix(name, "SPOOL_") || strings.HasPrefix(name, "KV_spool_")
 }
 
+// peerCount returns how many JetStream servers the embedded server's cluster has, for the
+// engine's refusal of a queue of more replicas (engine.Config.Peers); nil with an external
+// NATS, whose size spool does not know.
+func peerCount(ns *natsserver.Server) func() int {
+	if ns == nil {
+		return nil
+	}
+	return func() int { return natsd.ClusterSize(ns) }
+}
+
 // clusterAddr is the address the embedded server accepts routes on.
 func clusterAddr(ns *natsserver.Server) string {
 	if a := ns.ClusterAddr(); a != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -444,6 +445,19 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	admin := c.client(c.nodes)
 	if _, err := admin.UpdateQueue(context.Background(), queue, spool.QueueSettings{Lease: lease, MaxAttempts: 1000}); err != nil {
 		t.Fatal(err)
+	}
+	// Replicas per queue: a node knows its cluster's size (three), refuses five at once, and
+	// places a queue of one replica in a stream of one.
+	if _, err := admin.UpdateQueue(context.Background(), "five", spool.QueueSettings{Replicas: 5}); !errors.Is(err, spool.ErrReplicasUnavailable) || !strings.Contains(err.Error(), "this one has 3") {
+		t.Fatalf("queue of 5 replicas on three nodes: %v", err)
+	}
+	if q, err := admin.UpdateQueue(context.Background(), "single", spool.QueueSettings{Replicas: 1}); err != nil || q.Replicas != 1 {
+		t.Fatalf("queue of 1 replica: %+v %v", q, err)
+	}
+	if ci, err := admin.Cluster(context.Background(), "single"); err != nil || !slices.ContainsFunc(ci.Streams, func(s spool.ClusterStream) bool {
+		return s.Name == ci.QueueStreams["single"] && s.Replicas == 1 && strings.HasSuffix(s.Name, "_R1")
+	}) {
+		t.Fatalf("cluster of the queue of 1 replica: %+v %v", ci, err)
 	}
 	probeQueue := c.probeQueue(queue)
 	l := startLoad(c, queue, lease)

@@ -157,6 +157,7 @@ func Run(ctx context.Context, cfg Config) error {
 	eng, err := engine.Open(openCtx, nc, engine.Config{
 		Replicas: cfg.Replicas, Retention: cfg.Retention, MaxPayload: cfg.MaxPayload, Logger: log, StoreErr: storeErr,
 		Node: cfg.Node, EventsMaxAge: cfg.EventsMaxAge, EventsMaxBytes: cfg.EventsMaxBytes,
+		Peers: peerCount(ns),
 	})
 	cancel()
 	if err != nil {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spoolq/spool"
 )
 
 func (c *cli) clusterCmd() *cobra.Command {
@@ -13,10 +18,11 @@ func (c *cli) clusterCmd() *cobra.Command {
 		Short: "Show the cluster: nodes, meta leader, each queue's replicas, leader and lag",
 		Long: `Show the JetStream cluster under the server, as the node answering sees it: the nodes and
 whether they are up, the meta leader (none: the node cannot reach a majority and takes no
-writes), and each stream (the queues' eight shard streams, a stream of its own for a queue made
-before shards, and the others) with its replicas, leader and followers (lag in operations
-behind the leader). Queues share shard streams: name queues
-to see which stream, and so which leader, holds each.`,
+writes), and each stream (the queues' eight shard streams, SPOOL_QS<k>_R<n> for queues made
+with replicas other than the server's, a stream of its own for a queue made before shards, and
+the others) with its replicas, leader and followers (lag in operations behind the leader).
+Queues share shard streams: name queues to see which stream holds each, with its replicas and
+leader.`,
 		Args: args(cobra.MaximumNArgs(100)),
 		RunE: func(cmd *cobra.Command, queues []string) error {
 			cl, err := c.client()
@@ -77,9 +83,14 @@ to see which stream, and so which leader, holds each.`,
 			}
 			if len(queues) > 0 {
 				fmt.Fprintln(tw)
-				fmt.Fprintln(tw, "QUEUE\tSTREAM")
+				fmt.Fprintln(tw, "QUEUE\tSTREAM\tREPLICAS\tLEADER")
 				for _, q := range queues {
-					fmt.Fprintf(tw, "%s\t%s\n", q, ci.QueueStreams[q])
+					name := ci.QueueStreams[q]
+					replicas, leader := "?", "?" // a stream made after the list was read
+					if i := slices.IndexFunc(ci.Streams, func(s spool.ClusterStream) bool { return s.Name == name }); i >= 0 {
+						replicas, leader = strconv.Itoa(ci.Streams[i].Replicas), cmp.Or(ci.Streams[i].Leader, "NONE")
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", q, name, replicas, leader)
 				}
 			}
 			return tw.Flush()

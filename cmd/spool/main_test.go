@@ -84,6 +84,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"enqueue", "q", "--max-attempts", "0"},
 		{"enqueue", "q", "--max-attempts", "1001"},
 		{"queue", "set", "q", "--max-attempts", "0"},
+		{"queue", "set", "q", "--replicas", "2"},
 		{"serve", "--json"},
 		{"serve", "--server", "http://127.0.0.1:1"},
 		{"serve", "--timeout", "1s"},
@@ -260,13 +261,20 @@ func TestCommandsAgainstServer(t *testing.T) {
 		t.Errorf("queues table:\n%s", r.stdout)
 	}
 	var q spool.Queue
-	okJSON(t, &q, "queue", "set", "email", s, "--lease", "2m", "--max-attempts", "4", "--backoff-base", "2s", "--backoff-max", "10m")
-	if q.Lease != 2*time.Minute || q.MaxAttempts != 4 || q.BackoffBase != 2*time.Second || q.BackoffMax != 10*time.Minute {
+	okJSON(t, &q, "queue", "set", "email", s, "--lease", "2m", "--max-attempts", "4", "--backoff-base", "2s", "--backoff-max", "10m", "--replicas", "1")
+	if q.Lease != 2*time.Minute || q.MaxAttempts != 4 || q.BackoffBase != 2*time.Second || q.BackoffMax != 10*time.Minute || q.Replicas != 1 {
 		t.Errorf("queue set = %+v", q)
 	}
 	r = ok(t, "queue", "email", s)
-	if !strings.Contains(r.stdout, "max attempts:") || !strings.Contains(r.stdout, "2m") {
+	if !strings.Contains(r.stdout, "max attempts:") || !strings.Contains(r.stdout, "2m") || !strings.Contains(r.stdout, "replicas:") {
 		t.Errorf("queue email:\n%s", r.stdout)
+	}
+	// A server alone keeps one copy: a new queue of 3 is refused, and not made.
+	if r := spoolCmd(t, "", "queue", "set", "triple", "--replicas", "3", s); r.code != 1 || !strings.Contains(r.stderr, "replicas_unavailable") {
+		t.Errorf("queue set --replicas 3 on a server alone: %+v", r)
+	}
+	if r := spoolCmd(t, "", "queue", "triple", s); r.code != 1 || !strings.Contains(r.stderr, "queue not found") {
+		t.Errorf("queue refused for its replicas: %+v", r)
 	}
 	if r := spoolCmd(t, "", "queue", "nosuchqueue", s); r.code != 1 || !strings.Contains(r.stderr, "queue not found") {
 		t.Errorf("unknown queue: %+v", r)
@@ -382,6 +390,10 @@ func TestCommandsAgainstServer(t *testing.T) {
 	}
 	if r = ok(t, "cluster", s); !strings.Contains(r.stdout, "single node") || !strings.Contains(r.stdout, "SPOOL_JOBS") {
 		t.Errorf("cluster:\n%s", r.stdout)
+	}
+	// A named queue's row: its stream, replicas and leader.
+	if r = ok(t, "cluster", "email", s); !regexp.MustCompile(`(?m)^email +SPOOL_QS\d +1 +\S+$`).MatchString(r.stdout) {
+		t.Errorf("cluster email:\n%s", r.stdout)
 	}
 }
 

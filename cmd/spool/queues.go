@@ -97,6 +97,7 @@ func (c *cli) showQueue(q *spool.Queue) error {
 	row("lease", fmtDuration(q.Lease))
 	row("max attempts", q.MaxAttempts)
 	row("backoff", fmt.Sprintf("%s doubling up to %s", fmtDuration(q.BackoffBase), fmtDuration(q.BackoffMax)))
+	row("replicas", q.Replicas)
 	row("jobs", fmt.Sprintf("ready %d, reserved %d, delayed %d, buried %d", s.Ready, s.Reserved, s.Delayed, s.Buried))
 	row("oldest ready", fmtSpan(s.OldestReadyAge))
 	row("rates", fmt.Sprintf("enqueued %.1f/s, succeeded %.1f/s (last minute)", s.EnqueueRate, s.CompleteRate))
@@ -111,8 +112,12 @@ func (c *cli) queueSetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set NAME",
 		Short: "Create a queue or change its settings",
+		Long: `Create a queue or change its settings. --replicas (1, 3 or 5, at most the cluster's
+nodes; default the server's --replicas) is set when the queue is made: another value for an
+existing queue is refused (make a new queue and move the jobs; docs/cluster.md).`,
 		Example: `  spool queue set email --lease 5m --max-attempts 10
-  spool queue set email --backoff-base 2s --backoff-max 30m`,
+  spool queue set email --backoff-base 2s --backoff-max 30m
+  spool queue set thumbnails --replicas 1`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if s.Lease < 0 || s.BackoffBase < 0 || s.BackoffMax < 0 {
@@ -125,6 +130,9 @@ func (c *cli) queueSetCmd() *cobra.Command {
 			}
 			if cmd.Flags().Changed("events") {
 				s.Events = &events
+			}
+			if cmd.Flags().Changed("replicas") && s.Replicas != 1 && s.Replicas != 3 && s.Replicas != 5 {
+				return usageErrorf("--replicas %d: want 1, 3 or 5", s.Replicas)
 			}
 			cl, err := c.client()
 			if err != nil {
@@ -143,6 +151,7 @@ func (c *cli) queueSetCmd() *cobra.Command {
 	f.DurationVar(&s.BackoffBase, "backoff-base", 0, "first retry delay (doubles each attempt)")
 	f.DurationVar(&s.BackoffMax, "backoff-max", 0, "longest retry delay")
 	f.BoolVar(&events, "events", true, "store the queue's lifecycle events (--events=false: off)")
+	f.IntVar(&s.Replicas, "replicas", 0, "copies of the queue's jobs in the cluster, 1, 3 or 5, set when the queue is made (default the server's)")
 	return cmd
 }
 
