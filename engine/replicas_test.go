@@ -180,6 +180,37 @@ func TestQueueReplicasOnACluster(t *testing.T) {
 			return err
 		})
 	}
+
+	// A fresh job's first delivery from a replicated stream is confirmed by a write of its
+	// record at once: a consumer's deliveries are not exact across a change of its leader
+	// (a former leader, frozen, hands out what it believes undelivered). From a stream of
+	// one replica its lease lives in memory, the record written behind (here: an hour).
+	held := openEngine(t, nodes[0], engine.Config{Replicas: 3, LeaseWriteDelay: time.Hour})
+	records := func() uint64 {
+		st, err := js.Stream(ctx, "SPOOL_JOBS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().State.LastSeq
+	}
+	for q, want := range map[string]uint64{"r1": 0, "r3": 1} {
+		// (The node's first reservation from a queue marks what was stored before it
+		// opened: those jobs' first deliveries are confirmed by a write anyway.)
+		for i := range 2 {
+			j := enqueue(t, held, engine.EnqueueRequest{Queue: q})
+			before := records()
+			res, err := held.Reserve(ctx, engine.ReserveRequest{Queues: []string{q}, Wait: 5 * time.Second})
+			if err != nil || len(res.Jobs) != 1 || res.Jobs[0].Job.ID != j.ID {
+				t.Fatalf("queue %s: reserve %+v %v", q, res, err)
+			}
+			if n := records() - before; i == 1 && n != want {
+				t.Fatalf("queue %s: %d records written by the reservation of a fresh job, want %d", q, n, want)
+			}
+			if _, err := held.Ack(ctx, j.ID, res.Jobs[0].Token, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // eventually waits up to 10 s for f to return nil.
