@@ -786,7 +786,7 @@ func (e *Engine) closed() bool {
 // unavailability) rather than an answer about the job: the same call may succeed if tried
 // again. Fronts answer it as a retryable error (HTTP 503).
 func Transient(err error) bool {
-	return errors.Is(err, ErrNoSpace) || errors.Is(err, errPlacement) || store.Transient(err)
+	return errors.Is(err, ErrNoSpace) || errors.Is(err, errPlacement) || errors.Is(err, errConsumerLimit) || store.Transient(err)
 }
 
 // storeFull returns an error wrapping ErrNoSpace when Config.StoreErr reports the store

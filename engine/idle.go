@@ -29,6 +29,7 @@ func (e *Engine) runIdleSweep(stop <-chan struct{}) {
 		<-stop
 		cancel()
 	}()
+	e.adoptConsumers(ctx)
 	for {
 		select {
 		case <-stop:
@@ -41,7 +42,8 @@ func (e *Engine) runIdleSweep(stop <-chan struct{}) {
 
 // sweepIdle looks at the levels of shared queues that this node pulled from, last longer
 // than idle ago: each node sweeps what it used, so that a sweep costs nothing per idle queue.
-// (A consumer made by a node that died is swept once another node pulls from it.)
+// (Consumers that exist at start, of an earlier run or of a node that died, are adopted by
+// the node that leads them: adoptConsumers.)
 func (e *Engine) sweepIdle(ctx context.Context, idle time.Duration) {
 	now := e.now()
 	for _, q := range e.queueList() {
@@ -61,6 +63,56 @@ func (e *Engine) sweepIdle(ctx context.Context, idle time.Duration) {
 				q.forgetPull(b)
 			}
 		}
+	}
+}
+
+// adoptConsumers puts the level consumers that exist at start into this node's sweep, as if
+// pulled from now: consumers made before a restart (or by a node that died) would else stay
+// until a reservation pulls from them again, each costing memory and goroutines for good. In
+// a cluster a node adopts the consumers it leads, so that each is swept by one node.
+func (e *Engine) adoptConsumers(ctx context.Context) {
+	type level struct {
+		q *queue
+		b int
+	}
+	byStream := map[string]map[string]level{}
+	for _, q := range e.queueList() {
+		if !q.names.shared {
+			continue
+		}
+		cfg, _ := q.config()
+		for _, b := range cfg.levels() {
+			s := q.names.stream()
+			if byStream[s] == nil {
+				byStream[s] = map[string]level{}
+			}
+			byStream[s][q.names.consumer(b)] = level{q, b}
+		}
+	}
+	self, now, adopted := e.nc.ConnectedServerName(), e.now(), 0
+	for stream, levels := range byStream {
+		s, err := e.js.Stream(ctx, stream)
+		if err != nil {
+			e.log.Warn("idle consumers: list", "stream", stream, "err", err)
+			continue
+		}
+		l := s.ListConsumers(ctx)
+		for info := range l.Info() {
+			lv, ok := levels[info.Name]
+			if !ok || info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != self {
+				continue
+			}
+			if !lv.q.pulledBefore(lv.b, now.Add(time.Nanosecond)) {
+				lv.q.notePull(lv.b, now)
+				adopted++
+			}
+		}
+		if err := l.Err(); err != nil && ctx.Err() == nil {
+			e.log.Warn("idle consumers: list", "stream", stream, "err", err)
+		}
+	}
+	if adopted > 0 {
+		e.log.Info("consumers found at start, swept once idle", "consumers", adopted)
 	}
 }
 
@@ -124,10 +176,23 @@ func quiet(info *jetstream.ConsumerInfo, now time.Time, idle time.Duration) bool
 func (e *Engine) ensureLevel(ctx context.Context, q *queue, b int) error {
 	cfg, _ := q.config()
 	if _, err := e.ensureConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b)); err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jsMaxConsumers {
+			err = fmt.Errorf("%w (%v)", errConsumerLimit, err)
+		}
 		return fmt.Errorf("make priority %d consumer: %w", b, err)
 	}
 	return nil
 }
+
+// jsMaxConsumers is JetStream's error code for a stream at its limit of consumers.
+const jsMaxConsumers = 10026
+
+// errConsumerLimit: JetStream refused a level's consumer, its stream has as many as its
+// server allows. The embedded server allows any number; an external NATS server allows
+// 1,000 a stream unless configured otherwise. Idle levels lose their consumers after
+// Config.ConsumerIdle, so trying again later may pass: a transient failure.
+var errConsumerLimit = errors.New("too many queues in use at once for JetStream's limit of consumers per stream (an external NATS server: set jetstream { limits { default_max_consumers: -1 } })")
 
 // levelCounts returns the counts of q's ready levels: ready (not delivered) and reserved
 // (delivered, not acknowledged), and the stream sequence each consumer delivered up to. In a

@@ -377,3 +377,44 @@ func TestRatesAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// A level consumer that exists when a node starts (made before a restart, or by a node
+// that died) is swept once idle by the node that leads it, though that node never pulled
+// from it.
+func TestIdleConsumerOfEarlierRunDropped(t *testing.T) {
+	t.Parallel()
+	e, nc, ctx := internalEngine(t, Config{ConsumerIdle: time.Hour})
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+	if err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	if _, err := e.Ack(ctx, j.ID, r.Jobs[0].Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	later, err := Open(ctx, nc, Config{ConsumerIdle: time.Hour, Logger: e.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer later.Close()
+	q, err := later.getQueue(ctx, "q", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later.adoptConsumers(ctx)
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		later.sweepIdle(ctx, 0)
+		_, err := later.js.Consumer(ctx, q.names.stream(), q.names.consumer(0))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the consumer made by the earlier engine is still there: %v", err)
+		}
+	}
+	// The queue works on: the next reservation makes the consumer again.
+	j = enqueueOne(t, later, ctx, EnqueueRequest{Queue: "q"})
+	if r, err := later.Reserve(ctx, ReserveRequest{Queues: []string{"q"}}); err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != j.ID {
+		t.Fatalf("reserve after the sweep: %+v %v", r, err)
+	}
+}

@@ -118,6 +118,10 @@ func Start(ctx context.Context, o Options) (*server.Server, error) {
 		MaxPayload:         8 << 20,
 		JetStreamMaxMemory: -1,
 		JetStreamMaxStore:  -1,
+		// nats-server caps a stream at 1,000 consumers unless told otherwise; queues share
+		// eight shard streams and each level in use has a consumer, so the cap would stop
+		// reservations past ~8,000 queues in use at once.
+		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
 	}
 	switch o.Fsync {
 	case "":

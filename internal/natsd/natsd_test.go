@@ -153,3 +153,33 @@ func TestRaftTimingLinked(t *testing.T) {
 		t.Fatalf("RAFT timing after setRaftTiming: %v", got)
 	}
 }
+
+// The embedded server takes more than nats-server's default of 1,000 consumers a stream:
+// queues share shard streams, a consumer for each level in use.
+func TestManyConsumersOnAStream(t *testing.T) {
+	t.Parallel()
+	ns, err := Start(context.Background(), Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := Connect(ns, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1001 {
+		if _, err := js.CreateConsumer(ctx, "S", jetstream.ConsumerConfig{Durable: fmt.Sprintf("c%d", i), FilterSubject: fmt.Sprintf("s.%d", i), MemoryStorage: true}); err != nil {
+			t.Fatalf("consumer %d: %v", i+1, err)
+		}
+	}
+}
