@@ -378,13 +378,22 @@ func TestPostNotResentAfterLostAnswer(t *testing.T) {
 	if len(up.requests()) != 0 {
 		t.Errorf("the POST was sent again to the second server")
 	}
-	// A GET is idempotent: it fails over.
+	// The requests after it start at the next server.
 	hitsBefore := hits.Load()
+	if _, err := c.Job(context.Background(), 1); err != nil {
+		t.Fatalf("GET after the lost answer: %v", err)
+	}
+	if hits.Load() != hitsBefore || len(up.requests()) != 1 {
+		t.Errorf("after the lost answer: hits lost=%d up=%d, want 0 and 1", hits.Load()-hitsBefore, len(up.requests()))
+	}
+	// A GET is idempotent: it fails over at once.
+	c = newTestClient(t, lost.URL+","+up.URL)
+	hitsBefore = hits.Load()
 	if _, err := c.Job(context.Background(), 1); err != nil {
 		t.Fatalf("GET did not fail over: %v", err)
 	}
-	if hits.Load() != hitsBefore+1 || len(up.requests()) != 1 {
-		t.Errorf("hits lost=%d up=%d", hits.Load()-hitsBefore, len(up.requests()))
+	if hits.Load() != hitsBefore+1 || len(up.requests()) != 2 {
+		t.Errorf("hits lost=%d up=%d, want 1 and 2", hits.Load()-hitsBefore, len(up.requests()))
 	}
 }
 
