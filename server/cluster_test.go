@@ -170,6 +170,46 @@ func (c *testCluster) leaderOf(queue string, live []*node) *node {
 	}
 }
 
+// waitCurrent waits, for up to d, until every stream that match selects has a leader and
+// all its replicas, each current with no lag, as node ask sees it (GET /v1/cluster asked
+// about queues).
+func (c *testCluster) waitCurrent(ask *node, d time.Duration, match func(*spool.ClusterInfo, spool.ClusterStream) bool, queues ...string) *spool.ClusterInfo {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ci, err := c.client([]*node{ask}, spool.WithRetryFor(0)).Cluster(context.Background(), queues...)
+		current := err == nil
+		var behind []string
+		for _, s := range streamsOf(ci) {
+			if !match(ci, s) {
+				continue
+			}
+			ok := s.Leader != "" && len(s.Followers) == s.Replicas-1
+			for _, f := range s.Followers {
+				ok = ok && f.Current && f.Lag == 0
+			}
+			if !ok {
+				current = false
+				behind = append(behind, fmt.Sprintf("%s (leader %q, followers %+v)", s.Name, s.Leader, s.Followers))
+			}
+		}
+		if current {
+			return ci
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("streams not current after %s: %v %v", d, behind, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func streamsOf(ci *spool.ClusterInfo) []spool.ClusterStream {
+	if ci == nil {
+		return nil
+	}
+	return ci.Streams
+}
+
 func others(all []*node, not ...*node) []*node {
 	var out []*node
 	for _, n := range all {
@@ -500,26 +540,9 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	l.finish(t, c, queue)
 
 	// The restarted nodes caught up: every replica of the queue is current.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ci, err := c.client(c.nodes[:1]).Cluster(context.Background(), queue)
-		current := err == nil
-		for _, s := range ci.Streams {
-			if s.Name == ci.QueueStreams[queue] {
-				current = current && s.Leader != "" && len(s.Followers) == 2
-				for _, f := range s.Followers {
-					current = current && f.Current
-				}
-			}
-		}
-		if current {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replicas of %s not current after 30s: %+v %v", queue, ci, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c.waitCurrent(c.nodes[0], 30*time.Second, func(ci *spool.ClusterInfo, s spool.ClusterStream) bool {
+		return s.Name == ci.QueueStreams[queue]
+	}, queue)
 
 	// Two nodes stopped: the one left cannot reach a majority.
 	alone := c.nodes[0]
@@ -527,7 +550,7 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 		c.signal(n, syscall.SIGSTOP)
 	}
 	cl := c.client([]*node{alone}, spool.WithRetryFor(0), spool.WithTimeout(30*time.Second))
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, err := cl.Enqueue(context.Background(), queue, "t", nil)
 		var ae *spool.APIError
