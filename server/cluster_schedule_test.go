@@ -2,6 +2,11 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,8 +40,9 @@ func tickJobs(t *testing.T, cl *spool.Client, queue string) map[time.Time][]*spo
 
 // Three nodes, a schedule firing every second (every node fires every tick; the tick's job
 // id makes one job of them). SIGKILL of the node leading the stream of the schedule's queue,
-// then its restart on its data: through it all every tick enqueues exactly one job, none
-// lost (late at most, while the stream elects a new leader), none twice.
+// then its restart on its data; then two nodes stopped (SIGSTOP) until the fires on the one
+// left have failed, and resumed. Through it all every tick enqueues exactly one job, none
+// lost (late at most, while the cluster cannot take writes), none twice.
 func TestClusterScheduleFiresOncePerTickThroughNodeLoss(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -80,9 +86,35 @@ func TestClusterScheduleFiresOncePerTickThroughNodeLoss(t *testing.T) {
 	end := time.Now().Add(3 * time.Second).Truncate(time.Second)
 	waitTick(cl, end)
 
+	// Two nodes stopped: the one left has no majority, every fire fails on it and is
+	// retried. Once the two come back, the ticks of the outage (shorter than the grace
+	// period) fire, one job each.
+	alone := c.nodes[0]
+	failed := ticksFailed(t, alone)
+	for _, n := range c.nodes[1:] {
+		c.signal(n, syscall.SIGSTOP)
+	}
+	stopped := time.Now()
+	deadline := time.Now().Add(60 * time.Second)
+	for ticksFailed(t, alone) <= failed {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed fire on the minority node %s in 60s", alone.name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, n := range c.nodes[1:] {
+		c.signal(n, syscall.SIGCONT)
+	}
+	t.Logf("two nodes stopped for %s: the fires on %s failed", time.Since(stopped).Round(100*time.Millisecond), alone.name)
+	for _, n := range c.nodes {
+		c.waitHealthy(n)
+	}
+	end = time.Now().Add(3 * time.Second).Truncate(time.Second)
+	waitTick(cl, end)
+
 	// Every tick from the first to end has exactly one job, whose id is the tick's. A tick
 	// still missing may be late (its enqueue retried): wait for it, within a bound.
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for {
 		jobs := tickJobs(t, cl, queue)
 		first := end
@@ -115,8 +147,32 @@ func TestClusterScheduleFiresOncePerTickThroughNodeLoss(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ticks with no job (killed at %s, restarted): %v", killed.Format(time.TimeOnly), missing)
+			t.Fatalf("ticks with no job (killed at %s, two stopped at %s): %v", killed.Format(time.TimeOnly), stopped.Format(time.TimeOnly), missing)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// ticksFailed reads the node's count of schedule fires that failed (and were retried).
+func ticksFailed(t *testing.T, n *node) int {
+	t.Helper()
+	resp, err := http.Get("http://" + n.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), `spool_schedule_ticks_total{outcome="failed"} `); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return int(f)
+		}
+	}
+	return 0
 }
