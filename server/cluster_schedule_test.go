@@ -18,24 +18,14 @@ import (
 func tickJobs(t *testing.T, cl *spool.Client, queue string) map[time.Time][]*spool.Job {
 	t.Helper()
 	out := map[time.Time][]*spool.Job{}
-	cursor := ""
-	for {
-		page, err := cl.ListJobs(context.Background(), queue, spool.StateReady, 1000, cursor)
+	for _, j := range allJobs(t, cl, queue, spool.StateReady) {
+		tick, err := time.Parse(time.RFC3339Nano, j.Metadata[schedule.MetaTick])
 		if err != nil {
-			t.Fatalf("list jobs: %v", err)
+			t.Fatalf("job %d has no tick: %v", j.ID, j.Metadata)
 		}
-		for _, j := range page.Jobs {
-			tick, err := time.Parse(time.RFC3339Nano, j.Metadata[schedule.MetaTick])
-			if err != nil {
-				t.Fatalf("job %d has no tick: %v", j.ID, j.Metadata)
-			}
-			out[tick.UTC()] = append(out[tick.UTC()], j)
-		}
-		if page.NextCursor == "" {
-			return out
-		}
-		cursor = page.NextCursor
+		out[tick.UTC()] = append(out[tick.UTC()], j)
 	}
+	return out
 }
 
 // Three nodes, a schedule firing every second (every node fires every tick; the tick's job
@@ -44,10 +34,6 @@ func tickJobs(t *testing.T, cl *spool.Client, queue string) map[time.Time][]*spo
 // left have failed, and resumed. Through it all every tick enqueues exactly one job, none
 // lost (late at most, while the cluster cannot take writes), none twice.
 func TestClusterScheduleFiresOncePerTickThroughNodeLoss(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs a cluster of three child processes")
-	}
 	c := startTestCluster(t)
 	ctx := context.Background()
 	const queue, name = "ticks", "tick"

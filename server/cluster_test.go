@@ -33,8 +33,14 @@ type testCluster struct {
 	nodes []*node
 }
 
+// startTestCluster starts three nodes and waits until each is healthy. The test runs in
+// parallel with others, and is skipped with -short.
 func startTestCluster(t *testing.T) *testCluster {
 	t.Helper()
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs a cluster of three child processes")
+	}
 	c := &testCluster{t: t, bin: buildSpool(t)}
 	for i := range 3 {
 		c.nodes = append(c.nodes, &node{name: fmt.Sprintf("n%d", i+1), data: t.TempDir(), http: freeAddr(t), route: freeAddr(t)})
@@ -476,10 +482,6 @@ func (p *probe) window() time.Duration {
 // no job handed out while a lease on it was valid. Then two nodes stopped: the one left is a
 // minority and refuses writes with 503 unavailable, /healthz 503, until they come back.
 func TestClusterSurvivesNodeLoss(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs a cluster of three child processes")
-	}
 	c := startTestCluster(t)
 	const queue, lease = "load", 2 * time.Second
 	admin := c.client(c.nodes)
