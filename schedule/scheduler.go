@@ -233,29 +233,60 @@ type fire struct {
 	skipped bool // a unique key held by an unfinished job: nothing enqueued
 }
 
-// fireDue fires the ticks that are due. A schedule whose next tick is due fires its latest
-// due tick: the ticks before it (several only after a stop, or while JetStream was
-// unreachable) are not fired one by one. The latest tick fires when it is at most Grace
-// old, or under CatchUpOnce; under CatchUpSkip an older one is skipped.
+// maxBacklog bounds the on-time ticks of one schedule fired at once; older ones are
+// coalesced. Only a grace period far longer than the schedule's interval gets near it.
+const maxBacklog = 1000
+
+// fireDue fires the ticks that are due. Every tick that came due while this node ran and is
+// at most Grace old fires, each with its own job: a tick whose enqueue failed (JetStream
+// electing a stream leader after a node loss) is retried, and the ticks that came due
+// meanwhile fire with it, late but not lost. Ticks that came due before this node started
+// (while no node ran) or that are older than Grace are coalesced: when no newer tick is on
+// time, the latest of them fires if it is at most Grace old or under CatchUpOnce; under
+// CatchUpSkip an older one is skipped.
 func (s *Service) fireDue() {
 	now := s.clock.Now()
+	cutoff := now.Add(-s.cfg.Grace) // ticks from cutoff on are fired one by one
+	if s.started.After(cutoff) {
+		cutoff = s.started
+	}
 	var due []*fire
 	s.mu.Lock()
 	for len(s.queue) > 0 && !s.queue[0].at.After(now) {
 		e := s.queue[0]
-		tick := e.plan.latest(e.pending, now)
-		if !tick.Equal(e.pending) {
-			s.coalesced.Add(1)
+		var ticks []time.Time
+		t := e.pending
+		if t.Before(cutoff) {
+			t = e.plan.after(cutoff.Add(-time.Nanosecond))
 		}
-		switch late := now.Sub(tick); {
-		case late <= s.cfg.Grace:
-			due = append(due, &fire{def: e.def, gen: e.gen, tick: tick})
-		case e.def.CatchUp == CatchUpOnce:
-			s.log.Info("schedule catches up a missed tick", "schedule", e.def.Name, "tick", tick, "late", late.Round(time.Second))
-			due = append(due, &fire{def: e.def, gen: e.gen, tick: tick})
-		default:
-			s.missed.Add(1)
-			s.log.Info("schedule skips a missed tick", "schedule", e.def.Name, "tick", tick, "late", late.Round(time.Second))
+		for ; !t.IsZero() && !t.After(now); t = e.plan.after(t) {
+			ticks = append(ticks, t)
+		}
+		if len(ticks) > maxBacklog {
+			ticks = ticks[len(ticks)-maxBacklog:]
+		}
+		if len(ticks) > 0 {
+			if e.pending.Before(ticks[0]) {
+				s.coalesced.Add(1)
+			}
+			for _, tick := range ticks {
+				due = append(due, &fire{def: e.def, gen: e.gen, tick: tick})
+			}
+		} else {
+			tick := e.plan.latest(e.pending, now)
+			if !tick.Equal(e.pending) {
+				s.coalesced.Add(1)
+			}
+			switch late := now.Sub(tick); {
+			case late <= s.cfg.Grace:
+				due = append(due, &fire{def: e.def, gen: e.gen, tick: tick})
+			case e.def.CatchUp == CatchUpOnce:
+				s.log.Info("schedule catches up a missed tick", "schedule", e.def.Name, "tick", tick, "late", late.Round(time.Second))
+				due = append(due, &fire{def: e.def, gen: e.gen, tick: tick})
+			default:
+				s.missed.Add(1)
+				s.log.Info("schedule skips a missed tick", "schedule", e.def.Name, "tick", tick, "late", late.Round(time.Second))
+			}
 		}
 		e.pending = e.plan.after(now)
 		if e.pending.IsZero() {
@@ -274,8 +305,12 @@ func (s *Service) fireDue() {
 	for chunk := range chunks(due, engine.MaxBatch) {
 		s.enqueue(ctx, chunk)
 	}
+	// A schedule's ticks are in order in due: its first failed one is retried, with the
+	// ticks after it.
+	retried := make(map[string]bool)
 	for _, f := range due {
-		if f.err != nil {
+		if f.err != nil && !retried[f.def.Name] {
+			retried[f.def.Name] = true
 			s.retryLater(f)
 		}
 	}
@@ -357,8 +392,8 @@ func (s *Service) enqueue(ctx context.Context, fs []*fire) {
 	}
 }
 
-// retryLater queues a failed fire again, with a backoff. It is retried as long as it is
-// not missed (or under CatchUpOnce); a newer due tick replaces it.
+// retryLater queues a failed fire again, with a backoff. The tick fires then with the ticks
+// due since, as long as it is at most Grace old; past that it is coalesced (fireDue).
 func (s *Service) retryLater(f *fire) {
 	s.failed.Add(1)
 	s.mu.Lock()

@@ -10,7 +10,9 @@
 // tick enqueues exactly one job. The fire is then recorded with a compare-and-set.
 //
 // While no node runs nothing fires. When one starts, a schedule whose latest tick was
-// missed fires once for it (CatchUpOnce) or waits for its next tick (CatchUpSkip).
+// missed fires once for it (CatchUpOnce) or waits for its next tick (CatchUpSkip). A tick
+// that comes due while a node runs fires its own job, late if its enqueue must be retried,
+// as long as it is at most Grace old.
 package schedule
 
 import (
@@ -82,6 +84,7 @@ type Service struct {
 	fires       jetstream.KeyValue
 	firesStream jetstream.Stream
 	zones       zones
+	started     time.Time // when Open ran: ticks due from then on fire one by one
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -106,8 +109,8 @@ type Stats struct {
 	Duplicates int64 // ticks whose job another node had enqueued already
 	Skipped    int64 // ticks that enqueued nothing: the template's unique key was held
 	Missed     int64 // ticks dropped under CatchUpSkip
-	// Coalesced counts the times a schedule had several due ticks at once (after a stop,
-	// or on a node that cannot keep up with the fire rate) and fired only the latest.
+	// Coalesced counts the times a schedule had due ticks older than Grace, or from before
+	// the node started, and did not fire them one by one (fireDue).
 	Coalesced int64
 	Failed    int64 // enqueues that failed (and were retried)
 }
@@ -151,6 +154,7 @@ func Open(ctx context.Context, nc *nats.Conn, eng *engine.Engine, cfg Config) (*
 		return nil, fmt.Errorf("schedule: %s stream: %w", FiresBucket, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.started = s.clock.Now()
 	if err := s.load(ctx); err != nil {
 		s.cancel()
 		return nil, err

@@ -209,6 +209,38 @@ func TestFireCron(t *testing.T) {
 	}
 }
 
+// The ticks that came due while the node ran fire one job each, however late the scheduler
+// gets to them (a retried enqueue, a stalled node), as long as they are at most Grace old;
+// older ones are coalesced.
+func TestTicksDueWhileRunningFireOneByOne(t *testing.T) {
+	ns := startNATS(t)
+	n := newNode(t, ns)
+	clk := newFakeClock(t0)
+	s := n.start(t, clk)
+	put(t, s, def("every10s", "@every 10s", "ticks")) // ticks at :40, :50, :00, ... from t0
+
+	clk.Set(at("2026-01-05T10:00:05Z")) // three ticks due at once
+	fires := waitFires(t, s, "every10s", 3)
+	for i, want := range []string{"2026-01-05T10:00:00Z", "2026-01-05T09:59:50Z", "2026-01-05T09:59:40Z"} {
+		if !fires[i].Tick.Equal(at(want)) || fires[i].JobID != TickID("every10s", at(want)) {
+			t.Errorf("fire %d: %+v, want the tick %s", i, fires[i], want)
+		}
+	}
+	eventually(t, 10*time.Second, countIs(t, n.eng, "ticks", 3))
+
+	// Two minutes later: the ticks of the last minute (the grace period) fire, the older
+	// ones are coalesced.
+	clk.Set(at("2026-01-05T10:02:05Z"))
+	fires = waitFires(t, s, "every10s", 9)
+	if !fires[0].Tick.Equal(at("2026-01-05T10:02:00Z")) || !fires[5].Tick.Equal(at("2026-01-05T10:01:10Z")) {
+		t.Errorf("fires after the gap %+v", fires[:6])
+	}
+	stays(t, 200*time.Millisecond, countIs(t, n.eng, "ticks", 9))
+	if st := s.Stats(); st.Fired != 9 || st.Coalesced != 1 || st.Missed != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
 // Two engines and schedulers over one JetStream, on the same clock: each tick enqueues one
 // job, and each node tried (one enqueued, the other found the job there).
 func TestTwoNodesOneJobPerTick(t *testing.T) {

@@ -9,7 +9,8 @@
 #   spool --server http://127.0.0.1:7421,http://127.0.0.1:7422,http://127.0.0.1:7423 cluster
 #
 # Environment: DIR (./cluster-data), BIN (built from this checkout when empty), HTTP_BASE
-# (7420: nodes get +1..+3), ROUTE_BASE (6230), REPLICAS (empty: 3), EXTRA (more serve flags).
+# (7420: nodes get +1..+3), ROUTE_BASE (6230), REPLICAS (empty: 3), EXTRA (more serve flags),
+# PPROF_BASE (empty: off; else Go profiles on 127.0.0.1:PPROF_BASE+1..+3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${DIR:-./cluster-data}
@@ -48,6 +49,7 @@ for i in 1 2 3; do
   args=(serve --data "$DIR/n$i" --http "127.0.0.1:$((HTTP_BASE + i))"
     --cluster-name local --node "n$i" --cluster "127.0.0.1:$((ROUTE_BASE + i))" --peers "$peers")
   [ -n "$REPLICAS" ] && args+=(--replicas "$REPLICAS")
+  [ -n "${PPROF_BASE:-}" ] && args+=(--pprof "127.0.0.1:$((PPROF_BASE + i))")
   # shellcheck disable=SC2086
   "$BIN" "${args[@]}" $EXTRA >"$DIR/n$i.log" 2>&1 &
   echo $! >"$DIR/n$i.pid"

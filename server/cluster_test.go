@@ -33,8 +33,14 @@ type testCluster struct {
 	nodes []*node
 }
 
+// startTestCluster starts three nodes and waits until each is healthy. The test runs in
+// parallel with others, and is skipped with -short.
 func startTestCluster(t *testing.T) *testCluster {
 	t.Helper()
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs a cluster of three child processes")
+	}
 	c := &testCluster{t: t, bin: buildSpool(t)}
 	for i := range 3 {
 		c.nodes = append(c.nodes, &node{name: fmt.Sprintf("n%d", i+1), data: t.TempDir(), http: freeAddr(t), route: freeAddr(t)})
@@ -168,6 +174,46 @@ func (c *testCluster) leaderOf(queue string, live []*node) *node {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// waitCurrent waits, for up to d, until every stream that match selects has a leader and
+// all its replicas, each current with no lag, as node ask sees it (GET /v1/cluster asked
+// about queues).
+func (c *testCluster) waitCurrent(ask *node, d time.Duration, match func(*spool.ClusterInfo, spool.ClusterStream) bool, queues ...string) *spool.ClusterInfo {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ci, err := c.client([]*node{ask}, spool.WithRetryFor(0)).Cluster(context.Background(), queues...)
+		current := err == nil
+		var behind []string
+		for _, s := range streamsOf(ci) {
+			if !match(ci, s) {
+				continue
+			}
+			ok := s.Leader != "" && len(s.Followers) == s.Replicas-1
+			for _, f := range s.Followers {
+				ok = ok && f.Current && f.Lag == 0
+			}
+			if !ok {
+				current = false
+				behind = append(behind, fmt.Sprintf("%s (leader %q, followers %+v)", s.Name, s.Leader, s.Followers))
+			}
+		}
+		if current {
+			return ci
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("streams not current after %s: %v %v", d, behind, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func streamsOf(ci *spool.ClusterInfo) []spool.ClusterStream {
+	if ci == nil {
+		return nil
+	}
+	return ci.Streams
 }
 
 func others(all []*node, not ...*node) []*node {
@@ -436,10 +482,6 @@ func (p *probe) window() time.Duration {
 // no job handed out while a lease on it was valid. Then two nodes stopped: the one left is a
 // minority and refuses writes with 503 unavailable, /healthz 503, until they come back.
 func TestClusterSurvivesNodeLoss(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs a cluster of three child processes")
-	}
 	c := startTestCluster(t)
 	const queue, lease = "load", 2 * time.Second
 	admin := c.client(c.nodes)
@@ -500,26 +542,9 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	l.finish(t, c, queue)
 
 	// The restarted nodes caught up: every replica of the queue is current.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ci, err := c.client(c.nodes[:1]).Cluster(context.Background(), queue)
-		current := err == nil
-		for _, s := range ci.Streams {
-			if s.Name == ci.QueueStreams[queue] {
-				current = current && s.Leader != "" && len(s.Followers) == 2
-				for _, f := range s.Followers {
-					current = current && f.Current
-				}
-			}
-		}
-		if current {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replicas of %s not current after 30s: %+v %v", queue, ci, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c.waitCurrent(c.nodes[0], 30*time.Second, func(ci *spool.ClusterInfo, s spool.ClusterStream) bool {
+		return s.Name == ci.QueueStreams[queue]
+	}, queue)
 
 	// Two nodes stopped: the one left cannot reach a majority.
 	alone := c.nodes[0]
@@ -527,7 +552,7 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 		c.signal(n, syscall.SIGSTOP)
 	}
 	cl := c.client([]*node{alone}, spool.WithRetryFor(0), spool.WithTimeout(30*time.Second))
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, err := cl.Enqueue(context.Background(), queue, "t", nil)
 		var ae *spool.APIError
