@@ -104,6 +104,9 @@ type pending struct {
 	// fresh: no record is written; the id is derived from the message's sequence.
 	fresh bool
 	seq   uint64 // the message's stream sequence, once stored
+	// again: a duplicate of a chosen id whose message may never have been stored; its
+	// message is published again under the enqueue's message id (mayLackMessage).
+	again bool
 }
 
 // Enqueue stores jobs. The whole batch is validated first: an invalid item fails the call
@@ -198,6 +201,15 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 		if it.done {
 			continue
 		}
+		if it.again {
+			// The job as stored (its first payload, if its message was stored after all).
+			// Counted and told by the enqueue that made the record, if its message was
+			// stored; else not at all (a rare loss of a count, never of the job).
+			if it.res.Job, it.res.Err = e.Job(ctx, it.id); it.res.Err == nil && it.rec.State == StateReady {
+				e.notify(it.q, it.rec.Band, 1, it.seq)
+			}
+			continue
+		}
 		it.res.Job = it.rec.job(it.id, it.req.Payload, now)
 		e.stats.add(it.q.names.esc, cEnqueued, 1)
 		if it.rec.State == StateBuried {
@@ -259,9 +271,19 @@ func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 				// compare-and-set without reading the record first.
 				it.rec.RecSeq = seqs[i]
 			case casLost(err) && it.fixedID:
-				it.done, it.res.Duplicate = true, true
-				if it.res.Job, err = e.Job(ctx, it.id); err != nil {
-					it.res.Err = err
+				it.res.Duplicate = true
+				rec, seq, err := e.readKnownRecord(ctx, it.id)
+				switch {
+				case err != nil:
+					it.res.Err, it.done = err, true
+				case mayLackMessage(rec, it.q.name, e.now()):
+					rec.RecSeq = seq
+					it.rec, it.again = rec, true
+				default:
+					it.done = true
+					if it.res.Job, err = e.Job(ctx, it.id); err != nil {
+						it.res.Err = err
+					}
 				}
 			case casLost(err) && attempt < 3:
 				todo = append(todo, it)
@@ -271,6 +293,26 @@ func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 		}
 	}
 }
+
+// enqueueMsgWindow is how long after its record was made an enqueue with a chosen id is
+// published again when it meets that record unchanged: below JetStream's default duplicate
+// window (2 min) of the queue streams, which drops the second message if the first exists.
+const enqueueMsgWindow = time.Minute
+
+// mayLackMessage reports whether the record of a chosen id, met by an enqueue of that id,
+// may have no message: made by an enqueue whose record write failed for want of an answer
+// (a cluster without a majority) and was stored later, after that enqueue had given up,
+// without its message. Nothing happened to it since, and it is recent enough for the
+// duplicate window to drop the message published again if it was stored after all.
+func mayLackMessage(rec *record, queue string, now time.Time) bool {
+	return rec.Queue == queue && rec.FirstRes == 0 && rec.Seq == 0 && rec.Kicks == 0 && rec.Releases == 0 &&
+		(rec.State == StateReady || rec.State == StateDelayed || rec.State == StateBuried) &&
+		now.Sub(time.Unix(0, rec.Created)) < enqueueMsgWindow
+}
+
+// enqueueMsgID is the JetStream message id of the message an enqueue with a chosen id
+// stores: the same for every enqueue of that id.
+func enqueueMsgID(id uint64) string { return "spool-enqueue-" + strconv.FormatUint(id, 10) }
 
 // writeMessages stores the jobs in their queue streams: ready jobs on their band's ready
 // subject, delayed ones as @at schedules that JetStream moves to the ready subject on time.
@@ -286,7 +328,11 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 			it.res.Err, it.done = err, true
 			continue
 		}
-		fut, err := e.publishJob(ctx, it.q, it.rec, it.id, body)
+		var opts []jetstream.PublishOpt
+		if it.fixedID {
+			opts = append(opts, jetstream.WithMsgID(enqueueMsgID(it.id)))
+		}
+		fut, err := e.publishJob(ctx, it.q, it.rec, it.id, body, opts...)
 		if err != nil {
 			it.res.Err, it.done = err, true
 			continue
@@ -317,8 +363,8 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 			continue
 		}
 		it.res.Err, it.done = fmt.Errorf("store job: %w", err), true
-		if it.fresh {
-			continue // no record
+		if it.fresh || it.again {
+			continue // no record of its own
 		}
 		// The job does not exist: remove its record, so that a retry with the same id (a
 		// schedule's tick) is not taken for a duplicate.
@@ -330,12 +376,11 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 
 // publishJob publishes a job's message in the state its record says: ready, delayed (as a
 // schedule) or buried, making the queue's counter of that state first if need be.
-func (e *Engine) publishJob(ctx context.Context, q *queue, rec *record, id uint64, body []byte) (jetstream.PubAckFuture, error) {
+func (e *Engine) publishJob(ctx context.Context, q *queue, rec *record, id uint64, body []byte, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
 	if err := e.ensureCounter(ctx, q, rec.State); err != nil {
 		return nil, err
 	}
 	m := &nats.Msg{Data: body}
-	var opts []jetstream.PublishOpt
 	switch rec.State {
 	case StateDelayed:
 		m.Subject = q.names.subject(StateDelayed, rec.Band, id)

@@ -578,3 +578,32 @@ func TestCancelAgainAfterALostCancel(t *testing.T) {
 		t.Fatalf("the old holder's ack after the cancel: %v", err)
 	}
 }
+
+// An enqueue with a chosen id whose record write got no answer (a cluster without a
+// majority) may have its record stored later, without a message. The retry of that enqueue
+// meets the record: it publishes the message again (JetStream's duplicate window drops it
+// if it was stored after all), so the job runs.
+func TestChosenIDRecordWithoutMessage(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	const id = 777
+	if _, err := e.PutQueue(ctx, "q", QueueSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &record{Queue: "q", State: StateReady, MaxAttempts: 25, LeaseMS: 30000, Created: e.now().UnixNano()}
+	fut, err := e.publishRecord(id, rec, 0, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := waitAll(ctx, []jetstream.PubAckFuture{fut}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	res, err := e.Enqueue(ctx, []EnqueueRequest{{Queue: "q", ID: id, Payload: []byte(`"p"`)}})
+	if err != nil || res[0].Err != nil || !res[0].Duplicate {
+		t.Fatalf("enqueue again: %+v %v", res, err)
+	}
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}, Max: 10})
+	if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != id || string(r.Jobs[0].Job.Payload) != `"p"` {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+}

@@ -684,6 +684,20 @@ func (e *Engine) readRecords(ctx context.Context, subjects []string) (map[string
 }
 
 // readRecord reads one job's record and its sequence (the compare-and-set key).
+// readKnownRecord reads the record of a job known to exist (a create-only write just met
+// it), reading again for a moment while a replica behind the write says it does not.
+func (e *Engine) readKnownRecord(ctx context.Context, id uint64) (*record, uint64, error) {
+	for try := 0; ; try++ {
+		rec, seq, err := e.readRecord(ctx, id)
+		if !errors.Is(err, ErrJobNotFound) || try == 10 {
+			return rec, seq, err
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
 func (e *Engine) readRecord(ctx context.Context, id uint64) (*record, uint64, error) {
 	m, err := e.st.Last(ctx, jobsStream, jobSubject(id))
 	if errors.Is(err, store.ErrNoMsg) {
