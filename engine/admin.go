@@ -19,13 +19,19 @@ func (e *Engine) Job(ctx context.Context, id uint64) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	return e.jobOf(ctx, id, rec, m)
+}
+
+// jobOf returns job id as its record says, with the payload of its message m (looked up
+// when nil).
+func (e *Engine) jobOf(ctx context.Context, id uint64, rec *record, m *store.Msg) (*Job, error) {
 	now := e.now()
 	if rec.State.Final() {
 		return rec.job(id, nil, now), nil
 	}
 	if m == nil {
-		m, err = e.findMsg(ctx, rec, id)
-		if err != nil && !errors.Is(err, ErrJobNotFound) {
+		var err error
+		if m, err = e.findMsg(ctx, rec, id); err != nil && !errors.Is(err, ErrJobNotFound) {
 			return nil, err
 		}
 	}

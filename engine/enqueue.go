@@ -281,9 +281,7 @@ func (e *Engine) writeRecords(ctx context.Context, items []*pending) {
 					it.rec, it.again = rec, true
 				default:
 					it.done = true
-					if it.res.Job, err = e.Job(ctx, it.id); err != nil {
-						it.res.Err = err
-					}
+					it.res.Job, it.res.Err = e.jobOf(ctx, it.id, rec, nil)
 				}
 			case casLost(err) && attempt < 3:
 				todo = append(todo, it)
