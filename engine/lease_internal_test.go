@@ -1,8 +1,13 @@
 package engine
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // JetStream may offer a job again before its lease ends: its pending delivery lost in a crash
@@ -47,5 +52,56 @@ func TestEarlyRedeliveryKeepsTheLease(t *testing.T) {
 	// The new delivery was acked: nothing is offered again, now or after the lease.
 	if late, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}, Wait: time.Second}); err != nil || len(late.Jobs) != 0 {
 		t.Fatalf("after the ack: %+v %v", late, err)
+	}
+}
+
+// A status read that meets the write-behind's record stored but not yet answered (a loaded
+// machine widens that moment) must leave the lease in the table: the node gives its job
+// back when the lease runs out only while it holds it. Dropping it left the job reserved,
+// shown ready with no timeout, until a reservation happened to pull it again.
+func TestStatusReadDuringWriteBehindKeepsTheLease(t *testing.T) {
+	t.Parallel()
+	var ahead atomic.Int64 // the engine's clock, ahead of the real one
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	e, _, ctx := internalEngine(t, Config{Now: clock, LeaseWriteDelay: time.Hour}) // the test writes behind
+	res, err := e.Enqueue(ctx, []EnqueueRequest{{Queue: "q", Lease: time.Minute}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	id := res[0].Job.ID
+	got, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+	if err != nil || len(got.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", got, err)
+	}
+	lid, _ := parseToken(got.Jobs[0].Token)
+
+	// The write-behind stores the lease's record; its answer has not reached the table.
+	d, ok := e.leases.pendingOne(id, lid)
+	if !ok {
+		t.Fatal("the lease is not pending in the table")
+	}
+	fut, err := e.publishRecord(id, d.rec, d.seq, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs, errs := store.Wait(ctx, []jetstream.PubAckFuture{fut})
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if j, err := e.Job(ctx, id); err != nil || j.State != StateReserved {
+		t.Fatalf("status during the write-behind: %+v %v", j, err)
+	}
+	if _, _, ok := e.leases.get(id, lid); !ok {
+		t.Fatal("a status read dropped the lease whose record was being written")
+	}
+	e.leases.written(id, lid, d.ver, seqs[0]) // the answer arrives
+
+	// The lease runs out: the node gives the job back.
+	ahead.Store(int64(90 * time.Second))
+	now := e.now()
+	_, expired := e.leases.sweep(now, now)
+	e.expireLeases(ctx, expired)
+	if j, err := e.Job(ctx, id); err != nil || j.State != StateReady || j.Timeouts != 1 {
+		t.Fatalf("after the lease ran out: %+v %v", j, err)
 	}
 }
