@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,5 +105,99 @@ func TestStatusReadDuringWriteBehindKeepsTheLease(t *testing.T) {
 	e.expireLeases(ctx, expired)
 	if j, err := e.Job(ctx, id); err != nil || j.State != StateReady || j.Timeouts != 1 {
 		t.Fatalf("after the lease ran out: %+v %v", j, err)
+	}
+}
+
+// A lease that runs out is given back by its node while a reservation of the delivery that
+// JetStream offers again finds it expired: whichever stores its record first counts the
+// timeout, once. (The reservation counted it before its compare-and-set, lost or not.)
+func TestExpiryRacingAReservationCountsOneTimeout(t *testing.T) {
+	t.Parallel()
+	var ahead atomic.Int64 // the engine's clock, ahead of the real one
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	e, _, ctx := internalEngine(t, Config{Now: clock})
+	// The consumer's ack wait is the queue's lease: JetStream offers the job again a
+	// second after its delivery.
+	if _, err := e.PutQueue(ctx, "race", QueueSettings{Lease: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "race"})
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"race"}}); err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	e.lw.write(ctx, time.Time{})
+
+	// The order: the node's expiry waits before its first write until the reservation is
+	// about to store its record; that one waits until the expiry stored its own.
+	reserving, release, expiring := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once, onceExp sync.Once
+	var mu sync.Mutex
+	seen := false
+	e.st.SetFaults(func(op store.Op, subject string) error {
+		if op != store.OpPublish {
+			return nil
+		}
+		switch {
+		case strings.Contains(subject, ".race.ready."): // the expiry's new message
+			onceExp.Do(func() {
+				close(expiring)
+				waitCh(reserving)
+			})
+		case subject == jobSubject(j.ID):
+			mu.Lock()
+			first := !seen
+			seen = true
+			mu.Unlock()
+			if first { // the reservation's compare-and-set
+				once.Do(func() { close(reserving) })
+				waitCh(release)
+			}
+		}
+		return nil
+	})
+	ahead.Store(int64(5 * time.Second)) // the lease has run out
+
+	type answer struct {
+		r   *ReserveResult
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"race"}, Wait: 20 * time.Second})
+		got <- answer{r, err}
+	}()
+	waitCh(expiring)
+	waitCh(reserving)
+	// The expiry stores the job ready; then the reservation's compare-and-set is let go.
+	for {
+		rec, _, err := e.readRecord(ctx, j.ID)
+		if err == nil && rec.State == StateReady {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the expiry did not give the job back: %+v %v", rec, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	a := <-got
+	if a.err != nil || len(a.r.Jobs) != 1 || a.r.Jobs[0].Job.Timeouts != 1 || a.r.Jobs[0].Job.Attempts != 2 {
+		t.Fatalf("reservation: %+v %v", a.r, a.err)
+	}
+	info, err := e.Queue(ctx, "race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Stats.Timeouts != 1 {
+		t.Fatalf("%d timeouts counted, want 1", info.Stats.Timeouts)
+	}
+}
+
+// waitCh waits for ch to close, for at most half a minute (a test that goes wrong then
+// fails on what it finds instead of hanging).
+func waitCh(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
 	}
 }
