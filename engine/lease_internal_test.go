@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,16 +19,7 @@ func TestEarlyRedeliveryKeepsTheLease(t *testing.T) {
 	t.Parallel()
 	e, nc, ctx := internalEngine(t)
 
-	res, err := e.Enqueue(ctx, []EnqueueRequest{{Queue: "q", Lease: time.Minute}})
-	if err != nil || res[0].Err != nil {
-		t.Fatal(err, res[0].Err)
-	}
-	id := res[0].Job.ID
-	got, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
-	if err != nil || len(got.Jobs) != 1 {
-		t.Fatalf("reserve: %+v %v", got, err)
-	}
-	held := got.Jobs[0]
+	id, held := enqueueReserved(t, e, ctx, EnqueueRequest{Queue: "q", Lease: time.Minute})
 	e.lw.write(ctx, time.Time{})
 	rec, _, err := e.readRecord(ctx, id)
 	if err != nil {
@@ -66,16 +58,8 @@ func TestStatusReadDuringWriteBehindKeepsTheLease(t *testing.T) {
 	var ahead atomic.Int64 // the engine's clock, ahead of the real one
 	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	e, _, ctx := internalEngine(t, Config{Now: clock, LeaseWriteDelay: time.Hour}) // the test writes behind
-	res, err := e.Enqueue(ctx, []EnqueueRequest{{Queue: "q", Lease: time.Minute}})
-	if err != nil || res[0].Err != nil {
-		t.Fatal(err, res[0].Err)
-	}
-	id := res[0].Job.ID
-	got, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
-	if err != nil || len(got.Jobs) != 1 {
-		t.Fatalf("reserve: %+v %v", got, err)
-	}
-	lid, _ := parseToken(got.Jobs[0].Token)
+	id, held := enqueueReserved(t, e, ctx, EnqueueRequest{Queue: "q", Lease: time.Minute})
+	lid, _ := parseToken(held.Token)
 
 	// The write-behind stores the lease's record; its answer has not reached the table.
 	d, ok := e.leases.pendingOne(id, lid)
@@ -121,10 +105,7 @@ func TestExpiryRacingAReservationCountsOneTimeout(t *testing.T) {
 	if _, err := e.PutQueue(ctx, "race", QueueSettings{Lease: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "race"})
-	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"race"}}); err != nil || len(r.Jobs) != 1 {
-		t.Fatalf("reserve: %+v %v", r, err)
-	}
+	id, _ := enqueueReserved(t, e, ctx, EnqueueRequest{Queue: "race"})
 	e.lw.write(ctx, time.Time{})
 
 	// The order: the node's expiry waits before its first write until the reservation is
@@ -143,7 +124,7 @@ func TestExpiryRacingAReservationCountsOneTimeout(t *testing.T) {
 				close(expiring)
 				waitCh(reserving)
 			})
-		case subject == jobSubject(j.ID):
+		case subject == jobSubject(id):
 			mu.Lock()
 			first := !seen
 			seen = true
@@ -170,7 +151,7 @@ func TestExpiryRacingAReservationCountsOneTimeout(t *testing.T) {
 	waitCh(reserving)
 	// The expiry stores the job ready; then the reservation's compare-and-set is let go.
 	for {
-		rec, _, err := e.readRecord(ctx, j.ID)
+		rec, _, err := e.readRecord(ctx, id)
 		if err == nil && rec.State == StateReady {
 			break
 		}
@@ -191,6 +172,17 @@ func TestExpiryRacingAReservationCountsOneTimeout(t *testing.T) {
 	if info.Stats.Timeouts != 1 {
 		t.Fatalf("%d timeouts counted, want 1", info.Stats.Timeouts)
 	}
+}
+
+// enqueueReserved enqueues one job and reserves it.
+func enqueueReserved(t *testing.T, e *Engine, ctx context.Context, r EnqueueRequest) (uint64, Reserved) {
+	t.Helper()
+	j := enqueueOne(t, e, ctx, r)
+	got, err := e.Reserve(ctx, ReserveRequest{Queues: []string{r.Queue}})
+	if err != nil || len(got.Jobs) != 1 || got.Jobs[0].Job.ID != j.ID {
+		t.Fatalf("reserve: %+v %v", got, err)
+	}
+	return j.ID, got.Jobs[0]
 }
 
 // waitCh waits for ch to close, for at most half a minute (a test that goes wrong then
