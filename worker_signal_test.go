@@ -4,12 +4,17 @@ package spool_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool"
+	"github.com/spoolq/spool/internal/spooltest"
+	"github.com/spoolq/spool/internal/testlog"
 )
 
 // The first SIGTERM drains the running job; a second one releases it at once.
@@ -17,7 +22,9 @@ func TestWorkerRunUntilSignal(t *testing.T) {
 	c := testClient(t)
 	for _, signals := range []int{1, 2} {
 		q := wq(t, "q")
-		w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 1, ShutdownTimeout: time.Minute})
+		logs := &testlog.Buffer{}
+		w := newWorker(t, c, spool.WorkerOptions{Queues: []string{q}, Concurrency: 1, ShutdownTimeout: time.Minute,
+			Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		started := make(chan struct{})
 		var finished atomic.Bool
 		w.HandleFunc("t", func(ctx context.Context, job *spool.Job) error {
@@ -41,11 +48,21 @@ func TestWorkerRunUntilSignal(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("job not started")
 		}
-		for range signals {
+		for i := range signals {
 			if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(50 * time.Millisecond)
+			if i+1 < signals {
+				// A signal sent while the same one is still pending is merged into it (by
+				// the kernel, and by the Go runtime until os/signal takes it): the next
+				// one goes once the worker has taken this one.
+				spooltest.Eventually(t, 10*time.Second, func() error {
+					if !strings.Contains(logs.String(), "second signal stops at once") {
+						return errors.New("the worker has not taken the first signal")
+					}
+					return nil
+				})
+			}
 		}
 		select {
 		case err := <-done:

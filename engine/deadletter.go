@@ -106,13 +106,14 @@ func (e *Engine) SetQueueAttributes(ctx context.Context, name string, set map[st
 
 // moveToDeadLetter moves a delivered job out of attempts to the dead-letter queue dl:
 // a ready message there, the record's compare-and-set, then the delivery's ack. It reports
-// false, having done nothing, when dl is gone or the move failed before the record changed:
-// the caller then buries the job in place.
-func (e *Engine) moveToDeadLetter(ctx context.Context, q *queue, dl string, c *cand, next *record) bool {
+// whether it moved the job (ok) and whether it is done with the delivery: not done, having
+// done nothing, when dl is gone or the move failed before the record changed (the caller
+// then buries the job in place); done without moving it when the job changed meanwhile.
+func (e *Engine) moveToDeadLetter(ctx context.Context, q *queue, dl string, c *cand, next *record) (ok, done bool) {
 	dq, err := e.getQueue(ctx, dl, false)
 	if err != nil {
 		e.log.Warn("dead-letter queue unavailable: burying in place", "queue", q.names.esc, "dead_letter", dl, "err", err)
-		return false
+		return false, false
 	}
 	dcfg, _ := dq.config()
 	moved := *next
@@ -122,13 +123,13 @@ func (e *Engine) moveToDeadLetter(ctx context.Context, q *queue, dl string, c *c
 	if _, err := e.moveTo(ctx, dq, c.id, &moved, c.curSeq, c.payload, StateReady, time.Time{}, c.msg.Reply); err != nil {
 		if casLost(err) || errors.Is(err, ErrLeaseLost) {
 			e.st.Nak(c.msg.Reply) // changed meanwhile: the next reservation sees the new record
-			return true
+			return false, true
 		}
 		e.log.Warn("move to dead-letter queue", "job", c.id, "dead_letter", dl, "err", err)
-		return false
+		return false, false
 	}
 	e.releaseUnique(ctx, c.id, next)
 	e.stats.add(q.names.esc, cBuried, 1)
 	e.log.Debug("job out of attempts moved to its dead-letter queue", "job", c.id, "dead_letter", dl)
-	return true
+	return true, true
 }

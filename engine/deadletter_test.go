@@ -2,10 +2,12 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool/engine"
+	"github.com/spoolq/spool/internal/spooltest"
 )
 
 func TestDeadLetterQueue(t *testing.T) {
@@ -40,13 +42,34 @@ func TestDeadLetterQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Out of attempts by an expired lease; its unique key is released when it moves.
+	// Out of attempts by an expired lease; its unique key is released when it moves. The
+	// node gives the job back when the lease runs out: ready, not buried, for the next
+	// reservation to move it.
 	expired := enqueue(t, e, engine.EnqueueRequest{Queue: "work", Payload: []byte("x"), MaxAttempts: 1, Lease: time.Second, UniqueKey: "u"})
 	reserveOne(t, e, 5*time.Second, "work")
-
-	if got := reserve(t, e, 1, 2500*time.Millisecond, "work"); len(got) != 0 {
-		t.Fatalf("a job out of attempts was handed out: %+v", got[0].Job)
+	spooltest.Eventually(t, 30*time.Second, func() error {
+		if j, err := e.Job(ctx, expired.ID); err != nil || j.Timeouts != 1 {
+			return fmt.Errorf("job with an expired lease: %+v %v", j, err)
+		}
+		return nil
+	})
+	if j := wantState(t, e, expired.ID, engine.StateReady); j.Queue != "work" {
+		t.Fatalf("job given back at the end of its lease: queue %s", j.Queue)
 	}
+
+	// Reservations move both and hand out neither. (Each waits a little: the bound is the
+	// whole loop's, for a loaded machine.)
+	spooltest.Eventually(t, 30*time.Second, func() error {
+		if got := reserve(t, e, 1, 250*time.Millisecond, "work"); len(got) != 0 {
+			t.Fatalf("a job out of attempts was handed out: %+v", got[0].Job)
+		}
+		for _, id := range []uint64{failed.ID, expired.ID} {
+			if j, err := e.Job(ctx, id); err != nil || j.Queue != "work-dlq" {
+				return fmt.Errorf("job %d not moved yet: %+v %v", id, j, err)
+			}
+		}
+		return nil
+	})
 	for _, id := range []uint64{failed.ID, expired.ID} {
 		j := wantState(t, e, id, engine.StateReady)
 		if j.Queue != "work-dlq" || j.Attempts != 0 || j.MaxAttempts != 5 {

@@ -169,6 +169,8 @@ func (c *leaseCache) written(id, lid, ver, seq uint64) {
 // stored record is the one that lease knows (none, for a lease not written yet), since its
 // reservation and touches may not be stored yet. A stored record that changed since (a
 // delete, another delivery reserved on another node) means the lease is gone: it is dropped.
+// A stored record of the lease itself that the table does not know yet is the write-behind's,
+// stored but not answered yet: the lease holds, with seq as the key of a compare-and-set.
 func (c *leaseCache) over(id uint64, stored *record, seq uint64, found bool) (*record, uint64, bool) {
 	lrec, lseq, ok := c.lookup(id)
 	switch {
@@ -176,8 +178,17 @@ func (c *leaseCache) over(id uint64, stored *record, seq uint64, found bool) (*r
 		return stored, seq, found
 	case !found && lseq == 0, found && seq == lseq:
 		return lrec, lseq, true
+	case found && stored.sameLease(lrec):
+		return lrec, seq, true
 	case found:
 		c.dropLease(id, lrec.LeaseID)
 	}
 	return stored, seq, found
+}
+
+// sameLease reports whether r, a stored record, is a version of the delivery lease l: this
+// lease, on the same delivery (a reservation elsewhere that kept the lease moved it onto
+// another one).
+func (r *record) sameLease(l *record) bool {
+	return r.State == StateReserved && r.LeaseID == l.LeaseID && r.Ack == l.Ack
 }

@@ -146,12 +146,12 @@ func (e *Engine) onLeaseSync(m *nats.Msg) {
 var errNotExpired = errors.New("lease not expired")
 
 // expireLeases gives back the jobs of the delivery leases this node granted whose time ran
-// out: ready again at once (or buried when their attempts are used up), with a timeout
-// counted, as beanstalkd does at the end of a ttr. JetStream would offer such a job again
-// only at the next pull of its level, and meanwhile count it as reserved: a queue whose
-// workers all died would show its jobs reserved, and its oldest ready job would not age.
-// The holder's late call is then refused (lease_lost). Leases of a node that died are
-// JetStream's to offer again (at their level's next pull).
+// out: ready again at once (or buried when their attempts are used up and their queue has
+// no dead-letter queue), with a timeout counted, as beanstalkd does at the end of a ttr.
+// JetStream would offer such a job again only at the next pull of its level, and meanwhile
+// count it as reserved: a queue whose workers all died would show its jobs reserved, and its
+// oldest ready job would not age. The holder's late call is then refused (lease_lost).
+// Leases of a node that died are JetStream's to offer again (at their level's next pull).
 func (e *Engine) expireLeases(ctx context.Context, expired []leaseRef) {
 	for _, l := range expired {
 		_, err := e.withLease(ctx, l.ID, formatToken(l.LID), func(rec *record, seq uint64) (*Job, error) {
@@ -165,7 +165,9 @@ func (e *Engine) expireLeases(ctx context.Context, expired []leaseRef) {
 			next := *rec
 			next.Timeouts++
 			st := StateReady
-			if next.Attempts >= next.MaxAttempts {
+			// Out of attempts: buried, or, with a dead-letter queue, made ready for the
+			// next reservation to move it there (as Fail does).
+			if cfg, _ := q.config(); next.Attempts >= next.MaxAttempts && cfg.DeadLetter == "" {
 				st, next.LastError = StateBuried, cmpOr(next.LastError, "attempts exhausted")
 			}
 			j, err := e.moveLeased(ctx, q, l.ID, &next, rec, seq, payload, st, time.Time{})

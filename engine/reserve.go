@@ -515,19 +515,23 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 			continue
 		}
 		if c.cur.State == StateReserved {
-			next.Timeouts++
-			e.stats.add(q.names.esc, cTimeouts, 1)
-			e.emit(EventExpired, c.id, c.cur)
+			next.Timeouts++ // counted once the record that says so is stored (timedOut)
 		}
 		if c.cur.Attempts >= c.cur.MaxAttempts {
 			next.LastError = cmpOr(next.LastError, "attempts exhausted")
-			if cfg.DeadLetter != "" && e.moveToDeadLetter(ctx, q, cfg.DeadLetter, c, &next) {
-				continue
+			if cfg.DeadLetter != "" {
+				if moved, done := e.moveToDeadLetter(ctx, q, cfg.DeadLetter, c, &next); done {
+					if moved {
+						e.timedOut(q, c)
+					}
+					continue
+				}
 			}
 			if _, err := e.moveTo(ctx, q, c.id, &next, c.curSeq, c.payload, StateBuried, time.Time{}, c.msg.Reply); err != nil {
 				e.log.Warn("bury exhausted job", "job", c.id, "err", err)
 				e.st.Nak(c.msg.Reply)
 			} else {
+				e.timedOut(q, c)
 				e.emit(EventBuried, c.id, &next)
 			}
 			continue
@@ -571,6 +575,7 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 			e.st.Nak(c.msg.Reply)
 			continue
 		}
+		e.timedOut(q, c)
 		e.startLease(next, cfg)
 		e.leases.put(c.id, next, seqs[i])
 		e.emit(EventReserved, c.id, next)
@@ -585,6 +590,17 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 	}
 	e.stats.add(q.names.esc, cReserves, int64(n))
 	return lost
+}
+
+// timedOut counts the timeout of a delivery whose lease had run out (its record said
+// reserved) once the reservation's new record is stored. A reservation that loses its
+// compare-and-set counts nothing: what changed the job (the granting node giving it back
+// at the end of its lease) counted it.
+func (e *Engine) timedOut(q *queue, c *cand) {
+	if c.cur.State == StateReserved {
+		e.stats.add(q.names.esc, cTimeouts, 1)
+		e.emit(EventExpired, c.id, c.cur)
+	}
 }
 
 // startLease times a new delivery lease: the consumer's ack wait is the queue's lease as
