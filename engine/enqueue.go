@@ -205,7 +205,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs []EnqueueRequest) ([]EnqueueR
 			// The job as stored (its first payload, if its message was stored after all).
 			// Counted and told by the enqueue that made the record, if its message was
 			// stored; else not at all (a rare loss of a count, never of the job).
-			if it.res.Job, it.res.Err = e.Job(ctx, it.id); it.res.Err == nil && it.rec.State == StateReady {
+			if it.res.Job, it.res.Err = e.jobOf(ctx, it.id, it.rec, nil); it.res.Err == nil && it.rec.State == StateReady {
 				e.notify(it.q, it.rec.Band, 1, it.seq)
 			}
 			continue
@@ -308,9 +308,13 @@ func mayLackMessage(rec *record, queue string, now time.Time) bool {
 		now.Sub(time.Unix(0, rec.Created)) < enqueueMsgWindow
 }
 
-// enqueueMsgID is the JetStream message id of the message an enqueue with a chosen id
-// stores: the same for every enqueue of that id.
-func enqueueMsgID(id uint64) string { return "spool-enqueue-" + strconv.FormatUint(id, 10) }
+// enqueueMsgID is the JetStream message id of the message of a job with a chosen id whose
+// record was made at created: the same for the enqueue that made the record and one that
+// publishes its message again, another for a job of the same id made after the first one's
+// record expired.
+func enqueueMsgID(id uint64, created int64) string {
+	return "spool-enqueue-" + strconv.FormatUint(id, 10) + "-" + strconv.FormatInt(created, 36)
+}
 
 // writeMessages stores the jobs in their queue streams: ready jobs on their band's ready
 // subject, delayed ones as @at schedules that JetStream moves to the ready subject on time.
@@ -328,7 +332,7 @@ func (e *Engine) writeMessages(ctx context.Context, items []*pending) {
 		}
 		var opts []jetstream.PublishOpt
 		if it.fixedID {
-			opts = append(opts, jetstream.WithMsgID(enqueueMsgID(it.id)))
+			opts = append(opts, jetstream.WithMsgID(enqueueMsgID(it.id, it.rec.Created)))
 		}
 		fut, err := e.publishJob(ctx, it.q, it.rec, it.id, body, opts...)
 		if err != nil {
