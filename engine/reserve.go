@@ -461,10 +461,10 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 // anew after each reconnect. math.MaxUint64 (trust nothing) when the stream cannot be read.
 //
 // In a replicated stream nothing is trusted: a replicated consumer's deliveries are not
-// exact across a change of its leader. A new leader offers again, as new, what the old one delivered
-// but had not replicated yet; a former leader that was frozen or cut off delivers from its
-// stale state until it learns of the new term, even jobs that finished meanwhile. Only a
-// write, which needs the current leader and a majority, tells.
+// exact across a change of its leader. A new leader offers again, as new, what the old one
+// delivered but had not replicated yet; a former leader that was frozen or cut off
+// delivers from its stale state until it learns of the new term, even jobs that finished
+// meanwhile. Only a write, which needs the current leader and a majority, tells.
 func (e *Engine) trustedAfter(ctx context.Context, q *queue) uint64 {
 	if cfg, _ := q.config(); e.replicasOf(cfg) > 1 && e.nc.ConnectedClusterName() != "" {
 		return math.MaxUint64
