@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -289,6 +290,14 @@ func (e *Engine) cancelAgain(ctx context.Context, id uint64) (cancelled bool, er
 }
 
 // sleepCtx waits d or until ctx is done.
+// casBackoff waits before compare-and-set attempt n+1 (n from 0) after a lost one: another
+// node's write won, or the read was answered by a replica a moment behind (Direct Get may
+// be), which retrying at once would read again. Jittered, from 5 ms doubling up to 250 ms.
+func casBackoff(ctx context.Context, n int) error {
+	d := min(5*time.Millisecond<<min(n, 6), 250*time.Millisecond)
+	return sleepCtx(ctx, d/2+rand.N(d/2+1))
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

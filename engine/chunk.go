@@ -265,7 +265,7 @@ func (e *Engine) nextCounter(ctx context.Context, subject string, max uint64) (u
 // takeCounter takes the next n values of a counter (fewer if max comes first): first to
 // last. first is 0 once the counter has reached max.
 func (e *Engine) takeCounter(ctx context.Context, subject string, n, max uint64) (first, last uint64, err error) {
-	for range 20 {
+	for try := range 20 {
 		var cur, seq uint64
 		m, err := e.st.Last(ctx, jobsStream, subject)
 		switch {
@@ -289,6 +289,9 @@ func (e *Engine) takeCounter(ctx context.Context, subject string, n, max uint64)
 		}
 		if !casLost(err) {
 			return 0, 0, fmt.Errorf("take %s: %w", subject, err)
+		}
+		if err := casBackoff(ctx, try); err != nil {
+			return 0, 0, err
 		}
 	}
 	return 0, 0, fmt.Errorf("take %s: too much contention", subject)

@@ -442,7 +442,7 @@ func (e *Engine) claimUnique(ctx context.Context, it *pending) (*Job, error) {
 	if it.rec.RunAt != 0 {
 		hold += time.Until(time.Unix(0, it.rec.RunAt))
 	}
-	for range 5 {
+	for try := range 5 {
 		var last uint64
 		cur, err := e.st.Last(ctx, jobsStream, subj)
 		switch {
@@ -465,6 +465,9 @@ func (e *Engine) claimUnique(ctx context.Context, it *pending) (*Job, error) {
 		}
 		if !casLost(err) {
 			return nil, fmt.Errorf("claim unique key: %w", err)
+		}
+		if err := casBackoff(ctx, try); err != nil {
+			return nil, err
 		}
 	}
 	return nil, errors.New("claim unique key: too much contention")

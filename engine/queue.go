@@ -198,7 +198,7 @@ func (e *Engine) nextQueueNum(ctx context.Context) (uint32, error) {
 // updateConfig applies fn to the queue's bucket entry with a compare-and-set, retrying on
 // concurrent updates from other nodes.
 func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfig)) (queueConfig, error) {
-	for range 20 {
+	for try := range 20 {
 		ent, err := e.getKnown(ctx, q.names.esc)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return queueConfig{}, ErrQueueNotFound
@@ -219,6 +219,9 @@ func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfi
 		}
 		if !casLost(err) && !errors.Is(err, jetstream.ErrKeyExists) {
 			return queueConfig{}, fmt.Errorf("update queue: %w", err)
+		}
+		if err := casBackoff(ctx, try); err != nil {
+			return queueConfig{}, err
 		}
 	}
 	return queueConfig{}, errors.New("update queue: too much contention")
@@ -566,19 +569,36 @@ func (e *Engine) queueInfos(ctx context.Context, names []string) ([]*QueueInfo, 
 	if err != nil {
 		return nil, fmt.Errorf("queue totals: %w", err)
 	}
+	// Each queue's statistics take a few JetStream requests, answered one after the other:
+	// a page of queues reads several queues at once.
+	infos := make([]*QueueInfo, len(qs))
+	errs := make([]error, len(qs))
+	sem := make(chan struct{}, infoReaders)
+	var wg sync.WaitGroup
+	for i, q := range qs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			infos[i], errs[i] = e.queueInfo(ctx, q, totals[q.names.esc])
+		})
+	}
+	wg.Wait()
 	out := make([]*QueueInfo, 0, len(qs))
-	for _, q := range qs {
-		qi, err := e.queueInfo(ctx, q, totals[q.names.esc])
-		if errors.Is(err, ErrQueueNotFound) {
-			continue
+	for i, qi := range infos {
+		switch {
+		case errors.Is(errs[i], ErrQueueNotFound):
+			// deleted meanwhile
+		case errs[i] != nil:
+			return nil, errs[i]
+		default:
+			out = append(out, qi)
 		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, qi)
 	}
 	return out, nil
 }
+
+// infoReaders is how many queues' statistics queueInfos reads at once.
+const infoReaders = 16
 
 // QueueConfig returns a queue's settings, dead-letter queue and attributes without its
 // statistics: no JetStream request when this node knows the queue already.
