@@ -76,6 +76,9 @@ type Config struct {
 	// Peers are the route addresses ("host:port") of the cluster's nodes; this node's own
 	// may be among them.
 	Peers []string
+	// RaftTiming is the cluster's RAFT timing: "fast" (default; writes resume ~1.2 s after
+	// a leader dies) or "nats" (nats-server's: 5–10 s, a quarter of the heartbeats).
+	RaftTiming string
 	// RouteTLS, when set, secures the routes between the nodes. Default with TLSCert: the
 	// node's certificate on both ends, verified against TLSClientCA (required then).
 	RouteTLS *tls.Config

@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			nopts.Cluster = &natsd.Cluster{
 				Name: cfg.ClusterName, Node: cfg.Node, Listen: cfg.ClusterListen,
-				Advertise: cfg.ClusterAdvertise, Peers: cfg.Peers, TLS: rt,
+				Advertise: cfg.ClusterAdvertise, Peers: cfg.Peers, TLS: rt, RaftTiming: cfg.RaftTiming,
 			}
 		}
 		ns, err = natsd.Start(ctx, nopts)

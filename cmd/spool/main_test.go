@@ -88,6 +88,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"serve", "--json"},
 		{"serve", "--server", "http://127.0.0.1:1"},
 		{"serve", "--timeout", "1s"},
+		{"serve", "--raft-timing", "nats"},
+		{"serve", "--cluster-name", "c", "--peers", "127.0.0.1:1", "--raft-timing", "slow"},
 	}
 	for _, args := range cases {
 		r := spoolCmd(t, "", args...)

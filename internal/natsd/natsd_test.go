@@ -112,6 +112,7 @@ func TestClusterOptionsRefuseBadValues(t *testing.T) {
 		{Name: "c", Node: "n1", Listen: "nohost"},
 		{Name: "c", Node: "n1", Listen: "127.0.0.1:0", Peers: []string{"hostonly"}},
 		{Name: "c", Node: "n1", Listen: "127.0.0.1:0", Peers: []string{"http://h:1"}},
+		{Name: "c", Node: "n1", Listen: "127.0.0.1:0", RaftTiming: "slow"},
 	} {
 		ns, err := Start(context.Background(), Options{StoreDir: t.TempDir(), Cluster: &c})
 		if err == nil {

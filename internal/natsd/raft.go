@@ -8,6 +8,12 @@ import (
 	_ "github.com/nats-io/nats-server/v2/server" // the variables linked below
 )
 
+// The values of Cluster.RaftTiming.
+const (
+	RaftFast = "fast"
+	RaftNATS = "nats"
+)
+
 // RAFT timing of nats-server's JetStream cluster. Its defaults (a heartbeat a second, an
 // election after 4–9 s without one) leave the streams and consumers a killed node led
 // without a leader for 4–9 s: no write to them in that time. nats-server offers no option
@@ -18,7 +24,9 @@ import (
 // leader's death to about 1–2 s; a follower must miss four heartbeats in a row before it
 // calls an election, and a needless election is safe in RAFT (a new term, no data lost).
 // An idle RAFT group (each replicated stream and consumer) costs its followers four small
-// heartbeat messages a second instead of one.
+// heartbeat messages a second instead of one: measured on three local nodes, the idle CPU
+// of 1,000 queues in use (their R3 consumers) doubled, 0.6 to 1.2–1.45 cores. A cluster
+// with many replicated queues in use may prefer nats-server's timing (RaftNATS).
 const (
 	raftHeartbeat   = 250 * time.Millisecond
 	raftElectionMin = 1000 * time.Millisecond
