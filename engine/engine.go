@@ -460,6 +460,21 @@ func (q *queue) notePull(b int, now time.Time) {
 	q.mu.Unlock()
 }
 
+// adoptPull notes level b as pulled from at now unless this node pulled from it already,
+// and reports whether it did note it.
+func (q *queue) adoptPull(b int, now time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.pulled[b]; ok {
+		return false
+	}
+	if q.pulled == nil {
+		q.pulled = make(map[int]int64)
+	}
+	q.pulled[b] = now.UnixNano()
+	return true
+}
+
 // pulledBefore reports whether this node pulled from level b since the level last lost its
 // consumer here, and last before t.
 func (q *queue) pulledBefore(b int, t time.Time) bool {

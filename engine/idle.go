@@ -102,8 +102,7 @@ func (e *Engine) adoptConsumers(ctx context.Context) {
 			if !ok || info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != self {
 				continue
 			}
-			if !lv.q.pulledBefore(lv.b, now.Add(time.Nanosecond)) {
-				lv.q.notePull(lv.b, now)
+			if lv.q.adoptPull(lv.b, now) {
 				adopted++
 			}
 		}

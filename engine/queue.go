@@ -231,13 +231,20 @@ func (e *Engine) updateConfig(ctx context.Context, q *queue, fn func(*queueConfi
 // In a cluster a read may come from a replica a moment behind the key's creation (Direct
 // Get): a miss is read again, for up to half a second, before it stands.
 func (e *Engine) getKnown(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	return readKnown(ctx, jetstream.ErrKeyNotFound, func() (jetstream.KeyValueEntry, error) { return e.kv.Get(ctx, key) })
+}
+
+// readKnown calls read, again while it fails with missing, for up to half a second: a read
+// of something known to exist, which a replica a moment behind its write may not have yet.
+func readKnown[T any](ctx context.Context, missing error, read func() (T, error)) (T, error) {
 	for try := 0; ; try++ {
-		ent, err := e.kv.Get(ctx, key)
-		if !errors.Is(err, jetstream.ErrKeyNotFound) || try == 10 {
-			return ent, err
+		v, err := read()
+		if !errors.Is(err, missing) || try == 10 {
+			return v, err
 		}
 		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-			return nil, err
+			var zero T
+			return zero, err
 		}
 	}
 }

@@ -466,7 +466,7 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 // delivers from its stale state until it learns of the new term, even jobs that finished
 // meanwhile. Only a write, which needs the current leader and a majority, tells.
 func (e *Engine) trustedAfter(ctx context.Context, q *queue) uint64 {
-	if cfg, _ := q.config(); e.replicasOf(cfg) > 1 && e.nc.ConnectedClusterName() != "" {
+	if cfg, _ := q.config(); e.replicasOf(cfg) > 1 {
 		return math.MaxUint64
 	}
 	rc := e.nc.Stats().Reconnects
@@ -699,21 +699,17 @@ func (e *Engine) readRecords(ctx context.Context, subjects []string) (map[string
 	return out, nil
 }
 
-// readRecord reads one job's record and its sequence (the compare-and-set key).
 // readKnownRecord reads the record of a job known to exist (a create-only write just met
 // it), reading again for a moment while a replica behind the write says it does not.
 func (e *Engine) readKnownRecord(ctx context.Context, id uint64) (*record, uint64, error) {
-	for try := 0; ; try++ {
+	sr, err := readKnown(ctx, ErrJobNotFound, func() (seqRecord, error) {
 		rec, seq, err := e.readRecord(ctx, id)
-		if !errors.Is(err, ErrJobNotFound) || try == 10 {
-			return rec, seq, err
-		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-			return nil, 0, err
-		}
-	}
+		return seqRecord{rec, seq}, err
+	})
+	return sr.rec, sr.seq, err
 }
 
+// readRecord reads one job's record and its sequence (the compare-and-set key).
 func (e *Engine) readRecord(ctx context.Context, id uint64) (*record, uint64, error) {
 	m, err := e.st.Last(ctx, jobsStream, jobSubject(id))
 	if errors.Is(err, store.ErrNoMsg) {
