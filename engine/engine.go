@@ -60,8 +60,9 @@ type Config struct {
 	// refusal comes from JetStream's answer when the queue's streams are made.
 	Peers func() int
 	// Retention keeps a finished job's record queryable this long, and at least until its
-	// last lease has ended plus a minute (JetStream's minimum TTL is 1s). Default 1h:
-	// JetStream keeps an index entry in memory for every record.
+	// last lease has ended plus a minute (JetStream's minimum TTL is 1s), in queues that
+	// set none of their own (QueueSettings.Retention). Default 1h: JetStream keeps an index
+	// entry in memory for every record. NoRetention keeps none: see QueueSettings.Retention.
 	Retention time.Duration
 	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
 	MaxPayload int
@@ -101,6 +102,9 @@ type Config struct {
 	EventsMaxBytes int64
 }
 
+// NoRetention, as a retention, keeps no record of a finished job.
+const NoRetention time.Duration = -1
+
 // requestTimeout bounds a JetStream request that has no deadline of its own.
 const requestTimeout = 10 * time.Second
 
@@ -119,6 +123,7 @@ const (
 	MaxErrorLen    = 4096
 	MaxResultLen   = 64 << 10
 	MaxBatch       = 1000
+	MaxRetention   = 90 * 24 * time.Hour
 )
 
 func (c *Config) setDefaults() {
@@ -378,6 +383,18 @@ type queueConfig struct {
 	Attrs map[string]string `json:"attrs,omitempty"`
 	// NoEvents turns the queue's lifecycle events off.
 	NoEvents bool `json:"no_events,omitempty"`
+	// RetentionS is how many seconds a finished job's record is kept, 0 none; nil: the
+	// node's Config.Retention.
+	RetentionS *int64 `json:"retention_s,omitempty"`
+}
+
+// retention is how long the queue keeps a finished job's record (none when not positive),
+// def when it sets nothing.
+func (c *queueConfig) retention(def time.Duration) time.Duration {
+	if c.RetentionS == nil {
+		return def
+	}
+	return time.Duration(*c.RetentionS) * time.Second
 }
 
 func (c *queueConfig) settings() QueueSettings {

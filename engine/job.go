@@ -143,6 +143,14 @@ type QueueSettings struct {
 	// Events turns the queue's lifecycle events on or off; nil leaves it unchanged (new
 	// queues have them on). Reports always set it.
 	Events *bool
+	// Retention is how long a finished job (succeeded or cancelled) stays queryable by id:
+	// whole seconds up to MaxRetention, or 0 to keep nothing once a job is done (Job then
+	// answers ErrJobNotFound, and a job acked within Config.LeaseWriteDelay of its
+	// reservation costs one JetStream operation instead of two, and no memory after). A
+	// job acked with a result, or with a callback URL, is kept at least a minute past its
+	// lease all the same, for the webhook that reads its result. nil leaves it unchanged,
+	// or for a new queue takes Config.Retention. Reports always set it.
+	Retention *time.Duration
 	// Replicas is how many copies of the queue's jobs the cluster keeps: 1, 3 or 5, at
 	// most the cluster's nodes; 0: the node's Config.Replicas. It is set when the queue
 	// is made: asking an existing queue for others fails with a *ReplicasConflictError.

@@ -182,6 +182,7 @@ type ackItem struct {
 // commitAcks compare-and-sets the items' records to succeeded, acks their deliveries and
 // fills out. It returns the items that lost the compare-and-set.
 func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckResult, items []*ackItem) (lost []*ackItem) {
+	items = e.ackUnrecorded(ctx, reqs, out, items)
 	now := e.now()
 	var sent []*ackItem
 	var nexts []*record
@@ -217,17 +218,74 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 	return lost
 }
 
-// keepFinished is how long the record of a job finishing now is kept: the retention, and
-// at least until a delivery whose ack was lost comes back at the end of its lease (with a
-// minute for a consumer to pull it). A fresh job's message without a record is taken for a
-// job never started, so the record must outlive any copy of the message that may be
-// offered again.
+// ackMargin is the least time a lease must have left for its job to be acked without a
+// record write: JetStream may offer a delivery again (to another node) once its ack wait
+// is over, and an ack that arrives by then must find it still this lease's.
+const ackMargin = 500 * time.Millisecond
+
+// ackUnrecorded acks, with one awaited JetStream ack and no record write, the items whose
+// job leaves nothing to store: a delivery lease of this node whose record was never
+// written, in a queue that keeps no finished jobs (retention 0), acked without a result,
+// its job without a callback URL or unique key, and with time left on the lease (past its
+// end, another node may have reserved the job again, and only the record's compare-and-set
+// tells). The job's message is then gone for good: JetStream removes it at the ack, so no
+// copy is offered again. It fills out for those and returns the other items.
+func (e *Engine) ackUnrecorded(ctx context.Context, reqs []AckRequest, out []AckResult, items []*ackItem) (rest []*ackItem) {
+	now := e.now()
+	var taken []*ackItem
+	var leases []*cachedLease
+	var subjects []string
+	for _, it := range items {
+		rec, r := it.rec, reqs[it.i]
+		if it.seq != 0 || rec.byID() || len(r.Result) > 0 || rec.Callback != "" || rec.UniqueKey != "" ||
+			rec.LeaseExp-now.UnixNano() < int64(ackMargin) || e.retention(rec.Queue) > 0 {
+			rest = append(rest, it)
+			continue
+		}
+		l, ok := e.leases.finish(r.ID, it.lid)
+		if !ok { // its record is being written: the compare-and-set path
+			rest = append(rest, it)
+			continue
+		}
+		taken, leases, subjects = append(taken, it), append(leases, l), append(subjects, rec.Ack)
+	}
+	for k, err := range e.st.AckSync(ctx, subjects) {
+		it, id := taken[k], reqs[taken[k].i].ID
+		if err != nil {
+			e.leases.restore(id, leases[k])
+			out[it.i].Err = fmt.Errorf("ack delivery: %w", err)
+			continue
+		}
+		next := *it.rec
+		next.State, next.Finished = StateSucceeded, now.UnixNano()
+		next.clearLease()
+		e.stats.add(escapeName(it.rec.Queue), cSucceeded, 1)
+		e.emit(EventSucceeded, id, &next)
+		out[it.i].Job = next.job(id, nil, now)
+	}
+	return rest
+}
+
+// keepFinished is how long the record of a job finishing now is kept: its queue's
+// retention, and at least until a delivery whose ack was lost comes back at the end of its
+// lease (with a minute for a consumer to pull it). A fresh job's message without a record
+// is taken for a job never started, so the record must outlive any copy of the message
+// that may be offered again.
 func (e *Engine) keepFinished(prev *record) time.Duration {
-	keep := e.cfg.Retention
+	keep := e.retention(prev.Queue)
 	if prev.State == StateReserved {
 		keep = max(keep, time.Duration(prev.LeaseExp-e.now().UnixNano())+time.Minute)
 	}
 	return max(keep.Round(time.Second), time.Second) // JetStream takes whole seconds, at least 1
+}
+
+// retention is how long queue keeps a finished job's record: none when not positive.
+func (e *Engine) retention(queue string) time.Duration {
+	if q := e.lookupQueue(queue); q != nil {
+		cfg, _ := q.config()
+		return cfg.retention(e.cfg.Retention)
+	}
+	return e.cfg.Retention
 }
 
 func (r *record) clearLease() {

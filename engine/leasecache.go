@@ -30,6 +30,8 @@ type cachedLease struct {
 	pending bool      // rec is not stored yet
 	since   time.Time // when rec became pending
 	ver     uint64    // bumped at every change of rec
+	// writing: the writer is storing a version of rec; finish leaves the lease alone.
+	writing bool
 }
 
 func newLeaseCache() *leaseCache { return &leaseCache{m: make(map[uint64]*cachedLease)} }
@@ -123,8 +125,9 @@ func (c *leaseCache) sweep(t, now time.Time) (due []dueWrite, expired []leaseRef
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, l := range c.m {
-		if l.pending && (t.IsZero() || l.since.Before(t)) {
+		if l.pending && !l.writing && (t.IsZero() || l.since.Before(t)) {
 			due = append(due, dueWrite{id, l.rec, l.seq, l.ver})
+			l.writing = true
 		}
 		if now.IsZero() {
 			continue
@@ -147,7 +150,40 @@ func (c *leaseCache) pendingOne(id, lid uint64) (dueWrite, bool) {
 	if !ok || !l.pending || l.rec.LeaseID != lid {
 		return dueWrite{}, false
 	}
+	l.writing = true
 	return dueWrite{id, l.rec, l.seq, l.ver}, true
+}
+
+// unwritten notes that a write of id's lease record failed: it is tried again.
+func (c *leaseCache) unwritten(id, lid uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l, ok := c.m[id]; ok && l.rec.LeaseID == lid {
+		l.writing = false
+	}
+}
+
+// finish takes out of the table lease lid of id when its record was never stored nor is
+// being stored: the caller ends the lease with no record write, and puts it back
+// (restore) should that fail.
+func (c *leaseCache) finish(id, lid uint64) (*cachedLease, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.m[id]
+	if !ok || l.rec.LeaseID != lid || l.seq != 0 || !l.pending || l.writing {
+		return nil, false
+	}
+	delete(c.m, id)
+	return l, true
+}
+
+// restore puts back a lease that finish took, unless the job has another lease since.
+func (c *leaseCache) restore(id uint64, l *cachedLease) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[id]; !ok {
+		c.m[id] = l
+	}
 }
 
 // written notes that version ver of id's lease record is stored at seq.
@@ -158,7 +194,7 @@ func (c *leaseCache) written(id, lid, ver, seq uint64) {
 	if !ok || l.rec.LeaseID != lid {
 		return
 	}
-	l.seq = seq
+	l.seq, l.writing = seq, false
 	if l.ver == ver {
 		l.pending = false
 	}

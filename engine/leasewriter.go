@@ -60,6 +60,7 @@ func (w *leaseWriter) store(ctx context.Context, due []dueWrite) {
 			fut, err := e.publishRecord(d.id, d.rec, d.seq, 0, true)
 			if err != nil {
 				e.log.Warn("write lease record", "job", d.id, "err", err)
+				e.leases.unwritten(d.id, d.rec.LeaseID)
 				continue
 			}
 			futs, sent = append(futs, fut), append(sent, d)
@@ -73,6 +74,7 @@ func (w *leaseWriter) store(ctx context.Context, due []dueWrite) {
 			case err != nil:
 				// Tried again at the next tick; the lease still holds on this node.
 				e.log.Warn("write lease record", "job", d.id, "err", err)
+				e.leases.unwritten(d.id, d.rec.LeaseID)
 			default:
 				e.leases.written(d.id, d.rec.LeaseID, d.ver, seqs[i])
 			}

@@ -342,6 +342,9 @@ func ValidateSettings(s QueueSettings) error {
 	if s.BackoffBase != 0 && s.BackoffMax != 0 && s.BackoffMax < s.BackoffBase {
 		return invalid("backoff_max", "must not be less than backoff_base")
 	}
+	if r := s.Retention; r != nil && (*r < 0 || *r > MaxRetention || *r%time.Second != 0) {
+		return invalid("retention", "must be whole seconds between 0 (keep none) and %s", MaxRetention)
+	}
 	switch s.Replicas {
 	case 0, 1, 3, 5: // an even number tolerates no more lost nodes than the odd one below
 	default:
@@ -400,6 +403,9 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 		}
 		if s.Events != nil {
 			n.NoEvents = !*s.Events
+		}
+		if s.Retention != nil {
+			n.RetentionS = new(int64(*s.Retention / time.Second))
 		}
 		bad = nil
 		if n.BackoffMax < n.BackoffMS {
@@ -624,6 +630,7 @@ func (e *Engine) info(c queueConfig) *QueueInfo {
 	qi := &QueueInfo{Name: c.Name, Settings: c.settings(), Paused: c.pausedAt(now), CreatedAt: nsTime(c.Created),
 		DeadLetter: c.DeadLetter, Attributes: maps.Clone(c.Attrs)}
 	qi.Settings.Replicas = e.replicasOf(c)
+	qi.Settings.Retention = new(max(c.retention(e.cfg.Retention), 0))
 	if qi.Paused && c.PausedUntil != 0 {
 		qi.PausedUntil = nsTime(c.PausedUntil)
 	}

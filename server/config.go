@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/beanstalk"
+	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/internal/natsd"
 )
 
@@ -30,6 +31,9 @@ const (
 	DefaultMinFree               = natsd.DefaultMinFree
 	DefaultClusterListen         = "0.0.0.0:6222"
 )
+
+// NoRetention, as Config.Retention, keeps no record of a finished job.
+const NoRetention = engine.NoRetention
 
 // Config configures a spool node. The zero value of a field takes the default noted.
 type Config struct {
@@ -90,8 +94,9 @@ type Config struct {
 
 	// MaxPayload limits a job's payload in bytes. Default 1 MiB.
 	MaxPayload int
-	// Retention is how long a finished job's record stays queryable. Default 1h: each
-	// record costs memory in JetStream while kept (see docs/architecture.md).
+	// Retention is how long a finished job's record stays queryable, in queues that set no
+	// retention of their own. Default 1h: each record costs memory in JetStream while kept
+	// (see docs/architecture.md). NoRetention keeps none.
 	Retention time.Duration
 	// EventsMaxAge and EventsMaxBytes bound the lifecycle events stream. Default 24h and
 	// 1 GiB (docs/events.md).

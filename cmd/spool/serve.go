@@ -64,9 +64,12 @@ request, and the cluster takes writes while a majority of its nodes is up:
 			if cfg.Replicas < 0 || cfg.MaxPayload < 0 || cfg.BeanstalkMaxJobSize < 0 || cfg.Retention < 0 || cfg.EventsMaxAge < 0 || cfg.EventsMaxBytes < 0 {
 				return usageErrorf("--replicas, --max-payload, --beanstalkd-max-job-size and --retention must not be negative")
 			}
-			if cfg.Retention > 0 && (cfg.Retention < time.Second || cfg.Retention%time.Second != 0) {
-				// JetStream's per-message TTL counts whole seconds, from 1s.
-				return usageErrorf("--retention must be whole seconds, at least 1s")
+			if cfg.Retention%time.Second != 0 {
+				// JetStream's per-message TTL counts whole seconds.
+				return usageErrorf("--retention must be whole seconds (0: keep no finished job)")
+			}
+			if cfg.Retention == 0 {
+				cfg.Retention = server.NoRetention
 			}
 			cfg.NoUI = !withUI
 			if adminTokenFile != "" {
@@ -145,7 +148,7 @@ request, and the cluster takes writes while a majority of its nodes is up:
 	f.StringVar(&cfg.RaftTiming, "raft-timing", "fast", `RAFT timing of the cluster: "fast" (writes resume ~1.2 s after a leader dies) or "nats" (nats-server's: 5-10 s, a quarter of the heartbeats, for many replicated queues in use)`)
 	f.IntVar(&cfg.MaxPayload, "max-payload", 1<<20, "largest job payload in bytes")
 	f.IntVar(&cfg.MetricsQueues, "metrics-queues", httpapi.DefaultMetricsQueues, "queues with series on /metrics, the first by name (a scrape reads each); -1: none")
-	f.DurationVar(&cfg.Retention, "retention", time.Hour, "how long a finished job stays queryable, at least its last lease plus a minute (each kept job costs ~200 bytes of memory)")
+	f.DurationVar(&cfg.Retention, "retention", time.Hour, "how long a finished job stays queryable, at least its last lease plus a minute (each kept job costs ~200 bytes of memory); 0 keeps none, so that an ack is one JetStream operation; a queue's own retention overrides it")
 	f.DurationVar(&cfg.EventsMaxAge, "events-max-age", 24*time.Hour, "how long lifecycle events are kept (docs/events.md)")
 	f.Int64Var(&cfg.EventsMaxBytes, "events-max-bytes", 1<<30, "bound of the lifecycle events stream in bytes; the oldest go first")
 	f.BoolVar(&cfg.WebhookDenyPrivate, "webhook-deny-private", false, "refuse webhook deliveries to loopback and private addresses (link-local ones are always refused)")

@@ -168,7 +168,7 @@ func (s *Store) Batch(ctx context.Context, stream string, req Request) ([]Msg, e
 		return nil, err
 	}
 	n := max(req.Batch, len(req.MultiLast), 1)
-	reply, replies, done, err := s.replies(n + 1) // the messages and the end-of-batch marker
+	reply, replies, done, err := s.replies(n+1, "") // the messages and the end-of-batch marker
 	if err != nil {
 		return nil, fmt.Errorf("direct batch: %w", err)
 	}
@@ -216,13 +216,14 @@ func parse(m *nats.Msg) (*Msg, error) {
 	return &Msg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Time: ts, Data: m.Data}, nil
 }
 
-// replies subscribes a fresh inbox whose messages arrive on a channel of the given capacity,
-// which must cover every reply the request can get (nats.go would otherwise size the channel
-// for 64k messages, an allocation that dominated the reservation path's profile).
-func (s *Store) replies(capacity int) (inbox string, ch <-chan *nats.Msg, done func(), err error) {
+// replies subscribes a fresh inbox (followed by tail: ".*" for the replies of several
+// requests) whose messages arrive on a channel of the given capacity, which must cover
+// every reply the requests can get (nats.go would otherwise size the channel for 64k
+// messages, an allocation that dominated the reservation path's profile).
+func (s *Store) replies(capacity int, tail string) (inbox string, ch <-chan *nats.Msg, done func(), err error) {
 	inbox = s.nc.NewInbox()
 	c := make(chan *nats.Msg, capacity)
-	sub, err := s.nc.ChanSubscribe(inbox, c)
+	sub, err := s.nc.ChanSubscribe(inbox+tail, c)
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -310,7 +311,7 @@ func (s *Store) Pull(stream, consumer string, n int, expires time.Duration, warn
 		NoWait  bool  `json:"no_wait"`
 		Expires int64 `json:"expires,omitempty"`
 	}{n, true, int64(expires)})
-	reply, replies, done, err := s.replies(n + 2) // the messages, a status, a heartbeat
+	reply, replies, done, err := s.replies(n+2, "") // the messages, a status, a heartbeat
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
@@ -357,6 +358,62 @@ var ErrNoConsumer = errors.New("store: no such consumer")
 // Ack acknowledges a delivery (its ack subject): done, the message goes. Not awaited, as
 // the other replies.
 func (s *Store) Ack(ackSubject string) error { return s.reply(ackSubject, "+ACK") }
+
+// AckSync acknowledges deliveries and waits until JetStream has taken each ack (on a
+// work-queue stream: removed the message; on a replicated consumer: replicated the ack).
+// errs[i] is the outcome of ackSubjects[i]; the acks are sent together.
+func (s *Store) AckSync(ctx context.Context, ackSubjects []string) (errs []error) {
+	if len(ackSubjects) == 0 {
+		return nil
+	}
+	errs = make([]error, len(ackSubjects))
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if len(ackSubjects) == 1 {
+		// nats.go's shared reply subscription: no subscription of its own.
+		if errs[0] = s.fault(OpReply, ackSubjects[0]); errs[0] == nil {
+			_, errs[0] = s.nc.RequestWithContext(ctx, ackSubjects[0], []byte("+ACK"))
+		}
+		return errs
+	}
+	inbox, replies, done, err := s.replies(len(ackSubjects), ".*")
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	defer done()
+	waiting := make(map[string]int, len(ackSubjects))
+	for i, subj := range ackSubjects {
+		if errs[i] = s.fault(OpReply, subj); errs[i] != nil {
+			continue
+		}
+		reply := inbox + "." + strconv.Itoa(i)
+		if errs[i] = s.nc.PublishRequest(subj, reply, []byte("+ACK")); errs[i] == nil {
+			waiting[reply] = i
+		}
+	}
+	for len(waiting) > 0 {
+		select {
+		case m := <-replies:
+			i, ok := waiting[m.Subject]
+			if !ok {
+				continue
+			}
+			delete(waiting, m.Subject)
+			if st := m.Header.Get("Status"); st == "503" {
+				errs[i] = fmt.Errorf("ack: %w", nats.ErrNoResponders) // the consumer is gone
+			}
+		case <-ctx.Done():
+			for _, i := range waiting {
+				errs[i] = fmt.Errorf("ack: %w", ctx.Err())
+			}
+			return errs
+		}
+	}
+	return errs
+}
 
 // Nak offers a delivery again at once.
 func (s *Store) Nak(ackSubject string) error { return s.reply(ackSubject, "-NAK") }
