@@ -39,13 +39,25 @@ func post(ctx context.Context, url string, body, out any) error {
 // consumer's latest state.
 func TestKill9UnderLoad(t *testing.T) {
 	t.Parallel()
+	kill9UnderLoad(t)
+}
+
+// The same with no finished job kept (--retention 0): an ack is then JetStream's ack alone,
+// with no record of the job, and must hold as well.
+func TestKill9UnderLoadWithoutRetention(t *testing.T) {
+	t.Parallel()
+	kill9UnderLoad(t, "--retention", "0")
+}
+
+func kill9UnderLoad(t *testing.T, extra ...string) {
 	if testing.Short() {
 		t.Skip("builds and kills a child process")
 	}
+	kept := len(extra) == 0 // finished jobs stay queryable
 	bin := buildSpool(t)
 	data, addr := t.TempDir(), freeAddr(t)
 	base := "http://" + addr
-	cmd := spawn(t, bin, data, addr)
+	cmd := spawn(t, bin, data, addr, extra...)
 	if st := call(t, "PUT", base+"/v1/queues/load", map[string]any{"lease": "2s"}, nil); st/100 != 2 {
 		t.Fatalf("create queue: %d", st)
 	}
@@ -56,7 +68,7 @@ func TestKill9UnderLoad(t *testing.T) {
 		State      string `json:"state"`
 	}
 	var mu sync.Mutex
-	enqueued, acked := map[string]bool{}, map[string]bool{}
+	enqueued, acked, ackSent := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	var nAcked atomic.Int64
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -89,9 +101,12 @@ func TestKill9UnderLoad(t *testing.T) {
 					continue
 				}
 				acks := make([]map[string]string, len(res.Jobs))
+				mu.Lock()
 				for i, j := range res.Jobs {
 					acks[i] = map[string]string{"id": j.ID, "lease_token": j.LeaseToken}
+					ackSent[j.ID] = true
 				}
+				mu.Unlock()
 				var out struct {
 					Results []struct {
 						ID    string `json:"id"`
@@ -127,7 +142,7 @@ func TestKill9UnderLoad(t *testing.T) {
 		t.Fatalf("only %d jobs acked before the kill", nAcked.Load())
 	}
 
-	spawn(t, bin, data, addr)
+	spawn(t, bin, data, addr, extra...)
 	// Everything left comes back: ready jobs at once, jobs whose leases died with the node
 	// when their 2 s lease ends. None that was acked may be among them.
 	after := map[string]bool{}
@@ -156,9 +171,11 @@ func TestKill9UnderLoad(t *testing.T) {
 		if acked[id] || after[id] {
 			continue
 		}
-		// An ack stored whose answer the kill cut off: succeeded, not lost.
+		// An ack stored whose answer the kill cut off: succeeded (or, kept for none,
+		// gone), not lost.
 		var j job
-		if st := call(t, "GET", base+"/v1/jobs/"+id, nil, &j); st == 200 && j.State == "succeeded" {
+		st := call(t, "GET", base+"/v1/jobs/"+id, nil, &j)
+		if st == 200 && j.State == "succeeded" || !kept && st == 404 && ackSent[id] {
 			continue
 		}
 		lost++
@@ -168,7 +185,8 @@ func TestKill9UnderLoad(t *testing.T) {
 	}
 	for id := range acked {
 		var j job
-		if st := call(t, "GET", base+"/v1/jobs/"+id, nil, &j); st != 200 || j.State != "succeeded" {
+		st := call(t, "GET", base+"/v1/jobs/"+id, nil, &j)
+		if (st != 200 || j.State != "succeeded") && (kept || st != 404) {
 			t.Fatalf("acked job %s after restart: status %d, state %q", id, st, j.State)
 		}
 	}
