@@ -45,7 +45,9 @@ const DefaultPollInterval = 500 * time.Millisecond
 
 // WaitJob polls the job every pollInterval (DefaultPollInterval when 0) until it reaches a
 // final state (succeeded or cancelled) and returns it, or until ctx is done. A buried job
-// is not final: bound the wait with a context deadline when a job may be buried.
+// is not final: bound the wait with a context deadline when a job may be buried. In a queue
+// that keeps no finished jobs (retention 0), a job acked without a result is gone once done,
+// and WaitJob then answers ErrJobNotFound.
 func (c *Client) WaitJob(ctx context.Context, id uint64, pollInterval time.Duration) (*Job, error) {
 	if pollInterval <= 0 {
 		pollInterval = DefaultPollInterval

@@ -96,15 +96,16 @@ stop_pg() {
 
 # sdk_run mode, flags...: one sdk-bench run; prints "mode|jobs/s|enqueue jobs/s|how".
 # Its progress goes to stderr.
+# The row is named $SDKNAME when set.
 sdk_run() {
-  local mode=$1; shift
+  local mode=$1 name=${SDKNAME:-$1}; shift
   "$work/sdk-bench" -mode "$mode" -jobs "$SDKJOBS" -producers "$SDKP" -concurrency "$SDKC" \
-    -size "$SDKSIZE" -batch "$SDKBATCH" "$@" >"$OUT/sdk-$mode.txt" || { echo "$mode|failed||(see stderr)"; return; }
+    -size "$SDKSIZE" -batch "$SDKBATCH" "$@" >"$OUT/sdk-$name.txt" || { echo "$name|failed||(see stderr)"; return; }
   local tput enq how
-  tput=$(awk '/^throughput:/{print $2}' "$OUT/sdk-$mode.txt")
-  enq=$(sed -n 's/^enqueue: .*(\([0-9]*\) jobs\/s)$/\1/p' "$OUT/sdk-$mode.txt")
-  how=$(sed -n 's/^how: //p' "$OUT/sdk-$mode.txt")
-  echo "$mode|$tput|$enq|$how"
+  tput=$(awk '/^throughput:/{print $2}' "$OUT/sdk-$name.txt")
+  enq=$(sed -n 's/^enqueue: .*(\([0-9]*\) jobs\/s)$/\1/p' "$OUT/sdk-$name.txt")
+  how=$(sed -n 's/^how: //p' "$OUT/sdk-$name.txt")
+  echo "$name|$tput|$enq|$how"
 }
 
 sdk_section() {
@@ -123,6 +124,9 @@ sdk_section() {
   local rows=()
   start_spool
   rows+=("$(sdk_run spool -url "http://$HTTP")")
+  stop_spool
+  start_spool --retention 0 # Asynq keeps no finished task either
+  rows+=("$(SDKNAME=spool-retention0 sdk_run spool -url "http://$HTTP")")
   stop_spool
   start_redis
   rows+=("$(sdk_run asynq -redis "$REDIS")")
@@ -196,9 +200,18 @@ echo "## Throughput (put/enqueue + reserve + delete/ack), as fast as possible"
 echo
 echo "| run | jobs/s | enqueue→start p50 | p99 | p99.9 | server CPU (% of a core) | server RSS |"
 echo "|---|---|---|---|---|---|---|"
-start_spool
+# First with no finished job kept (--retention 0: an ack is JetStream's ack alone; beanstalkd
+# and Asynq keep nothing either), then on a fresh server with the default 1 h, which the later
+# sections use.
+start_spool --retention 0
 start_beanstalkd
 rows=()
+rows+=("$(run spool-http-batch-retention0 -mode http-batch -target "http://$HTTP" -p "$P" -c "$C" -jobs "$JOBS" -batch 100)")
+if spool_beanstalk_up; then
+  rows+=("$(run spool-beanstalkd-port-retention0 -mode beanstalkd -target "$BSPOOL" -p "$P" -c "$C" -jobs "$JOBS" -pid "$spool_pid")")
+fi
+stop_spool
+start_spool
 rows+=("$(run raw-jetstream -mode nats -target "nats://$NATS" -p "$P" -c "$C" -jobs "$JOBS" -batch 100 -pid "$spool_pid")")
 rows+=("$(run spool-http-batch -mode http-batch -target "http://$HTTP" -p "$P" -c "$C" -jobs "$JOBS" -batch 100)")
 rows+=("$(run spool-http-single -mode http-single -target "http://$HTTP" -p "$P" -c "$C" -jobs $((JOBS / 5)))")
