@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spoolq/spool/engine"
 )
@@ -306,6 +307,7 @@ var settingsSeeds = []string{
 	`{"lease":"500ms"}`, `{"max_attempts":0}`,
 	// Once stored as 0s, once reported as field lease.
 	`{"backoff_base":"500us"}`, `{"backoff_max":0.0001}`, `{"backoff_base":"-1s"}`, `{"backoff_max":"1h0m0s"}`,
+	`{"retention":0}`, `{"retention":"2160h"}`, `{"retention":"1.5s"}`, `{"retention":-1,"lease":"1m"}`, `{"retention":"2161h"}`,
 }
 
 // FuzzQueueSettingsBody sends arbitrary queue settings. A success must leave every duration
@@ -334,6 +336,11 @@ func FuzzQueueSettingsBody(f *testing.F) {
 				if d := asMap(v)[k]; d == "0s" {
 					t.Fatalf("PUT %q: the queue's %s became 0s", body, k)
 				}
+			}
+			rs, _ := asMap(v)["retention"].(string)
+			r, err := time.ParseDuration(rs)
+			if err != nil || r < 0 || r > engine.MaxRetention || r%time.Second != 0 {
+				t.Fatalf("PUT %q: the queue's retention became %v", body, asMap(v)["retention"])
 			}
 			return
 		}

@@ -947,7 +947,8 @@ func (h *Handler) putQueue(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in, 64<<10); err != nil {
 		return err
 	}
-	s := engine.QueueSettings{Lease: in.Lease.value(), BackoffBase: in.BackoffBase.value(), BackoffMax: in.BackoffMax.value(), Events: in.Events}
+	s := engine.QueueSettings{Lease: in.Lease.value(), BackoffBase: in.BackoffBase.value(), BackoffMax: in.BackoffMax.value(), Events: in.Events,
+		Retention: (*time.Duration)(in.Retention)} // checked by the engine: whole seconds, 0 keeps none
 	for _, d := range []struct {
 		field string
 		set   bool

@@ -50,6 +50,13 @@ func newServer(tb testing.TB, maxPayload int) *testServer {
 // may open services on nc).
 func newServerWith(tb testing.TB, maxPayload int, level slog.Level, configure func(*httpapi.Options, *nats.Conn)) *testServer {
 	tb.Helper()
+	return newServerOf(tb, engine.Config{MaxPayload: maxPayload}, level, configure)
+}
+
+// newServerOf is newServerWith over an engine of configuration ecfg (its Logger is the
+// test's).
+func newServerOf(tb testing.TB, ecfg engine.Config, level slog.Level, configure func(*httpapi.Options, *nats.Conn)) *testServer {
+	tb.Helper()
 	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: tb.TempDir()})
 	if err != nil {
 		tb.Fatal(err)
@@ -63,12 +70,13 @@ func newServerWith(tb testing.TB, maxPayload int, level slog.Level, configure fu
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	eng, err := engine.Open(ctx, nc, engine.Config{MaxPayload: maxPayload, Logger: log})
+	ecfg.Logger = log
+	eng, err := engine.Open(ctx, nc, ecfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { eng.Close(); nc.Close() })
-	o := httpapi.Options{MaxPayload: maxPayload, Logger: log, Version: "test"}
+	o := httpapi.Options{MaxPayload: ecfg.MaxPayload, Logger: log, Version: "test"}
 	if configure != nil {
 		configure(&o, nc)
 	}
@@ -1204,6 +1212,11 @@ func TestBadInput(t *testing.T) {
 		{name: "queue replicas 2", method: "PUT", path: "/v1/queues/keep", body: `{"replicas":2}`, status: 400, code: "invalid_argument", field: "replicas"},
 		{name: "queue replicas 0", method: "PUT", path: "/v1/queues/keep", body: `{"replicas":0}`, status: 400, code: "invalid_argument", field: "replicas"},
 		{name: "queue replicas a string", method: "PUT", path: "/v1/queues/keep", body: `{"replicas":"3"}`, status: 400, code: "invalid_json", field: "replicas"},
+		{name: "queue retention 1.5s", method: "PUT", path: "/v1/queues/keep", body: `{"retention":"1.5s"}`, status: 400, code: "invalid_argument", field: "retention"},
+		{name: "queue retention 1.5 seconds", method: "PUT", path: "/v1/queues/keep", body: `{"retention":1.5}`, status: 400, code: "invalid_argument", field: "retention"},
+		{name: "queue retention negative", method: "PUT", path: "/v1/queues/keep", body: `{"retention":"-1s"}`, status: 400, code: "invalid_argument", field: "retention"},
+		{name: "queue retention over 90 days", method: "PUT", path: "/v1/queues/keep", body: `{"retention":"2161h"}`, status: 400, code: "invalid_argument", field: "retention"},
+		{name: "queue retention not a duration", method: "PUT", path: "/v1/queues/keep", body: `{"retention":"none"}`, status: 400, code: "invalid_json"},
 		{name: "new queue of 3 replicas on a server alone", method: "PUT", path: "/v1/queues/r3", body: `{"replicas":3}`, status: 400, code: "replicas_unavailable", field: "replicas"},
 		{name: "the queue refused is not made", method: "GET", path: "/v1/queues/r3", status: 404, code: "queue_not_found"},
 		{name: "existing queue of 1 replica asked for 3", method: "PUT", path: "/v1/queues/keep", body: `{"replicas":3,"lease":"9m"}`, status: 409, code: "replicas_conflict", field: "replicas"},

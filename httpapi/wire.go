@@ -235,6 +235,7 @@ type queueSettingsIn struct {
 	BackoffMax  *duration `json:"backoff_max"`
 	Events      *bool     `json:"events"`
 	Replicas    *int64    `json:"replicas"`
+	Retention   *duration `json:"retention"`
 }
 
 type queueOut struct {
@@ -248,6 +249,7 @@ type queueOut struct {
 	CreatedAt   *time.Time `json:"created_at,omitempty"`
 	Events      bool       `json:"events"`
 	Replicas    int        `json:"replicas"`
+	Retention   string     `json:"retention"`
 	Stats       statsOut   `json:"stats"`
 }
 
@@ -276,6 +278,8 @@ func toQueue(qi *engine.QueueInfo) *queueOut {
 		Paused: qi.Paused, PausedUntil: timeOut(qi.PausedUntil), CreatedAt: timeOut(qi.CreatedAt),
 		Events:   qi.Settings.Events == nil || *qi.Settings.Events,
 		Replicas: qi.Settings.Replicas,
+		// A report always sets it (engine.QueueInfo).
+		Retention: fmtDuration(*qi.Settings.Retention),
 		Stats: statsOut{
 			Ready: s.Ready, Reserved: s.Reserved, Delayed: s.Delayed, Buried: s.Buried,
 			Enqueued: s.Enqueued, Reserves: s.Reserves, Succeeded: s.Succeeded, Failed: s.Failed,
