@@ -490,7 +490,7 @@ func TestReserveWaitLengthensTimeout(t *testing.T) {
 
 func TestQueueOperations(t *testing.T) {
 	const queueAnswer = `{"name":"email","lease":"30s","max_attempts":25,"backoff_base":"1s","backoff_max":"1h0m0s",
-		"paused":true,"paused_until":"2026-11-22T19:40:00Z","created_at":"2026-11-22T19:30:00Z","replicas":3,
+		"paused":true,"paused_until":"2026-11-22T19:40:00Z","created_at":"2026-11-22T19:30:00Z","replicas":3,"retention":"30m",
 		"stats":{"ready":10,"reserved":2,"delayed":5,"buried":1,"enqueued":1000,"reserves":990,"succeeded":980,
 		"failed":12,"buried_total":1,"cancelled":0,"timeouts":3,"oldest_ready_age":"2.5s","enqueue_rate":12.5,"complete_rate":11}}`
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
@@ -523,11 +523,15 @@ func TestQueueOperations(t *testing.T) {
 		OldestReadyAge: 2500 * time.Millisecond, EnqueueRate: 12.5, CompleteRate: 11,
 	}
 	if q.Name != "email" || q.Lease != 30*time.Second || q.MaxAttempts != 25 || q.BackoffBase != time.Second ||
-		q.BackoffMax != time.Hour || !q.Paused || q.PausedUntil.IsZero() || q.CreatedAt.IsZero() || q.Replicas != 3 || q.Stats != wantStats {
+		q.BackoffMax != time.Hour || !q.Paused || q.PausedUntil.IsZero() || q.CreatedAt.IsZero() || q.Replicas != 3 || q.Retention != 30*time.Minute || q.Stats != wantStats {
 		t.Errorf("queue = %+v", q)
 	}
 
 	if _, err := c.UpdateQueue(ctx, "email", QueueSettings{Lease: time.Minute, BackoffMax: time.Hour, Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	none := time.Duration(0)
+	if _, err := c.UpdateQueue(ctx, "email", QueueSettings{Retention: &none}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Pause(ctx, "email", 10*time.Minute); err != nil {
@@ -562,6 +566,7 @@ func TestQueueOperations(t *testing.T) {
 	want := []recorded{
 		{Method: "GET", Path: "/v1/queues", RawQuery: "limit=1000"},
 		{Method: "PUT", Path: "/v1/queues/email", Body: map[string]any{"lease": "1m", "backoff_max": "1h", "replicas": 3.0}},
+		{Method: "PUT", Path: "/v1/queues/email", Body: map[string]any{"retention": "0s"}}, // 0 is sent: keep none
 		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{"for": "10m"}},
 		{Method: "POST", Path: "/v1/queues/email/pause", Body: map[string]any{}},
 		{Method: "POST", Path: "/v1/queues/email/resume", Body: map[string]any{}},

@@ -184,6 +184,30 @@ func ExampleBuried() {
 	// ready
 }
 
+// Keep no finished job of a queue (retention 0): once acked, a job is not found any more,
+// and a prompt ack costs one stored write less. Another queue keeps them a day.
+func ExampleQueueSettings_retention() {
+	ctx := context.Background()
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	none, day := time.Duration(0), 24*time.Hour
+	q, err := client.UpdateQueue(ctx, "fire-and-forget", spool.QueueSettings{Retention: &none})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(q.Name, q.Retention)
+	q, err = client.UpdateQueue(ctx, "audited", spool.QueueSettings{Retention: &day})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(q.Name, q.Retention)
+	// Output:
+	// fire-and-forget 0s
+	// audited 24h0m0s
+}
+
 // Create a queue with its own settings: a lease, attempts, and the copies of its jobs the
 // cluster keeps (1 here, which a server alone has; 3 or 5 on a cluster of that many nodes).
 // Replicas are set when the queue is made.

@@ -20,7 +20,8 @@ type Queue struct {
 	Paused      bool
 	PausedUntil time.Time // zero when paused indefinitely or not paused
 	CreatedAt   time.Time
-	Replicas    int // copies of the queue's jobs in the cluster
+	Replicas    int           // copies of the queue's jobs in the cluster
+	Retention   time.Duration // how long a finished job stays readable by id; 0: not at all
 	Stats       QueueStats
 }
 
@@ -72,6 +73,7 @@ type queueJSON struct {
 	PausedUntil time.Time      `json:"paused_until,omitzero"`
 	CreatedAt   time.Time      `json:"created_at,omitzero"`
 	Replicas    int            `json:"replicas,omitempty"`
+	Retention   jsonDuration   `json:"retention"`
 	Stats       queueStatsJSON `json:"stats"`
 }
 
@@ -87,6 +89,7 @@ func (q Queue) MarshalJSON() ([]byte, error) {
 		PausedUntil: utc(q.PausedUntil),
 		CreatedAt:   utc(q.CreatedAt),
 		Replicas:    q.Replicas,
+		Retention:   jsonDuration(q.Retention),
 		Stats:       q.Stats.wire(),
 	}
 	return json.Marshal(&w)
@@ -108,6 +111,7 @@ func (q *Queue) UnmarshalJSON(data []byte) error {
 		PausedUntil: w.PausedUntil,
 		CreatedAt:   w.CreatedAt,
 		Replicas:    w.Replicas,
+		Retention:   time.Duration(w.Retention),
 		Stats:       w.Stats.stats(),
 	}
 	return nil
@@ -152,6 +156,12 @@ type QueueSettings struct {
 	// more than the cluster's nodes fails with ErrReplicasUnavailable, other replicas for
 	// an existing queue with ErrReplicasConflict (docs/cluster.md).
 	Replicas int
+	// Retention is how long a finished job (succeeded or cancelled) stays readable by id
+	// (Job): whole seconds up to 90 days, or 0 to keep none, so that Job fails with
+	// ErrJobNotFound once the job is done (docs/http-api.md says when exactly) and a prompt
+	// ack costs one stored write less. nil leaves it as it is (a new queue takes the
+	// server's --retention, 1h by default).
+	Retention *time.Duration
 }
 
 // Queues returns all queues, sorted by name.
@@ -186,13 +196,15 @@ func (c *Client) Queue(ctx context.Context, name string) (*Queue, error) {
 // UpdateQueue creates the queue, or changes the settings given (the non-zero fields).
 func (c *Client) UpdateQueue(ctx context.Context, name string, s QueueSettings) (*Queue, error) {
 	in := struct {
-		Lease       jsonDuration `json:"lease,omitzero"`
-		MaxAttempts int          `json:"max_attempts,omitempty"`
-		BackoffBase jsonDuration `json:"backoff_base,omitzero"`
-		BackoffMax  jsonDuration `json:"backoff_max,omitzero"`
-		Events      *bool        `json:"events,omitempty"`
-		Replicas    int          `json:"replicas,omitempty"`
-	}{jsonDuration(s.Lease), s.MaxAttempts, jsonDuration(s.BackoffBase), jsonDuration(s.BackoffMax), s.Events, s.Replicas}
+		Lease       jsonDuration  `json:"lease,omitzero"`
+		MaxAttempts int           `json:"max_attempts,omitempty"`
+		BackoffBase jsonDuration  `json:"backoff_base,omitzero"`
+		BackoffMax  jsonDuration  `json:"backoff_max,omitzero"`
+		Events      *bool         `json:"events,omitempty"`
+		Replicas    int           `json:"replicas,omitempty"`
+		Retention   *jsonDuration `json:"retention,omitempty"`
+	}{jsonDuration(s.Lease), s.MaxAttempts, jsonDuration(s.BackoffBase), jsonDuration(s.BackoffMax), s.Events, s.Replicas,
+		(*jsonDuration)(s.Retention)}
 	return c.queueCall(ctx, "update queue", http.MethodPut, name, "", &in)
 }
 
