@@ -85,6 +85,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"enqueue", "q", "--max-attempts", "1001"},
 		{"queue", "set", "q", "--max-attempts", "0"},
 		{"queue", "set", "q", "--replicas", "2"},
+		{"queue", "set", "q", "--retention", "1.5s"},
+		{"queue", "set", "q", "--retention", "-1s"},
 		{"serve", "--json"},
 		{"serve", "--server", "http://127.0.0.1:1"},
 		{"serve", "--timeout", "1s"},
@@ -270,6 +272,24 @@ func TestCommandsAgainstServer(t *testing.T) {
 	r = ok(t, "queue", "email", s)
 	if !strings.Contains(r.stdout, "max attempts:") || !strings.Contains(r.stdout, "2m") || !strings.Contains(r.stdout, "replicas:") {
 		t.Errorf("queue email:\n%s", r.stdout)
+	}
+	// Retention: shown as "none" at 0, sent only when given.
+	if r := ok(t, "queue", "email", s); !regexp.MustCompile(`(?m)^retention: +1h$`).MatchString(r.stdout) {
+		t.Errorf("queue email, the server's retention:\n%s", r.stdout)
+	}
+	okJSON(t, &q, "queue", "set", "email", s, "--retention", "0")
+	if q.Retention != 0 || q.Lease != 2*time.Minute {
+		t.Errorf("queue set --retention 0 = %+v", q)
+	}
+	if r := ok(t, "queue", "set", "email", s, "--lease", "3m"); !regexp.MustCompile(`(?m)^retention: +none$`).MatchString(r.stdout) {
+		t.Errorf("queue set without --retention changed it:\n%s", r.stdout)
+	}
+	okJSON(t, &q, "queue", "set", "email", s, "--retention", "36h")
+	if q.Retention != 36*time.Hour || q.Lease != 3*time.Minute {
+		t.Errorf("queue set --retention 36h = %+v", q)
+	}
+	if r := spoolCmd(t, "", "queue", "set", "email", "--retention", "2161h", s); r.code != 1 || !strings.Contains(r.stderr, "retention") {
+		t.Errorf("queue set --retention over 90 days: %+v", r)
 	}
 	// A server alone keeps one copy: a new queue of 3 is refused, and not made.
 	if r := spoolCmd(t, "", "queue", "set", "triple", "--replicas", "3", s); r.code != 1 || !strings.Contains(r.stderr, "replicas_unavailable") {

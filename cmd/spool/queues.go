@@ -46,6 +46,14 @@ func (c *cli) queuesCmd() *cobra.Command {
 	}
 }
 
+// fmtRetention shows a queue's retention, "none" for 0.
+func fmtRetention(d time.Duration) string {
+	if d == 0 {
+		return "none"
+	}
+	return fmtDuration(d)
+}
+
 func fmtPaused(q *spool.Queue, now time.Time) string {
 	switch {
 	case !q.Paused:
@@ -98,6 +106,7 @@ func (c *cli) showQueue(q *spool.Queue) error {
 	row("max attempts", q.MaxAttempts)
 	row("backoff", fmt.Sprintf("%s doubling up to %s", fmtDuration(q.BackoffBase), fmtDuration(q.BackoffMax)))
 	row("replicas", q.Replicas)
+	row("retention", fmtRetention(q.Retention))
 	row("jobs", fmt.Sprintf("ready %d, reserved %d, delayed %d, buried %d", s.Ready, s.Reserved, s.Delayed, s.Buried))
 	row("oldest ready", fmtSpan(s.OldestReadyAge))
 	row("rates", fmt.Sprintf("enqueued %.1f/s, succeeded %.1f/s (last minute)", s.EnqueueRate, s.CompleteRate))
@@ -109,15 +118,19 @@ func (c *cli) showQueue(q *spool.Queue) error {
 func (c *cli) queueSetCmd() *cobra.Command {
 	var s spool.QueueSettings
 	var events bool
+	var retention time.Duration
 	cmd := &cobra.Command{
 		Use:   "set NAME",
 		Short: "Create a queue or change its settings",
 		Long: `Create a queue or change its settings. --replicas (1, 3 or 5, at most the cluster's
 nodes; default the server's --replicas) is set when the queue is made: another value for an
-existing queue is refused (make a new queue and move the jobs; docs/cluster.md).`,
+existing queue is refused (make a new queue and move the jobs; docs/cluster.md).
+--retention 0 keeps no finished job: 'spool job ID' answers "job not found" once it is
+done, and a prompt ack costs one stored write less (docs/http-api.md).`,
 		Example: `  spool queue set email --lease 5m --max-attempts 10
   spool queue set email --backoff-base 2s --backoff-max 30m
-  spool queue set thumbnails --replicas 1`,
+  spool queue set thumbnails --replicas 1
+  spool queue set clicks --retention 0`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if s.Lease < 0 || s.BackoffBase < 0 || s.BackoffMax < 0 {
@@ -133,6 +146,12 @@ existing queue is refused (make a new queue and move the jobs; docs/cluster.md).
 			}
 			if cmd.Flags().Changed("replicas") && s.Replicas != 1 && s.Replicas != 3 && s.Replicas != 5 {
 				return usageErrorf("--replicas %d: want 1, 3 or 5", s.Replicas)
+			}
+			if cmd.Flags().Changed("retention") {
+				if retention < 0 || retention%time.Second != 0 {
+					return usageErrorf("--retention %s: want whole seconds, 0 or more (0: keep no finished job)", retention)
+				}
+				s.Retention = &retention
 			}
 			cl, err := c.client()
 			if err != nil {
@@ -152,6 +171,7 @@ existing queue is refused (make a new queue and move the jobs; docs/cluster.md).
 	f.DurationVar(&s.BackoffMax, "backoff-max", 0, "longest retry delay")
 	f.BoolVar(&events, "events", true, "store the queue's lifecycle events (--events=false: off)")
 	f.IntVar(&s.Replicas, "replicas", 0, "copies of the queue's jobs in the cluster, 1, 3 or 5, set when the queue is made (default the server's)")
+	f.DurationVar(&retention, "retention", 0, "how long a finished job stays readable by id, whole seconds up to 2160h; 0 keeps none (default the server's --retention)")
 	return cmd
 }
 
