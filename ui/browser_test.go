@@ -384,9 +384,26 @@ func TestDashboard(t *testing.T) {
 		p.until("no paused badge, pause button back", `document.querySelector('#paused-badge') === null && !document.querySelector('#pause').closest('[hidden]')`)
 		// The settings shown are the API's.
 		lease := eval[string](p, `document.querySelector('#set-lease').value`)
-		if q := a.queue("email"); lease != q["lease"] {
-			t.Errorf("settings show lease %q, API %q", lease, q["lease"])
+		retention := eval[string](p, `document.querySelector('#set-retention').value`)
+		if q := a.queue("email"); lease != q["lease"] || retention != q["retention"] {
+			t.Errorf("settings show lease %q, retention %q; API %q, %q", lease, retention, q["lease"], q["retention"])
 		}
+	})
+
+	t.Run("retention none", func(t *testing.T) {
+		p.t = t
+		p.open("queues/sms")
+		p.until("the server's retention", `document.querySelector('#set-retention').value === '1h'`)
+		p.typeIn("#set-retention", "none")
+		p.click("#settings-form button[type=submit]")
+		spooltest.Eventually(t, 10*time.Second, func() error {
+			if r := a.queue("sms")["retention"]; r != "0s" {
+				return fmt.Errorf("API: sms retention %v, want 0s (none)", r)
+			}
+			return nil
+		})
+		p.open("queues/sms")
+		p.until("retention 0 shown as none", `document.querySelector('#set-retention').value === 'none'`)
 	})
 
 	t.Run("buried and kick", func(t *testing.T) {

@@ -509,8 +509,12 @@
         ['max_attempts', 'Max attempts', 'reservations before a job is buried'],
         ['backoff_base', 'Backoff base', 'first retry delay'],
         ['backoff_max', 'Backoff max', 'longest retry delay'],
+        ['retention', 'Retention', 'how long a finished job stays readable: 1h, or none'],
       ];
-      const inputs = {};
+      // A retention of 0 shows as "none", which is sent back as 0. An unchanged retention is
+      // not sent: a queue without its own keeps following the server's --retention.
+      const shown = (k, v) => (k === 'retention' && v === '0s' ? 'none' : v);
+      const inputs = {}, filled = {};
       const form = h('form', { class: 'panel-body', id: 'settings-form', novalidate: true },
         h('div', { class: 'form-grid' }, fields.map(([k, l, hint]) => {
           inputs[k] = h('input', { id: 'set-' + k, name: k, autocomplete: 'off', inputmode: k === 'max_attempts' ? 'numeric' : undefined, 'aria-describedby': 'hint-' + k });
@@ -524,8 +528,8 @@
         const body = {};
         for (const [k, input] of Object.entries(inputs)) {
           const v = input.value.trim();
-          if (v === '') continue;
-          body[k] = k === 'max_attempts' ? Number(v) : v;
+          if (v === '' || (k === 'retention' && v === filled[k])) continue;
+          body[k] = k === 'max_attempts' ? Number(v) : k === 'retention' && v.toLowerCase() === 'none' ? 0 : v;
           input.removeAttribute('aria-invalid');
         }
         act(form.querySelector('button[type=submit]'), async () => {
@@ -543,7 +547,7 @@
         form,
         fill(q) {
           if (dirty || form.contains(document.activeElement)) return; // the operator is editing
-          for (const [k, input] of Object.entries(inputs)) input.value = q[k] ?? '';
+          for (const [k, input] of Object.entries(inputs)) input.value = filled[k] = shown(k, q[k] ?? '');
         },
       };
     }
