@@ -987,8 +987,12 @@ func TestPutQueueRefusesContradictorySettings(t *testing.T) {
 	}
 	_, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: time.Hour})
 	var ve *engine.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "backoff_base" {
+		t.Fatalf("backoff_base above the queue's backoff_max: %v, want the field sent named", err)
+	}
+	_, err = e.PutQueue(ctx, "q", engine.QueueSettings{BackoffMax: 500 * time.Millisecond})
 	if !errors.As(err, &ve) || ve.Field != "backoff_max" {
-		t.Fatalf("backoff_base above the queue's backoff_max: %v", err)
+		t.Fatalf("backoff_max below the queue's backoff_base: %v", err)
 	}
 	if _, err := e.PutQueue(ctx, "q", engine.QueueSettings{BackoffBase: 100 * time.Microsecond}); err == nil {
 		t.Fatal("a sub-millisecond backoff was accepted")

@@ -144,12 +144,13 @@ type QueueSettings struct {
 	// queues have them on). Reports always set it.
 	Events *bool
 	// Retention is how long a finished job (succeeded or cancelled) stays queryable by id:
-	// whole seconds up to MaxRetention, or 0 to keep nothing once a job is done (Job then
-	// answers ErrJobNotFound, and a job acked within Config.LeaseWriteDelay of its
-	// reservation costs one JetStream operation instead of two, and no memory after). A
-	// job acked with a result, or with a callback URL, is kept at least a minute past its
-	// lease all the same, for the webhook that reads its result. nil leaves it unchanged,
-	// or for a new queue takes Config.Retention. Reports always set it.
+	// whole seconds up to MaxRetention, or 0 to keep as little as possible. With 0, a job
+	// of a one-replica queue acked within Config.LeaseWriteDelay of its reservation, without
+	// a result and with no callback URL or unique key, is gone at once (Job answers
+	// ErrJobNotFound) and its ack is one JetStream operation instead of two, with no memory
+	// kept; a cancelled job goes a second later; any other finished job is kept until a
+	// minute past its lease (a lost ack must find it final). nil leaves it unchanged, or for
+	// a new queue takes Config.Retention. Reports always set it.
 	Retention *time.Duration
 	// Replicas is how many copies of the queue's jobs the cluster keeps: 1, 3 or 5, at
 	// most the cluster's nodes; 0: the node's Config.Replicas. It is set when the queue

@@ -409,8 +409,13 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 		}
 		bad = nil
 		if n.BackoffMax < n.BackoffMS {
-			// The queue's other setting contradicts this update: leave the entry as is.
-			bad = invalid("backoff_max", "must not be less than backoff_base (%s)", time.Duration(n.BackoffMS)*time.Millisecond)
+			// The queue's other setting contradicts this update: leave the entry as is,
+			// and name the field the update set.
+			if s.BackoffMax != 0 {
+				bad = invalid("backoff_max", "must not be less than backoff_base (%s)", time.Duration(n.BackoffMS)*time.Millisecond)
+			} else {
+				bad = invalid("backoff_base", "must not be more than backoff_max (%s)", time.Duration(n.BackoffMax)*time.Millisecond)
+			}
 			return
 		}
 		*c = n
