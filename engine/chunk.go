@@ -144,7 +144,7 @@ func (e *Engine) deriveID(ctx context.Context, q *queue, seq uint64) (uint64, er
 	e.chunks.mu.RUnlock()
 	if !ok {
 		var err error
-		if chunk, err = e.takeChunk(ctx, r); err != nil {
+		if chunk, err = e.takeChunk(ctx, r, q.madeHere.Load()); err != nil {
 			return 0, err
 		}
 	}
@@ -170,25 +170,28 @@ func (e *Engine) prepareChunk(q *queue, seq uint64) {
 		defer e.chunks.unclaim(r)
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
-		if _, err := e.takeChunk(ctx, r); err != nil && !errors.Is(err, errNoChunk) && !e.closed() {
+		if _, err := e.takeChunk(ctx, r, q.madeHere.Load()); err != nil && !errors.Is(err, errNoChunk) && !e.closed() {
 			e.log.Warn("take the next chunk number", "queue", q.name, "err", err)
 		}
 	}()
 }
 
 // takeChunk finds or gives out the chunk number of r. Several nodes may draw a number for
-// the same chunk at once: the create-only entry _k<r> settles which one stands.
-func (e *Engine) takeChunk(ctx context.Context, r chunkRef) (uint32, error) {
-	ent, err := e.kv.Get(ctx, chunkKey(r))
-	if err == nil {
-		return e.learnChunkKey(r, ent)
+// the same chunk at once: the create-only entry _k<r> settles which one stands. Unless
+// fresh (r's queue was made here: the chunk is most likely new), the entry is read first.
+func (e *Engine) takeChunk(ctx context.Context, r chunkRef, fresh bool) (uint32, error) {
+	if !fresh {
+		ent, err := e.kv.Get(ctx, chunkKey(r))
+		if err == nil {
+			return e.learnChunkKey(r, ent)
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return 0, fmt.Errorf("read chunk: %w", err)
+		}
 	}
-	if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, fmt.Errorf("read chunk: %w", err)
-	}
-	n, err := e.nextCounter(ctx, chunkSubject, chunkMax)
+	n, err := e.cnums.take(ctx, e)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("take chunk number: %w", err)
 	}
 	if n == 0 {
 		return 0, errNoChunk
@@ -252,14 +255,6 @@ func (e *Engine) locate(ctx context.Context, id uint64) (*queue, uint64, error) 
 		return nil, 0, err
 	}
 	return q, r.idx<<chunkBits | off, nil
-}
-
-// nextCounter takes the next value of a counter kept in the records stream, with a
-// compare-and-set, so that nodes taking values at once get different ones. It returns 0
-// once the counter has reached max.
-func (e *Engine) nextCounter(ctx context.Context, subject string, max uint64) (uint64, error) {
-	first, _, err := e.takeCounter(ctx, subject, 1, max)
-	return first, err
 }
 
 // takeCounter takes the next n values of a counter (fewer if max comes first): first to

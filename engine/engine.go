@@ -200,7 +200,8 @@ type Engine struct {
 	// reservations waiting for a queue that did not exist yet.
 	added chan struct{}
 
-	qnums queueNums
+	qnums numbers // queue numbers
+	cnums numbers // chunk numbers
 	// madeShards holds the names of the shard streams of sets other than the default that
 	// this node made or found (ensureShard).
 	madeShards sync.Map
@@ -234,6 +235,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 		cfg: cfg, log: cfg.Logger, nc: nc, js: js, st: store.New(nc, js, cfg.RequestTimeout),
 		ids:     newIDGen(cfg.Now),
 		chunks:  newChunks(),
+		qnums:   numbers{subject: queueNumSubject, max: queueNumMax},
+		cnums:   numbers{subject: chunkSubject, max: chunkMax},
 		leases:  newLeaseCache(),
 		polls:   newPolls(),
 		queues:  make(map[string]*queue),
@@ -433,6 +436,8 @@ type queue struct {
 	pulled map[int]int64
 	// chunksUsedUp: chunk numbers ran out (chunk.go), new jobs get generated ids.
 	chunksUsedUp atomic.Bool
+	// madeHere: this node made the queue, so no chunk of it is likely known elsewhere.
+	madeHere atomic.Bool
 	// trust: messages of the queue's stream after this sequence were stored while this
 	// engine's connection was up (see Engine.firstTrusted).
 	trust atomic.Pointer[trustMark]

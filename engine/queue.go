@@ -123,7 +123,9 @@ func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, le
 		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	e.log.Info("queue created", "queue", name)
-	return e.cacheQueue(cfg, rev), mark, nil
+	q := e.cacheQueue(cfg, rev)
+	q.madeHere.Store(true)
+	return q, mark, nil
 }
 
 // numKeyPrefix starts the bucket keys that map a queue number to its queue's name. No
@@ -163,36 +165,46 @@ const queueNumSubject = jobsPrefix + "queues"
 // queueNumMax is the highest queue number.
 const queueNumMax = 1<<32 - 1
 
-// queueNumBlock is how many queue numbers a node takes at once: the counter is a
-// compare-and-set that nodes creating queues at once contend for. Numbers a node took and
-// did not use when it stops are never used (2^32 of them).
-const queueNumBlock = 64
+// numBlock is how many queue or chunk numbers a node takes at once: each counter is a
+// compare-and-set (two round trips) that nodes creating queues at once contend for, and a
+// new queue takes a number of each. Numbers a node took and did not use when it stops are
+// never used (2^32 of each).
+const numBlock = 64
 
-// queueNums is the block of queue numbers this node took and has not used yet.
-type queueNums struct {
+// numbers is a block of a counter's numbers this node took and has not used yet.
+type numbers struct {
+	subject string // the counter, in the records stream
+	max     uint64
+
 	mu        sync.Mutex
 	next, end uint64 // next to give; end: past the block
+}
+
+// take gives the next number of the counter, unique in the cluster. It returns 0 once
+// numbers run out.
+func (b *numbers) take(ctx context.Context, e *Engine) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.next == b.end {
+		first, last, err := e.takeCounter(ctx, b.subject, numBlock, b.max)
+		if err != nil || first == 0 {
+			return 0, err
+		}
+		b.next, b.end = first, last+1
+	}
+	b.next++
+	return b.next - 1, nil
 }
 
 // nextQueueNum takes the next queue number, so that two nodes creating queues at once get
 // different numbers. It returns 0 once numbers run out: the queue then works with generated
 // job ids only.
 func (e *Engine) nextQueueNum(ctx context.Context) (uint32, error) {
-	b := &e.qnums
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.next == b.end {
-		first, last, err := e.takeCounter(ctx, queueNumSubject, queueNumBlock, queueNumMax)
-		if err != nil {
-			return 0, fmt.Errorf("take queue number: %w", err)
-		}
-		if first == 0 {
-			return 0, nil
-		}
-		b.next, b.end = first, last+1
+	n, err := e.qnums.take(ctx, e)
+	if err != nil {
+		return 0, fmt.Errorf("take queue number: %w", err)
 	}
-	b.next++
-	return uint32(b.next - 1), nil
+	return uint32(n), nil
 }
 
 // updateConfig applies fn to the queue's bucket entry with a compare-and-set, retrying on
