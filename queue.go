@@ -20,6 +20,7 @@ type Queue struct {
 	Paused      bool
 	PausedUntil time.Time // zero when paused indefinitely or not paused
 	CreatedAt   time.Time
+	Events      bool          // lifecycle events are stored (QueueSettings.Events)
 	Replicas    int           // copies of the queue's jobs in the cluster
 	Retention   time.Duration // how long a finished job stays readable by id; 0: not at all
 	Stats       QueueStats
@@ -72,6 +73,7 @@ type queueJSON struct {
 	Paused      bool           `json:"paused"`
 	PausedUntil time.Time      `json:"paused_until,omitzero"`
 	CreatedAt   time.Time      `json:"created_at,omitzero"`
+	Events      *bool          `json:"events,omitempty"` // absent: on
 	Replicas    int            `json:"replicas,omitempty"`
 	Retention   jsonDuration   `json:"retention"`
 	Stats       queueStatsJSON `json:"stats"`
@@ -88,6 +90,7 @@ func (q Queue) MarshalJSON() ([]byte, error) {
 		Paused:      q.Paused,
 		PausedUntil: utc(q.PausedUntil),
 		CreatedAt:   utc(q.CreatedAt),
+		Events:      &q.Events,
 		Replicas:    q.Replicas,
 		Retention:   jsonDuration(q.Retention),
 		Stats:       q.Stats.wire(),
@@ -110,6 +113,7 @@ func (q *Queue) UnmarshalJSON(data []byte) error {
 		Paused:      w.Paused,
 		PausedUntil: w.PausedUntil,
 		CreatedAt:   w.CreatedAt,
+		Events:      w.Events == nil || *w.Events,
 		Replicas:    w.Replicas,
 		Retention:   time.Duration(w.Retention),
 		Stats:       w.Stats.stats(),

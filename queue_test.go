@@ -62,3 +62,29 @@ func TestUpdateQueueRetention(t *testing.T) {
 		t.Errorf("after refused updates: %+v, %v; want retention 2160h", q, err)
 	}
 }
+
+// TestQueueEventsReported reads a queue's events setting back through the client: on for a
+// new queue, off once turned off, and kept by the report's JSON form.
+func TestQueueEventsReported(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := testClient(t)
+	name := wq(t, "q")
+	q, err := c.UpdateQueue(ctx, name, spool.QueueSettings{})
+	if err != nil || !q.Events {
+		t.Fatalf("new queue = %+v, %v; want events on", q, err)
+	}
+	off := false
+	if _, err := c.UpdateQueue(ctx, name, spool.QueueSettings{Events: &off}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Queue(ctx, name)
+	if err != nil || got.Events {
+		t.Fatalf("after turning events off: %+v, %v", got, err)
+	}
+	b, _ := json.Marshal(got)
+	var back spool.Queue
+	if err := json.Unmarshal(b, &back); err != nil || back.Events {
+		t.Fatalf("queue JSON %s: events %v, %v", b, back.Events, err)
+	}
+}

@@ -274,8 +274,9 @@ func TestCommandsAgainstServer(t *testing.T) {
 		t.Errorf("queue email:\n%s", r.stdout)
 	}
 	// Retention: shown as "none" at 0, sent only when given.
-	if r := ok(t, "queue", "email", s); !regexp.MustCompile(`(?m)^retention: +1h$`).MatchString(r.stdout) {
-		t.Errorf("queue email, the server's retention:\n%s", r.stdout)
+	if r := ok(t, "queue", "email", s); !regexp.MustCompile(`(?m)^retention: +1h$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^events: +on$`).MatchString(r.stdout) {
+		t.Errorf("queue email, the server's retention and events on:\n%s", r.stdout)
 	}
 	okJSON(t, &q, "queue", "set", "email", s, "--retention", "0")
 	if q.Retention != 0 || q.Lease != 2*time.Minute {

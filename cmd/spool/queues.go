@@ -107,6 +107,7 @@ func (c *cli) showQueue(q *spool.Queue) error {
 	row("backoff", fmt.Sprintf("%s doubling up to %s", fmtDuration(q.BackoffBase), fmtDuration(q.BackoffMax)))
 	row("replicas", q.Replicas)
 	row("retention", fmtRetention(q.Retention))
+	row("events", map[bool]string{true: "on", false: "off"}[q.Events])
 	row("jobs", fmt.Sprintf("ready %d, reserved %d, delayed %d, buried %d", s.Ready, s.Reserved, s.Delayed, s.Buried))
 	row("oldest ready", fmtSpan(s.OldestReadyAge))
 	row("rates", fmt.Sprintf("enqueued %.1f/s, succeeded %.1f/s (last minute)", s.EnqueueRate, s.CompleteRate))
