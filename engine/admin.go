@@ -227,6 +227,18 @@ func (e *Engine) Delete(ctx context.Context, id uint64) (*Job, error) {
 }
 
 func (e *Engine) tryDelete(ctx context.Context, id uint64) (*Job, error) {
+	// A lease of this node never written: written now, so that its ack cannot end it
+	// without a record, and one compare-and-set of the two wins.
+	wait, write := e.leases.settle(id)
+	if wait != nil {
+		select {
+		case <-wait:
+			return nil, ErrLeaseLost // the ack ended: read again
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e.lw.store(ctx, write)
 	rec, seq, m, err := e.readJob(ctx, id)
 	if err != nil {
 		return nil, err

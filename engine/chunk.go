@@ -144,7 +144,7 @@ func (e *Engine) deriveID(ctx context.Context, q *queue, seq uint64) (uint64, er
 	e.chunks.mu.RUnlock()
 	if !ok {
 		var err error
-		if chunk, err = e.takeChunk(ctx, r, q.madeHere.Load()); err != nil {
+		if chunk, err = e.takeChunk(ctx, r, q.madeHere.CompareAndSwap(true, false)); err != nil {
 			return 0, err
 		}
 	}
@@ -170,7 +170,7 @@ func (e *Engine) prepareChunk(q *queue, seq uint64) {
 		defer e.chunks.unclaim(r)
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
-		if _, err := e.takeChunk(ctx, r, q.madeHere.Load()); err != nil && !errors.Is(err, errNoChunk) && !e.closed() {
+		if _, err := e.takeChunk(ctx, r, q.madeHere.CompareAndSwap(true, false)); err != nil && !errors.Is(err, errNoChunk) && !e.closed() {
 			e.log.Warn("take the next chunk number", "queue", q.name, "err", err)
 		}
 	}()

@@ -436,7 +436,8 @@ type queue struct {
 	pulled map[int]int64
 	// chunksUsedUp: chunk numbers ran out (chunk.go), new jobs get generated ids.
 	chunksUsedUp atomic.Bool
-	// madeHere: this node made the queue, so no chunk of it is likely known elsewhere.
+	// madeHere: this node made the queue and has not taken a chunk for it yet, so its first
+	// chunk is most likely known nowhere.
 	madeHere atomic.Bool
 	// trust: messages of the queue's stream after this sequence were stored while this
 	// engine's connection was up (see Engine.firstTrusted).

@@ -188,15 +188,13 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 	var nexts []*record
 	var futs []jetstream.PubAckFuture
 	for _, it := range items {
-		next := *it.rec
-		next.State, next.Finished, next.Result = StateSucceeded, now.UnixNano(), reqs[it.i].Result
-		next.clearLease()
-		fut, err := e.publishRecord(reqs[it.i].ID, &next, it.seq, e.keepFinished(it.rec), true)
+		next := succeededRecord(it.rec, reqs[it.i].Result, now)
+		fut, err := e.publishRecord(reqs[it.i].ID, next, it.seq, e.keepFinished(it.rec), true)
 		if err != nil {
 			out[it.i].Err = err
 			continue
 		}
-		sent, nexts, futs = append(sent, it), append(nexts, &next), append(futs, fut)
+		sent, nexts, futs = append(sent, it), append(nexts, next), append(futs, fut)
 	}
 	for k, err := range waitAll(ctx, futs) {
 		it, id := sent[k], reqs[sent[k].i].ID
@@ -210,12 +208,26 @@ func (e *Engine) commitAcks(ctx context.Context, reqs []AckRequest, out []AckRes
 		}
 		e.endLease(ctx, id, it.rec)
 		e.leases.drop(id)
-		e.stats.add(escapeName(it.rec.Queue), cSucceeded, 1)
-		e.emit(EventSucceeded, id, nexts[k])
 		e.releaseUnique(ctx, id, nexts[k])
-		out[it.i].Job = nexts[k].job(id, nil, now)
+		out[it.i].Job = e.reportSucceeded(id, nexts[k], now)
 	}
 	return lost
+}
+
+// succeededRecord is the record rec of a reserved job once succeeded now, with result.
+func succeededRecord(rec *record, result []byte, now time.Time) *record {
+	next := *rec
+	next.State, next.Finished, next.Result = StateSucceeded, now.UnixNano(), result
+	next.clearLease()
+	return &next
+}
+
+// reportSucceeded counts and tells the success of job id, next being its record as it
+// ends, and returns the job.
+func (e *Engine) reportSucceeded(id uint64, next *record, now time.Time) *Job {
+	e.stats.add(escapeName(next.Queue), cSucceeded, 1)
+	e.emit(EventSucceeded, id, next)
+	return next.job(id, nil, now)
 }
 
 // ackMargin is the least time a lease must have left for its job to be acked without a
@@ -230,38 +242,33 @@ const ackMargin = 500 * time.Millisecond
 // end, another node may have reserved the job again, and only the record's compare-and-set
 // tells). The job's message is then gone for good: JetStream removes it at the ack, so no
 // copy is offered again. It fills out for those and returns the other items.
+//
+// An ack that fails may have been taken all the same: the lease is dropped either way, the
+// caller gets the error, and the job is done or, its message still there, offered again at
+// the end of its lease (at least once), but never left with a record of a lease that no
+// longer exists.
 func (e *Engine) ackUnrecorded(ctx context.Context, reqs []AckRequest, out []AckResult, items []*ackItem) (rest []*ackItem) {
 	now := e.now()
 	var taken []*ackItem
-	var leases []*cachedLease
 	var subjects []string
 	for _, it := range items {
 		rec, r := it.rec, reqs[it.i]
-		if it.seq != 0 || rec.byID() || len(r.Result) > 0 || rec.Callback != "" || rec.UniqueKey != "" ||
-			rec.LeaseExp-now.UnixNano() < int64(ackMargin) || e.retention(rec.Queue) > 0 {
+		if rec.byID() || len(r.Result) > 0 || rec.Callback != "" || rec.UniqueKey != "" ||
+			rec.LeaseExp-now.UnixNano() < int64(ackMargin) || e.retention(rec.Queue) > 0 ||
+			!e.leases.finish(r.ID, it.lid) { // a write of its record was sent: the CAS decides
 			rest = append(rest, it)
 			continue
 		}
-		l, ok := e.leases.finish(r.ID, it.lid)
-		if !ok { // its record is being written: the compare-and-set path
-			rest = append(rest, it)
-			continue
-		}
-		taken, leases, subjects = append(taken, it), append(leases, l), append(subjects, rec.Ack)
+		taken, subjects = append(taken, it), append(subjects, rec.Ack)
 	}
 	for k, err := range e.st.AckSync(ctx, subjects) {
 		it, id := taken[k], reqs[taken[k].i].ID
+		e.leases.finished(id, it.lid, true)
 		if err != nil {
-			e.leases.restore(id, leases[k])
 			out[it.i].Err = fmt.Errorf("ack delivery: %w", err)
 			continue
 		}
-		next := *it.rec
-		next.State, next.Finished = StateSucceeded, now.UnixNano()
-		next.clearLease()
-		e.stats.add(escapeName(it.rec.Queue), cSucceeded, 1)
-		e.emit(EventSucceeded, id, &next)
-		out[it.i].Job = next.job(id, nil, now)
+		out[it.i].Job = e.reportSucceeded(id, succeededRecord(it.rec, nil, now), now)
 	}
 	return rest
 }
@@ -282,8 +289,9 @@ func (e *Engine) keepFinished(prev *record) time.Duration {
 // retention is how long queue keeps a finished job's record: none when not positive.
 func (e *Engine) retention(queue string) time.Duration {
 	if q := e.lookupQueue(queue); q != nil {
-		cfg, _ := q.config()
-		return cfg.retention(e.cfg.Retention)
+		q.mu.Lock() // (not q.config(): this is on every ack's path)
+		defer q.mu.Unlock()
+		return q.cfg.retention(e.cfg.Retention)
 	}
 	return e.cfg.Retention
 }

@@ -30,8 +30,13 @@ type cachedLease struct {
 	pending bool      // rec is not stored yet
 	since   time.Time // when rec became pending
 	ver     uint64    // bumped at every change of rec
-	// writing: the writer is storing a version of rec; finish leaves the lease alone.
+	// writing: a write of rec is in flight (the writer's, or one another node asked for).
 	writing bool
+	// sent: a write of the lease's record was sent once; its outcome may be unknown (a
+	// timeout), so the lease is never finished without a record (finish).
+	sent bool
+	// finishing is closed once an ack without a record (finish) has ended; nil otherwise.
+	finishing chan struct{}
 }
 
 func newLeaseCache() *leaseCache { return &leaseCache{m: make(map[uint64]*cachedLease)} }
@@ -125,9 +130,9 @@ func (c *leaseCache) sweep(t, now time.Time) (due []dueWrite, expired []leaseRef
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, l := range c.m {
-		if l.pending && !l.writing && (t.IsZero() || l.since.Before(t)) {
+		if l.pending && !l.writing && l.finishing == nil && (t.IsZero() || l.since.Before(t)) {
 			due = append(due, dueWrite{id, l.rec, l.seq, l.ver})
-			l.writing = true
+			l.writing, l.sent = true, true
 		}
 		if now.IsZero() {
 			continue
@@ -147,11 +152,31 @@ func (c *leaseCache) pendingOne(id, lid uint64) (dueWrite, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l, ok := c.m[id]
-	if !ok || !l.pending || l.rec.LeaseID != lid {
+	if !ok || !l.pending || l.rec.LeaseID != lid || l.finishing != nil {
 		return dueWrite{}, false
 	}
-	l.writing = true
+	l.writing, l.sent = true, true
 	return dueWrite{id, l.rec, l.seq, l.ver}, true
+}
+
+// settle prepares a change of id made elsewhere than through its lease (a delete): it
+// returns a channel to wait on when an ack without a record is under way, or else the
+// lease's record to store first when none was ever sent, so that such an ack can no longer
+// start and the change's compare-and-set decides against the lease's.
+func (c *leaseCache) settle(id uint64) (wait <-chan struct{}, write []dueWrite) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.m[id]
+	switch {
+	case !ok:
+		return nil, nil
+	case l.finishing != nil:
+		return l.finishing, nil
+	case l.seq == 0 && !l.sent:
+		l.writing, l.sent = true, true
+		return nil, []dueWrite{{id, l.rec, l.seq, l.ver}}
+	}
+	return nil, nil
 }
 
 // unwritten notes that a write of id's lease record failed: it is tried again.
@@ -163,27 +188,45 @@ func (c *leaseCache) unwritten(id, lid uint64) {
 	}
 }
 
-// finish takes out of the table lease lid of id when its record was never stored nor is
-// being stored: the caller ends the lease with no record write, and puts it back
-// (restore) should that fail.
-func (c *leaseCache) finish(id, lid uint64) (*cachedLease, bool) {
+// finish marks lease lid of id as ending without a record, when no write of its record
+// was ever sent: the writer then leaves it alone, and a delete waits for the outcome
+// (finishing). The caller reports the outcome with finished.
+func (c *leaseCache) finish(id, lid uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l, ok := c.m[id]
-	if !ok || l.rec.LeaseID != lid || l.seq != 0 || !l.pending || l.writing {
-		return nil, false
+	if !ok || l.rec.LeaseID != lid || l.seq != 0 || l.sent || l.finishing != nil {
+		return false
 	}
-	delete(c.m, id)
-	return l, true
+	l.finishing = make(chan struct{})
+	return true
 }
 
-// restore puts back a lease that finish took, unless the job has another lease since.
-func (c *leaseCache) restore(id uint64, l *cachedLease) {
+// finished ends what finish began: the lease leaves the table if ended, else it holds as
+// before.
+func (c *leaseCache) finished(id, lid uint64, ended bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[id]; !ok {
-		c.m[id] = l
+	l, ok := c.m[id]
+	if !ok || l.rec.LeaseID != lid || l.finishing == nil {
+		return
 	}
+	close(l.finishing)
+	l.finishing = nil
+	if ended {
+		delete(c.m, id)
+	}
+}
+
+// finishingOf returns a channel closed when the ack without a record of id's lease has
+// ended, or nil when none is under way.
+func (c *leaseCache) finishingOf(id uint64) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l, ok := c.m[id]; ok && l.finishing != nil {
+		return l.finishing
+	}
+	return nil
 }
 
 // written notes that version ver of id's lease record is stored at seq.

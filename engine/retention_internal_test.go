@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -115,11 +116,20 @@ func TestAckWithoutRetentionWhileLeaseWritten(t *testing.T) {
 	}
 }
 
-// An ack that JetStream does not take fails, and leaves the lease to its holder, who can
-// ack again.
+// An ack that JetStream does not confirm fails, and drops the lease whatever became of it:
+// here it was not taken, so the job is offered again at the end of its lease (at least
+// once), and no record of the dropped lease is ever written.
 func TestAckWithoutRetentionFailedAck(t *testing.T) {
 	t.Parallel()
-	e, ctx, j, token := retentionEngine(t, new(time.Duration(0)))
+	e, _, ctx := internalEngine(t, Config{LeaseWriteDelay: time.Hour})
+	if _, err := e.PutQueue(ctx, "kept", QueueSettings{Retention: new(time.Duration(0)), Lease: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "kept"})
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"kept"}})
+	if err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
 	var failed atomic.Bool
 	e.st.SetFaults(func(op store.Op, _ string) error {
 		if op == store.OpReply && failed.CompareAndSwap(false, true) {
@@ -127,42 +137,77 @@ func TestAckWithoutRetentionFailedAck(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := e.Ack(ctx, j.ID, token, nil); err == nil {
+	if _, err := e.Ack(ctx, j.ID, r.Jobs[0].Token, nil); err == nil {
 		t.Fatal("ack succeeded though JetStream did not take it")
 	}
 	e.st.SetFaults(nil)
-	if got, err := e.Job(ctx, j.ID); err != nil || got.State != StateReserved {
-		t.Fatalf("job after the failed ack: %+v %v, want reserved", got, err)
+	if _, err := e.Ack(ctx, j.ID, r.Jobs[0].Token, nil); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("the holder's ack after the failed one: %v, want lease lost", err)
 	}
-	if _, err := e.Ack(ctx, j.ID, token, nil); err != nil {
-		t.Fatalf("the holder's ack after the failed one: %v", err)
+	e.lw.write(ctx, time.Time{})
+	if _, _, err := e.readRecord(ctx, j.ID); !errors.Is(err, ErrJobNotFound) {
+		t.Fatalf("record after the failed ack: %v, want none", err)
 	}
-	if _, err := e.Job(ctx, j.ID); !errors.Is(err, ErrJobNotFound) {
-		t.Fatalf("job after the ack: %v, want not found", err)
+	again, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"kept"}, Wait: 10 * time.Second})
+	if err != nil || len(again.Jobs) != 1 || again.Jobs[0].Job.ID != j.ID {
+		t.Fatalf("reserve after the lease's end: %+v %v, want the job again", again, err)
 	}
 }
 
-// A queue's retention: set, reported, refused out of range; the node's for a queue that
-// sets none.
-func TestQueueRetentionSetting(t *testing.T) {
+// A lease whose record write was sent once, with an outcome unknown (here: failed), is
+// never acked without a record: the write may have landed.
+func TestAckWithoutRetentionAfterFailedLeaseWrite(t *testing.T) {
 	t.Parallel()
-	e, _, ctx := internalEngine(t, Config{Retention: 2 * time.Hour})
-	qi, err := e.PutQueue(ctx, "plain", QueueSettings{})
-	if err != nil || qi.Settings.Retention == nil || *qi.Settings.Retention != 2*time.Hour {
-		t.Fatalf("queue without its own retention: %+v %v", qi, err)
+	e, ctx, j, token := retentionEngine(t, new(time.Duration(0)))
+	due := e.leases.due(time.Time{})
+	if len(due) != 1 {
+		t.Fatalf("pending leases: %d", len(due))
 	}
-	qi, err = e.PutQueue(ctx, "plain", QueueSettings{Retention: new(time.Duration(0))})
-	if err != nil || *qi.Settings.Retention != 0 {
-		t.Fatalf("retention 0: %+v %v", qi, err)
+	e.leases.unwritten(due[0].id, due[0].rec.LeaseID) // the writer's failure path
+	writes := countRecordWrites(e)
+	if _, err := e.Ack(ctx, j.ID, token, nil); err != nil {
+		t.Fatal(err)
 	}
-	qi, err = e.PutQueue(ctx, "plain", QueueSettings{Lease: time.Minute})
-	if err != nil || *qi.Settings.Retention != 0 {
-		t.Fatalf("retention after another setting changed: %+v %v", qi, err)
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("%d record writes for the ack, want 1 (the compare-and-set)", n)
 	}
-	for _, bad := range []time.Duration{-time.Second, 1500 * time.Millisecond, MaxRetention + time.Second} {
-		var inv *ValidationError
-		if _, err := e.PutQueue(ctx, "plain", QueueSettings{Retention: &bad}); !errors.As(err, &inv) || inv.Field != "retention" {
-			t.Fatalf("retention %s: %v, want invalid retention", bad, err)
+}
+
+// A delete that meets an ack without a record under way waits for it: then the job is
+// gone, and only one of the two succeeds. (Without the wait, the delete's create-only
+// record and the ack would both succeed.)
+func TestDeleteDuringAckWithoutRetention(t *testing.T) {
+	t.Parallel()
+	e, ctx, j, token := retentionEngine(t, new(time.Duration(0)))
+	type outcome struct {
+		job *Job
+		err error
+	}
+	deleted := make(chan outcome, 1)
+	var once sync.Once
+	e.st.SetFaults(func(op store.Op, _ string) error {
+		if op == store.OpReply {
+			once.Do(func() {
+				// The ack is under way: a delete now, given time to finish should it not wait.
+				go func() {
+					d, err := e.Delete(ctx, j.ID)
+					deleted <- outcome{d, err}
+				}()
+				select {
+				case o := <-deleted:
+					deleted <- o
+				case <-time.After(500 * time.Millisecond):
+				}
+			})
 		}
+		return nil
+	})
+	acked, ackErr := e.Ack(ctx, j.ID, token, nil)
+	d := <-deleted
+	if ackErr == nil && d.err == nil {
+		t.Fatalf("both the ack (%+v) and the delete (%+v) succeeded", acked, d.job)
+	}
+	if ackErr != nil || !errors.Is(d.err, ErrJobNotFound) {
+		t.Fatalf("ack: %v; delete: %+v %v; want the ack, then the job gone", ackErr, d.job, d.err)
 	}
 }
