@@ -263,7 +263,7 @@ func (e *Engine) ackUnrecorded(ctx context.Context, reqs []AckRequest, out []Ack
 	}
 	for k, err := range e.st.AckSync(ctx, subjects) {
 		it, id := taken[k], reqs[taken[k].i].ID
-		e.leases.finished(id, it.lid, true)
+		e.leases.finished(id, it.lid)
 		if err != nil {
 			out[it.i].Err = fmt.Errorf("ack delivery: %w", err)
 			continue

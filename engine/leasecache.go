@@ -190,7 +190,7 @@ func (c *leaseCache) unwritten(id, lid uint64) {
 
 // finish marks lease lid of id as ending without a record, when no write of its record
 // was ever sent: the writer then leaves it alone, and a delete waits for the outcome
-// (finishing). The caller reports the outcome with finished.
+// (settle). The caller calls finished once the ack is answered.
 func (c *leaseCache) finish(id, lid uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -202,9 +202,9 @@ func (c *leaseCache) finish(id, lid uint64) bool {
 	return true
 }
 
-// finished ends what finish began: the lease leaves the table if ended, else it holds as
-// before.
-func (c *leaseCache) finished(id, lid uint64, ended bool) {
+// finished ends what finish began: the lease leaves the table, whatever the ack's outcome
+// (an ack that failed may have been taken).
+func (c *leaseCache) finished(id, lid uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l, ok := c.m[id]
@@ -212,21 +212,7 @@ func (c *leaseCache) finished(id, lid uint64, ended bool) {
 		return
 	}
 	close(l.finishing)
-	l.finishing = nil
-	if ended {
-		delete(c.m, id)
-	}
-}
-
-// finishingOf returns a channel closed when the ack without a record of id's lease has
-// ended, or nil when none is under way.
-func (c *leaseCache) finishingOf(id uint64) <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if l, ok := c.m[id]; ok && l.finishing != nil {
-		return l.finishing
-	}
-	return nil
+	delete(c.m, id)
 }
 
 // written notes that version ver of id's lease record is stored at seq.
