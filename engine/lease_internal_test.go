@@ -193,3 +193,34 @@ func waitCh(ch <-chan struct{}) {
 	case <-time.After(30 * time.Second):
 	}
 }
+
+// A lease write whose answer was lost (a timeout) but that landed: its retry loses the
+// compare-and-set to that very write, and the lease holds on this node over the stored
+// record instead of being dropped.
+func TestLeaseWriteRetryAfterLostAnswer(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t, Config{LeaseWriteDelay: time.Hour})
+	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
+	if err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	due := e.leases.due(time.Time{})
+	if len(due) != 1 {
+		t.Fatalf("pending leases: %d", len(due))
+	}
+	// The write lands; its answer does not come back (the writer's timeout path).
+	seq, err := e.commitRecord(ctx, j.ID, due[0].rec, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.leases.unwritten(due[0].id, due[0].rec.LeaseID)
+	e.lw.store(ctx, e.leases.due(time.Time{})) // the retry
+	rec, got, ok := e.leases.lookup(j.ID)
+	if !ok || got != seq || rec.LeaseID != due[0].rec.LeaseID {
+		t.Fatalf("lease after the retry: %+v at %d (held %v), want it held over the stored record at %d", rec, got, ok, seq)
+	}
+	if _, err := e.Ack(ctx, j.ID, r.Jobs[0].Token, nil); err != nil {
+		t.Fatalf("the holder's ack: %v", err)
+	}
+}

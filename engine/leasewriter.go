@@ -70,7 +70,7 @@ func (w *leaseWriter) store(ctx context.Context, due []dueWrite) {
 			d := sent[i]
 			switch {
 			case casLost(err):
-				e.leases.dropLease(d.id, d.rec.LeaseID)
+				w.lost(ctx, d)
 			case err != nil:
 				// Tried again at the next tick; the lease still holds on this node.
 				e.log.Warn("write lease record", "job", d.id, "err", err)
@@ -80,6 +80,23 @@ func (w *leaseWriter) store(ctx context.Context, due []dueWrite) {
 			}
 		}
 	}
+}
+
+// lost handles a write of d that lost its compare-and-set. An earlier write of the same
+// lease whose answer never came (a timeout) may have landed: then the lease holds, over
+// the stored record. Anything else changed the job: the lease is gone.
+func (w *leaseWriter) lost(ctx context.Context, d dueWrite) {
+	e := w.e
+	stored, seq, err := e.readRecord(ctx, d.id)
+	if err != nil || !stored.sameLease(d.rec) {
+		e.leases.dropLease(d.id, d.rec.LeaseID)
+		return
+	}
+	ver := d.ver
+	if stored.LeaseExp != d.rec.LeaseExp {
+		ver = ^uint64(0) // an older version landed: d's is still to write, over seq
+	}
+	e.leases.written(d.id, d.rec.LeaseID, ver, seq)
 }
 
 // leasePrefix + a node's lease tag is the subject on which that node writes the records of
