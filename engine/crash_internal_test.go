@@ -34,8 +34,15 @@ func faultAfter(arm, fail func(op store.Op, subject string) bool) store.Faults {
 // reservedJob opens an engine with a queue of the given lease and one job reserved in it.
 func reservedJob(t *testing.T, queue string, lease time.Duration) (*Engine, context.Context, *Job, *ReserveResult) {
 	t.Helper()
-	e, _, ctx := internalEngine(t)
-	if _, err := e.PutQueue(ctx, queue, QueueSettings{Lease: lease}); err != nil {
+	return reservedJobIn(t, Config{}, queue, QueueSettings{Lease: lease})
+}
+
+// reservedJobIn opens an engine of cfg with a queue of settings s and one job reserved in
+// it.
+func reservedJobIn(t *testing.T, cfg Config, queue string, s QueueSettings) (*Engine, context.Context, *Job, *ReserveResult) {
+	t.Helper()
+	e, _, ctx := internalEngine(t, cfg)
+	if _, err := e.PutQueue(ctx, queue, s); err != nil {
 		t.Fatal(err)
 	}
 	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: queue})

@@ -199,12 +199,7 @@ func waitCh(ch <-chan struct{}) {
 // record instead of being dropped.
 func TestLeaseWriteRetryAfterLostAnswer(t *testing.T) {
 	t.Parallel()
-	e, _, ctx := internalEngine(t, Config{LeaseWriteDelay: time.Hour})
-	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "q"})
-	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}})
-	if err != nil || len(r.Jobs) != 1 {
-		t.Fatalf("reserve: %+v %v", r, err)
-	}
+	e, ctx, j, r := reservedJobIn(t, Config{LeaseWriteDelay: time.Hour}, "q", QueueSettings{})
 	due := e.leases.due(time.Time{})
 	if len(due) != 1 {
 		t.Fatalf("pending leases: %d", len(due))

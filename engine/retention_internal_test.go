@@ -16,15 +16,7 @@ import (
 // one queue of the given retention and one job reserved in it.
 func retentionEngine(t *testing.T, retention *time.Duration) (*Engine, context.Context, *Job, string) {
 	t.Helper()
-	e, _, ctx := internalEngine(t, Config{LeaseWriteDelay: time.Hour})
-	if _, err := e.PutQueue(ctx, "kept", QueueSettings{Retention: retention}); err != nil {
-		t.Fatal(err)
-	}
-	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "kept"})
-	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"kept"}})
-	if err != nil || len(r.Jobs) != 1 || r.Jobs[0].Job.ID != j.ID {
-		t.Fatalf("reserve: %+v %v", r, err)
-	}
+	e, ctx, j, r := reservedJobIn(t, Config{LeaseWriteDelay: time.Hour}, "kept", QueueSettings{Retention: retention})
 	return e, ctx, j, r.Jobs[0].Token
 }
 
@@ -121,15 +113,8 @@ func TestAckWithoutRetentionWhileLeaseWritten(t *testing.T) {
 // once), and no record of the dropped lease is ever written.
 func TestAckWithoutRetentionFailedAck(t *testing.T) {
 	t.Parallel()
-	e, _, ctx := internalEngine(t, Config{LeaseWriteDelay: time.Hour})
-	if _, err := e.PutQueue(ctx, "kept", QueueSettings{Retention: new(time.Duration(0)), Lease: 2 * time.Second}); err != nil {
-		t.Fatal(err)
-	}
-	j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: "kept"})
-	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"kept"}})
-	if err != nil || len(r.Jobs) != 1 {
-		t.Fatalf("reserve: %+v %v", r, err)
-	}
+	e, ctx, j, r := reservedJobIn(t, Config{LeaseWriteDelay: time.Hour}, "kept",
+		QueueSettings{Retention: new(time.Duration(0)), Lease: 2 * time.Second})
 	var failed atomic.Bool
 	e.st.SetFaults(func(op store.Op, _ string) error {
 		if op == store.OpReply && failed.CompareAndSwap(false, true) {
