@@ -591,16 +591,18 @@ func TestQueueOperations(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	body := `{"version":"1.2.3","uptime":"1h2m3s","queues":4,"jobs":{"ready":1,"reserved":2,"delayed":3,"buried":4},` +
-		`"totals":{"enqueued":100,"reserves":95,"succeeded":90,"failed":7,"buried":5,"cancelled":1,"timeouts":2}}`
+	body := `{"version":"1.2.3","uptime":"1h2m3s","queues":4,"paused":1,"jobs":{"ready":1,"reserved":2,"delayed":3,"buried":4},` +
+		`"totals":{"enqueued":100,"reserves":95,"succeeded":90,"failed":7,"buried":5,"cancelled":1,"timeouts":2},` +
+		`"enqueue_rate":1.5,"complete_rate":0.25}`
 	f := newFake(t, answer(200, body))
 	s, err := newTestClient(t, f.URL).Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ServerStats{Version: "1.2.3", Uptime: time.Hour + 2*time.Minute + 3*time.Second, Queues: 4,
-		Jobs:   StateCounts{Ready: 1, Reserved: 2, Delayed: 3, Buried: 4},
-		Totals: Totals{Enqueued: 100, Reserves: 95, Succeeded: 90, Failed: 7, BuriedTotal: 5, Cancelled: 1, Timeouts: 2}}
+	want := ServerStats{Version: "1.2.3", Uptime: time.Hour + 2*time.Minute + 3*time.Second, Queues: 4, Paused: 1,
+		Jobs:        StateCounts{Ready: 1, Reserved: 2, Delayed: 3, Buried: 4},
+		Totals:      Totals{Enqueued: 100, Reserves: 95, Succeeded: 90, Failed: 7, BuriedTotal: 5, Cancelled: 1, Timeouts: 2},
+		EnqueueRate: 1.5, CompleteRate: 0.25}
 	if *s != want {
 		t.Errorf("stats = %+v\nwant %+v", *s, want)
 	}

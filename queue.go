@@ -326,8 +326,12 @@ type ServerStats struct {
 	Version string
 	Uptime  time.Duration
 	Queues  int         // number of queues
+	Paused  int         // number of queues paused now
 	Jobs    StateCounts // jobs by state over all queues
 	Totals  Totals      // the queues' counters added up
+	// EnqueueRate and CompleteRate are jobs/s over the last minute, over all queues, as
+	// seen by the answering server.
+	EnqueueRate, CompleteRate float64
 }
 
 // serverStatsJSON is the wire form of ServerStats.
@@ -335,8 +339,11 @@ type serverStatsJSON struct {
 	Version string           `json:"version"`
 	Uptime  jsonDuration     `json:"uptime"`
 	Queues  int              `json:"queues"`
+	Paused  int              `json:"paused"`
 	Jobs    StateCounts      `json:"jobs"`
 	Totals  serverTotalsJSON `json:"totals"`
+	Enqueue float64          `json:"enqueue_rate"`
+	Done    float64          `json:"complete_rate"`
 }
 
 // serverTotalsJSON are the totals of /v1/stats. Beside "jobs" there is no current count
@@ -354,8 +361,9 @@ type serverTotalsJSON struct {
 // MarshalJSON encodes the statistics in the wire format of the HTTP API.
 func (s ServerStats) MarshalJSON() ([]byte, error) {
 	t := s.Totals
-	return json.Marshal(&serverStatsJSON{s.Version, jsonDuration(s.Uptime), s.Queues, s.Jobs,
-		serverTotalsJSON{t.Enqueued, t.Reserves, t.Succeeded, t.Failed, t.BuriedTotal, t.Cancelled, t.Timeouts}})
+	return json.Marshal(&serverStatsJSON{s.Version, jsonDuration(s.Uptime), s.Queues, s.Paused, s.Jobs,
+		serverTotalsJSON{t.Enqueued, t.Reserves, t.Succeeded, t.Failed, t.BuriedTotal, t.Cancelled, t.Timeouts},
+		s.EnqueueRate, s.CompleteRate})
 }
 
 // UnmarshalJSON decodes the wire format of the HTTP API.
@@ -365,8 +373,9 @@ func (s *ServerStats) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	t := w.Totals
-	*s = ServerStats{w.Version, time.Duration(w.Uptime), w.Queues, w.Jobs,
-		Totals{t.Enqueued, t.Reserves, t.Succeeded, t.Failed, t.Buried, t.Cancelled, t.Timeouts}}
+	*s = ServerStats{w.Version, time.Duration(w.Uptime), w.Queues, w.Paused, w.Jobs,
+		Totals{t.Enqueued, t.Reserves, t.Succeeded, t.Failed, t.Buried, t.Cancelled, t.Timeouts},
+		w.Enqueue, w.Done}
 	return nil
 }
 

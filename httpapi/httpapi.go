@@ -398,6 +398,11 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request) error {
 	j, t := &out.Jobs, &out.Totals
 	for _, q := range qs {
 		s := q.Stats
+		if q.Paused {
+			out.Paused++
+		}
+		out.EnqueueRate += s.EnqueueRate
+		out.CompleteRate += s.CompleteRate
 		j.Ready += s.Ready
 		j.Reserved += s.Reserved
 		j.Delayed += s.Delayed

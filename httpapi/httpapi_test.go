@@ -925,15 +925,19 @@ func TestServerEndpoints(t *testing.T) {
 		t.Fatalf("reserve: %+v", res)
 	}
 	s.must(t, http.StatusOK, "POST", "/v1/jobs/"+res.Jobs[0].ID+"/bury", map[string]any{"lease_token": res.Jobs[0].LeaseToken})
+	s.must(t, http.StatusOK, "POST", qpath("s2", "/pause"), nil)
 	// Totals are flushed about every second: wait for them, state counts may lag too. The
 	// answer is decoded with the client's type, which is the wire format.
-	want := spool.ServerStats{Version: "test", Queues: 2,
+	want := spool.ServerStats{Version: "test", Queues: 2, Paused: 1,
 		Jobs:   spool.StateCounts{Ready: 1, Delayed: 2, Buried: 1},
 		Totals: spool.Totals{Enqueued: 4, Reserves: 1, Failed: 0, BuriedTotal: 1}}
 	eventually(t, 20*time.Second, func() error {
 		var st spool.ServerStats
 		s.must(t, http.StatusOK, "GET", "/v1/stats", nil).into(t, &st)
-		st.Uptime = 0
+		if st.EnqueueRate <= 0 || st.CompleteRate != 0 {
+			return fmt.Errorf("rates: enqueue %v, complete %v; want > 0 and 0", st.EnqueueRate, st.CompleteRate)
+		}
+		st.Uptime, st.EnqueueRate = 0, 0
 		if st != want {
 			return fmt.Errorf("stats: %+v\nwant %+v", st, want)
 		}
