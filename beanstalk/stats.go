@@ -22,16 +22,6 @@ type jobCounts struct {
 	total, timeouts                          int64 // engine totals: enqueued, lease expiries
 }
 
-func (a *jobCounts) add(b jobCounts) {
-	a.urgent += b.urgent
-	a.ready += b.ready
-	a.reserved += b.reserved
-	a.delayed += b.delayed
-	a.buried += b.buried
-	a.total += b.total
-	a.timeouts += b.timeouts
-}
-
 // queueCounts reads one queue's counts from the engine. The engine's counts come from
 // JetStream consumer state and may lag a fresh write by a moment.
 func (s *Server) queueCounts(ctx context.Context, name string) (jobCounts, *engine.QueueInfo, error) {
@@ -233,19 +223,16 @@ func (s *Server) formatTubeStats(name string, n jobCounts, qi *engine.QueueInfo,
 func (c *conn) stats() bool {
 	ctx, cancel := c.s.opCtx()
 	defer cancel()
-	var all jobCounts
-	names := c.s.tubeNames()
-	for _, n := range names {
-		counts, _, err := c.s.queueCounts(ctx, n)
-		if errors.Is(err, engine.ErrQueueNotFound) {
-			continue
-		}
-		if err != nil {
-			return c.fail("stats", err)
-		}
-		all.add(counts)
+	// One summary of every queue: its cost follows the jobs in use, not the tubes.
+	sum, err := c.s.eng.Summarize(ctx, engine.SummaryRequest{UrgentBelow: urgentPriority})
+	if err != nil {
+		return c.fail("stats", err)
 	}
-	return c.chunk("OK", 0, false, c.s.formatStats(all, len(names), time.Now()))
+	all := jobCounts{
+		urgent: sum.Urgent, ready: sum.Ready, reserved: sum.Reserved + sum.ReservedByID,
+		delayed: sum.Delayed, buried: sum.Buried, total: sum.Enqueued, timeouts: sum.Timeouts,
+	}
+	return c.chunk("OK", 0, false, c.s.formatStats(all, len(c.s.tubeNames()), time.Now()))
 }
 
 // statNames are the cmd-* counters of the stats command, in beanstalkd's order.
@@ -271,9 +258,9 @@ var hostname, unameVersion, unameMachine = func() (string, string, string) {
 }()
 
 // formatStats is the stats body, with beanstalkd 1.12's fields in its order. Job counts are
-// cluster-wide sums over the tubes; total-jobs and job-timeouts are the engine's totals since
-// each queue was created; the command and connection counts are this server's since it
-// started. There is no binlog: the binlog-* fields are 0. version is the protocol level
+// cluster-wide sums over the tubes; total-jobs and job-timeouts are the cluster's totals,
+// deleted tubes' jobs included (beanstalkd's count since it started); the command and
+// connection counts are this server's since it started. There is no binlog: the binlog-* fields are 0. version is the protocol level
 // (ProtocolVersion); spool's own version follows beanstalkd's fields as spool-version.
 func (s *Server) formatStats(n jobCounts, tubes int, now time.Time) []byte {
 	s.mu.Lock()

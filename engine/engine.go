@@ -207,6 +207,7 @@ type Engine struct {
 	madeShards sync.Map
 
 	stats  *counters
+	opened time.Time // when Open began: the start of this node's rates over all queues
 	leases *leaseCache
 	lw     *leaseWriter
 	events *eventLog
@@ -246,6 +247,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Engine, error) {
 		stop:    make(chan struct{}),
 		tag:     tag,
 		tagText: strconv.FormatUint(uint64(tag), 16),
+		opened:  cfg.Now(),
 	}
 	e.events = newEventLog(e, cfg.Node)
 	if err := e.setup(ctx); err != nil {
@@ -640,8 +642,8 @@ func (e *Engine) watchQueues(ctx context.Context) error {
 // A queue that appears after the initial values was made while the watch ran: its stream
 // holds nothing stored before this engine's connection (trustedAfter).
 func (e *Engine) applyQueueEntry(ent jetstream.KeyValueEntry, initial bool) {
-	if strings.HasPrefix(ent.Key(), numKeyPrefix) || e.applyChunkEntry(ent) {
-		return // a queue number's or a chunk's entry, not a queue's
+	if strings.HasPrefix(ent.Key(), numKeyPrefix) || ent.Key() == totalsKey || e.applyChunkEntry(ent) {
+		return // a queue number's, the totals' or a chunk's entry, not a queue's
 	}
 	if ent.Operation() != jetstream.KeyValuePut {
 		e.mu.Lock()

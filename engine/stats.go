@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,10 +37,14 @@ type counters struct {
 
 	mu    sync.Mutex
 	delta map[string]map[string]int64 // escaped queue -> counter -> increment
+	all   map[string]int64            // counter -> increment of the cluster-wide total
 
 	// fmu is held by a flush and by a read of the totals, which adds this node's increments
 	// not flushed yet: the node reads its own writes, and never counts one twice.
 	fmu sync.Mutex
+
+	bmu  sync.Mutex
+	base map[string]int64 // the totals' base once known (allTotals)
 
 	// The rates come from the increments as they are flushed, this node's own and, through
 	// a subscription, the other nodes': a cost per active queue, none per idle one.
@@ -60,7 +63,7 @@ type tally struct {
 const nodeHeader = "Spool-Node"
 
 func newCounters(e *Engine) (*counters, error) {
-	c := &counters{e: e, delta: make(map[string]map[string]int64), recent: make(map[string][]tally)}
+	c := &counters{e: e, delta: make(map[string]map[string]int64), all: make(map[string]int64), recent: make(map[string][]tally)}
 	sub, err := e.nc.Subscribe(statsPrefix+">", c.onFlushed)
 	if err != nil {
 		return nil, err
@@ -136,19 +139,39 @@ func (c *counters) add(esc, name string, n int64) {
 		return
 	}
 	c.mu.Lock()
+	c.addLocked(esc, name, n)
+	c.all[name] += n
+	c.mu.Unlock()
+}
+
+func (c *counters) addLocked(esc, name string, n int64) {
 	m := c.delta[esc]
 	if m == nil {
 		m = make(map[string]int64)
 		c.delta[esc] = m
 	}
 	m[name] += n
-	c.mu.Unlock()
+}
+
+// putBack returns increments whose flush failed, to be flushed again.
+func (c *counters) putBack(delta map[string]map[string]int64, all map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for esc, m := range delta {
+		for name, n := range m {
+			c.addLocked(esc, name, n)
+		}
+	}
+	for name, n := range all {
+		c.all[name] += n
+	}
 }
 
 func (c *counters) run(stop <-chan struct{}) {
 	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()
 	defer c.sub.Unsubscribe()
+	based := false
 	for {
 		select {
 		case <-stop:
@@ -158,32 +181,67 @@ func (c *counters) run(stop <-chan struct{}) {
 			c.flush(ctx)
 			cancel()
 			c.prune()
+			if !based {
+				// Taken early, while the queues whose counters it adds up are all there.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				_, err := c.baseTotals(ctx)
+				cancel()
+				if based = err == nil; !based {
+					c.e.log.Warn("totals before cluster counters", "err", err)
+				}
+			}
 		}
 	}
 }
 
-// flush publishes the pending increments. On failure they are put back for the next flush.
+// flush publishes the pending increments: the cluster-wide totals first, then, once they
+// are stored, the queues' (see baseTotals for why in that order). On failure they are put
+// back for the next flush.
 func (c *counters) flush(ctx context.Context) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	c.mu.Lock()
-	pending := c.delta
-	c.delta = make(map[string]map[string]int64)
+	pending, all := c.delta, c.all
+	c.delta, c.all = make(map[string]map[string]int64), make(map[string]int64)
 	c.mu.Unlock()
+	failed := c.publish(ctx, map[string]map[string]int64{allEsc: all})
+	if len(failed) > 0 {
+		// Not one queue's increment before its total's is stored.
+		c.putBack(pending, failed[allEsc])
+		return
+	}
+	c.putBack(c.publish(ctx, pending), nil)
+}
+
+// publish adds increments (escaped queue, or allEsc, -> counter -> n) to their counters
+// and returns those that failed.
+func (c *counters) publish(ctx context.Context, incs map[string]map[string]int64) (failed map[string]map[string]int64) {
 	type inflight struct {
 		esc, name string
 		n         int64
 		fut       jetstream.PubAckFuture
 	}
+	fail := func(esc, name string, n int64) {
+		if failed == nil {
+			failed = make(map[string]map[string]int64)
+		}
+		if failed[esc] == nil {
+			failed[esc] = make(map[string]int64)
+		}
+		failed[esc][name] += n
+	}
 	var sent []inflight
-	for esc, m := range pending {
+	for esc, m := range incs {
 		for name, n := range m {
+			if n == 0 {
+				continue
+			}
 			msg := nats.NewMsg(statsPrefix + esc + "." + name)
 			msg.Header.Set("Nats-Incr", strconv.FormatInt(n, 10))
 			msg.Header.Set(nodeHeader, c.e.tagText)
 			fut, err := c.e.st.Publish(msg)
 			if err != nil {
-				c.add(esc, name, n)
+				fail(esc, name, n)
 				continue
 			}
 			sent = append(sent, inflight{esc, name, n, fut})
@@ -195,11 +253,12 @@ func (c *counters) flush(ctx context.Context) {
 			c.note(s.esc, s.name, s.n)
 		case err := <-s.fut.Err():
 			c.e.log.Warn("flush counter", "counter", s.name, "err", err)
-			c.add(s.esc, s.name, s.n)
+			fail(s.esc, s.name, s.n)
 		case <-ctx.Done():
-			c.add(s.esc, s.name, s.n)
+			fail(s.esc, s.name, s.n)
 		}
 	}
+	return failed
 }
 
 // totals reads queues' cluster-wide counters (by escaped name), with this node's
@@ -222,15 +281,10 @@ func (c *counters) totals(ctx context.Context, escs ...string) (map[string]map[s
 			return nil, err
 		}
 		for _, m := range msgs {
-			var v struct {
-				Val string `json:"val"`
-			}
 			esc, name, ok := counterOf(m.Subject)
-			if !ok || out[esc] == nil || json.Unmarshal(m.Data, &v) != nil {
-				continue
+			if n, err := counterValue(m.Data); ok && err == nil && out[esc] != nil {
+				out[esc][name] += n
 			}
-			n, _ := strconv.ParseInt(v.Val, 10, 64)
-			out[esc][name] += n
 		}
 	}
 	c.mu.Lock()

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -384,38 +383,24 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) stats(w http.ResponseWriter, r *http.Request) error {
-	names := h.eng.QueueNames()
+	var req engine.SummaryRequest
 	if p := auth.FromContext(r.Context()); !p.CanAll(auth.Read) {
-		// Only the token's queues are read.
-		names = slices.DeleteFunc(names, func(n string) bool { return !p.Can(auth.Read, n) })
+		// Only the token's queues are summed.
+		req.Keep = func(n string) bool { return p.Can(auth.Read, n) }
 	}
-	qs, err := h.eng.QueuesNamed(r.Context(), names)
+	sum, err := h.eng.Summarize(r.Context(), req)
 	if err != nil {
 		return err
 	}
 	// The client's type is the wire format: one definition for both ends.
-	out := spool.ServerStats{Version: h.opts.Version, Uptime: time.Since(h.started).Round(time.Second), Queues: len(qs)}
-	j, t := &out.Jobs, &out.Totals
-	for _, q := range qs {
-		s := q.Stats
-		if q.Paused {
-			out.Paused++
-		}
-		out.EnqueueRate += s.EnqueueRate
-		out.CompleteRate += s.CompleteRate
-		j.Ready += s.Ready
-		j.Reserved += s.Reserved
-		j.Delayed += s.Delayed
-		j.Buried += s.Buried
-		t.Enqueued += s.Enqueued
-		t.Reserves += s.Reserves
-		t.Succeeded += s.Succeeded
-		t.Failed += s.Failed
-		t.BuriedTotal += s.BuriedTot
-		t.Cancelled += s.Cancelled
-		t.Timeouts += s.Timeouts
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, spool.ServerStats{
+		Version: h.opts.Version, Uptime: time.Since(h.started).Round(time.Second),
+		Queues: sum.Queues, Paused: sum.Paused,
+		Jobs: spool.StateCounts{Ready: sum.Ready, Reserved: sum.Reserved, Delayed: sum.Delayed, Buried: sum.Buried},
+		Totals: spool.Totals{Enqueued: sum.Enqueued, Reserves: sum.Reserves, Succeeded: sum.Succeeded, Failed: sum.Failed,
+			BuriedTotal: sum.BuriedTot, Cancelled: sum.Cancelled, Timeouts: sum.Timeouts},
+		EnqueueRate: sum.EnqueueRate, CompleteRate: sum.CompleteRate,
+	})
 	return nil
 }
 

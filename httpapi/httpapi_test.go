@@ -944,7 +944,8 @@ func TestServerEndpoints(t *testing.T) {
 		return nil
 	})
 	m := s.must(t, http.StatusOK, "GET", "/metrics", nil)
-	for _, want := range []string{`spool_queue_jobs{queue="s1",state="ready"}`, "spool_http_requests_total{", `route="GET /v1/stats"`, "spool_engine_up 1"} {
+	for _, want := range []string{`spool_queue_jobs{queue="s1",state="ready"}`, "spool_http_requests_total{", `route="GET /v1/stats"`, "spool_engine_up 1",
+		"\nspool_jobs{state=\"delayed\"} 2\n", "\nspool_events_total{event=\"enqueued\"} 4\n"} {
 		if !bytes.Contains(m.raw, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -78,10 +78,13 @@ var (
 	descBacklog = prometheus.NewDesc("spool_queue_backlog", "Jobs waiting or running (ready + reserved): the autoscaling signal.", []string{"queue"}, nil)
 	descArrival = prometheus.NewDesc("spool_queue_enqueue_rate", "Jobs enqueued per second over the last minute.", []string{"queue"}, nil)
 	descDone    = prometheus.NewDesc("spool_queue_complete_rate", "Jobs succeeded per second over the last minute.", []string{"queue"}, nil)
+	// Over all queues, however many: an alert on them holds beyond --metrics-queues.
+	descAllDepth = prometheus.NewDesc("spool_jobs", "Jobs of all queues by state.", []string{"state"}, nil)
+	descAllTotal = prometheus.NewDesc("spool_events_total", "Cluster-wide job events of all queues, deleted ones included: enqueued, reserved, succeeded, failed, buried, cancelled, timeouts.", []string{"event"}, nil)
 )
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descTotal, descPause, descAge, descUp, descCount, descShown, descBacklog, descArrival, descDone} {
+	for _, d := range []*prometheus.Desc{descDepth, descTotal, descPause, descAge, descUp, descCount, descShown, descBacklog, descArrival, descDone, descAllDepth, descAllTotal} {
 		ch <- d
 	}
 }
@@ -89,9 +92,21 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ch <- prometheus.MustNewConstMetric(descCount, prometheus.GaugeValue, float64(len(c.eng.QueueNames())))
+	sum, err := c.eng.Summarize(ctx, engine.SummaryRequest{})
+	if err != nil {
+		c.log.Warn("metrics: summary", "err", err)
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descCount, prometheus.GaugeValue, float64(sum.Queues))
+	for st, n := range map[string]int64{"ready": sum.Ready, "reserved": sum.Reserved, "delayed": sum.Delayed, "buried": sum.Buried} {
+		ch <- prometheus.MustNewConstMetric(descAllDepth, prometheus.GaugeValue, float64(n), st)
+	}
+	for ev, n := range map[string]int64{"enqueued": sum.Enqueued, "reserved": sum.Reserves, "succeeded": sum.Succeeded,
+		"failed": sum.Failed, "buried": sum.BuriedTot, "cancelled": sum.Cancelled, "timeouts": sum.Timeouts} {
+		ch <- prometheus.MustNewConstMetric(descAllTotal, prometheus.CounterValue, float64(n), ev)
+	}
 	var qs []*engine.QueueInfo
-	var err error
 	for after := ""; len(qs) < c.max && err == nil; {
 		var page []*engine.QueueInfo
 		page, after, err = c.eng.QueuesPage(ctx, after, min(c.max-len(qs), engine.MaxQueuePage))

@@ -61,6 +61,7 @@ type Request struct {
 	MultiLast []string   `json:"multi_last,omitempty"`
 	StartTime *time.Time `json:"start_time,omitempty"`
 	UpToTime  *time.Time `json:"up_to_time,omitempty"`
+	UpToSeq   uint64     `json:"up_to_seq,omitempty"`
 }
 
 // Store runs the storage steps over one NATS connection. It is safe for concurrent use.

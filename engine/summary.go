@@ -1,0 +1,394 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
+)
+
+// Summary is the sum of many queues' statistics. Summarize reads it at a cost that follows
+// the jobs and priority levels in use, not the number of queues: a node with 100,000 queues
+// answers as fast as one with ten when most of them are idle.
+type Summary struct {
+	Queues int // queues summed
+	Paused int // of them, paused now
+
+	// Jobs by state, as QueueStats counts them.
+	Ready, Reserved, Delayed, Buried int64
+	// Urgent is the number of ready jobs with a priority below the threshold asked for.
+	Urgent int64
+	// ReservedByID is the number of jobs reserved with ReserveByID (not in Reserved).
+	ReservedByID int64
+
+	// Totals, as in QueueStats. Over all queues they are the cluster's totals, which keep
+	// the jobs of deleted queues; over some queues, those queues' totals added up.
+	Enqueued, Reserves, Succeeded, Failed, BuriedTot, Cancelled, Timeouts int64
+
+	EnqueueRate, CompleteRate float64 // jobs/s over the last minute, as seen by this node
+}
+
+// SummaryRequest says which queues Summarize sums.
+type SummaryRequest struct {
+	// Keep accepts the names of the queues to sum; nil sums every queue.
+	Keep func(name string) bool
+	// UrgentBelow is the priority below which a ready job counts in Summary.Urgent.
+	UrgentBelow uint32
+}
+
+// Summarize sums the statistics of the queues r names. Counts by state come from one pass
+// over each shard stream: the message counts of its ready and held subjects, and its
+// consumers (a priority level's for ready and reserved jobs, a counting one for delayed
+// and buried), so they agree with the queues' own statistics read at the same moment.
+func (e *Engine) Summarize(ctx context.Context, r SummaryRequest) (*Summary, error) {
+	var (
+		out    Summary
+		shards = map[string]map[string]*queue{} // shard stream -> escaped name -> queue
+		own    []*queue                         // queues in a stream of their own
+		escs   []string
+	)
+	now := e.now()
+	for _, q := range e.queueList() {
+		if r.Keep != nil && !r.Keep(q.name) {
+			continue
+		}
+		cfg, _ := q.config()
+		out.Queues++
+		if cfg.pausedAt(now) {
+			out.Paused++
+		}
+		escs = append(escs, q.names.esc)
+		if !q.names.shared {
+			own = append(own, q)
+			continue
+		}
+		if shards[q.names.stream()] == nil {
+			shards[q.names.stream()] = map[string]*queue{}
+		}
+		shards[q.names.stream()][q.names.esc] = q
+	}
+	for _, stream := range slices.Sorted(maps.Keys(shards)) {
+		if err := e.summarizeShard(ctx, stream, shards[stream], r.UrgentBelow, &out); err != nil {
+			return nil, fmt.Errorf("summary of %s: %w", stream, err)
+		}
+	}
+	for _, q := range own {
+		if err := e.summarizeOwn(ctx, q, r.UrgentBelow, &out); err != nil && !errors.Is(err, ErrQueueNotFound) {
+			return nil, fmt.Errorf("summary of queue %q: %w", q.name, err)
+		}
+	}
+	var t map[string]int64
+	if r.Keep == nil {
+		var err error
+		if t, err = e.stats.allTotals(ctx); err != nil {
+			return nil, fmt.Errorf("summary totals: %w", err)
+		}
+		out.EnqueueRate, out.CompleteRate = e.stats.rates(allEsc, e.opened)
+	} else {
+		totals, err := e.stats.totals(ctx, escs...)
+		if err != nil {
+			return nil, fmt.Errorf("summary totals: %w", err)
+		}
+		t = map[string]int64{}
+		for _, q := range e.queueList() {
+			m, ok := totals[q.names.esc]
+			if !ok {
+				continue
+			}
+			for name, n := range m {
+				t[name] += n
+			}
+			cfg, _ := q.config()
+			enq, done := e.stats.rates(q.names.esc, nsTime(cfg.Created))
+			out.EnqueueRate, out.CompleteRate = out.EnqueueRate+enq, out.CompleteRate+done
+		}
+	}
+	out.Enqueued, out.Reserves, out.Succeeded = t[cEnqueued], t[cReserves], t[cSucceeded]
+	out.Failed, out.BuriedTot, out.Cancelled, out.Timeouts = t[cFailed], t[cBuried], t[cCancelled], t[cTimeouts]
+	return &out, nil
+}
+
+// summarizeShard adds the counts of the queues qs (by escaped name) in a shard stream.
+func (e *Engine) summarizeShard(ctx context.Context, stream string, qs map[string]*queue, urgentBelow uint32, out *Summary) error {
+	var tok string
+	for _, q := range qs {
+		tok = q.names.tok
+		break
+	}
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	type level struct {
+		esc string
+		b   int
+	}
+	// Jobs on each level's ready subject: ready, or delivered and not acknowledged yet.
+	held := map[level]int64{}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("spool."+tok+".*."+string(StateReady)+".*"))
+	if err != nil {
+		return err
+	}
+	for subj, n := range info.State.Subjects {
+		esc, rest, ok := splitShardSubject(subj, tok)
+		b, err := strconv.Atoi(strings.TrimPrefix(rest, string(StateReady)+"."))
+		if ok && err == nil && qs[esc] != nil {
+			held[level{esc, b}] = int64(n)
+		}
+	}
+	// Jobs reserved by id: a subject each.
+	info, err = s.Info(ctx, jetstream.WithSubjectFilter("spool."+tok+".*."+string(stateHeld)+".>"))
+	if err != nil {
+		return err
+	}
+	for subj, n := range info.State.Subjects {
+		if esc, _, ok := splitShardSubject(subj, tok); ok && qs[esc] != nil {
+			out.ReservedByID += int64(n)
+		}
+	}
+	ready := func(l level, n int64) {
+		out.Ready += n
+		if l.b < int(urgentBelow) {
+			out.Urgent += n
+		}
+	}
+	consumers := s.ListConsumers(ctx)
+	for ci := range consumers.Info() {
+		esc, rest, ok := splitShardSubject(ci.Config.FilterSubject, tok)
+		q := qs[esc]
+		if !ok || q == nil {
+			continue
+		}
+		switch state, tail, _ := strings.Cut(rest, "."); State(state) {
+		case StateReady:
+			b, err := strconv.Atoi(tail)
+			l := level{esc, b}
+			if err != nil || held[l] == 0 {
+				continue // nothing on its subject: nothing pending, as levelCounts
+			}
+			ready(l, int64(ci.NumPending))
+			out.Reserved += int64(ci.NumAckPending)
+			delete(held, l)
+		case StateDelayed, StateBuried:
+			if !q.hasCounter(counterBit(State(state))) || tail != ">" {
+				continue
+			}
+			n := int64(ci.NumPending) + int64(ci.NumAckPending)
+			if State(state) == StateDelayed {
+				out.Delayed += n
+			} else {
+				out.Buried += n
+			}
+		}
+	}
+	if err := consumers.Err(); err != nil {
+		return err
+	}
+	// A level without its consumer (idle, swept) has every job on its subject ready.
+	for l, n := range held {
+		ready(l, n)
+	}
+	return nil
+}
+
+// splitShardSubject splits a subject of a shard whose subjects start spool.<tok>. into
+// the queue's escaped name and the rest.
+func splitShardSubject(subj, tok string) (esc, rest string, ok bool) {
+	rest, ok = strings.CutPrefix(subj, "spool."+tok+".")
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, ".")
+}
+
+// summarizeOwn adds the counts of q, a queue in a stream of its own (made before shards).
+func (e *Engine) summarizeOwn(ctx context.Context, q *queue, urgentBelow uint32, out *Summary) error {
+	cfg, _ := q.config()
+	ready, reserved, _, err := e.levelCounts(ctx, q, cfg.levels())
+	if err != nil {
+		return err
+	}
+	for b, n := range ready {
+		out.Ready += n
+		if b < int(urgentBelow) {
+			out.Urgent += n
+		}
+	}
+	for _, n := range reserved {
+		out.Reserved += n
+	}
+	delayed, err := e.counted(ctx, q, StateDelayed)
+	if err != nil {
+		return err
+	}
+	buried, err := e.counted(ctx, q, StateBuried)
+	if err != nil {
+		return err
+	}
+	out.Delayed, out.Buried = out.Delayed+delayed, out.Buried+buried
+	s, err := e.js.Stream(ctx, q.names.stream())
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(q.names.state(stateHeld)))
+	if err != nil {
+		return err
+	}
+	for _, n := range info.State.Subjects {
+		out.ReservedByID += int64(n)
+	}
+	return nil
+}
+
+// The cluster's totals. Every flush adds its increments to the counters spool.c._all.<name>
+// as well as to the queues' own, so that the totals of all queues are one read. A cluster
+// that counted before these existed has its earlier counts in a base, taken once and kept in
+// the queue bucket: the queues' counters as they stood before the first _all increment.
+// A flush stores its _all increments before its queues' ones, so every queue increment
+// stored before the first _all one is in the base, and every later one in _all. (A node of
+// an earlier version, during a rolling upgrade, adds to its queues only: what it counts
+// between the first _all increment and its own upgrade is in no total.)
+
+// allEsc stands for all queues in counter subjects: no escaped queue name is "_all" (an
+// escape is '_' and two upper-case hex digits).
+const allEsc = "_all"
+
+// totalsKey is the queue bucket's key of the totals' base (see above).
+const totalsKey = "_totals"
+
+// allTotals returns the cluster's totals, with this node's increments not flushed yet.
+func (c *counters) allTotals(ctx context.Context) (map[string]int64, error) {
+	base, err := c.baseTotals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	msgs, err := c.e.st.Batch(ctx, statsStream, store.Request{MultiLast: []string{statsPrefix + allEsc + ".*"}, Batch: store.MaxBatch})
+	if err != nil {
+		return nil, err
+	}
+	out := maps.Clone(base)
+	for _, m := range msgs {
+		_, name, ok := counterOf(m.Subject)
+		if n, err := counterValue(m.Data); ok && err == nil {
+			out[name] += n
+		}
+	}
+	c.mu.Lock()
+	for name, n := range c.all {
+		out[name] += n
+	}
+	c.mu.Unlock()
+	return out, nil
+}
+
+// counterValue parses a JetStream counter's value.
+func counterValue(data []byte) (int64, error) {
+	var v struct {
+		Val string `json:"val"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v.Val, 10, 64)
+}
+
+// baseTotals returns the totals' base, taking it if no node has yet.
+func (c *counters) baseTotals(ctx context.Context) (map[string]int64, error) {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	if c.base != nil {
+		return c.base, nil
+	}
+	base := map[string]int64{}
+	ent, err := c.e.kv.Get(ctx, totalsKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		if base, err = c.takeBase(ctx); err != nil {
+			return nil, fmt.Errorf("totals before %s counters: %w", allEsc, err)
+		}
+		enc, _ := json.Marshal(base)
+		if _, err = c.e.kv.Create(ctx, totalsKey, enc); errors.Is(err, jetstream.ErrKeyExists) {
+			return c.baseTotalsStored(ctx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store totals base: %w", err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("read totals base: %w", err)
+	default:
+		if err := json.Unmarshal(ent.Value(), &base); err != nil {
+			return nil, fmt.Errorf("bad totals base: %w", err)
+		}
+	}
+	c.base = base
+	return base, nil
+}
+
+// baseTotalsStored reads the base another node stored; c.bmu is held.
+func (c *counters) baseTotalsStored(ctx context.Context) (map[string]int64, error) {
+	ent, err := c.e.kv.Get(ctx, totalsKey)
+	if err != nil {
+		return nil, fmt.Errorf("read totals base: %w", err)
+	}
+	base := map[string]int64{}
+	if err := json.Unmarshal(ent.Value(), &base); err != nil {
+		return nil, fmt.Errorf("bad totals base: %w", err)
+	}
+	c.base = base
+	return base, nil
+}
+
+// takeBase adds up the queues' counters as they stood before the first _all increment.
+func (c *counters) takeBase(ctx context.Context) (map[string]int64, error) {
+	s, err := c.e.js.Stream(ctx, statsStream)
+	if err != nil {
+		return nil, err
+	}
+	// The first _all increment, if any, stored up to last: the base ends before it. (Read
+	// last first: an _all increment stored after it comes after every counter read here.)
+	last := s.CachedInfo().State.LastSeq
+	upTo := last
+	first, err := c.e.st.Batch(ctx, statsStream, store.Request{Seq: 1, NextFor: statsPrefix + allEsc + ".*", Batch: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(first) == 1 && first[0].Seq <= last {
+		upTo = first[0].Seq - 1
+	}
+	base := map[string]int64{}
+	if upTo == 0 {
+		return base, nil
+	}
+	var escs []string
+	for _, q := range c.e.queueList() {
+		escs = append(escs, q.names.esc)
+	}
+	// A queue has at most 7 counters: 128 queues a request stay within a batch's cap.
+	for chunk := range slices.Chunk(escs, 128) {
+		filters := make([]string, len(chunk))
+		for i, esc := range chunk {
+			filters[i] = statsPrefix + esc + ".*"
+		}
+		msgs, err := c.e.st.Batch(ctx, statsStream, store.Request{MultiLast: filters, UpToSeq: upTo, Batch: store.MaxBatch})
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			_, name, ok := counterOf(m.Subject)
+			if n, err := counterValue(m.Data); ok && err == nil {
+				base[name] += n
+			}
+		}
+	}
+	return base, nil
+}

@@ -1,0 +1,221 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// waitUntil retries f until it returns nil, failing the test with its last error after 20s.
+func waitUntil(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sumQueues adds up the queues' own statistics, as a caller without Summarize would.
+func sumQueues(ctx context.Context, e *Engine, names ...string) (*Summary, error) {
+	var s Summary
+	for _, n := range names {
+		qi, err := e.Queue(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		d, err := e.QueueDetailCounts(ctx, n, 1024)
+		if err != nil {
+			return nil, err
+		}
+		st := qi.Stats
+		s.Queues++
+		if qi.Paused {
+			s.Paused++
+		}
+		s.Ready, s.Reserved, s.Delayed, s.Buried = s.Ready+st.Ready, s.Reserved+st.Reserved, s.Delayed+st.Delayed, s.Buried+st.Buried
+		s.Urgent, s.ReservedByID = s.Urgent+d.Urgent, s.ReservedByID+d.ReservedByID
+		s.Enqueued, s.Reserves, s.Succeeded, s.Failed = s.Enqueued+st.Enqueued, s.Reserves+st.Reserves, s.Succeeded+st.Succeeded, s.Failed+st.Failed
+		s.BuriedTot, s.Cancelled, s.Timeouts = s.BuriedTot+st.BuriedTot, s.Cancelled+st.Cancelled, s.Timeouts+st.Timeouts
+	}
+	return &s, nil
+}
+
+// The summary's counts are those of the queues added up, in every state and in every way a
+// job is counted: a level with and without its consumer, reserved, reserved by id, delayed,
+// buried, paused; for all queues and for some.
+func TestSummaryAgreesWithQueues(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t, Config{ConsumerIdle: time.Hour})
+	enq := func(q string, pri uint32, n int, delay time.Duration) []*Job {
+		var out []*Job
+		for range n {
+			out = append(out, enqueueOne(t, e, ctx, EnqueueRequest{Queue: q, Priority: pri, Delay: delay}))
+		}
+		return out
+	}
+	// a: levels with consumers, two jobs reserved.
+	enq("a", 10, 3, 0)
+	enq("a", 2000, 2, 0)
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"a"}, Max: 2}); err != nil || len(r.Jobs) != 2 {
+		t.Fatalf("reserve a: %+v %v", r, err)
+	}
+	// b: delayed, buried, and a job reserved by id.
+	enq("b", 0, 2, time.Hour)
+	enq("b", 5, 1, 0)
+	r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"b"}})
+	if err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve b: %+v %v", r, err)
+	}
+	if _, err := e.Bury(ctx, r.Jobs[0].Job.ID, r.Jobs[0].Token, BuryRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	byID := enq("b", 7, 2, 0)
+	if _, err := e.ReserveByID(ctx, byID[0].ID, "w"); err != nil {
+		t.Fatal(err)
+	}
+	// c: never reserved from, so its level has no consumer; paused.
+	enq("c", 3, 2, 0)
+	if _, err := e.Pause(ctx, "c", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+
+	want := Summary{Queues: 3, Paused: 1, Ready: 3 + 1 + 2, Urgent: 1 + 1 + 2, Reserved: 2, ReservedByID: 1, Delayed: 2, Buried: 1,
+		Enqueued: 12, Reserves: 4, BuriedTot: 1}
+	waitUntil(t, func() error {
+		got, err := e.Summarize(ctx, SummaryRequest{UrgentBelow: 1024})
+		if err != nil {
+			return err
+		}
+		sum, err := sumQueues(ctx, e, "a", "b", "c")
+		if err != nil {
+			return err
+		}
+		got.EnqueueRate, got.CompleteRate = 0, 0
+		if *got != want || *sum != want {
+			return fmt.Errorf("summary %+v\nqueues  %+v\nwant    %+v", *got, *sum, want)
+		}
+		return nil
+	})
+	// Some queues: those only.
+	got, err := e.Summarize(ctx, SummaryRequest{UrgentBelow: 1024, Keep: func(n string) bool { return n != "a" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := sumQueues(ctx, e, "b", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.EnqueueRate <= 0 {
+		t.Errorf("enqueue rate %v, want > 0", got.EnqueueRate)
+	}
+	got.EnqueueRate, got.CompleteRate = 0, 0
+	if *got != *sum {
+		t.Errorf("summary of b and c %+v\nqueues %+v", *got, *sum)
+	}
+}
+
+// The totals of all queues keep a deleted queue's jobs: they are the cluster's.
+func TestSummaryTotalsKeepDeletedQueues(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	for range 3 {
+		enqueueOne(t, e, ctx, EnqueueRequest{Queue: "gone"})
+	}
+	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "kept"})
+	if err := e.DeleteQueue(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() error {
+		s, err := e.Summarize(ctx, SummaryRequest{})
+		if err != nil {
+			return err
+		}
+		if s.Queues != 1 || s.Enqueued != 4 || s.Ready != 1 {
+			return fmt.Errorf("summary %+v, want 1 queue, 4 enqueued, 1 ready", *s)
+		}
+		return nil
+	})
+	kept, err := e.Summarize(ctx, SummaryRequest{Keep: func(n string) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.Enqueued != 1 {
+		t.Errorf("queues' own totals: %d enqueued, want 1", kept.Enqueued)
+	}
+}
+
+// Counts from before the cluster-wide counters (an earlier version's) are in the totals'
+// base, and only those: increments stored after the first cluster-wide one are not
+// counted twice.
+func TestSummaryTotalsBase(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	// The engine takes its base at its first flush: wait for it, then start over as a
+	// cluster whose counters came before this version would.
+	waitUntil(t, func() error { _, err := e.kv.Get(ctx, totalsKey); return err })
+	if _, err := e.PutQueue(ctx, "old", QueueSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	old := nats.NewMsg(statsPrefix + e.lookupQueue("old").names.esc + "." + cEnqueued)
+	old.Header.Set("Nats-Incr", "5")
+	if _, err := e.st.PublishSync(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.kv.Purge(ctx, totalsKey); err != nil {
+		t.Fatal(err)
+	}
+	e.stats.bmu.Lock()
+	e.stats.base = nil
+	e.stats.bmu.Unlock()
+	// Two more, counted by this version in the queue's counter and in the cluster's.
+	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "old"})
+	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "old"})
+	waitUntil(t, func() error {
+		s, err := e.stats.totals(ctx, e.lookupQueue("old").names.esc)
+		if err != nil {
+			return err
+		}
+		if n := s[e.lookupQueue("old").names.esc][cEnqueued]; n != 7 {
+			return fmt.Errorf("queue counter %d, want 7", n)
+		}
+		return nil
+	})
+	e.stats.flush(ctx) // the base is taken from what is stored
+	s, err := e.Summarize(ctx, SummaryRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Enqueued != 7 {
+		t.Errorf("all queues: %d enqueued, want 7 (5 before the cluster's counters, 2 after)", s.Enqueued)
+	}
+	ent, err := e.kv.Get(ctx, totalsKey)
+	if err != nil || !strings.Contains(string(ent.Value()), `"enqueued":5`) {
+		t.Errorf("stored base %q, %v; want enqueued 5", valueOf(ent), err)
+	}
+	// Another node reads the stored base rather than taking its own.
+	e.stats.bmu.Lock()
+	e.stats.base = nil
+	e.stats.bmu.Unlock()
+	if base, err := e.stats.baseTotals(ctx); err != nil || base[cEnqueued] != 5 {
+		t.Errorf("base read back %v, %v", base, err)
+	}
+}
+
+func valueOf(ent jetstream.KeyValueEntry) string {
+	if ent == nil {
+		return ""
+	}
+	return string(ent.Value())
+}
