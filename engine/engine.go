@@ -642,8 +642,8 @@ func (e *Engine) watchQueues(ctx context.Context) error {
 // A queue that appears after the initial values was made while the watch ran: its stream
 // holds nothing stored before this engine's connection (trustedAfter).
 func (e *Engine) applyQueueEntry(ent jetstream.KeyValueEntry, initial bool) {
-	if strings.HasPrefix(ent.Key(), numKeyPrefix) || ent.Key() == totalsKey || e.applyChunkEntry(ent) {
-		return // a queue number's, the totals' or a chunk's entry, not a queue's
+	if strings.HasPrefix(ent.Key(), numKeyPrefix) || e.applyChunkEntry(ent) {
+		return // a queue number's or a chunk's entry, not a queue's
 	}
 	if ent.Operation() != jetstream.KeyValuePut {
 		e.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spoolq/spool/engine/internal/store"
@@ -251,7 +252,7 @@ func (e *Engine) summarizeOwn(ctx context.Context, q *queue, urgentBelow uint32,
 // The cluster's totals. Every flush adds its increments to the counters spool.c._all.<name>
 // as well as to the queues' own, so that the totals of all queues are one read. A cluster
 // that counted before these existed has its earlier counts in a base, taken once and kept in
-// the queue bucket: the queues' counters as they stood before the first _all increment.
+// the records stream: the queues' counters as they stood before the first _all increment.
 // A flush stores its _all increments before its queues' ones, so every queue increment
 // stored before the first _all one is in the base, and every later one in _all. (A node of
 // an earlier version, during a rolling upgrade, adds to its queues only: what it counts
@@ -261,8 +262,9 @@ func (e *Engine) summarizeOwn(ctx context.Context, q *queue, urgentBelow uint32,
 // escape is '_' and two upper-case hex digits).
 const allEsc = "_all"
 
-// totalsKey is the queue bucket's key of the totals' base (see above).
-const totalsKey = "_totals"
+// totalsSubject holds the totals' base (see above), in the records stream: written once,
+// create-only.
+const totalsSubject = jobsPrefix + "totals"
 
 // allTotals returns the cluster's totals, with this node's increments not flushed yet.
 func (c *counters) allTotals(ctx context.Context) (map[string]int64, error) {
@@ -309,39 +311,26 @@ func (c *counters) baseTotals(ctx context.Context) (map[string]int64, error) {
 	if c.base != nil {
 		return c.base, nil
 	}
-	base := map[string]int64{}
-	ent, err := c.e.kv.Get(ctx, totalsKey)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		if base, err = c.takeBase(ctx); err != nil {
+	m, err := c.e.st.Last(ctx, jobsStream, totalsSubject)
+	if errors.Is(err, store.ErrNoMsg) {
+		base, err := c.takeBase(ctx)
+		if err != nil {
 			return nil, fmt.Errorf("totals before %s counters: %w", allEsc, err)
 		}
 		enc, _ := json.Marshal(base)
-		if _, err = c.e.kv.Create(ctx, totalsKey, enc); errors.Is(err, jetstream.ErrKeyExists) {
-			return c.baseTotalsStored(ctx)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("store totals base: %w", err)
-		}
-	case err != nil:
-		return nil, fmt.Errorf("read totals base: %w", err)
-	default:
-		if err := json.Unmarshal(ent.Value(), &base); err != nil {
-			return nil, fmt.Errorf("bad totals base: %w", err)
+		_, err = c.e.st.PublishSync(ctx, &nats.Msg{Subject: totalsSubject, Data: enc}, jetstream.WithExpectLastSequencePerSubject(0))
+		if store.CASLost(err) {
+			m, err = c.e.st.Last(ctx, jobsStream, totalsSubject) // another node's, taken first
+		} else if err == nil {
+			c.base = base
+			return base, nil
 		}
 	}
-	c.base = base
-	return base, nil
-}
-
-// baseTotalsStored reads the base another node stored; c.bmu is held.
-func (c *counters) baseTotalsStored(ctx context.Context) (map[string]int64, error) {
-	ent, err := c.e.kv.Get(ctx, totalsKey)
 	if err != nil {
-		return nil, fmt.Errorf("read totals base: %w", err)
+		return nil, fmt.Errorf("totals base: %w", err)
 	}
 	base := map[string]int64{}
-	if err := json.Unmarshal(ent.Value(), &base); err != nil {
+	if err := json.Unmarshal(m.Data, &base); err != nil {
 		return nil, fmt.Errorf("bad totals base: %w", err)
 	}
 	c.base = base

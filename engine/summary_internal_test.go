@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spoolq/spool/engine/internal/store"
 )
 
 // waitUntil retries f until it returns nil, failing the test with its last error after 20s.
@@ -164,7 +166,7 @@ func TestSummaryTotalsBase(t *testing.T) {
 	e, _, ctx := internalEngine(t)
 	// The engine takes its base at its first flush: wait for it, then start over as a
 	// cluster whose counters came before this version would.
-	waitUntil(t, func() error { _, err := e.kv.Get(ctx, totalsKey); return err })
+	waitUntil(t, func() error { _, err := e.st.Last(ctx, jobsStream, totalsSubject); return err })
 	if _, err := e.PutQueue(ctx, "old", QueueSettings{}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +175,11 @@ func TestSummaryTotalsBase(t *testing.T) {
 	if _, err := e.st.PublishSync(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.kv.Purge(ctx, totalsKey); err != nil {
+	jobs, err := e.js.Stream(ctx, jobsStream)
+	if err == nil {
+		err = jobs.Purge(ctx, jetstream.WithPurgeSubject(totalsSubject))
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	e.stats.bmu.Lock()
@@ -200,9 +206,14 @@ func TestSummaryTotalsBase(t *testing.T) {
 	if s.Enqueued != 7 {
 		t.Errorf("all queues: %d enqueued, want 7 (5 before the cluster's counters, 2 after)", s.Enqueued)
 	}
-	ent, err := e.kv.Get(ctx, totalsKey)
-	if err != nil || !strings.Contains(string(ent.Value()), `"enqueued":5`) {
-		t.Errorf("stored base %q, %v; want enqueued 5", valueOf(ent), err)
+	stored, err := e.st.Last(ctx, jobsStream, totalsSubject)
+	if err != nil || !strings.Contains(string(stored.Data), `"enqueued":5`) {
+		t.Fatalf("stored base %+v, %v; want enqueued 5", stored, err)
+	}
+	// Taken once: a second node's try loses to the stored one.
+	again, err := e.st.PublishSync(ctx, &nats.Msg{Subject: totalsSubject, Data: []byte(`{}`)}, jetstream.WithExpectLastSequencePerSubject(0))
+	if !store.CASLost(err) {
+		t.Errorf("a second base was stored: %+v %v", again, err)
 	}
 	// Another node reads the stored base rather than taking its own.
 	e.stats.bmu.Lock()
@@ -211,11 +222,4 @@ func TestSummaryTotalsBase(t *testing.T) {
 	if base, err := e.stats.baseTotals(ctx); err != nil || base[cEnqueued] != 5 {
 		t.Errorf("base read back %v, %v", base, err)
 	}
-}
-
-func valueOf(ent jetstream.KeyValueEntry) string {
-	if ent == nil {
-		return ""
-	}
-	return string(ent.Value())
 }
