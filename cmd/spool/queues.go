@@ -383,11 +383,12 @@ func (c *cli) statsCmd() *cobra.Command {
 			row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 			row("version", s.Version)
 			row("uptime", fmtDuration(s.Uptime.Round(time.Second)))
-			row("queues", s.Queues)
+			row("queues", fmt.Sprintf("%d (%d paused)", s.Queues, s.Paused))
 			row("jobs", fmt.Sprintf("ready %d, reserved %d, delayed %d, buried %d", s.Jobs.Ready, s.Jobs.Reserved, s.Jobs.Delayed, s.Jobs.Buried))
 			t := s.Totals
 			row("totals", fmt.Sprintf("enqueued %d, reserves %d, succeeded %d, failed %d, buried %d, cancelled %d, timeouts %d",
 				t.Enqueued, t.Reserves, t.Succeeded, t.Failed, t.BuriedTotal, t.Cancelled, t.Timeouts))
+			row("rates", fmt.Sprintf("enqueued %.1f/s, succeeded %.1f/s (last minute)", s.EnqueueRate, s.CompleteRate))
 			return tw.Flush()
 		},
 	}

@@ -61,7 +61,8 @@ func TestStatsIsTheAPIFormat(t *testing.T) {
 		t.Errorf("stats --json keys %v\nAPI keys %v", got, want)
 	}
 	text := ok(t, "stats", s).stdout
-	if strings.Contains(text, "node:") || !strings.Contains(text, "enqueued 1, reserves 0") {
+	if strings.Contains(text, "node:") || !strings.Contains(text, "enqueued 1, reserves 0") || !strings.Contains(text, "1 (0 paused)") ||
+		!strings.Contains(text, "/s (last minute)") {
 		t.Errorf("stats:\n%s", text)
 	}
 }
