@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -128,10 +130,6 @@ func (e *Engine) summarizeShard(ctx context.Context, stream string, qs map[strin
 	if err != nil {
 		return err
 	}
-	type level struct {
-		esc string
-		b   int
-	}
 	// Jobs on each level's ready subject: ready, or delivered and not acknowledged yet.
 	held := map[level]int64{}
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter("spool."+tok+".*."+string(StateReady)+".*"))
@@ -145,6 +143,7 @@ func (e *Engine) summarizeShard(ctx context.Context, stream string, qs map[strin
 			held[level{esc, b}] = int64(n)
 		}
 	}
+	consumers := info.State.Consumers
 	// Jobs reserved by id: a subject each.
 	info, err = s.Info(ctx, jetstream.WithSubjectFilter("spool."+tok+".*."+string(stateHeld)+".>"))
 	if err != nil {
@@ -155,14 +154,68 @@ func (e *Engine) summarizeShard(ctx context.Context, stream string, qs map[strin
 			out.ReservedByID += int64(n)
 		}
 	}
-	ready := func(l level, n int64) {
+	// The consumers that count: the levels holding jobs, and the delayed and buried
+	// counters. Listing every consumer of the stream costs what the stream has (levels
+	// used in the last minutes included); asking for each costs a request each. Whichever
+	// is less.
+	var counted []counterOfQueue
+	for _, q := range qs {
+		for _, st := range []State{StateDelayed, StateBuried} {
+			if q.hasCounter(counterBit(st)) {
+				counted = append(counted, counterOfQueue{q, st})
+			}
+		}
+	}
+	var c shardCounts
+	if consumers <= listPerRequest*(len(held)+len(counted)) {
+		c, err = e.listShardConsumers(ctx, s, tok, qs, held)
+	} else {
+		c, err = e.askShardConsumers(ctx, held, qs, counted)
+	}
+	if err != nil {
+		return err
+	}
+	for l, n := range held {
+		if lc, ok := c.levels[l]; ok {
+			n = lc.ready
+			out.Reserved += lc.reserved
+		} // else no consumer (idle, swept): every job on the subject is ready
 		out.Ready += n
 		if l.b < int(urgentBelow) {
 			out.Urgent += n
 		}
 	}
-	consumers := s.ListConsumers(ctx)
-	for ci := range consumers.Info() {
+	out.Delayed, out.Buried = out.Delayed+c.delayed, out.Buried+c.buried
+	return nil
+}
+
+// listPerRequest is about how many consumers one listing of a stream's consumers covers
+// for the cost of one consumer info request.
+const listPerRequest = 4
+
+// level is a queue's priority level, by escaped queue name.
+type level struct {
+	esc string
+	b   int
+}
+
+type counterOfQueue struct {
+	q     *queue
+	state State
+}
+
+// shardCounts are the consumer counts of a shard's queues: per level that has a consumer,
+// and the delayed and buried counters' sums.
+type shardCounts struct {
+	levels          map[level]struct{ ready, reserved int64 }
+	delayed, buried int64
+}
+
+// listShardConsumers reads the counts of a shard's queues from the list of its consumers.
+func (e *Engine) listShardConsumers(ctx context.Context, s jetstream.Stream, tok string, qs map[string]*queue, held map[level]int64) (shardCounts, error) {
+	c := shardCounts{levels: map[level]struct{ ready, reserved int64 }{}}
+	l := s.ListConsumers(ctx)
+	for ci := range l.Info() {
 		esc, rest, ok := splitShardSubject(ci.Config.FilterSubject, tok)
 		q := qs[esc]
 		if !ok || q == nil {
@@ -171,33 +224,80 @@ func (e *Engine) summarizeShard(ctx context.Context, stream string, qs map[strin
 		switch state, tail, _ := strings.Cut(rest, "."); State(state) {
 		case StateReady:
 			b, err := strconv.Atoi(tail)
-			l := level{esc, b}
-			if err != nil || held[l] == 0 {
-				continue // nothing on its subject: nothing pending, as levelCounts
+			if lv := (level{esc, b}); err == nil && held[lv] != 0 {
+				// (Nothing on its subject: nothing pending, as levelCounts says.)
+				c.levels[lv] = struct{ ready, reserved int64 }{int64(ci.NumPending), int64(ci.NumAckPending)}
 			}
-			ready(l, int64(ci.NumPending))
-			out.Reserved += int64(ci.NumAckPending)
-			delete(held, l)
 		case StateDelayed, StateBuried:
 			if !q.hasCounter(counterBit(State(state))) || tail != ">" {
 				continue
 			}
-			n := int64(ci.NumPending) + int64(ci.NumAckPending)
-			if State(state) == StateDelayed {
-				out.Delayed += n
-			} else {
-				out.Buried += n
-			}
+			c.add(State(state), int64(ci.NumPending)+int64(ci.NumAckPending))
 		}
 	}
-	if err := consumers.Err(); err != nil {
-		return err
+	return c, l.Err()
+}
+
+// askShardConsumers reads the counts of a shard's queues from the consumers that count,
+// several at a time.
+func (e *Engine) askShardConsumers(ctx context.Context, held map[level]int64, qs map[string]*queue, counted []counterOfQueue) (shardCounts, error) {
+	c := shardCounts{levels: map[level]struct{ ready, reserved int64 }{}}
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, infoReaders)
+	run := func(f func() error) {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := f(); err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
+			}
+		})
 	}
-	// A level without its consumer (idle, swept) has every job on its subject ready.
-	for l, n := range held {
-		ready(l, n)
+	for lv := range held {
+		q := qs[lv.esc]
+		run(func() error {
+			ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(lv.b))
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return nil // idle, swept: every job on the subject is ready
+			}
+			if err != nil {
+				return err
+			}
+			info := ci.CachedInfo()
+			mu.Lock()
+			c.levels[lv] = struct{ ready, reserved int64 }{int64(info.NumPending), int64(info.NumAckPending)}
+			mu.Unlock()
+			return nil
+		})
 	}
-	return nil
+	for _, k := range counted {
+		run(func() error {
+			n, err := e.counted(ctx, k.q, k.state)
+			if errors.Is(err, ErrQueueNotFound) {
+				return nil // deleted meanwhile
+			}
+			mu.Lock()
+			c.add(k.state, n)
+			mu.Unlock()
+			return err
+		})
+	}
+	wg.Wait()
+	return c, first
+}
+
+func (c *shardCounts) add(s State, n int64) {
+	if s == StateDelayed {
+		c.delayed += n
+	} else {
+		c.buried += n
+	}
 }
 
 // splitShardSubject splits a subject of a shard whose subjects start spool.<tok>. into

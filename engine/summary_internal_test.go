@@ -223,3 +223,54 @@ func TestSummaryTotalsBase(t *testing.T) {
 		t.Errorf("base read back %v, %v", base, err)
 	}
 }
+
+// In a shard whose consumers mostly count nothing (levels drained a moment ago), the
+// summary asks the few that count instead of listing them all, with the same result.
+func TestSummaryAsksWhenFewConsumersCount(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t, Config{ConsumerIdle: time.Hour})
+	shard := shardOf(escapeName("busy"))
+	var names []string
+	for i := 0; len(names) < 4*3+1; i++ {
+		if n := fmt.Sprint("idle", i); shardOf(escapeName(n)) == shard {
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
+		j := enqueueOne(t, e, ctx, EnqueueRequest{Queue: n})
+		r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{n}})
+		if err != nil || len(r.Jobs) != 1 {
+			t.Fatalf("reserve %s: %+v %v", n, r, err)
+		}
+		if _, err := e.Ack(ctx, j.ID, r.Jobs[0].Token, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One level holding jobs, one of them reserved, and a delayed job: 3 consumers count,
+	// 13 more do not.
+	for range 3 {
+		enqueueOne(t, e, ctx, EnqueueRequest{Queue: "busy", Priority: 9})
+	}
+	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "busy", Delay: time.Hour})
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"busy"}}); err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve busy: %+v %v", r, err)
+	}
+	all := append([]string{"busy"}, names...)
+	waitUntil(t, func() error {
+		got, err := e.Summarize(ctx, SummaryRequest{UrgentBelow: 1024})
+		if err != nil {
+			return err
+		}
+		sum, err := sumQueues(ctx, e, all...)
+		if err != nil {
+			return err
+		}
+		got.EnqueueRate, got.CompleteRate = 0, 0
+		want := Summary{Queues: len(all), Ready: 2, Urgent: 2, Reserved: 1, Delayed: 1, Enqueued: int64(len(names) + 4),
+			Reserves: int64(len(names) + 1), Succeeded: int64(len(names))}
+		if *got != want || *sum != want {
+			return fmt.Errorf("summary %+v\nqueues  %+v\nwant    %+v", *got, *sum, want)
+		}
+		return nil
+	})
+}
