@@ -591,9 +591,16 @@ func TestCompareWithBeanstalkd(t *testing.T) {
 			t.Parallel() // each script has a beanstalkd and a spool of its own
 			ref := beanstalkdtest.Start(t, bin, "").Addr
 			e := start(t, beanstalk.Options{})
-			// beanstalkdtest.Start connected once to see beanstalkd up: so does this, for
-			// total-connections.
-			e.dial(t).nc.Close()
+			// beanstalkdtest.Start asked beanstalkd for its stats on one connection to see
+			// it up: so does this, for total-connections and cmd-stats.
+			c := e.dial(t)
+			c.send("stats\r\n")
+			var size int
+			if _, err := fmt.Sscanf(c.line(), "OK %d", &size); err != nil {
+				t.Fatal(err)
+			}
+			c.data(size)
+			c.nc.Close()
 			start := time.Now()
 			want := runScript(t, ref, sc)
 			for try := 1; sc.refHolds != nil && !sc.refHolds(want); try++ {

@@ -53,30 +53,75 @@ func Start(tb testing.TB, bin, dir string, args ...string) *Server {
 	if dir == "" {
 		dir = tb.TempDir()
 	}
+	// The port is free when picked, not when beanstalkd binds it: a test running beside
+	// may have taken it meanwhile, and then beanstalkd exits while the other answers. The
+	// answer's pid tells: try another port.
+	for try := 1; ; try++ {
+		s, err := start(bin, dir, args)
+		if err == nil {
+			tb.Cleanup(s.Kill)
+			return s
+		}
+		if try == 5 {
+			tb.Fatalf("beanstalkd did not start: %v", err)
+		}
+		tb.Logf("beanstalkd did not start, trying another port: %v", err)
+	}
+}
+
+func start(bin, dir string, args []string) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
 	cmd := exec.Command(bin, append([]string{"-l", "127.0.0.1", "-p", port, "-b", dir}, args...)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	s := &Server{Addr: net.JoinHostPort("127.0.0.1", port), cmd: cmd}
-	tb.Cleanup(s.Kill)
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.Dial("tcp", s.Addr)
-		if err == nil {
-			c.Close()
-			return s
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("beanstalkd did not start: %v", err)
+		pid, err := pidAt(s.Addr)
+		switch {
+		case err == nil && pid == cmd.Process.Pid:
+			return s, nil
+		case err == nil:
+			s.Kill()
+			return nil, fmt.Errorf("port %s is another process's (pid %d)", port, pid)
+		case time.Now().After(deadline):
+			s.Kill()
+			return nil, err
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// pidAt asks the beanstalkd at addr for its pid.
+func pidAt(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "stats\r\n"); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 0, 4096)
+	for !strings.Contains(string(buf), "\npid: ") || !strings.Contains(string(buf[strings.Index(string(buf), "\npid: ")+1:]), "\n") {
+		n, err := c.Read(buf[len(buf):cap(buf)])
+		if err != nil {
+			return 0, err
+		}
+		buf = buf[:len(buf)+n]
+		if len(buf) == cap(buf) {
+			return 0, fmt.Errorf("no pid in the stats of %s", addr)
+		}
+	}
+	line := string(buf[strings.Index(string(buf), "\npid: ")+len("\npid: "):])
+	return strconv.Atoi(line[:strings.IndexByte(line, '\n')])
 }
 
 // Kill stops beanstalkd with SIGKILL and waits for it to exit; it may be called again,
