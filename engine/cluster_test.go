@@ -12,6 +12,7 @@ import (
 
 	"github.com/spoolq/spool/engine"
 	"github.com/spoolq/spool/internal/natsd"
+	"github.com/spoolq/spool/internal/spooltest"
 	"github.com/spoolq/spool/internal/testport"
 )
 
@@ -94,6 +95,20 @@ func TestClusterCreationIsRaceFreeAndNeverLowersReplicas(t *testing.T) {
 			}
 		}
 		eventuallyReady(t, engines[0], queue, 3)
+	}
+	// Every node sums the same: the cluster's totals, counted by all three (each took or
+	// read the one base), and the counts of the replicated streams.
+	for i, e := range engines {
+		spooltest.Eventually(t, 20*time.Second, func() error {
+			s, err := e.Summarize(ctxT(t), engine.SummaryRequest{})
+			if err != nil {
+				return err
+			}
+			if s.Queues != 3 || s.Ready != 9 || s.Enqueued != 9 || s.EnqueueRate <= 0 {
+				return fmt.Errorf("node %d: summary %+v, want 3 queues, 9 ready, 9 enqueued at some rate", i, *s)
+			}
+			return nil
+		})
 	}
 
 	nc, err := natsd.Connect(nodes[0], "test")
