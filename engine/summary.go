@@ -56,7 +56,7 @@ func (e *Engine) Summarize(ctx context.Context, r SummaryRequest) (*Summary, err
 		out    Summary
 		shards = map[string]map[string]*queue{} // shard stream -> escaped name -> queue
 		own    []*queue                         // queues in a stream of their own
-		escs   []string
+		kept   []*queue
 	)
 	now := e.now()
 	for _, q := range e.queueList() {
@@ -68,7 +68,7 @@ func (e *Engine) Summarize(ctx context.Context, r SummaryRequest) (*Summary, err
 		if cfg.pausedAt(now) {
 			out.Paused++
 		}
-		escs = append(escs, q.names.esc)
+		kept = append(kept, q)
 		if !q.names.shared {
 			own = append(own, q)
 			continue
@@ -96,17 +96,17 @@ func (e *Engine) Summarize(ctx context.Context, r SummaryRequest) (*Summary, err
 		}
 		out.EnqueueRate, out.CompleteRate = e.stats.rates(allEsc, e.opened)
 	} else {
+		escs := make([]string, len(kept))
+		for i, q := range kept {
+			escs[i] = q.names.esc
+		}
 		totals, err := e.stats.totals(ctx, escs...)
 		if err != nil {
 			return nil, fmt.Errorf("summary totals: %w", err)
 		}
 		t = map[string]int64{}
-		for _, q := range e.queueList() {
-			m, ok := totals[q.names.esc]
-			if !ok {
-				continue
-			}
-			for name, n := range m {
+		for _, q := range kept {
+			for name, n := range totals[q.names.esc] {
 				t[name] += n
 			}
 			cfg, _ := q.config()
