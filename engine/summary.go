@@ -413,17 +413,18 @@ func (c *counters) baseTotals(ctx context.Context) (map[string]int64, error) {
 	}
 	m, err := c.e.st.Last(ctx, jobsStream, totalsSubject)
 	if errors.Is(err, store.ErrNoMsg) {
-		base, err := c.takeBase(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("totals before %s counters: %w", allEsc, err)
+		base, terr := c.takeBase(ctx)
+		if terr != nil {
+			return nil, fmt.Errorf("totals before %s counters: %w", allEsc, terr)
 		}
 		enc, _ := json.Marshal(base)
 		_, err = c.e.st.PublishSync(ctx, &nats.Msg{Subject: totalsSubject, Data: enc}, jetstream.WithExpectLastSequencePerSubject(0))
-		if store.CASLost(err) {
-			m, err = c.e.st.Last(ctx, jobsStream, totalsSubject) // another node's, taken first
-		} else if err == nil {
+		if err == nil {
 			c.base = base
 			return base, nil
+		}
+		if store.CASLost(err) {
+			m, err = c.e.st.Last(ctx, jobsStream, totalsSubject) // another node's, taken first
 		}
 	}
 	if err != nil {
