@@ -350,11 +350,14 @@ func TestDashboard(t *testing.T) {
 				sum[i] += w[i]
 			}
 		}
-		jobs := a.must("GET", "/v1/stats", nil)["jobs"].(map[string]any)
-		totals := fmt.Sprintf("%v %v %v %v", jobs["ready"], jobs["reserved"], jobs["delayed"], jobs["buried"])
-		if s := fmt.Sprintf("%d %d %d %d", sum[0], sum[1], sum[2], sum[3]); totals != s {
-			t.Errorf("API: /v1/stats jobs %s, the queues' sums %s", totals, s)
-		}
+		totals := fmt.Sprintf("%d %d %d %d", sum[0], sum[1], sum[2], sum[3])
+		spooltest.Eventually(t, 20*time.Second, func() error {
+			j := a.must("GET", "/v1/stats", nil)["jobs"].(map[string]any)
+			if got := fmt.Sprintf("%v %v %v %v", j["ready"], j["reserved"], j["delayed"], j["buried"]); got != totals {
+				return fmt.Errorf("API: /v1/stats jobs %s, the queues' sums %s", got, totals)
+			}
+			return nil
+		})
 		p.until("totals of /v1/stats", `['ready', 'reserved', 'delayed', 'buried'].map(k => document.querySelector('#total-' + k + ' .value').textContent).join(' ') === `+js(totals)+` &&
 			document.querySelector('#overview-sub').textContent.startsWith('6 queues · ')`)
 		p.labelled()
