@@ -512,7 +512,8 @@
       renderRows(st.queues, st.error || (which ? 'No queue matches the filter.' : 'No queue on this page.'));
       renderPager(`Page ${st.cursors.length}`,
         st.cursors.length > 1 && (() => { st.cursors.pop(); reload(); }),
-        !!st.next && (() => { st.cursors.push(st.next); reload(); }));
+        // Next waits for its page: a second click meanwhile would push the same cursor.
+        !!st.next && ((ev) => { ev.currentTarget.disabled = true; st.cursors.push(st.next); st.next = ''; reload(); }));
     }
 
     return {
