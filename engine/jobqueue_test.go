@@ -3,6 +3,8 @@ package engine_test
 import (
 	"errors"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +47,7 @@ func TestQueuesPageOf(t *testing.T) {
 	var got []string
 	after := ""
 	for {
-		qs, next, err := e.QueuesPageOf(ctxT(t), after, 2, keep)
+		qs, next, err := e.QueuesPageOf(ctxT(t), after, 2, engine.QueueFilter{Keep: keep})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,5 +64,72 @@ func TestQueuesPageOf(t *testing.T) {
 	}
 	if want := []string{"k1", "k2", "k3", "k4"}; !slices.Equal(got, want) {
 		t.Errorf("pages: %v, want %v", got, want)
+	}
+}
+
+// TestQueuesPageFilter: a prefix and the paused flag select the queues of a listing, paged
+// with after as without a filter; a queue whose timed pause has passed is not paused; a bad
+// prefix is refused on its field.
+func TestQueuesPageFilter(t *testing.T) {
+	t.Parallel()
+	var skew atomic.Int64 // the engine's clock runs this far ahead of time.Now
+	e := openEngine(t, startNATS(t), engine.Config{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	for _, q := range []string{"a", "b.1", "b.2", "b.3", "b", "b/x", "ba", "c.1"} {
+		enqueue(t, e, engine.EnqueueRequest{Queue: q, Type: "t"})
+	}
+	for _, q := range []string{"b.1", "b.3", "c.1"} {
+		if _, err := e.Pause(ctxT(t), q, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Pause(ctxT(t), "b.2", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	skew.Store(int64(2 * time.Hour)) // b.2's pause has ended
+	pages := func(f engine.QueueFilter, after string, limit int) []string {
+		t.Helper()
+		var got []string
+		for range 20 {
+			qs, next, err := e.QueuesPageOf(ctxT(t), after, limit, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range qs {
+				got = append(got, q.Name)
+			}
+			if next == "" {
+				return got
+			}
+			after = next
+		}
+		t.Fatalf("no end to the pages of %+v: %v", f, got)
+		return nil
+	}
+	for _, c := range []struct {
+		f     engine.QueueFilter
+		after string
+		want  []string
+	}{
+		{engine.QueueFilter{Prefix: "b."}, "", []string{"b.1", "b.2", "b.3"}},
+		{engine.QueueFilter{Prefix: "b"}, "", []string{"b", "b.1", "b.2", "b.3", "b/x", "ba"}},
+		{engine.QueueFilter{Prefix: "b"}, "b.2", []string{"b.3", "b/x", "ba"}},
+		{engine.QueueFilter{Prefix: "b."}, "a", []string{"b.1", "b.2", "b.3"}},
+		{engine.QueueFilter{Prefix: "b."}, "c", nil},
+		{engine.QueueFilter{Prefix: "zz"}, "", nil},
+		{engine.QueueFilter{Paused: true}, "", []string{"b.1", "b.3", "c.1"}},
+		{engine.QueueFilter{Paused: true, Prefix: "b"}, "", []string{"b.1", "b.3"}},
+		{engine.QueueFilter{Paused: true, Keep: func(n string) bool { return n != "b.3" }}, "", []string{"b.1", "c.1"}},
+	} {
+		for _, limit := range []int{1, 2, 1000} {
+			if got := pages(c.f, c.after, limit); !slices.Equal(got, c.want) {
+				t.Errorf("prefix %q paused %v after %q, pages of %d: %v, want %v", c.f.Prefix, c.f.Paused, c.after, limit, got, c.want)
+			}
+		}
+	}
+	for _, bad := range []string{"-a", "a b", "é", strings.Repeat("q", engine.MaxQueueName+1)} {
+		_, _, err := e.QueuesPageOf(ctxT(t), "", 10, engine.QueueFilter{Prefix: bad})
+		if ve := (*engine.ValidationError)(nil); !errors.As(err, &ve) || ve.Field != "prefix" {
+			t.Errorf("prefix %q: %v, want a validation error on prefix", bad, err)
+		}
 	}
 }

@@ -586,30 +586,76 @@ const MaxQueuePage = 1000
 // the last). Reading a queue's statistics costs JetStream requests: a page bounds them
 // however many queues there are.
 func (e *Engine) QueuesPage(ctx context.Context, after string, limit int) ([]*QueueInfo, string, error) {
-	return e.QueuesPageOf(ctx, after, limit, nil)
+	return e.QueuesPageOf(ctx, after, limit, QueueFilter{})
 }
 
-// QueuesPageOf is QueuesPage over the queues whose names keep accepts (all with a nil keep):
-// a caller allowed to see some queues only pages through those, and learns no other name.
-func (e *Engine) QueuesPageOf(ctx context.Context, after string, limit int, keep func(name string) bool) ([]*QueueInfo, string, error) {
+// QueueFilter selects the queues of a listing; the zero value selects every queue. It is
+// applied to this node's view of the queues (names and settings in memory): only the
+// queues of the page cost JetStream requests.
+type QueueFilter struct {
+	// Prefix keeps the names that start with it: a start of a valid queue name, or "".
+	Prefix string
+	// Paused keeps the queues paused now only.
+	Paused bool
+	// Keep, when set, keeps the names it accepts: a caller allowed to see some queues only
+	// pages through those, and learns no other name.
+	Keep func(name string) bool
+}
+
+// ValidateQueuePrefix checks a prefix of queue names as QueueFilter takes it: "" (every
+// name) or a string that ValidateQueueName accepts.
+func ValidateQueuePrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	err := ValidateQueueName(prefix)
+	if ve := (*ValidationError)(nil); errors.As(err, &ve) {
+		return invalid("prefix", "%s", ve.Reason)
+	}
+	return err
+}
+
+// QueuesPageOf is QueuesPage over the queues f selects. The next page's after is a name f
+// selects too.
+func (e *Engine) QueuesPageOf(ctx context.Context, after string, limit int, f QueueFilter) ([]*QueueInfo, string, error) {
 	if limit < 1 || limit > MaxQueuePage {
 		return nil, "", invalid("limit", "must be between 1 and %d", MaxQueuePage)
 	}
-	names := e.QueueNames()
-	if keep != nil {
-		names = slices.DeleteFunc(names, func(n string) bool { return !keep(n) })
+	if err := ValidateQueuePrefix(f.Prefix); err != nil {
+		return nil, "", err
 	}
-	i, _ := slices.BinarySearch(names, after)
-	if i < len(names) && names[i] == after {
+	names := e.QueueNames()
+	// The names with the prefix follow one another from the first that sorts at or after it.
+	i, found := slices.BinarySearch(names, max(after, f.Prefix))
+	if found && names[i] == after {
 		i++
 	}
-	names = names[i:]
+	now := e.now()
+	page := make([]string, 0, min(limit, len(names)-i))
 	next := ""
-	if len(names) > limit {
-		names, next = names[:limit], names[limit-1]
+	for ; i < len(names) && strings.HasPrefix(names[i], f.Prefix); i++ {
+		n := names[i]
+		if f.Keep != nil && !f.Keep(n) || f.Paused && !e.pausedNow(n, now) {
+			continue
+		}
+		if len(page) == limit {
+			next = page[limit-1]
+			break
+		}
+		page = append(page, n)
 	}
-	out, err := e.queueInfos(ctx, names)
+	out, err := e.queueInfos(ctx, page)
 	return out, next, err
+}
+
+// pausedNow tells whether this node knows the queue as paused at now.
+func (e *Engine) pausedNow(name string, now time.Time) bool {
+	q := e.lookupQueue(name)
+	if q == nil {
+		return false // deleted meanwhile
+	}
+	cfg, _ := q.config()
+	return cfg.pausedAt(now)
 }
 
 func (e *Engine) queueInfos(ctx context.Context, names []string) ([]*QueueInfo, error) {

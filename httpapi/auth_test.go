@@ -177,6 +177,11 @@ func TestPermissions(t *testing.T) {
 	if len(list.Queues) != 1 || list.Queues[0].Name != "a1" {
 		t.Errorf("queues of the read token: %+v, want a1 only", list.Queues)
 	}
+	list.Queues = nil
+	s.must(t, http.StatusOK, "GET", "/v1/queues?prefix=z", nil, read).into(t, &list)
+	if len(list.Queues) != 0 {
+		t.Errorf("queues of the read token starting with z: %+v, want none (zsecret is not its)", list.Queues)
+	}
 	var stats struct{ Queues int }
 	s.must(t, http.StatusOK, "GET", "/v1/stats", nil, read).into(t, &stats)
 	if stats.Queues != 1 {

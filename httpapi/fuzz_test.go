@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -403,5 +404,60 @@ func FuzzQueueName(f *testing.F) {
 		checkStatus(t, "DELETE "+path, rec, v, 204)
 		rec, v = s.serve(t, "GET", path, nil)
 		checkStatus(t, "GET deleted "+path, rec, v, 404)
+	})
+}
+
+// FuzzQueueListFilter lists the queues with arbitrary prefix and paused values. A prefix of
+// the queue name alphabet (or none) must list exactly the queues that start with it, the
+// paused ones only with paused=true; any other prefix or paused value must be refused on
+// its field.
+func FuzzQueueListFilter(f *testing.F) {
+	for _, c := range []struct {
+		prefix, paused string
+		hasPaused      bool
+	}{{"l", "", false}, {"lb.", "true", true}, {"", "true", true}, {"-l", "", false}, {"l b", "", false}, {"é", "", false},
+		{"lb", "false", true}, {"lb", "", true}, {strings.Repeat("l", 201), "", false}, {"(", "1", true}} {
+		f.Add(c.prefix, c.paused, c.hasPaused)
+	}
+	s := newServer(f, 0)
+	queues := []string{"la", "lb.1", "lb.2", "lb/x", "lc("}
+	paused := map[string]bool{"lb.1": true, "lc(": true}
+	var made sync.Once // per fuzzing process, as the server
+	f.Fuzz(func(t *testing.T, prefix, pausedValue string, hasPaused bool) {
+		made.Do(func() {
+			for _, n := range queues {
+				s.must(t, http.StatusOK, "PUT", qpath(n), nil)
+				if paused[n] {
+					s.must(t, http.StatusOK, "POST", qpath(n)+"/pause", nil)
+				}
+			}
+		})
+		query := url.Values{"prefix": {prefix}, "limit": {"1000"}}
+		if hasPaused {
+			query.Set("paused", pausedValue)
+		}
+		rec, v := s.serve(t, "GET", "/v1/queues?"+query.Encode(), nil)
+		validPrefix := prefix == "" || engine.ValidateQueueName(prefix) == nil
+		validPaused := !hasPaused || pausedValue == "true"
+		if !validPrefix || !validPaused {
+			checkStatus(t, "GET /v1/queues?"+query.Encode(), rec, v, 400)
+			if field := asMap(asMap(v)["error"])["field"]; field != "prefix" && field != "paused" || field == "prefix" && validPrefix || field == "paused" && validPaused {
+				t.Fatalf("prefix %q paused %q (set %v): refused on field %v", prefix, pausedValue, hasPaused, field)
+			}
+			return
+		}
+		checkStatus(t, "GET /v1/queues?"+query.Encode(), rec, v, 200)
+		var got, want []string
+		for _, q := range asSlice(asMap(v)["queues"]) {
+			got = append(got, asMap(q)["name"].(string))
+		}
+		for _, n := range queues {
+			if strings.HasPrefix(n, prefix) && (!hasPaused || paused[n]) {
+				want = append(want, n)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("prefix %q paused %v: listed %v, want %v", prefix, hasPaused, got, want)
+		}
 	})
 }

@@ -896,18 +896,25 @@ const defaultQueuePage = 100
 
 func (h *Handler) listQueues(w http.ResponseWriter, r *http.Request) error {
 	limit := defaultQueuePage
-	if v := r.URL.Query().Get("limit"); v != "" {
+	query := r.URL.Query()
+	if v := query.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > engine.MaxQueuePage {
 			return fieldErr("limit", "must be a whole number between 1 and "+strconv.Itoa(engine.MaxQueuePage))
 		}
 		limit = n
 	}
-	var keep func(string) bool
-	if p := auth.FromContext(r.Context()); !p.CanAll(auth.Read) {
-		keep = func(q string) bool { return p.Can(auth.Read, q) }
+	f := engine.QueueFilter{Prefix: query.Get("prefix")} // checked by the engine
+	if query.Has("paused") {
+		if query.Get("paused") != "true" {
+			return fieldErr("paused", "must be true (only the paused queues), or absent")
+		}
+		f.Paused = true
 	}
-	qs, next, err := h.eng.QueuesPageOf(r.Context(), r.URL.Query().Get("after"), limit, keep)
+	if p := auth.FromContext(r.Context()); !p.CanAll(auth.Read) {
+		f.Keep = func(q string) bool { return p.Can(auth.Read, q) }
+	}
+	qs, next, err := h.eng.QueuesPageOf(r.Context(), query.Get("after"), limit, f)
 	if err != nil {
 		return err
 	}

@@ -1383,6 +1383,63 @@ func TestQueuesPaged(t *testing.T) {
 	s.wantErr(t, http.StatusBadRequest, "invalid_argument", "limit", "GET", "/v1/queues?limit=1001", nil)
 }
 
+// TestQueuesFiltered lists the queues whose names start with a prefix, the paused ones, or
+// both, a page at a time; a bad prefix or paused value is refused on its field.
+func TestQueuesFiltered(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, 0)
+	for _, n := range []string{"fa", "fb.1", "fb.2", "fb.3", "fb/x", "fc"} {
+		s.must(t, http.StatusOK, "PUT", qpath(n), nil)
+	}
+	for _, n := range []string{"fb.1", "fb.3", "fc"} {
+		s.must(t, http.StatusOK, "POST", qpath(n)+"/pause", nil)
+	}
+	list := func(query string) []string {
+		t.Helper()
+		var got []string
+		after := ""
+		for range 10 {
+			var p struct {
+				Queues []struct {
+					Name   string
+					Paused bool
+				}
+				Next string
+			}
+			s.must(t, http.StatusOK, "GET", "/v1/queues?limit=1&"+query+"&after="+url.QueryEscape(after), nil).into(t, &p)
+			for _, q := range p.Queues {
+				got = append(got, q.Name)
+			}
+			if p.Next == "" {
+				return got
+			}
+			after = p.Next
+		}
+		t.Fatalf("%s: no end to the pages: %v", query, got)
+		return nil
+	}
+	for query, want := range map[string][]string{
+		"prefix=fb.":              {"fb.1", "fb.2", "fb.3"},
+		"prefix=fb":               {"fb.1", "fb.2", "fb.3", "fb/x"},
+		"prefix=fb%2F":            {"fb/x"},
+		"prefix=zz":               nil,
+		"prefix=":                 {"fa", "fb.1", "fb.2", "fb.3", "fb/x", "fc"},
+		"paused=true":             {"fb.1", "fb.3", "fc"},
+		"paused=true&prefix=fb":   {"fb.1", "fb.3"},
+		"prefix=fb.2&paused=true": nil,
+	} {
+		if got := list(query); !slices.Equal(got, want) {
+			t.Errorf("GET /v1/queues?%s: %v, want %v", query, got, want)
+		}
+	}
+	for _, q := range []string{"prefix=-a", "prefix=a%20b", "prefix=%C3%A9", "prefix=" + strings.Repeat("q", 201)} {
+		s.wantErr(t, http.StatusBadRequest, "invalid_argument", "prefix", "GET", "/v1/queues?"+q, nil)
+	}
+	for _, q := range []string{"paused=false", "paused=1", "paused=", "paused=TRUE", "paused"} {
+		s.wantErr(t, http.StatusBadRequest, "invalid_argument", "paused", "GET", "/v1/queues?"+q, nil)
+	}
+}
+
 // A reservation's answer is charged to the memory budget: the jobs that do not fit go back
 // to ready at once (the next reservation has them), and when not one fits the caller gets
 // 503 overloaded and the job stays ready.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -342,10 +344,23 @@ func TestDashboard(t *testing.T) {
 		if !slices.Equal(names, []string{"billing.invoices", "email", "images", "reports", "sms", "webhooks"}) {
 			t.Errorf("overview lists %v, sorted by name", names)
 		}
-		total := eval[string](p, `document.querySelector('#total-buried .value').textContent`)
-		if total != "2" {
-			t.Errorf("total buried %q, want 2", total)
+		// The totals are /v1/stats's: the sums of the queues' counts.
+		var sum [4]int
+		for _, w := range want {
+			for i := range sum {
+				sum[i] += w[i]
+			}
 		}
+		totals := fmt.Sprintf("%d %d %d %d", sum[0], sum[1], sum[2], sum[3])
+		spooltest.Eventually(t, 20*time.Second, func() error {
+			j := a.must("GET", "/v1/stats", nil)["jobs"].(map[string]any)
+			if got := fmt.Sprintf("%v %v %v %v", j["ready"], j["reserved"], j["delayed"], j["buried"]); got != totals {
+				return fmt.Errorf("API: /v1/stats jobs %s, the queues' sums %s", got, totals)
+			}
+			return nil
+		})
+		p.until("totals of /v1/stats", `['ready', 'reserved', 'delayed', 'buried'].map(k => document.querySelector('#total-' + k + ' .value').textContent).join(' ') === `+js(totals)+` &&
+			document.querySelector('#overview-sub').textContent.startsWith('6 queues · ')`)
 		p.labelled()
 
 		// Filter by name, sort by ready count.
@@ -532,8 +547,12 @@ func TestDashboard(t *testing.T) {
 	})
 }
 
-// TestOverviewManyQueues reads a queue listing of several API pages and shows it 50 rows a
-// page, filtered and paged in the browser.
+// TestOverviewManyQueues shows 130 queues, first as one page of the listing (50 rows a
+// page, filtered and sorted in the browser), then with pages of the listing of 40 queues
+// (session storage spool.listPage), so that the listing no longer fits in one page: the
+// server pages the table by name (Next, Previous), filters it by name prefix and paused
+// state, and the workers page reads only the first pages of the listing. The totals come
+// from /v1/stats either way. A proxy before the server records the listing requests.
 func TestOverviewManyQueues(t *testing.T) {
 	t.Parallel()
 	ctx := browser(t, 1280, 900)
@@ -543,25 +562,160 @@ func TestOverviewManyQueues(t *testing.T) {
 	for i := range n {
 		a.must("PUT", fmt.Sprintf("/v1/queues/q-%03d", i), map[string]any{})
 	}
-	p := page{t: t, ctx: ctx, base: srv.URL}
-	p.run("first load", chromedp.Navigate(srv.URL+"/ui/"))
-	eval[any](p, `sessionStorage.setItem('spool.listPage', '40')`) // 4 pages of the API
-	p.open("")
+	for _, q := range []string{"q-003", "q-077", "q-128"} {
+		a.must("POST", "/v1/queues/"+q+"/pause", nil)
+	}
+	for k := 0; k < 3; k++ {
+		a.enqueue("q-005", map[string]any{"type": "t", "lease": "1h"})
+		a.enqueue("q-125", map[string]any{"type": "t", "lease": "1h"})
+	}
+	a.reserve("q-005", "early/1", 1)
+	a.reserve("q-125", "late/2", 1)
+	spooltest.Eventually(t, 20*time.Second, func() error { // JetStream's counts lag a moment
+		if j := a.must("GET", "/v1/stats", nil)["jobs"].(map[string]any); j["ready"] != 4.0 || j["reserved"] != 2.0 {
+			return fmt.Errorf("API: stats jobs %v, want 4 ready and 2 reserved", j)
+		}
+		return nil
+	})
+
+	var (
+		mu       sync.Mutex
+		listings []url.Values // the queries of GET /v1/queues, in order
+	)
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // requests a navigation cancels
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "GET" && r.URL.Path == "/v1/queues" {
+			mu.Lock()
+			listings = append(listings, r.URL.Query())
+			mu.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	// listed returns the listing queries since the last call.
+	listed := func() []url.Values {
+		mu.Lock()
+		defer mu.Unlock()
+		out := listings
+		listings = nil
+		return out
+	}
+
+	p := page{t: t, ctx: ctx, base: front.URL}
+	p.run("first load", chromedp.Navigate(front.URL+"/ui/"))
+	eval[any](p, `sessionStorage.setItem('spool.poll', '1000')`)
 	rows := `[...document.querySelectorAll('#queue-table tbody tr[data-queue]')].map(tr => tr.dataset.queue)`
-	if got := eval[[]string](p, rows); len(got) != 50 || got[0] != "q-000" || got[49] != "q-049" {
-		t.Fatalf("first page: %v", got)
+	names := func(from, to int) string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprintf("q-%03d", i))
+		}
+		return js(strings.Join(out, ","))
 	}
-	if c := eval[string](p, `document.querySelector('#queue-count').textContent`); c != "130 queues" {
-		t.Errorf("count %q", c)
-	}
-	p.click(`button[data-key="next"]`)
-	p.click(`button[data-key="next"]`)
-	p.until("last page", rows+`.join() === Array.from({length: 30}, (_, i) => 'q-' + String(100 + i)).join()`)
-	p.typeIn("#queue-filter", "q-12")
-	p.until("filtered", rows+`.join() === Array.from({length: 10}, (_, i) => 'q-12' + i).join()`)
-	if c := eval[string](p, `document.querySelector('#queue-count').textContent`); c != "10 of 130 queues" {
-		t.Errorf("count %q", c)
-	}
+	totals := `['ready', 'reserved'].map(k => document.querySelector('#total-' + k + ' .value').textContent).join(' ') === '4 2'`
+
+	t.Run("one page", func(t *testing.T) {
+		p.t = t
+		p.open("")
+		if got := eval[[]string](p, rows); len(got) != 50 || got[0] != "q-000" || got[49] != "q-049" {
+			t.Fatalf("first page: %v", got)
+		}
+		p.until("count and totals", `document.querySelector('#queue-count').textContent === '130 queues' && `+totals+` &&
+			document.querySelector('#queue-note').hidden && document.querySelector('#overview-sub').textContent.startsWith('130 queues, 3 paused · ')`)
+		p.click(`button[data-key="next"]`)
+		p.click(`button[data-key="next"]`)
+		p.until("last page", rows+`.join() === `+names(100, 130))
+		p.typeIn("#queue-filter", "q-12")
+		p.until("filtered", rows+`.join() === `+names(120, 130))
+		if c := eval[string](p, `document.querySelector('#queue-count').textContent`); c != "10 of 130 queues" {
+			t.Errorf("count %q", c)
+		}
+		p.typeIn("#queue-filter", "")
+		p.click(`button[data-key="sort-ready"]`)
+		p.until("sorted by ready, most first", rows+`.slice(0, 2).sort().join() === 'q-005,q-125'`)
+		for _, q := range listed() {
+			if q.Get("limit") != "1000" || q.Get("after") != "" {
+				t.Errorf("listing read beyond its first page: %v", q)
+			}
+		}
+		p.open("workers")
+		p.until("both workers", `document.querySelector('tr[data-worker="early/1"]') !== null && document.querySelector('tr[data-worker="late/2"]') !== null`)
+	})
+
+	t.Run("paged by the server", func(t *testing.T) {
+		p.t = t
+		eval[any](p, `sessionStorage.setItem('spool.listPage', '40')`)
+		p.open("")
+		listed()
+		p.until("first page of the server", rows+`.join() === `+names(0, 40)+` && `+totals+` &&
+			document.querySelector('#queue-count').textContent === '130 queues' &&
+			document.querySelector('#queue-note').textContent.startsWith('Sorted by name: more than 40 queues') &&
+			document.querySelector('#queue-table button.sort') === null`)
+		// A double click goes one page on: the second waits for the first's page.
+		eval[any](p, `(b => { b.click(); b.click() })(document.querySelector('button[data-key="next"]'))`)
+		p.until("second page", rows+`.join() === `+names(40, 80)+` && document.querySelector('.pager span').textContent === 'Page 2' &&
+			!document.querySelector('button[data-key="next"]').disabled`)
+		p.click(`button[data-key="next"]`)
+		p.until("third page", rows+`.join() === `+names(80, 120))
+		p.click(`button[data-key="next"]`)
+		p.until("last page", rows+`.join() === `+names(120, 130)+` && document.querySelector('button[data-key="next"]').disabled`)
+		p.click(`button[data-key="prev"]`)
+		p.until("back a page", rows+`.join() === `+names(80, 120))
+		// A refresh reads the page shown again, and only it.
+		listed()
+		before := eval[string](p, `document.querySelector('main').dataset.refreshed`)
+		p.until("a refresh", `document.querySelector('main').dataset.refreshed !== `+js(before)+` && `+rows+`.join() === `+names(80, 120))
+		refreshed := listed()
+		if len(refreshed) == 0 {
+			t.Error("a refresh read no page of the listing")
+		}
+		for _, q := range refreshed {
+			if q.Get("after") != "q-079" || q.Get("limit") != "40" {
+				t.Errorf("a refresh of the third page read %v", q)
+			}
+		}
+
+		p.typeIn("#queue-filter", "q-12")
+		p.until("prefix", rows+`.join() === `+names(120, 130)+` && document.querySelector('#queue-count').textContent === 'Queues starting with “q-12”, of 130'`)
+		p.click("#paused-only")
+		p.until("prefix and paused", rows+`.join() === 'q-128'`)
+		p.typeIn("#queue-filter", "")
+		p.until("paused", rows+`.join() === 'q-003,q-077,q-128'`)
+		p.click("#paused-only")
+		p.typeIn("#queue-filter", "q 1")
+		p.until("bad prefix flagged", `document.querySelector('#queue-filter').getAttribute('aria-invalid') !== null &&
+			document.querySelector('#queue-table tbody').textContent.includes('prefix:')`)
+		p.typeIn("#queue-filter", "")
+		p.until("all again", rows+`.join() === `+names(0, 40))
+		p.labelled()
+
+		seen := map[string]bool{}
+		for _, q := range listed() {
+			if q.Get("limit") != "40" {
+				t.Errorf("paged overview read a listing page of %s queues: %v", q.Get("limit"), q)
+			}
+			seen["prefix="+q.Get("prefix")+" paused="+q.Get("paused")] = true
+		}
+		for _, w := range []string{"prefix=q-12 paused=", "prefix=q-12 paused=true", "prefix= paused=true", "prefix=q 1 paused="} {
+			if !seen[w] {
+				t.Errorf("no listing request with %s; saw %v", w, seen)
+			}
+		}
+
+		// The workers page reads 3 pages of the listing at most: late/2's queue is beyond.
+		listed()
+		p.open("workers")
+		p.until("the early worker only, and why", `document.querySelector('tr[data-worker="early/1"]') !== null &&
+			document.querySelector('tr[data-worker="late/2"]') === null &&
+			document.querySelector('main').textContent.includes('Showing queues among the first 120 by name, of 130: 1 more reserved job is in queues beyond them.')`)
+		for _, q := range listed() {
+			if q.Get("limit") != "40" || q.Get("after") > "q-079" {
+				t.Errorf("workers page read beyond 3 pages of 40: %v", q)
+			}
+		}
+	})
 }
 
 // TestForbiddenHidesButtons puts the dashboard behind a proxy that refuses changes to the

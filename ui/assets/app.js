@@ -123,19 +123,18 @@
     for (const el of root.querySelectorAll('[data-perm="admin"]')) el.hidden = !ok;
   }
 
-  // allQueues reads every page of the queue listing, following "next". (A tab may ask for
-  // smaller pages, session storage spool.listPage: the tests do, to page with few queues.)
+  // The queue listing is read LIST_PAGE queues a request, the most the API gives (a tab
+  // may ask for fewer, session storage spool.listPage: the tests do, to page with few
+  // queues). No page reads the whole listing: while it fits in one page the overview holds
+  // every queue; beyond, the server pages the overview's table.
   const LIST_PAGE = Math.min(1000, Math.max(1, parseInt(sessionStorage.getItem('spool.listPage'), 10) || 1000));
-  async function allQueues() {
-    const out = [];
-    let after = '';
-    for (let i = 0; i < 1000; i++) {
-      const page = await get(`/v1/queues?limit=${LIST_PAGE}` + (after ? '&after=' + enc(after) : ''));
-      out.push(...page.queues);
-      if (!page.next) break;
-      after = page.next;
-    }
-    return out;
+  // queuesPage reads one page of the listing: opts are limit, after, prefix and paused.
+  function queuesPage({ limit, after, prefix, paused }) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (after) q.set('after', after);
+    if (prefix) q.set('prefix', prefix);
+    if (paused) q.set('paused', 'true');
+    return get('/v1/queues?' + q);
   }
 
   // ---------------------------------------------------------------- formatting
@@ -352,8 +351,16 @@
 
   // ---- overview
 
+  // The totals, cards and chart come from /v1/stats, one request at any queue count. The
+  // table holds every queue, filtered and sorted here, while the listing fits in one page
+  // (LIST_PAGE); beyond, it is "paged": the server pages it by name, one page a refresh,
+  // with the filter sent as a name prefix and "Paused only" as paused=true.
   function overviewPage() {
-    const st = { filter: '', key: 'name', dir: 1, page: 0, queues: [], pausedOnly: false };
+    const st = {
+      filter: '', key: 'name', dir: 1, page: 0, queues: [], pausedOnly: false, total: 0,
+      paged: false, cursors: [''], next: '', error: '', seq: 0, // the server's paging
+    };
+    const rows = Math.min(QUEUE_ROWS, LIST_PAGE); // a page of the table when paged
     const cards = h('div', { class: 'cards', id: 'totals' });
     const chartBox = h('div', { class: 'panel-body' });
     const chartLegend = h('div');
@@ -364,9 +371,25 @@
     const tbody = h('tbody');
     const pager = h('div', { class: 'pager' });
     const count = h('span', { class: 'muted small', id: 'queue-count', 'aria-live': 'polite' });
+    const note = h('p', { class: 'panel-note', id: 'queue-note', hidden: true });
 
-    filter.addEventListener('input', () => { st.filter = filter.value.trim().toLowerCase(); st.page = 0; renderTable(); });
-    pausedOnly.addEventListener('change', () => { st.pausedOnly = pausedOnly.checked; st.page = 0; renderTable(); });
+    // A change of the filter: the browser applies it at once; the server is asked once
+    // typing pauses.
+    let typing = 0;
+    filter.addEventListener('input', () => {
+      st.filter = filter.value.trim();
+      st.page = 0;
+      st.cursors = [''];
+      if (!st.paged) { renderTable(); return; }
+      clearTimeout(typing);
+      typing = setTimeout(reload, 250);
+    });
+    pausedOnly.addEventListener('change', () => {
+      st.pausedOnly = pausedOnly.checked;
+      st.page = 0;
+      st.cursors = [''];
+      if (st.paged) reload(); else renderTable();
+    });
     function onSort(key) {
       if (st.key === key) st.dir = -st.dir;
       else { st.key = key; st.dir = key === 'name' ? 1 : -1; }
@@ -382,9 +405,87 @@
       done: (q) => q.stats.complete_rate || 0,
     };
 
+    // loadQueues reads the table's queues: the whole listing while it fits in one page
+    // (stats.queues tells before asking), else the server's page where the operator is.
+    async function loadQueues(stats) {
+      let paged = stats.queues > LIST_PAGE;
+      if (!paged) {
+        const page = await queuesPage({ limit: LIST_PAGE });
+        if (page.next) paged = true; // queues made since the stats
+        else st.queues = page.queues;
+      }
+      if (paged !== st.paged) {
+        st.paged = paged;
+        st.page = 0;
+        st.cursors = [''];
+        filter.placeholder = paged ? 'Queue names starting with…' : 'Filter queues by name';
+      }
+      if (paged) await loadPage();
+    }
+
+    // loadPage reads the server's page of the table; it returns false when a later read
+    // (the operator typed on, or paged) made this one stale.
+    async function loadPage() {
+      const mine = ++st.seq;
+      let page, error = '';
+      try {
+        page = await queuesPage({ limit: rows, after: st.cursors[st.cursors.length - 1], prefix: st.filter, paused: st.pausedOnly });
+      } catch (err) {
+        if (err.field !== 'prefix') throw err;
+        page = { queues: [] };
+        error = err.message;
+      }
+      if (mine !== st.seq) return false;
+      st.queues = page.queues;
+      st.next = page.next || '';
+      st.error = error;
+      return true;
+    }
+    async function reload() {
+      try {
+        if (await loadPage()) renderTable();
+      } catch (err) {
+        toast(err.message, true);
+      }
+    }
+
+    function renderRows(shown, empty) {
+      if (!shown.length) {
+        swap(tbody, h('tr', {}, h('td', { colspan: cols.length, class: 'empty' }, empty)));
+        return;
+      }
+      swap(tbody, shown.map((q) => {
+        const s = q.stats;
+        return h('tr', { 'data-queue': q.name },
+          h('td', { class: 'name-cell' }, link(queuePath(q.name), q.name), ' ',
+            q.paused && h('span', { class: 'badge b-paused', title: q.paused_until ? 'until ' + fmtTime(q.paused_until) : 'until resumed' }, 'paused')),
+          num(s.ready, { 'data-col': 'ready' }), num(s.reserved, { 'data-col': 'reserved' }), num(s.delayed, { 'data-col': 'delayed' }),
+          h('td', { class: 'num' + (s.buried ? '' : ' zero'), 'data-col': 'buried' }, s.buried ? h('span', { class: 'badge plain b-buried' }, fmtNum(s.buried)) : '0'),
+          h('td', { class: 'num' + (parseDur(s.oldest_ready_age) ? '' : ' zero') }, parseDur(s.oldest_ready_age) ? fmtSpan(parseDur(s.oldest_ready_age)) : '–'),
+          h('td', { class: 'num' + (s.enqueue_rate ? '' : ' zero') }, fmtRate(s.enqueue_rate)),
+          h('td', { class: 'num' + (s.complete_rate ? '' : ' zero') }, fmtRate(s.complete_rate)));
+      }));
+    }
+
+    function renderPager(label, prev, next) {
+      swap(pager,
+        h('span', { class: 'muted small' }, label),
+        h('div', { class: 'actions' },
+          h('button', { class: 'btn btn-small', type: 'button', 'data-key': 'prev', disabled: !prev, onclick: prev }, '← Previous'),
+          h('button', { class: 'btn btn-small', type: 'button', 'data-key': 'next', disabled: !next, onclick: next }, 'Next →')));
+      pager.hidden = !prev && !next;
+    }
+
     function renderTable() {
+      if (st.paged) renderServerTable(); else renderLocalTable();
+    }
+
+    function renderLocalTable() {
+      note.hidden = true;
+      filter.removeAttribute('aria-invalid');
       swap(thead, h('tr', {}, cols.map(([l, k, n]) => sortHeader(l, k, st, onSort, n))));
-      let list = st.queues.filter((q) => q.name.toLowerCase().includes(st.filter) && (!st.pausedOnly || q.paused));
+      const needle = st.filter.toLowerCase();
+      let list = st.queues.filter((q) => q.name.toLowerCase().includes(needle) && (!st.pausedOnly || q.paused));
       const f = sortValue[st.key];
       list.sort((a, b) => {
         const va = f(a), vb = f(b);
@@ -393,30 +494,26 @@
       });
       const pages = Math.max(1, Math.ceil(list.length / QUEUE_ROWS));
       st.page = Math.min(st.page, pages - 1);
-      const shown = list.slice(st.page * QUEUE_ROWS, (st.page + 1) * QUEUE_ROWS);
       count.textContent = list.length === st.queues.length ? `${fmtNum(list.length)} queues` : `${fmtNum(list.length)} of ${fmtNum(st.queues.length)} queues`;
-      if (!shown.length) {
-        swap(tbody, h('tr', {}, h('td', { colspan: cols.length, class: 'empty' },
-          st.queues.length ? 'No queue matches the filter.' : 'No queues yet. A queue is created by its first enqueue.')));
-      } else {
-        swap(tbody, shown.map((q) => {
-          const s = q.stats;
-          return h('tr', { 'data-queue': q.name },
-            h('td', { class: 'name-cell' }, link(queuePath(q.name), q.name), ' ',
-              q.paused && h('span', { class: 'badge b-paused', title: q.paused_until ? 'until ' + fmtTime(q.paused_until) : 'until resumed' }, 'paused')),
-            num(s.ready, { 'data-col': 'ready' }), num(s.reserved, { 'data-col': 'reserved' }), num(s.delayed, { 'data-col': 'delayed' }),
-            h('td', { class: 'num' + (s.buried ? '' : ' zero'), 'data-col': 'buried' }, s.buried ? h('span', { class: 'badge plain b-buried' }, fmtNum(s.buried)) : '0'),
-            h('td', { class: 'num' + (parseDur(s.oldest_ready_age) ? '' : ' zero') }, parseDur(s.oldest_ready_age) ? fmtSpan(parseDur(s.oldest_ready_age)) : '–'),
-            h('td', { class: 'num' + (s.enqueue_rate ? '' : ' zero') }, fmtRate(s.enqueue_rate)),
-            h('td', { class: 'num' + (s.complete_rate ? '' : ' zero') }, fmtRate(s.complete_rate)));
-        }));
-      }
-      swap(pager,
-        h('span', { class: 'muted small' }, `Page ${st.page + 1} of ${pages}`),
-        h('div', { class: 'actions' },
-          h('button', { class: 'btn btn-small', type: 'button', 'data-key': 'prev', disabled: st.page === 0, onclick: () => { st.page--; renderTable(); } }, '← Previous'),
-          h('button', { class: 'btn btn-small', type: 'button', 'data-key': 'next', disabled: st.page >= pages - 1, onclick: () => { st.page++; renderTable(); } }, 'Next →')));
-      pager.hidden = pages <= 1;
+      renderRows(list.slice(st.page * QUEUE_ROWS, (st.page + 1) * QUEUE_ROWS),
+        st.queues.length ? 'No queue matches the filter.' : 'No queues yet. A queue is created by its first enqueue.');
+      renderPager(`Page ${st.page + 1} of ${pages}`,
+        st.page > 0 && (() => { st.page--; renderTable(); }),
+        st.page < pages - 1 && (() => { st.page++; renderTable(); }));
+    }
+
+    function renderServerTable() {
+      note.hidden = false;
+      note.textContent = `Sorted by name: more than ${fmtNum(LIST_PAGE)} queues. The filter finds the names that start with what you type.`;
+      filter.toggleAttribute('aria-invalid', !!st.error);
+      swap(thead, h('tr', {}, cols.map(([l, k, n]) => h('th', { scope: 'col', class: n ? 'num' : undefined, 'aria-sort': k === 'name' ? 'ascending' : undefined }, l))));
+      const which = [st.filter && `starting with “${st.filter}”`, st.pausedOnly && 'paused'].filter(Boolean).join(', ');
+      count.textContent = which ? `Queues ${which}, of ${fmtNum(st.total)}` : `${fmtNum(st.total)} queues`;
+      renderRows(st.queues, st.error || (which ? 'No queue matches the filter.' : 'No queue on this page.'));
+      renderPager(`Page ${st.cursors.length}`,
+        st.cursors.length > 1 && (() => { st.cursors.pop(); reload(); }),
+        // Next waits for its page: a second click meanwhile would push the same cursor.
+        !!st.next && ((ev) => { ev.currentTarget.disabled = true; st.cursors.push(st.next); st.next = ''; reload(); }));
     }
 
     return {
@@ -438,25 +535,16 @@
                 h('label', { class: 'sr-only', for: 'queue-filter' }, 'Filter queues by name'), filter,
                 h('label', { class: 'check', for: 'paused-only' }, pausedOnly, 'Paused only'),
                 count)),
+            note,
             h('div', { class: 'table-wrap' }, h('table', { id: 'queue-table' }, h('caption', { class: 'sr-only' }, 'Queues and their jobs by state'), thead, tbody)),
             pager),
         ];
       },
       async refresh() {
-        // The totals are the sums over the queues (what /v1/stats sums too): one listing
-        // per refresh instead of two.
-        const queues = await allQueues();
-        st.queues = queues;
-        const j = { ready: 0, reserved: 0, delayed: 0, buried: 0 }, t = { enqueued: 0, succeeded: 0, failed: 0 };
-        let enq = 0, done = 0, paused = 0;
-        for (const q of queues) {
-          for (const k in j) j[k] += q.stats[k] || 0;
-          for (const k in t) t[k] += q.stats[k] || 0;
-          enq += q.stats.enqueue_rate || 0;
-          done += q.stats.complete_rate || 0;
-          if (q.paused) paused++;
-        }
-        sub.textContent = `${fmtNum(queues.length)} queues${paused ? `, ${paused} paused` : ''} · ${fmtNum(t.enqueued)} jobs enqueued, ${fmtNum(t.succeeded)} succeeded, ${fmtNum(t.failed)} failed attempts`;
+        const stats = await get('/v1/stats');
+        st.total = stats.queues;
+        const j = stats.jobs, t = stats.totals;
+        sub.textContent = `${fmtNum(stats.queues)} queues${stats.paused ? `, ${fmtNum(stats.paused)} paused` : ''} · ${fmtNum(t.enqueued)} jobs enqueued, ${fmtNum(t.succeeded)} succeeded, ${fmtNum(t.failed)} failed attempts`;
         const card = (label, value, color, subText, id) => h('div', { class: 'card', id },
           h('div', { class: 'label' }, color && h('i', { class: 'swatch', style: `background:${color}` }), label),
           h('div', { class: 'value' }, value), subText && h('div', { class: 'sub' }, subText));
@@ -465,12 +553,10 @@
           card('Reserved', fmtNum(j.reserved), stateColors.reserved, null, 'total-reserved'),
           card('Delayed', fmtNum(j.delayed), stateColors.delayed, null, 'total-delayed'),
           card('Buried', fmtNum(j.buried), stateColors.buried, null, 'total-buried'),
-          card('Enqueued/s', fmtRate(enq), null, 'last minute'),
-          card('Completed/s', fmtRate(done), null, 'last minute'));
+          card('Enqueued/s', fmtRate(stats.enqueue_rate), null, 'last minute', 'total-enqueue-rate'),
+          card('Completed/s', fmtRate(stats.complete_rate), null, 'last minute', 'total-complete-rate'));
         const now = Date.now();
         const list = samples.add('cluster', [now, t.enqueued, t.succeeded, t.failed], 2000);
-        // The queue pages' charts start from what the overview saw, for a few queues.
-        if (queues.length <= 50) for (const q of queues) samples.add('q.' + q.name, [now, q.stats.ready, q.stats.reserved, q.stats.delayed, q.stats.buried], 4000);
         const r = rates(list);
         const series = [
           { name: 'Enqueued', color: 'var(--ready)', points: r.map((p) => [p[0], p[1]]) },
@@ -479,6 +565,9 @@
         ];
         swap(chartBox, lineChart(chartBox, series, { label: 'Jobs per second over the last hour', fmt: fmtRate }));
         swap(chartLegend, legend(series));
+        await loadQueues(stats);
+        // The queue pages' charts start from what the overview saw, for a few queues.
+        if (!st.paged && st.queues.length <= 50) for (const q of st.queues) samples.add('q.' + q.name, [now, q.stats.ready, q.stats.reserved, q.stats.delayed, q.stats.buried], 4000);
         renderTable();
       },
     };
@@ -1075,7 +1164,29 @@
   // ---- workers
 
   // The server keeps no list of workers: this page reads the reserved jobs of the queues
-  // that have some, and groups them by the worker name given at reservation.
+  // that have some, and groups them by the worker name given at reservation. To find those
+  // queues it reads the listing by name until it has found every reserved job that
+  // /v1/stats counts, or BUSY_QUEUES busy queues, or WORKER_PAGES pages of it (the first
+  // 3,000 queues), whichever comes first: a refresh stays bounded at any queue count.
+  const WORKER_PAGES = 3;
+  const BUSY_QUEUES = 50;
+  async function busyQueues() {
+    const stats = await get('/v1/stats');
+    const out = { queues: [], read: 0, found: 0, reserved: stats.jobs.reserved, total: stats.queues, cut: false };
+    let after = '';
+    for (let i = 0; out.found < out.reserved && out.queues.length < BUSY_QUEUES; i++) {
+      if (i === WORKER_PAGES) { out.cut = true; break; }
+      const page = await queuesPage({ limit: LIST_PAGE, after });
+      out.read += page.queues.length;
+      for (const q of page.queues) {
+        if (q.stats.reserved > 0 && out.queues.length < BUSY_QUEUES) { out.queues.push(q); out.found += q.stats.reserved; }
+      }
+      if (!page.next) break;
+      after = page.next;
+    }
+    return out;
+  }
+
   function workersPage() {
     const summary = h('div', { class: 'table-wrap' });
     const jobsBox = h('div', { class: 'table-wrap' });
@@ -1092,10 +1203,10 @@
         ];
       },
       async refresh() {
-        const queues = (await allQueues()).filter((q) => q.stats.reserved > 0);
+        const busy = await busyQueues();
         const jobs = [];
         let truncated = false;
-        for (const q of queues.slice(0, 50)) {
+        for (const q of busy.queues) {
           let cursor = '';
           for (let i = 0; i < 20; i++) {
             const page = await get(`/v1/queues/${enc(q.name)}/jobs?state=reserved&limit=1000` + (cursor ? '&cursor=' + enc(cursor) : ''));
@@ -1105,7 +1216,7 @@
             if (i === 19) truncated = true;
           }
         }
-        if (queues.length > 50) truncated = true;
+        if (busy.queues.length === BUSY_QUEUES && busy.found < busy.reserved) truncated = true;
         const byWorker = new Map();
         for (const j of jobs) {
           const w = j.worker || '';
@@ -1137,7 +1248,10 @@
           : h('p', { class: 'empty' }, 'Nothing in flight.'));
         note.textContent = 'Workers are known by the name they give when they reserve (the Go worker and spool work send host/pid). ' +
           (jobs.length > shown.length ? `Showing the oldest ${shown.length} of ${fmtNum(jobs.length)} jobs in flight. ` : '') +
-          (truncated ? 'Only part of the reserved jobs was read: many queues or jobs in flight.' : '');
+          (truncated ? 'Only part of the reserved jobs was read: many queues or jobs in flight. ' : '') +
+          (busy.cut && busy.found < busy.reserved
+            ? `Showing queues among the first ${fmtNum(busy.read)} by name, of ${fmtNum(busy.total)}: ${fmtNum(busy.reserved - busy.found)} more reserved ${busy.reserved - busy.found === 1 ? 'job is' : 'jobs are'} in queues beyond them.`
+            : '');
       },
     };
   }
