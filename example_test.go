@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spoolq/spool"
@@ -234,4 +235,40 @@ func ExampleClient_UpdateQueue() {
 	// thumbnails 5m0s 3 1
 	// true
 	// true
+}
+
+// List some queues out of many: those whose names start with a prefix (one per tenant
+// here), those paused, or the first few. The server selects them without reading the others.
+func ExampleClient_QueueList() {
+	ctx := context.Background()
+	client, err := spool.NewClient(os.Getenv("SPOOL_SERVER"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, name := range []string{"tenant-1", "tenant-2", "tenant-3"} {
+		if _, err := client.UpdateQueue(ctx, name, spool.QueueSettings{}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if _, err := client.Pause(ctx, "tenant-2", 0); err != nil {
+		log.Fatal(err)
+	}
+	show := func(p *spool.QueueListParams) {
+		qs, err := client.QueueList(ctx, p)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var names []string
+		for _, q := range qs {
+			names = append(names, q.Name)
+		}
+		fmt.Println(strings.Join(names, " "))
+	}
+	show(&spool.QueueListParams{Prefix: "tenant-"})
+	show(&spool.QueueListParams{Prefix: "tenant-", Paused: true})
+	show(&spool.QueueListParams{Prefix: "tenant-", Limit: 2})
+	// Output:
+	// tenant-1 tenant-2 tenant-3
+	// tenant-2
+	// tenant-1 tenant-2
 }

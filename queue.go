@@ -170,6 +170,25 @@ type QueueSettings struct {
 
 // Queues returns all queues, sorted by name.
 func (c *Client) Queues(ctx context.Context) ([]*Queue, error) {
+	return c.QueueList(ctx, nil)
+}
+
+// QueueListParams narrow a listing of queues. The server selects them from its view in
+// memory: a narrow listing costs what it returns, however many queues there are.
+type QueueListParams struct {
+	Prefix string // only the names that start with it
+	Paused bool   // only the queues paused now
+	Limit  int    // at most this many, the first by name (0: all)
+}
+
+// QueueList returns the queues p selects (all with a nil p), sorted by name.
+func (c *Client) QueueList(ctx context.Context, p *QueueListParams) ([]*Queue, error) {
+	if p == nil {
+		p = &QueueListParams{}
+	}
+	if p.Limit < 0 {
+		return nil, fmt.Errorf("spool: list queues: limit %d is negative", p.Limit)
+	}
 	var all []*Queue
 	after := ""
 	for {
@@ -177,15 +196,25 @@ func (c *Client) Queues(ctx context.Context) ([]*Queue, error) {
 			Queues []*Queue `json:"queues"`
 			Next   string   `json:"next"`
 		}
-		q := url.Values{"limit": {"1000"}}
+		page := 1000
+		if p.Limit > 0 {
+			page = min(page, p.Limit-len(all))
+		}
+		q := url.Values{"limit": {strconv.Itoa(page)}}
 		if after != "" {
 			q.Set("after", after)
+		}
+		if p.Prefix != "" {
+			q.Set("prefix", p.Prefix)
+		}
+		if p.Paused {
+			q.Set("paused", "true")
 		}
 		if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/queues", query: q, out: &out}); err != nil {
 			return nil, fmt.Errorf("spool: list queues: %w", err)
 		}
 		all = append(all, out.Queues...)
-		if out.Next == "" {
+		if out.Next == "" || p.Limit > 0 && len(all) >= p.Limit {
 			return all, nil
 		}
 		after = out.Next

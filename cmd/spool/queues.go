@@ -10,16 +10,22 @@ import (
 )
 
 func (c *cli) queuesCmd() *cobra.Command {
-	return &cobra.Command{
+	var p spool.QueueListParams
+	cmd := &cobra.Command{
 		Use:   "queues",
 		Short: "List the queues with their job counts",
-		Args:  args(cobra.NoArgs),
+		Long: `List the queues with their job counts, sorted by name: all of them, or those that
+--prefix, --paused and --limit select (the server selects them without reading the others).`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if p.Limit < 0 {
+				return usageErrorf("--limit must not be negative")
+			}
 			cl, err := c.client()
 			if err != nil {
 				return err
 			}
-			qs, err := cl.Queues(cmd.Context())
+			qs, err := cl.QueueList(cmd.Context(), &p)
 			if err != nil {
 				return err
 			}
@@ -44,6 +50,11 @@ func (c *cli) queuesCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&p.Prefix, "prefix", "", "only the queues whose names start with this")
+	f.BoolVar(&p.Paused, "paused", false, "only the queues paused now")
+	f.IntVar(&p.Limit, "limit", 0, "at most this many queues, the first by name (0: all)")
+	return cmd
 }
 
 // fmtRetention shows a queue's retention, "none" for 0.
