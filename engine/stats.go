@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,8 +37,7 @@ type counters struct {
 	e *Engine
 
 	mu    sync.Mutex
-	delta map[string]map[string]int64 // escaped queue -> counter -> increment
-	all   map[string]int64            // counter -> increment of the cluster-wide total
+	delta map[string]map[string]int64 // escaped queue, and allEsc -> counter -> increment
 
 	// fmu is held by a flush and by a read of the totals, which adds this node's increments
 	// not flushed yet: the node reads its own writes, and never counts one twice.
@@ -63,7 +63,7 @@ type tally struct {
 const nodeHeader = "Spool-Node"
 
 func newCounters(e *Engine) (*counters, error) {
-	c := &counters{e: e, delta: make(map[string]map[string]int64), all: make(map[string]int64), recent: make(map[string][]tally)}
+	c := &counters{e: e, delta: make(map[string]map[string]int64), recent: make(map[string][]tally)}
 	sub, err := e.nc.Subscribe(statsPrefix+">", c.onFlushed)
 	if err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func (c *counters) add(esc, name string, n int64) {
 	}
 	c.mu.Lock()
 	c.addLocked(esc, name, n)
-	c.all[name] += n
+	c.addLocked(allEsc, name, n)
 	c.mu.Unlock()
 }
 
@@ -154,16 +154,13 @@ func (c *counters) addLocked(esc, name string, n int64) {
 }
 
 // putBack returns increments whose flush failed, to be flushed again.
-func (c *counters) putBack(delta map[string]map[string]int64, all map[string]int64) {
+func (c *counters) putBack(delta map[string]map[string]int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for esc, m := range delta {
 		for name, n := range m {
 			c.addLocked(esc, name, n)
 		}
-	}
-	for name, n := range all {
-		c.all[name] += n
 	}
 }
 
@@ -201,16 +198,18 @@ func (c *counters) flush(ctx context.Context) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	c.mu.Lock()
-	pending, all := c.delta, c.all
-	c.delta, c.all = make(map[string]map[string]int64), make(map[string]int64)
+	pending := c.delta
+	c.delta = make(map[string]map[string]int64)
 	c.mu.Unlock()
-	failed := c.publish(ctx, map[string]map[string]int64{allEsc: all})
-	if len(failed) > 0 {
+	all := map[string]map[string]int64{allEsc: pending[allEsc]}
+	delete(pending, allEsc)
+	if failed := c.publish(ctx, all); len(failed) > 0 {
 		// Not one queue's increment before its total's is stored.
-		c.putBack(pending, failed[allEsc])
+		c.putBack(failed)
+		c.putBack(pending)
 		return
 	}
-	c.putBack(c.publish(ctx, pending), nil)
+	c.putBack(c.publish(ctx, pending))
 }
 
 // publish adds increments (escaped queue, or allEsc, -> counter -> n) to their counters
@@ -261,31 +260,14 @@ func (c *counters) publish(ctx context.Context, incs map[string]map[string]int64
 	return failed
 }
 
-// totals reads queues' cluster-wide counters (by escaped name), with this node's
-// increments not flushed yet: a few requests for any number of queues.
+// totals reads queues' cluster-wide counters (by escaped name, or allEsc), with this
+// node's increments not flushed yet: a few requests for any number of queues.
 func (c *counters) totals(ctx context.Context, escs ...string) (map[string]map[string]int64, error) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
-	out := make(map[string]map[string]int64, len(escs))
-	for _, esc := range escs {
-		out[esc] = make(map[string]int64)
-	}
-	// A queue has at most 7 counters: 128 queues a request stay within a batch's cap.
-	for chunk := range slices.Chunk(escs, 128) {
-		filters := make([]string, len(chunk))
-		for i, esc := range chunk {
-			filters[i] = statsPrefix + esc + ".*"
-		}
-		msgs, err := c.e.st.Batch(ctx, statsStream, store.Request{MultiLast: filters, Batch: store.MaxBatch})
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			esc, name, ok := counterOf(m.Subject)
-			if n, err := counterValue(m.Data); ok && err == nil && out[esc] != nil {
-				out[esc][name] += n
-			}
-		}
+	out, err := c.stored(ctx, escs, 0)
+	if err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	for _, esc := range escs {
@@ -294,6 +276,44 @@ func (c *counters) totals(ctx context.Context, escs ...string) (map[string]map[s
 		}
 	}
 	c.mu.Unlock()
+	return out, nil
+}
+
+// errBehind: the replica that answered a read had not stored what the read must see yet.
+var errBehind = errors.New("a replica of the counters is behind: try again")
+
+// stored reads the counters of escs as stored. With upTo > 0, as they stood at that
+// sequence of the stats stream, which must be an _all increment's: each request asks for it
+// too, so that an answer from a replica that has not stored it yet is told apart (and
+// fails with errBehind) rather than taken for counters without increments.
+func (c *counters) stored(ctx context.Context, escs []string, upTo uint64) (map[string]map[string]int64, error) {
+	out := make(map[string]map[string]int64, len(escs))
+	for _, esc := range escs {
+		out[esc] = make(map[string]int64)
+	}
+	// A queue has at most 7 counters: 128 queues a request stay within a batch's cap.
+	for chunk := range slices.Chunk(escs, 128) {
+		filters := make([]string, len(chunk), len(chunk)+1)
+		for i, esc := range chunk {
+			filters[i] = statsPrefix + esc + ".*"
+		}
+		if upTo > 0 {
+			filters = append(filters, statsPrefix+allEsc+".*")
+		}
+		msgs, err := c.e.st.Batch(ctx, statsStream, store.Request{MultiLast: filters, UpToSeq: upTo, Batch: store.MaxBatch})
+		if err != nil {
+			return nil, err
+		}
+		if upTo > 0 && !slices.ContainsFunc(msgs, func(m store.Msg) bool { return m.Seq == upTo }) {
+			return nil, errBehind
+		}
+		for _, m := range msgs {
+			esc, name, ok := counterOf(m.Subject)
+			if n, err := counterValue(m.Data); ok && err == nil && out[esc] != nil && (upTo == 0 || esc != allEsc) {
+				out[esc][name] += n
+			}
+		}
+	}
 	return out, nil
 }
 

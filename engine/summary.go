@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,10 +52,9 @@ type SummaryRequest struct {
 // and buried), so they agree with the queues' own statistics read at the same moment.
 func (e *Engine) Summarize(ctx context.Context, r SummaryRequest) (*Summary, error) {
 	var (
-		out    Summary
-		shards = map[string]map[string]*queue{} // shard stream -> escaped name -> queue
-		own    []*queue                         // queues in a stream of their own
-		kept   []*queue
+		out     Summary
+		streams = map[string]map[string]*queue{} // stream -> escaped name -> queue
+		kept    []*queue
 	)
 	now := e.now()
 	for _, q := range e.queueList() {
@@ -69,24 +67,39 @@ func (e *Engine) Summarize(ctx context.Context, r SummaryRequest) (*Summary, err
 			out.Paused++
 		}
 		kept = append(kept, q)
-		if !q.names.shared {
-			own = append(own, q)
-			continue
+		if streams[q.names.stream()] == nil {
+			streams[q.names.stream()] = map[string]*queue{}
 		}
-		if shards[q.names.stream()] == nil {
-			shards[q.names.stream()] = map[string]*queue{}
-		}
-		shards[q.names.stream()][q.names.esc] = q
+		streams[q.names.stream()][q.names.esc] = q
 	}
-	for _, stream := range slices.Sorted(maps.Keys(shards)) {
-		if err := e.summarizeShard(ctx, stream, shards[stream], r.UrgentBelow, &out); err != nil {
-			return nil, fmt.Errorf("summary of %s: %w", stream, err)
-		}
+	// A few streams at once: the shards, and a stream each of the queues made before shards.
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, infoReaders)
+	for stream, qs := range streams {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var part Summary
+			err := e.summarizeStream(ctx, stream, qs, r.UrgentBelow, &part)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				out.add(&part)
+			case errors.Is(err, jetstream.ErrStreamNotFound) && len(qs) == 1 && !oneOf(qs).names.shared:
+				// a queue of its own stream, deleted meanwhile
+			default:
+				first = cmp.Or(first, fmt.Errorf("summary of %s: %w", stream, err))
+			}
+		})
 	}
-	for _, q := range own {
-		if err := e.summarizeOwn(ctx, q, r.UrgentBelow, &out); err != nil && !errors.Is(err, ErrQueueNotFound) {
-			return nil, fmt.Errorf("summary of queue %q: %w", q.name, err)
-		}
+	wg.Wait()
+	if first != nil {
+		return nil, first
 	}
 	var t map[string]int64
 	if r.Keep == nil {
@@ -119,13 +132,10 @@ func (e *Engine) Summarize(ctx context.Context, r SummaryRequest) (*Summary, err
 	return &out, nil
 }
 
-// summarizeShard adds the counts of the queues qs (by escaped name) in a shard stream.
-func (e *Engine) summarizeShard(ctx context.Context, stream string, qs map[string]*queue, urgentBelow uint32, out *Summary) error {
-	var tok string
-	for _, q := range qs {
-		tok = q.names.tok
-		break
-	}
+// summarizeStream adds the counts of the queues qs (by escaped name) of a stream: a shard's,
+// or a queue's own (made before shards, with the same subjects under its token "q").
+func (e *Engine) summarizeStream(ctx context.Context, stream string, qs map[string]*queue, urgentBelow uint32, out *Summary) error {
+	tok := oneOf(qs).names.tok
 	s, err := e.js.Stream(ctx, stream)
 	if err != nil {
 		return err
@@ -310,43 +320,18 @@ func splitShardSubject(subj, tok string) (esc, rest string, ok bool) {
 	return strings.Cut(rest, ".")
 }
 
-// summarizeOwn adds the counts of q, a queue in a stream of its own (made before shards).
-func (e *Engine) summarizeOwn(ctx context.Context, q *queue, urgentBelow uint32, out *Summary) error {
-	cfg, _ := q.config()
-	ready, reserved, _, err := e.levelCounts(ctx, q, cfg.levels())
-	if err != nil {
-		return err
-	}
-	for b, n := range ready {
-		out.Ready += n
-		if b < int(urgentBelow) {
-			out.Urgent += n
-		}
-	}
-	for _, n := range reserved {
-		out.Reserved += n
-	}
-	delayed, err := e.counted(ctx, q, StateDelayed)
-	if err != nil {
-		return err
-	}
-	buried, err := e.counted(ctx, q, StateBuried)
-	if err != nil {
-		return err
-	}
-	out.Delayed, out.Buried = out.Delayed+delayed, out.Buried+buried
-	s, err := e.js.Stream(ctx, q.names.stream())
-	if err != nil {
-		return err
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(q.names.state(stateHeld)))
-	if err != nil {
-		return err
-	}
-	for _, n := range info.State.Subjects {
-		out.ReservedByID += int64(n)
+// oneOf returns one of the queues qs.
+func oneOf(qs map[string]*queue) *queue {
+	for _, q := range qs {
+		return q
 	}
 	return nil
+}
+
+// add adds the counts by state of b to s.
+func (s *Summary) add(b *Summary) {
+	s.Ready, s.Reserved, s.Delayed, s.Buried = s.Ready+b.Ready, s.Reserved+b.Reserved, s.Delayed+b.Delayed, s.Buried+b.Buried
+	s.Urgent, s.ReservedByID = s.Urgent+b.Urgent, s.ReservedByID+b.ReservedByID
 }
 
 // The cluster's totals. Every flush adds its increments to the counters spool.c._all.<name>
@@ -372,24 +357,14 @@ func (c *counters) allTotals(ctx context.Context) (map[string]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
-	msgs, err := c.e.st.Batch(ctx, statsStream, store.Request{MultiLast: []string{statsPrefix + allEsc + ".*"}, Batch: store.MaxBatch})
+	t, err := c.totals(ctx, allEsc)
 	if err != nil {
 		return nil, err
 	}
 	out := maps.Clone(base)
-	for _, m := range msgs {
-		_, name, ok := counterOf(m.Subject)
-		if n, err := counterValue(m.Data); ok && err == nil {
-			out[name] += n
-		}
-	}
-	c.mu.Lock()
-	for name, n := range c.all {
+	for name, n := range t[allEsc] {
 		out[name] += n
 	}
-	c.mu.Unlock()
 	return out, nil
 }
 
@@ -440,44 +415,32 @@ func (c *counters) baseTotals(ctx context.Context) (map[string]int64, error) {
 
 // takeBase adds up the queues' counters as they stood before the first _all increment.
 func (c *counters) takeBase(ctx context.Context) (map[string]int64, error) {
-	s, err := c.e.js.Stream(ctx, statsStream)
-	if err != nil {
+	// An _all increment of 0, so that there is a first one to end the base at.
+	zero := nats.NewMsg(statsPrefix + allEsc + "." + cEnqueued)
+	zero.Header.Set("Nats-Incr", "0")
+	if _, err := c.e.st.PublishSync(ctx, zero); err != nil {
 		return nil, err
 	}
-	// The first _all increment, if any, stored up to last: the base ends before it. (Read
-	// last first: an _all increment stored after it comes after every counter read here.)
-	last := s.CachedInfo().State.LastSeq
-	upTo := last
+	// A replica that has any _all increment has the first: they are stored in order.
 	first, err := c.e.st.Batch(ctx, statsStream, store.Request{Seq: 1, NextFor: statsPrefix + allEsc + ".*", Batch: 1})
 	if err != nil {
 		return nil, err
 	}
-	if len(first) == 1 && first[0].Seq <= last {
-		upTo = first[0].Seq - 1
-	}
-	base := map[string]int64{}
-	if upTo == 0 {
-		return base, nil
+	if len(first) != 1 {
+		return nil, errBehind
 	}
 	var escs []string
 	for _, q := range c.e.queueList() {
 		escs = append(escs, q.names.esc)
 	}
-	// A queue has at most 7 counters: 128 queues a request stay within a batch's cap.
-	for chunk := range slices.Chunk(escs, 128) {
-		filters := make([]string, len(chunk))
-		for i, esc := range chunk {
-			filters[i] = statsPrefix + esc + ".*"
-		}
-		msgs, err := c.e.st.Batch(ctx, statsStream, store.Request{MultiLast: filters, UpToSeq: upTo, Batch: store.MaxBatch})
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			_, name, ok := counterOf(m.Subject)
-			if n, err := counterValue(m.Data); ok && err == nil {
-				base[name] += n
-			}
+	st, err := c.stored(ctx, escs, first[0].Seq)
+	if err != nil {
+		return nil, err
+	}
+	base := map[string]int64{}
+	for _, m := range st {
+		for name, n := range m {
+			base[name] += n
 		}
 	}
 	return base, nil

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -92,15 +93,23 @@ func TestSummaryAgreesWithQueues(t *testing.T) {
 	if _, err := e.Pause(ctx, "c", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
+	// old: a queue made before shards, in a stream of its own: one ready, one reserved, one
+	// delayed.
+	legacyQueue(t, e, ctx, "old")
+	enq("old", 2000, 2, 0)
+	enq("old", 0, 1, time.Hour)
+	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"old"}}); err != nil || len(r.Jobs) != 1 {
+		t.Fatalf("reserve old: %+v %v", r, err)
+	}
 
-	want := Summary{Queues: 3, Paused: 1, Ready: 3 + 1 + 2, Urgent: 1 + 1 + 2, Reserved: 2, ReservedByID: 1, Delayed: 2, Buried: 1,
-		Enqueued: 12, Reserves: 4, BuriedTot: 1}
+	want := Summary{Queues: 4, Paused: 1, Ready: 3 + 1 + 2 + 1, Urgent: 1 + 1 + 2, Reserved: 2 + 1, ReservedByID: 1, Delayed: 2 + 1, Buried: 1,
+		Enqueued: 12 + 3, Reserves: 4 + 1, BuriedTot: 1}
 	waitUntil(t, func() error {
 		got, err := e.Summarize(ctx, SummaryRequest{UrgentBelow: 1024})
 		if err != nil {
 			return err
 		}
-		sum, err := sumQueues(ctx, e, "a", "b", "c")
+		sum, err := sumQueues(ctx, e, "a", "b", "c", "old")
 		if err != nil {
 			return err
 		}
@@ -115,7 +124,7 @@ func TestSummaryAgreesWithQueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := sumQueues(ctx, e, "b", "c")
+	sum, err := sumQueues(ctx, e, "b", "c", "old")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +133,7 @@ func TestSummaryAgreesWithQueues(t *testing.T) {
 	}
 	got.EnqueueRate, got.CompleteRate = 0, 0
 	if *got != *sum {
-		t.Errorf("summary of b and c %+v\nqueues %+v", *got, *sum)
+		t.Errorf("summary of b, c and old %+v\nqueues %+v", *got, *sum)
 	}
 }
 
@@ -167,19 +176,24 @@ func TestSummaryTotalsBase(t *testing.T) {
 	// The engine takes its base at its first flush: wait for it, then start over as a
 	// cluster whose counters came before this version would.
 	waitUntil(t, func() error { _, err := e.st.Last(ctx, jobsStream, totalsSubject); return err })
+	purge := func(stream, subject string) {
+		t.Helper()
+		s, err := e.js.Stream(ctx, stream)
+		if err == nil {
+			err = s.Purge(ctx, jetstream.WithPurgeSubject(subject))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	purge(jobsStream, totalsSubject)
+	purge(statsStream, statsPrefix+allEsc+".>")
 	if _, err := e.PutQueue(ctx, "old", QueueSettings{}); err != nil {
 		t.Fatal(err)
 	}
 	old := nats.NewMsg(statsPrefix + e.lookupQueue("old").names.esc + "." + cEnqueued)
 	old.Header.Set("Nats-Incr", "5")
 	if _, err := e.st.PublishSync(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-	jobs, err := e.js.Stream(ctx, jobsStream)
-	if err == nil {
-		err = jobs.Purge(ctx, jetstream.WithPurgeSubject(totalsSubject))
-	}
-	if err != nil {
 		t.Fatal(err)
 	}
 	e.stats.bmu.Lock()
@@ -256,6 +270,39 @@ func TestSummaryAsksWhenFewConsumersCount(t *testing.T) {
 		t.Fatalf("reserve busy: %+v %v", r, err)
 	}
 	all := append([]string{"busy"}, names...)
+	// The two ways of reading the consumers agree, and Summarize takes the one that asks.
+	qs := map[string]*queue{}
+	held := map[level]int64{}
+	var counted []counterOfQueue
+	for _, n := range all {
+		q := e.lookupQueue(n)
+		qs[q.names.esc] = q
+	}
+	busy := e.lookupQueue("busy")
+	held[level{busy.names.esc, 9}] = 3
+	counted = append(counted, counterOfQueue{busy, StateDelayed})
+	waitUntil(t, func() error {
+		s, err := e.js.Stream(ctx, busy.names.stream())
+		if err != nil {
+			return err
+		}
+		listed, err := e.listShardConsumers(ctx, s, busy.names.tok, qs, held)
+		if err != nil {
+			return err
+		}
+		asked, err := e.askShardConsumers(ctx, held, qs, counted)
+		if err != nil {
+			return err
+		}
+		want := shardCounts{levels: map[level]struct{ ready, reserved int64 }{{busy.names.esc, 9}: {2, 1}}, delayed: 1}
+		if fmt.Sprint(listed) != fmt.Sprint(want) || fmt.Sprint(asked) != fmt.Sprint(want) {
+			return fmt.Errorf("listed %+v\nasked  %+v\nwant   %+v", listed, asked, want)
+		}
+		if n := s.CachedInfo().State.Consumers; n <= listPerRequest*(len(held)+len(counted)) {
+			return fmt.Errorf("the shard has %d consumers: Summarize would list them", n)
+		}
+		return nil
+	})
 	waitUntil(t, func() error {
 		got, err := e.Summarize(ctx, SummaryRequest{UrgentBelow: 1024})
 		if err != nil {
@@ -273,4 +320,41 @@ func TestSummaryAsksWhenFewConsumersCount(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A flush stores the cluster's totals before the queues' counters: when the former fail,
+// the latter wait for the next flush, so that no queue increment is stored before its
+// total's (the totals' base relies on it).
+func TestFlushStoresTotalsFirst(t *testing.T) {
+	t.Parallel()
+	e, _, ctx := internalEngine(t)
+	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "f"})
+	esc := e.lookupQueue("f").names.esc
+	e.st.SetFaults(func(op store.Op, subject string) error {
+		if op == store.OpPublish && strings.HasPrefix(subject, statsPrefix+allEsc+".") {
+			return errors.New("injected failure")
+		}
+		return nil
+	})
+	e.stats.flush(ctx)
+	st, err := e.stats.stored(ctx, []string{esc, allEsc}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[esc][cEnqueued] != 0 {
+		t.Errorf("the queue's counter was stored (%d) while the total's failed", st[esc][cEnqueued])
+	}
+	// Counted all the same, from the increments kept for the next flush.
+	if tot, err := e.stats.totals(ctx, esc); err != nil || tot[esc][cEnqueued] != 1 {
+		t.Errorf("queue totals %v, %v; want 1 enqueued", tot, err)
+	}
+	e.st.SetFaults(nil)
+	e.stats.flush(ctx)
+	st, err = e.stats.stored(ctx, []string{esc, allEsc}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[esc][cEnqueued] != 1 || st[allEsc][cEnqueued] < 1 {
+		t.Errorf("after the next flush: %v, want the queue's 1 and the total's", st)
+	}
 }

@@ -92,21 +92,22 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	sum, err := c.eng.Summarize(ctx, engine.SummaryRequest{})
-	if err != nil {
-		c.log.Warn("metrics: summary", "err", err)
-		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(descCount, prometheus.GaugeValue, float64(sum.Queues))
-	for st, n := range map[string]int64{"ready": sum.Ready, "reserved": sum.Reserved, "delayed": sum.Delayed, "buried": sum.Buried} {
-		ch <- prometheus.MustNewConstMetric(descAllDepth, prometheus.GaugeValue, float64(n), st)
-	}
-	for ev, n := range map[string]int64{"enqueued": sum.Enqueued, "reserved": sum.Reserves, "succeeded": sum.Succeeded,
-		"failed": sum.Failed, "buried": sum.BuriedTot, "cancelled": sum.Cancelled, "timeouts": sum.Timeouts} {
-		ch <- prometheus.MustNewConstMetric(descAllTotal, prometheus.CounterValue, float64(n), ev)
+	ch <- prometheus.MustNewConstMetric(descCount, prometheus.GaugeValue, float64(len(c.eng.QueueNames())))
+	// Over all queues; a failure leaves out these series only.
+	sum, serr := c.eng.Summarize(ctx, engine.SummaryRequest{})
+	if serr == nil {
+		for st, n := range map[string]int64{"ready": sum.Ready, "reserved": sum.Reserved, "delayed": sum.Delayed, "buried": sum.Buried} {
+			ch <- prometheus.MustNewConstMetric(descAllDepth, prometheus.GaugeValue, float64(n), st)
+		}
+		for ev, n := range map[string]int64{"enqueued": sum.Enqueued, "reserved": sum.Reserves, "succeeded": sum.Succeeded,
+			"failed": sum.Failed, "buried": sum.BuriedTot, "cancelled": sum.Cancelled, "timeouts": sum.Timeouts} {
+			ch <- prometheus.MustNewConstMetric(descAllTotal, prometheus.CounterValue, float64(n), ev)
+		}
+	} else {
+		c.log.Warn("metrics: summary", "err", serr)
 	}
 	var qs []*engine.QueueInfo
+	var err error
 	for after := ""; len(qs) < c.max && err == nil; {
 		var page []*engine.QueueInfo
 		page, after, err = c.eng.QueuesPage(ctx, after, min(c.max-len(qs), engine.MaxQueuePage))
@@ -121,7 +122,11 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	up := 1.0
+	if serr != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 	for _, q := range qs {
 		s := q.Stats
 		for st, n := range map[string]int64{"ready": s.Ready, "reserved": s.Reserved, "delayed": s.Delayed, "buried": s.Buried} {

@@ -3,6 +3,7 @@
 package beanstalkdtest
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -109,19 +110,25 @@ func pidAt(addr string) (int, error) {
 	if _, err := io.WriteString(c, "stats\r\n"); err != nil {
 		return 0, err
 	}
-	buf := make([]byte, 0, 4096)
-	for !strings.Contains(string(buf), "\npid: ") || !strings.Contains(string(buf[strings.Index(string(buf), "\npid: ")+1:]), "\n") {
-		n, err := c.Read(buf[len(buf):cap(buf)])
-		if err != nil {
-			return 0, err
-		}
-		buf = buf[:len(buf)+n]
-		if len(buf) == cap(buf) {
-			return 0, fmt.Errorf("no pid in the stats of %s", addr)
-		}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return 0, err
 	}
-	line := string(buf[strings.Index(string(buf), "\npid: ")+len("\npid: "):])
-	return strconv.Atoi(line[:strings.IndexByte(line, '\n')])
+	var size int
+	if _, err := fmt.Sscanf(head, "OK %d\r\n", &size); err != nil {
+		return 0, fmt.Errorf("stats: %q: %w", head, err)
+	}
+	body := make([]byte, size+2)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, err
+	}
+	_, rest, ok := strings.Cut(string(body), "\npid: ")
+	if !ok {
+		return 0, fmt.Errorf("no pid in the stats of %s", addr)
+	}
+	pid, _, _ := strings.Cut(rest, "\n")
+	return strconv.Atoi(pid)
 }
 
 // Kill stops beanstalkd with SIGKILL and waits for it to exit; it may be called again,
