@@ -219,3 +219,38 @@ func TestLeaseWriteRetryAfterLostAnswer(t *testing.T) {
 		t.Fatalf("the holder's ack: %v", err)
 	}
 }
+
+// A release whose new message a reservation meets before the release's record is stored:
+// the reservation leaves the message be (it is the job's next message, not a redelivery of
+// the lease's own) and the release goes through. Before, the reservation took the message
+// into the old lease ("kept by its holder") and re-timed it to that lease's end: the
+// release failed with lease lost and the job sat out the whole lease.
+func TestReleaseMetByReservation(t *testing.T) {
+	t.Parallel()
+	e, ctx, j, r := reservedJobIn(t, Config{}, "met", QueueSettings{Lease: 10 * time.Minute})
+	e.lw.write(ctx, time.Time{}) // the lease's record stored: the reservation reads it
+	var newMsg, met atomic.Bool
+	var during *ReserveResult
+	var derr error
+	e.st.SetFaults(func(op store.Op, subject string) error {
+		switch {
+		case op == store.OpPublish && strings.Contains(subject, ".ready."):
+			newMsg.Store(true)
+		case op == store.OpPublish && subject == jobSubject(j.ID) && newMsg.Load() && met.CompareAndSwap(false, true):
+			// The release's record, about to be stored: a reservation comes first.
+			during, derr = e.Reserve(ctx, ReserveRequest{Queues: []string{"met"}})
+		}
+		return nil
+	})
+	if _, err := e.Unreserve(ctx, j.ID, r.Jobs[0].Token); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	e.st.SetFaults(nil)
+	if !met.Load() || derr != nil || len(during.Jobs) != 0 {
+		t.Fatalf("reservation between the release's message and record: met %v, %+v, %v", met.Load(), during, derr)
+	}
+	after, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"met"}, Wait: 10 * time.Second})
+	if err != nil || len(after.Jobs) != 1 || after.Jobs[0].Job.ID != j.ID {
+		t.Fatalf("after the release: %+v, %v; want the job", after, err)
+	}
+}

@@ -426,8 +426,9 @@ func (e *Engine) activate(ctx context.Context, q *queue, b int, msgs []*nats.Msg
 		if !ok && c.fresh != nil {
 			sr, ok = seqRecord{c.fresh, 0}, true
 		}
-		if !ok || sr.rec.State.Final() {
-			// Finished (its record may have expired): this is a stale copy.
+		if !ok || sr.rec.State.Final() || sr.rec.Queue != "" && sr.rec.Queue != q.name {
+			// Finished (its record may have expired), or moved to another queue (a
+			// dead-letter queue): this is a stale copy.
 			e.st.Term(c.msg.Reply)
 			continue
 		}
@@ -511,7 +512,22 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 		next := *c.cur
 		next.RecSeq, next.ID = 0, 0 // envelope fields, not the record's
 		if c.cur.State == StateReserved && c.cur.LeaseExp > now.UnixNano() {
-			e.keepLease(ctx, c, b, now)
+			switch {
+			case c.sseq > c.cur.Seq:
+				// Not the lease's delivery offered again but the job's next message: a
+				// move (release, fail, give back) stored it and has yet to store the
+				// record that says so. Left be a moment: offered again, it meets that
+				// record. (Taken into the lease, it would be re-timed to the lease's end
+				// and the move would fail.)
+				e.st.NakDelay(c.msg.Reply, moveSettle)
+			case c.sseq < c.cur.Seq:
+				// An earlier message of the job, which lives in the lease's own now (a
+				// reservation by id deleting the ready message it replaced, or a copy
+				// whose ack was lost): dropped, as stale copies are.
+				e.st.Term(c.msg.Reply)
+			default:
+				e.keepLease(ctx, c, b, now)
+			}
 			continue
 		}
 		if c.cur.State == StateReserved {
@@ -602,6 +618,10 @@ func (e *Engine) timedOut(q *queue, c *cand) {
 		e.emit(EventExpired, c.id, c.cur)
 	}
 }
+
+// moveSettle is how long a reservation leaves a job's new message be when it meets it before
+// the record of the move that stored it (reserveCands): a move stores the record right after.
+const moveSettle = 50 * time.Millisecond
 
 // startLease times a new delivery lease: the consumer's ack wait is the queue's lease as
 // it was when the consumer was made, so any other length re-times the delivery.
