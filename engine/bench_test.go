@@ -3,6 +3,9 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -84,6 +87,46 @@ func benchLifecycle(b *testing.B, events bool) {
 	// CPU per job (engine and embedded JetStream, one process) is steadier than jobs/s on a
 	// shared machine.
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
+}
+
+// BenchmarkCreateQueue measures making queues, each by the enqueue of one job, 8 at a
+// time (as spool-bench -mode queues does over HTTP): CPU per queue (engine and embedded
+// JetStream, one process) is steadier than queues/s on a shared machine.
+//
+//	go test -run '^$' -bench CreateQueue -benchtime 5000x -count 5 ./engine
+func BenchmarkCreateQueue(b *testing.B) {
+	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, _ := natsd.Connect(ns, "bench")
+	defer nc.Close()
+	e, err := engine.Open(context.Background(), nc, engine.Config{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	var next atomic.Int64
+	b.SetParallelism(max(8/runtime.GOMAXPROCS(0), 1))
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			q := "q-" + strconv.FormatInt(next.Add(1), 10)
+			res, err := e.Enqueue(ctx, []engine.EnqueueRequest{{Queue: q, Payload: make([]byte, 128)}})
+			if err == nil {
+				err = res[0].Err
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queues/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/queue")
 }
 
 // BenchmarkQueueReplicas measures enqueue + reserve + ack, in batches of 100, on three
