@@ -40,16 +40,31 @@ func (e *Engine) findQueue(ctx context.Context, name string, create bool, levels
 		return nil, err
 	}
 	esc := escapeName(name)
+	if create {
+		// This node's view holds every queue of the bucket (watchQueues) but those made on
+		// other nodes that its watch has not delivered yet: a queue missing from it is
+		// most likely new, and the create-only write of its entry tells when it is not
+		// (makeQueue then takes the entry made first). A read first would cost every new
+		// queue a round trip.
+		q, err := e.createQueue(ctx, name, e.cfg.Defaults, levels...)
+		if err == nil {
+			return q, nil
+		}
+		// This node could not make the queue (the store full, too few nodes for the
+		// default replicas): one that exists is served all the same.
+		if ent, gerr := e.kv.Get(ctx, esc); gerr == nil {
+			return e.cacheEntry(ent)
+		}
+		return nil, err
+	}
 	ent, err := e.kv.Get(ctx, esc)
 	switch {
 	case err == nil:
 		return e.cacheEntry(ent)
 	case !errors.Is(err, jetstream.ErrKeyNotFound):
 		return nil, fmt.Errorf("read queue %q: %w", name, err)
-	case !create:
-		return nil, ErrQueueNotFound
 	}
-	return e.createQueue(ctx, name, e.cfg.Defaults, levels...)
+	return nil, ErrQueueNotFound
 }
 
 func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
@@ -62,49 +77,55 @@ func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
 
 // createQueue makes the queue: its number, then its bucket entry; its place in its shard
 // stream is a subject prefix and needs no write. Two nodes racing agree on the first entry.
-// The shard's last sequence before the queue existed is the queue's trust mark (trustedAfter).
+// The last sequence on the queue's subjects before it existed is its trust mark
+// (trustedAfter, shardMark).
 func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings, levels ...uint32) (*queue, error) {
 	if err := e.storeFull(); err != nil {
 		return nil, err
 	}
 	rc := e.nc.Stats().Reconnects
-	q, shardSeq, err := e.makeQueue(ctx, name, s, levels)
+	q, mark, marked, err := e.makeQueue(ctx, name, s, levels)
 	if err != nil {
 		return nil, err
 	}
-	if q.names.shared {
+	if marked && q.names.shared {
 		// (A queue that another node made first in a stream of its own, an older
 		// version's layout, takes its mark at its first reservation.)
-		q.trust.CompareAndSwap(nil, &trustMark{shardSeq, rc})
+		q.trust.CompareAndSwap(nil, &trustMark{mark, rc})
 	}
 	return q, nil
 }
 
-func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, levels []uint32) (*queue, uint64, error) {
+// makeQueue makes the queue's number and entry, or takes the entry another node made
+// first. marked tells whether mark is the queue's trust mark: a replicated queue trusts no
+// delivery (trustedAfter) and needs none.
+func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, levels []uint32) (q *queue, mark uint64, marked bool, err error) {
 	k, set := shardOf(escapeName(name)), e.shardSet(s.Replicas)
 	n := shardNames(name, k, set)
 	if err := e.ensureShard(ctx, k, set); err != nil {
-		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
-	}
-	// The queue's trust mark: the shard's last sequence before the queue exists.
-	mark, err := e.shardMark(ctx, n)
-	if err != nil {
-		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
-	}
-	num, err := e.nextQueueNum(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
+		return nil, 0, false, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	cfg := queueConfig{
 		Name: name, LeaseMS: s.Lease.Milliseconds(), MaxAttempts: s.MaxAttempts,
 		BackoffMS: s.BackoffBase.Milliseconds(), BackoffMax: s.BackoffMax.Milliseconds(),
-		Created: e.now().UnixNano(), Num: num, Shard: k + 1, Set: set, Levels: levels,
+		Created: e.now().UnixNano(), Shard: k + 1, Set: set, Levels: levels,
 	}
+	if e.replicasOf(cfg) == 1 {
+		// The queue's trust mark, taken before the queue exists.
+		if mark, err = e.shardMark(ctx, n); err != nil {
+			return nil, 0, false, fmt.Errorf("create queue %q: %w", name, err)
+		}
+		marked = true
+	}
+	if cfg.Num, err = e.nextQueueNum(ctx); err != nil {
+		return nil, 0, false, fmt.Errorf("create queue %q: %w", name, err)
+	}
+	num := cfg.Num
 	if num != 0 {
 		// Before the queue is visible, so that a node whose watch lags finds the queue
 		// of a derived id all the same.
 		if _, err := e.kv.Create(ctx, numKey(num), []byte(name)); err != nil {
-			return nil, 0, fmt.Errorf("create queue %q: number: %w", name, err)
+			return nil, 0, false, fmt.Errorf("create queue %q: number: %w", name, err)
 		}
 	}
 	val, _ := json.Marshal(cfg)
@@ -115,18 +136,23 @@ func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, le
 		}
 		ent, err := e.getKnown(ctx, n.esc)
 		if err != nil {
-			return nil, 0, fmt.Errorf("read queue %q: %w", name, err)
+			return nil, 0, false, fmt.Errorf("read queue %q: %w", name, err)
 		}
 		q, err := e.cacheEntry(ent)
-		return q, mark, err
+		if err != nil {
+			return nil, 0, false, err
+		}
+		// The mark holds for the queue made first only if it is in the same place.
+		cfg, _ := q.config()
+		return q, mark, marked && q.names == n && e.replicasOf(cfg) == 1, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("create queue %q: %w", name, err)
+		return nil, 0, false, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	e.log.Info("queue created", "queue", name)
-	q := e.cacheQueue(cfg, rev)
+	q = e.cacheQueue(cfg, rev)
 	q.madeHere.Store(true)
-	return q, mark, nil
+	return q, mark, marked, nil
 }
 
 // numKeyPrefix starts the bucket keys that map a queue number to its queue's name. No
