@@ -89,12 +89,32 @@ func benchLifecycle(b *testing.B, events bool) {
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
 }
 
-// BenchmarkCreateQueue measures making queues, each by the enqueue of one job, 8 at a
-// time (as spool-bench -mode queues does over HTTP): CPU per queue (engine and embedded
-// JetStream, one process) is steadier than queues/s on a shared machine.
+// BenchmarkCreateQueue measures making queues, 8 at a time: each by the enqueue of one job
+// (as spool-bench -mode queues does over HTTP), and each by PutQueue with a setting. CPU
+// per queue (engine and embedded JetStream, one process) is steadier than queues/s on a
+// shared machine.
 //
 //	go test -run '^$' -bench CreateQueue -benchtime 5000x -count 5 ./engine
 func BenchmarkCreateQueue(b *testing.B) {
+	makers := map[string]func(context.Context, *engine.Engine, string) error{
+		"enqueue": func(ctx context.Context, e *engine.Engine, q string) error {
+			res, err := e.Enqueue(ctx, []engine.EnqueueRequest{{Queue: q, Payload: make([]byte, 128)}})
+			if err == nil {
+				err = res[0].Err
+			}
+			return err
+		},
+		"put": func(ctx context.Context, e *engine.Engine, q string) error {
+			_, err := e.PutQueue(ctx, q, engine.QueueSettings{MaxAttempts: 5})
+			return err
+		},
+	}
+	for _, how := range []string{"enqueue", "put"} {
+		b.Run(how, func(b *testing.B) { benchCreateQueue(b, makers[how]) })
+	}
+}
+
+func benchCreateQueue(b *testing.B, mk func(context.Context, *engine.Engine, string) error) {
 	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -114,12 +134,7 @@ func BenchmarkCreateQueue(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		for pb.Next() {
-			q := "q-" + strconv.FormatInt(next.Add(1), 10)
-			res, err := e.Enqueue(ctx, []engine.EnqueueRequest{{Queue: q, Payload: make([]byte, 128)}})
-			if err == nil {
-				err = res[0].Err
-			}
-			if err != nil {
+			if err := mk(ctx, e, "q-"+strconv.FormatInt(next.Add(1), 10)); err != nil {
 				b.Error(err)
 				return
 			}

@@ -1003,6 +1003,50 @@ func TestPutQueueRefusesContradictorySettings(t *testing.T) {
 	}
 }
 
+// A new queue made by PutQueue has every setting given in its first entry, and a setting
+// that contradicts a default makes no queue.
+func TestPutQueueMakesQueueWithItsSettings(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	ctx := ctxT(t)
+	s := engine.QueueSettings{Lease: 90 * time.Second, MaxAttempts: 4, BackoffBase: 2 * time.Second,
+		BackoffMax: time.Minute, Events: new(false), Retention: new(time.Duration(0))}
+	qi, err := e.PutQueue(ctx, "new", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.Queue(ctx, "new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range []*engine.QueueInfo{qi, again} {
+		g := got.Settings
+		if g.Lease != s.Lease || g.MaxAttempts != 4 || g.BackoffBase != s.BackoffBase || g.BackoffMax != s.BackoffMax ||
+			g.Events == nil || *g.Events || g.Retention == nil || *g.Retention != 0 || g.Replicas != 1 {
+			t.Fatalf("settings of the new queue: %+v", g)
+		}
+	}
+	if j := enqueue(t, e, engine.EnqueueRequest{Queue: "new"}); j.MaxAttempts != 4 || j.Lease != s.Lease {
+		t.Fatalf("job of the new queue: %+v", j)
+	}
+	// Default backoff_max is an hour.
+	_, err = e.PutQueue(ctx, "contradicted", engine.QueueSettings{BackoffBase: 2 * time.Hour})
+	var ve *engine.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "backoff_base" {
+		t.Fatalf("backoff_base above the default backoff_max: %v", err)
+	}
+	if _, err := e.Queue(ctx, "contradicted"); !errors.Is(err, engine.ErrQueueNotFound) {
+		t.Fatalf("a refused new queue exists: %v", err)
+	}
+	// An existing queue keeps what an update leaves out.
+	if qi, err = e.PutQueue(ctx, "new", engine.QueueSettings{MaxAttempts: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if g := qi.Settings; g.MaxAttempts != 9 || g.Lease != s.Lease || *g.Events || *g.Retention != 0 {
+		t.Fatalf("settings after an update: %+v", g)
+	}
+}
+
 func TestTimeoutIsKept(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t)

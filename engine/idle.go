@@ -200,6 +200,11 @@ var errConsumerLimit = errors.New("too many queues in use at once for JetStream'
 // its subject ready.
 func (e *Engine) levelCounts(ctx context.Context, q *queue, levels []int) (ready, reserved map[int]int64, delivered map[int]uint64, err error) {
 	ready, reserved, delivered = make(map[int]int64), make(map[int]int64), make(map[int]uint64)
+	if len(levels) == 0 {
+		// No ready level, so no ready job (a level is in the queue's entry before its
+		// first job): a queue made by PutQueue, answered without two stream infos.
+		return ready, reserved, delivered, nil
+	}
 	held := map[int]int64(nil) // jobs on each level's subject, when known
 	if q.names.shared {
 		s, err := e.js.Stream(ctx, q.names.stream())

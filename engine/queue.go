@@ -41,21 +41,8 @@ func (e *Engine) findQueue(ctx context.Context, name string, create bool, levels
 	}
 	esc := escapeName(name)
 	if create {
-		// This node's view holds every queue of the bucket (watchQueues) but those made on
-		// other nodes that its watch has not delivered yet: a queue missing from it is
-		// most likely new, and the create-only write of its entry tells when it is not
-		// (makeQueue then takes the entry made first). A read first would cost every new
-		// queue a round trip.
-		q, err := e.createQueue(ctx, name, e.cfg.Defaults, levels...)
-		if err == nil {
-			return q, nil
-		}
-		// This node could not make the queue (the store full, too few nodes for the
-		// default replicas): one that exists is served all the same.
-		if ent, gerr := e.kv.Get(ctx, esc); gerr == nil {
-			return e.cacheEntry(ent)
-		}
-		return nil, err
+		q, _, err := e.makeOrFind(ctx, name, e.cfg.Defaults, levels...)
+		return q, err
 	}
 	ent, err := e.kv.Get(ctx, esc)
 	switch {
@@ -65,6 +52,26 @@ func (e *Engine) findQueue(ctx context.Context, name string, create bool, levels
 		return nil, fmt.Errorf("read queue %q: %w", name, err)
 	}
 	return nil, ErrQueueNotFound
+}
+
+// makeOrFind makes a queue missing from this node's view with settings s, or takes the
+// one another node made. This node's view holds every queue of the bucket (watchQueues) but
+// those made on other nodes that its watch has not delivered yet: a queue missing from it
+// is most likely new, and the create-only write of its entry tells when it is not
+// (makeQueue then takes the entry made first). A read first would cost every new queue a
+// round trip. made tells whether this call made the queue.
+func (e *Engine) makeOrFind(ctx context.Context, name string, s QueueSettings, levels ...uint32) (q *queue, made bool, err error) {
+	q, made, err = e.createQueue(ctx, name, s, levels...)
+	if err == nil {
+		return q, made, nil
+	}
+	// This node could not make the queue (the store full, too few nodes for the
+	// replicas): one that exists is served all the same.
+	if ent, gerr := e.kv.Get(ctx, escapeName(name)); gerr == nil {
+		q, err = e.cacheEntry(ent)
+		return q, false, err
+	}
+	return nil, false, err
 }
 
 func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
@@ -79,53 +86,59 @@ func (e *Engine) cacheEntry(ent jetstream.KeyValueEntry) (*queue, error) {
 // stream is a subject prefix and needs no write. Two nodes racing agree on the first entry.
 // The last sequence on the queue's subjects before it existed is its trust mark
 // (trustedAfter, shardMark).
-func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings, levels ...uint32) (*queue, error) {
+func (e *Engine) createQueue(ctx context.Context, name string, s QueueSettings, levels ...uint32) (q *queue, made bool, err error) {
 	if err := e.storeFull(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	rc := e.nc.Stats().Reconnects
-	q, mark, marked, err := e.makeQueue(ctx, name, s, levels)
+	q, made, mark, marked, err := e.makeQueue(ctx, name, s, levels)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if marked && q.names.shared {
 		// (A queue that another node made first in a stream of its own, an older
 		// version's layout, takes its mark at its first reservation.)
 		q.trust.CompareAndSwap(nil, &trustMark{mark, rc})
 	}
-	return q, nil
+	return q, made, nil
 }
 
-// makeQueue makes the queue's number and entry, or takes the entry another node made
-// first. marked tells whether mark is the queue's trust mark: a replicated queue trusts no
-// delivery (trustedAfter) and needs none.
-func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, levels []uint32) (q *queue, mark uint64, marked bool, err error) {
+// makeQueue makes the queue's number and entry (made), or takes the entry another node
+// made first. marked tells whether mark is the queue's trust mark: a replicated queue
+// trusts no delivery (trustedAfter) and needs none.
+func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, levels []uint32) (q *queue, made bool, mark uint64, marked bool, err error) {
 	k, set := shardOf(escapeName(name)), e.shardSet(s.Replicas)
 	n := shardNames(name, k, set)
 	if err := e.ensureShard(ctx, k, set); err != nil {
-		return nil, 0, false, fmt.Errorf("create queue %q: %w", name, err)
+		return nil, false, 0, false, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	cfg := queueConfig{
 		Name: name, LeaseMS: s.Lease.Milliseconds(), MaxAttempts: s.MaxAttempts,
 		BackoffMS: s.BackoffBase.Milliseconds(), BackoffMax: s.BackoffMax.Milliseconds(),
 		Created: e.now().UnixNano(), Shard: k + 1, Set: set, Levels: levels,
 	}
+	if s.Events != nil {
+		cfg.NoEvents = !*s.Events
+	}
+	if s.Retention != nil {
+		cfg.RetentionS = new(int64(*s.Retention / time.Second))
+	}
 	if e.replicasOf(cfg) == 1 {
 		// The queue's trust mark, taken before the queue exists.
 		if mark, err = e.shardMark(ctx, n); err != nil {
-			return nil, 0, false, fmt.Errorf("create queue %q: %w", name, err)
+			return nil, false, 0, false, fmt.Errorf("create queue %q: %w", name, err)
 		}
 		marked = true
 	}
 	if cfg.Num, err = e.nextQueueNum(ctx); err != nil {
-		return nil, 0, false, fmt.Errorf("create queue %q: %w", name, err)
+		return nil, false, 0, false, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	num := cfg.Num
 	if num != 0 {
 		// Before the queue is visible, so that a node whose watch lags finds the queue
 		// of a derived id all the same.
 		if _, err := e.kv.Create(ctx, numKey(num), []byte(name)); err != nil {
-			return nil, 0, false, fmt.Errorf("create queue %q: number: %w", name, err)
+			return nil, false, 0, false, fmt.Errorf("create queue %q: number: %w", name, err)
 		}
 	}
 	val, _ := json.Marshal(cfg)
@@ -136,23 +149,23 @@ func (e *Engine) makeQueue(ctx context.Context, name string, s QueueSettings, le
 		}
 		ent, err := e.getKnown(ctx, n.esc)
 		if err != nil {
-			return nil, 0, false, fmt.Errorf("read queue %q: %w", name, err)
+			return nil, false, 0, false, fmt.Errorf("read queue %q: %w", name, err)
 		}
 		q, err := e.cacheEntry(ent)
 		if err != nil {
-			return nil, 0, false, err
+			return nil, false, 0, false, err
 		}
 		// The mark holds for the queue made first only if it is in the same place.
 		cfg, _ := q.config()
-		return q, mark, marked && q.names == n && e.replicasOf(cfg) == 1, nil
+		return q, false, mark, marked && q.names == n && e.replicasOf(cfg) == 1, nil
 	}
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("create queue %q: %w", name, err)
+		return nil, false, 0, false, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	e.log.Info("queue created", "queue", name)
 	q = e.cacheQueue(cfg, rev)
 	q.madeHere.Store(true)
-	return q, mark, marked, nil
+	return q, true, mark, marked, nil
 }
 
 // numKeyPrefix starts the bucket keys that map a queue number to its queue's name. No
@@ -426,8 +439,12 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 	if err := ValidateSettings(s); err != nil {
 		return nil, err
 	}
-	q, err := e.getQueue(ctx, name, false)
-	if errors.Is(err, ErrQueueNotFound) {
+	q := e.lookupQueue(name)
+	if q == nil {
+		if err := ValidateQueueName(name); err != nil {
+			return nil, err
+		}
+		// A new queue is made with its settings in its first entry: no update after.
 		d := e.cfg.Defaults
 		if s.Lease != 0 {
 			d.Lease = s.Lease
@@ -444,10 +461,23 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 		if s.Replicas != 0 {
 			d.Replicas = s.Replicas
 		}
-		q, err = e.createQueue(ctx, name, d)
-	}
-	if err != nil {
-		return nil, err
+		if s.Events != nil {
+			d.Events = s.Events
+		}
+		if s.Retention != nil {
+			d.Retention = s.Retention
+		}
+		if err := backoffConflict(d.BackoffBase, d.BackoffMax, s); err != nil {
+			return nil, err // made with a default that contradicts a setting given
+		}
+		var made bool
+		var err error
+		if q, made, err = e.makeOrFind(ctx, name, d); err != nil {
+			return nil, err
+		}
+		if made {
+			return e.Queue(ctx, name)
+		}
 	}
 	old, _ := q.config()
 	// (Also when another node made the queue first, with other replicas.)
@@ -475,18 +505,11 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 		if s.Retention != nil {
 			n.RetentionS = new(int64(*s.Retention / time.Second))
 		}
-		bad = nil
-		if n.BackoffMax < n.BackoffMS {
-			// The queue's other setting contradicts this update: leave the entry as is,
-			// and name the field the update set.
-			if s.BackoffMax != 0 {
-				bad = invalid("backoff_max", "must not be less than backoff_base (%s)", time.Duration(n.BackoffMS)*time.Millisecond)
-			} else {
-				bad = invalid("backoff_base", "must not be more than backoff_max (%s)", time.Duration(n.BackoffMax)*time.Millisecond)
-			}
-			return
+		// The queue's other setting may contradict this update: the entry then stays
+		// as is.
+		if bad = backoffConflict(time.Duration(n.BackoffMS)*time.Millisecond, time.Duration(n.BackoffMax)*time.Millisecond, s); bad == nil {
+			*c = n
 		}
-		*c = n
 	})
 	if err == nil {
 		err = bad
@@ -513,6 +536,19 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 		}
 	}
 	return e.Queue(ctx, name)
+}
+
+// backoffConflict reports backoff settings of a queue (base and max, with the update s
+// applied) that contradict each other, naming the field that s set.
+func backoffConflict(base, max time.Duration, s QueueSettings) error {
+	switch {
+	case max >= base:
+		return nil
+	case s.BackoffMax != 0:
+		return invalid("backoff_max", "must not be less than backoff_base (%s)", base)
+	default:
+		return invalid("backoff_base", "must not be more than backoff_max (%s)", max)
+	}
 }
 
 // Pause stops the queue's dispatch until Resume, or until the given time when it is not zero.
