@@ -14,6 +14,23 @@ import (
 	"github.com/spoolq/spool/internal/natsd"
 )
 
+// benchEngine opens an engine on a fresh embedded JetStream with the given sync policy;
+// done closes both.
+func benchEngine(b *testing.B, fsync string) (e *engine.Engine, done func()) {
+	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: b.TempDir(), Fsync: fsync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, _ := natsd.Connect(ns, "bench")
+	e, err = engine.Open(context.Background(), nc, engine.Config{Logger: quiet})
+	if err != nil {
+		nc.Close()
+		ns.Shutdown()
+		b.Fatal(err)
+	}
+	return e, func() { e.Close(); nc.Close(); ns.Shutdown() }
+}
+
 // BenchmarkEnqueue measures stored enqueues per second, singly and in batches of 100, with
 // JetStream's default sync policy and with an fsync on every write.
 //
@@ -24,18 +41,8 @@ func BenchmarkEnqueue(b *testing.B) {
 		for _, batch := range []int{1, 100} {
 			name := fmt.Sprintf("fsync=%s/batch=%d", cmpOr(fsync, "default"), batch)
 			b.Run(name, func(b *testing.B) {
-				ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: b.TempDir(), Fsync: fsync})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer ns.Shutdown()
-				nc, _ := natsd.Connect(ns, "bench")
-				defer nc.Close()
-				e, err := engine.Open(context.Background(), nc, engine.Config{Logger: quiet})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer e.Close()
+				e, done := benchEngine(b, fsync)
+				defer done()
 				reqs := make([]engine.EnqueueRequest, batch)
 				for i := range reqs {
 					reqs[i] = engine.EnqueueRequest{Queue: "bench", Payload: payload}
@@ -64,18 +71,8 @@ func BenchmarkLifecycle(b *testing.B) {
 }
 
 func benchLifecycle(b *testing.B, events bool) {
-	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, _ := natsd.Connect(ns, "bench")
-	defer nc.Close()
-	e, err := engine.Open(context.Background(), nc, engine.Config{Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
+	e, done := benchEngine(b, "")
+	defer done()
 	ctx := context.Background()
 	if _, err := e.PutQueue(ctx, "bench", engine.QueueSettings{Events: &events}); err != nil {
 		b.Fatal(err)
@@ -115,18 +112,8 @@ func BenchmarkCreateQueue(b *testing.B) {
 }
 
 func benchCreateQueue(b *testing.B, mk func(context.Context, *engine.Engine, string) error) {
-	ns, err := natsd.Start(context.Background(), natsd.Options{StoreDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, _ := natsd.Connect(ns, "bench")
-	defer nc.Close()
-	e, err := engine.Open(context.Background(), nc, engine.Config{Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
+	e, done := benchEngine(b, "")
+	defer done()
 	var next atomic.Int64
 	b.SetParallelism(max(8/runtime.GOMAXPROCS(0), 1))
 	cpu0 := cpuTime()

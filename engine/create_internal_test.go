@@ -17,11 +17,7 @@ import (
 func TestEnqueueToQueueNotSeenYet(t *testing.T) {
 	t.Parallel()
 	a, nc, ctx := internalEngine(t)
-	b, err := Open(ctx, nc, Config{Logger: a.log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := secondEngine(t, ctx, nc, a)
 	if _, err := a.PutQueue(ctx, "shared", QueueSettings{MaxAttempts: 7}); err != nil {
 		t.Fatal(err)
 	}

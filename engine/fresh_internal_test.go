@@ -44,6 +44,17 @@ func internalEngine(t *testing.T, cfg ...Config) (*Engine, *nats.Conn, context.C
 	return e, nc, ctx
 }
 
+// secondEngine opens another engine (another node) on first's JetStream.
+func secondEngine(t *testing.T, ctx context.Context, nc *nats.Conn, first *Engine) *Engine {
+	t.Helper()
+	e, err := Open(ctx, nc, Config{Logger: first.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
 func enqueueOne(t *testing.T, e *Engine, ctx context.Context, r EnqueueRequest) *Job {
 	t.Helper()
 	res, err := e.Enqueue(ctx, []EnqueueRequest{r})
@@ -423,11 +434,7 @@ func TestIDsAcrossChunks(t *testing.T) {
 func TestDerivedIDOfQueueNotSeenYet(t *testing.T) {
 	t.Parallel()
 	a, nc, ctx := internalEngine(t)
-	b, err := Open(ctx, nc, Config{Logger: a.log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := secondEngine(t, ctx, nc, a)
 	j := enqueueOne(t, a, ctx, EnqueueRequest{Queue: "new", Payload: []byte("p")})
 	qa, err := a.getQueue(ctx, "new", false)
 	if err != nil {

@@ -137,11 +137,7 @@ func TestQueueInAnotherShardSet(t *testing.T) {
 	}
 
 	// Another node finds the queue in its set from the queue's entry.
-	e2, err := Open(ctx, nc, Config{Logger: e.log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
+	e2 := secondEngine(t, ctx, nc, e)
 	e2.cfg.Replicas = 3
 	if s, err := e2.QueueStream(ctx, "one"); err != nil || s != shardStream(k, 1) {
 		t.Fatalf("the other node's stream of the queue: %q %v", s, err)

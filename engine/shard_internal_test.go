@@ -315,11 +315,7 @@ func TestLeaseChangeMakesNoConsumer(t *testing.T) {
 func TestQueueNumbersAcrossNodes(t *testing.T) {
 	t.Parallel()
 	e1, nc, ctx := internalEngine(t)
-	e2, err := Open(ctx, nc, Config{Logger: e1.log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e2.Close() })
+	e2 := secondEngine(t, ctx, nc, e1)
 	const n = 150 // more than two blocks each
 	errs := make(chan error, 2*n)
 	for i := range n {
@@ -358,11 +354,7 @@ func TestQueueNumbersAcrossNodes(t *testing.T) {
 func TestRatesAcrossNodes(t *testing.T) {
 	t.Parallel()
 	e1, nc, ctx := internalEngine(t)
-	e2, err := Open(ctx, nc, Config{Logger: e1.log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e2.Close() })
+	e2 := secondEngine(t, ctx, nc, e1)
 	for range 20 {
 		enqueueOne(t, e1, ctx, EnqueueRequest{Queue: "q"})
 	}
