@@ -468,7 +468,7 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 			d.Retention = s.Retention
 		}
 		if err := backoffConflict(d.BackoffBase, d.BackoffMax, s); err != nil {
-			return nil, err // made with a default that contradicts a setting given
+			return nil, err // a setting given contradicts a default the queue would take
 		}
 		var made bool
 		var err error
