@@ -518,7 +518,9 @@ func (e *Engine) reserveCands(ctx context.Context, q *queue, b int, cands []*can
 				// move (release, fail, give back) stored it and has yet to store the
 				// record that says so. Left be a moment: offered again, it meets that
 				// record. (Taken into the lease, it would be re-timed to the lease's end
-				// and the move would fail.)
+				// and the move would fail. Should the mover's node die before the
+				// record, the message comes back every moveSettle until the lease ends,
+				// and is then taken as the job's, a timeout.)
 				e.st.NakDelay(c.msg.Reply, moveSettle)
 			case c.sseq < c.cur.Seq:
 				// An earlier message of the job, which lives in the lease's own now (a

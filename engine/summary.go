@@ -47,9 +47,10 @@ type SummaryRequest struct {
 }
 
 // Summarize sums the statistics of the queues r names. Counts by state come from one pass
-// over each shard stream: the message counts of its ready and held subjects, and its
-// consumers (a priority level's for ready and reserved jobs, a counting one for delayed
-// and buried), so they agree with the queues' own statistics read at the same moment.
+// over each stream (the shards, and the own streams of queues made before shards): the
+// message counts of its ready and held subjects, and its consumers (a priority level's for
+// ready and reserved jobs, a counting one for delayed and buried), so they agree with the
+// queues' own statistics read at the same moment.
 func (e *Engine) Summarize(ctx context.Context, r SummaryRequest) (*Summary, error) {
 	var (
 		out     Summary
