@@ -174,7 +174,7 @@ func quiet(info *jetstream.ConsumerInfo, now time.Time, idle time.Duration) bool
 // ensureLevel makes level b's consumer of q again.
 func (e *Engine) ensureLevel(ctx context.Context, q *queue, b int) error {
 	cfg, _ := q.config()
-	if err := e.putLevelConsumer(ctx, q, e.bandConsumerConfig(q, cfg, b), false); err != nil {
+	if err := e.putConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b), false); err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jsMaxConsumers {
 			err = fmt.Errorf("%w (%v)", errConsumerLimit, err)

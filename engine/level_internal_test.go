@@ -59,25 +59,9 @@ func TestLevelConsumerOnDiskKept(t *testing.T) {
 // the node) is reserved again.
 func TestLevelConsumerLostWithRestart(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	open := func() (*Engine, func()) {
-		ns, err := natsd.Start(ctx, natsd.Options{StoreDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nc, err := natsd.Connect(ns, "test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := Open(ctx, nc, Config{Logger: log, LeaseWriteDelay: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e, func() { e.Close(); nc.Close(); ns.Shutdown(); ns.WaitForShutdown() }
-	}
+	open := restartable(t, ctx, Config{LeaseWriteDelay: time.Hour})
 	e, stop := open()
 	if _, err := e.PutQueue(ctx, "q", QueueSettings{Lease: time.Minute}); err != nil {
 		t.Fatal(err)
@@ -117,5 +101,62 @@ func TestLevelConsumerLostWithRestart(t *testing.T) {
 	}
 	if r, err := e.Reserve(ctx, ReserveRequest{Queues: []string{"q"}, Wait: 300 * time.Millisecond}); err != nil || len(r.Jobs) != 0 {
 		t.Fatalf("reserve after both acks: %+v %v", r, err)
+	}
+}
+
+// restartable returns a function that opens an engine of cfg on a JetStream server over the
+// same data each time, and the function that closes both: a restart.
+func restartable(t *testing.T, ctx context.Context, cfg Config) func() (*Engine, func()) {
+	dir := t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return func() (*Engine, func()) {
+		ns, err := natsd.Start(ctx, natsd.Options{StoreDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := natsd.Connect(ns, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := Open(ctx, nc, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, func() { e.Close(); nc.Close(); ns.Shutdown(); ns.WaitForShutdown() }
+	}
+}
+
+// A queue's counters of delayed and buried jobs keep their state in memory; lost with a
+// restart, they are made again when the counts are read, and count the jobs there are.
+func TestCountersLostWithRestart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	open := restartable(t, ctx, Config{})
+	e, stop := open()
+	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "c", Delay: time.Hour})
+	enqueueOne(t, e, ctx, EnqueueRequest{Queue: "c", Buried: true})
+	q := e.lookupQueue("c")
+	for _, st := range []State{StateDelayed, StateBuried} {
+		c, err := e.js.Consumer(ctx, q.names.stream(), q.names.counter(st))
+		if err != nil || !c.CachedInfo().Config.MemoryStorage {
+			t.Fatalf("%s counter: %+v, %v; want it in memory", st, c, err)
+		}
+	}
+	stop()
+
+	e, stop = open()
+	defer stop()
+	q = e.lookupQueue("c")
+	if _, err := e.js.Consumer(ctx, q.names.stream(), q.names.counter(StateDelayed)); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("delayed counter after the restart: %v, want none", err)
+	}
+	s, err := e.Summarize(ctx, SummaryRequest{})
+	if err != nil || s.Delayed != 1 || s.Buried != 1 {
+		t.Fatalf("summary after the restart: %+v, %v; want 1 delayed, 1 buried", s, err)
+	}
+	qi, err := e.Queue(ctx, "c")
+	if err != nil || qi.Stats.Delayed != 1 || qi.Stats.Buried != 1 {
+		t.Fatalf("queue after the restart: %+v, %v", qi, err)
 	}
 }

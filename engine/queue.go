@@ -329,16 +329,16 @@ func (e *Engine) bandConsumerConfig(q *queue, cfg queueConfig, b int) jetstream.
 	return cc
 }
 
-// putLevelConsumer creates or updates (update: only if it exists) a level's consumer in a
-// shard. A consumer that an earlier version kept on disk keeps its storage, which JetStream
-// cannot change; the idle sweep removes it in time, and the level's next one is in memory.
-func (e *Engine) putLevelConsumer(ctx context.Context, q *queue, cc jetstream.ConsumerConfig, update bool) error {
+// putConsumer creates or updates (update: only if it exists) a consumer of a stream. One
+// that an earlier version kept on disk keeps its storage, which JetStream cannot change (a
+// level's is removed by the idle sweep in time, and the level's next one is in memory).
+func (e *Engine) putConsumer(ctx context.Context, stream string, cc jetstream.ConsumerConfig, update bool) error {
 	put := func() error {
 		var err error
 		if update {
-			_, err = e.js.UpdateConsumer(ctx, q.names.stream(), cc)
+			_, err = e.js.UpdateConsumer(ctx, stream, cc)
 		} else {
-			_, err = e.ensureConsumer(ctx, q.names.stream(), cc)
+			_, err = e.ensureConsumer(ctx, stream, cc)
 		}
 		return err
 	}
@@ -523,7 +523,7 @@ func (e *Engine) PutQueue(ctx context.Context, name string, s QueueSettings) (*Q
 			var err error
 			if q.names.shared {
 				// Only those there: an idle level's gets the lease when made again.
-				err = e.putLevelConsumer(ctx, q, e.bandConsumerConfig(q, cfg, b), true)
+				err = e.putConsumer(ctx, q.names.stream(), e.bandConsumerConfig(q, cfg, b), true)
 				if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDoesNotExist) {
 					err = nil
 				}

@@ -157,7 +157,11 @@ func (e *Engine) shardMark(ctx context.Context, n names) (uint64, error) {
 	return m.Seq, nil
 }
 
-// counterConfig is the configuration of the consumer that counts q's jobs in state s.
+// counterConfig is the configuration of the consumer that counts q's jobs in state s. In a
+// shard it keeps its state in memory, as a level's consumer does: it is never pulled, so a
+// consumer made again after a restart (counted) counts the same jobs from the start of the
+// stream. On disk, each wrote a state file at every stop: a SIGTERM of a node with 2,000
+// queues that had had a delayed job took 22 s.
 func counterConfig(q *queue, s State) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       q.names.counter(s),
@@ -166,6 +170,7 @@ func counterConfig(q *queue, s State) jetstream.ConsumerConfig {
 		AckWait:       30 * time.Second,
 		MaxDeliver:    -1,
 		MaxAckPending: -1,
+		MemoryStorage: q.names.shared,
 	}
 }
 
@@ -177,7 +182,7 @@ func (e *Engine) ensureCounter(ctx context.Context, q *queue, s State) error {
 	if bit == 0 || q.hasCounter(bit) {
 		return nil
 	}
-	if _, err := e.ensureConsumer(ctx, q.names.stream(), counterConfig(q, s)); err != nil {
+	if err := e.putConsumer(ctx, q.names.stream(), counterConfig(q, s), false); err != nil {
 		return fmt.Errorf("create %s counter: %w", s, err)
 	}
 	// Noted in the queue's entry, so that every node reads the count only where there is
@@ -211,6 +216,13 @@ func (e *Engine) counted(ctx context.Context, q *queue, s State) (int64, error) 
 		return 0, nil // never had such a job
 	}
 	ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.counter(s))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) && q.names.shared && e.lookupQueue(q.name) == q {
+		// Kept in memory, and lost with a restart of its server: made again, it counts
+		// the jobs there are.
+		if err = e.putConsumer(ctx, q.names.stream(), counterConfig(q, s), false); err == nil {
+			ci, err = e.js.Consumer(ctx, q.names.stream(), q.names.counter(s))
+		}
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound) && q.names.shared:
 		return 0, nil // deleted meanwhile

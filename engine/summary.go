@@ -179,7 +179,7 @@ func (e *Engine) summarizeStream(ctx context.Context, stream string, qs map[stri
 	}
 	var c shardCounts
 	if consumers <= listPerRequest*(len(held)+len(counted)) {
-		c, err = e.listShardConsumers(ctx, s, tok, qs, held)
+		c, err = e.listShardConsumers(ctx, s, tok, qs, held, counted)
 	} else {
 		c, err = e.askShardConsumers(ctx, held, qs, counted)
 	}
@@ -222,9 +222,12 @@ type shardCounts struct {
 	delayed, buried int64
 }
 
-// listShardConsumers reads the counts of a shard's queues from the list of its consumers.
-func (e *Engine) listShardConsumers(ctx context.Context, s jetstream.Stream, tok string, qs map[string]*queue, held map[level]int64) (shardCounts, error) {
+// listShardConsumers reads the counts of a shard's queues from the list of its consumers. A
+// counter the list lacks (kept in memory and lost with a restart) is asked for, which makes
+// it again.
+func (e *Engine) listShardConsumers(ctx context.Context, s jetstream.Stream, tok string, qs map[string]*queue, held map[level]int64, counted []counterOfQueue) (shardCounts, error) {
 	c := shardCounts{levels: map[level]struct{ ready, reserved int64 }{}}
+	listed := map[counterOfQueue]bool{}
 	l := s.ListConsumers(ctx)
 	for ci := range l.Info() {
 		esc, rest, ok := splitShardSubject(ci.Config.FilterSubject, tok)
@@ -243,10 +246,23 @@ func (e *Engine) listShardConsumers(ctx context.Context, s jetstream.Stream, tok
 			if !q.hasCounter(counterBit(State(state))) || tail != ">" {
 				continue
 			}
+			listed[counterOfQueue{q, State(state)}] = true
 			c.add(State(state), int64(ci.NumPending)+int64(ci.NumAckPending))
 		}
 	}
-	return c, l.Err()
+	if err := l.Err(); err != nil {
+		return c, err
+	}
+	for _, k := range counted {
+		if !listed[k] {
+			n, err := e.counted(ctx, k.q, k.state)
+			if err != nil && !errors.Is(err, ErrQueueNotFound) {
+				return c, err
+			}
+			c.add(k.state, n)
+		}
+	}
+	return c, nil
 }
 
 // askShardConsumers reads the counts of a shard's queues from the consumers that count,

@@ -286,7 +286,7 @@ func TestSummaryAsksWhenFewConsumersCount(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		listed, err := e.listShardConsumers(ctx, s, busy.names.tok, qs, held)
+		listed, err := e.listShardConsumers(ctx, s, busy.names.tok, qs, held, counted)
 		if err != nil {
 			return err
 		}
