@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/spoolq/spool/engine/internal/store"
 )
@@ -741,16 +742,15 @@ func (e *Engine) queueInfos(ctx context.Context, names []string) ([]*QueueInfo, 
 	// a page of queues reads several queues at once.
 	infos := make([]*QueueInfo, len(qs))
 	errs := make([]error, len(qs))
-	sem := make(chan struct{}, infoReaders)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(infoReaders)
 	for i, q := range qs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			infos[i], errs[i] = e.queueInfo(ctx, q, totals[q.names.esc])
+			return nil
 		})
 	}
-	wg.Wait()
+	g.Wait()
 	out := make([]*QueueInfo, 0, len(qs))
 	for i, qi := range infos {
 		switch {
@@ -765,7 +765,8 @@ func (e *Engine) queueInfos(ctx context.Context, names []string) ([]*QueueInfo, 
 	return out, nil
 }
 
-// infoReaders is how many queues' statistics queueInfos reads at once.
+// infoReaders is how many queues' statistics (or streams' and consumers', Summarize) are
+// read at once.
 const infoReaders = 16
 
 // QueueConfig returns a queue's settings, dead-letter queue and attributes without its

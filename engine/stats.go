@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -344,4 +347,116 @@ func (c *counters) rates(esc string, created time.Time) (enq, done float64) {
 	c.mu.Unlock()
 	dt := max(now.Sub(from), minRateSpan).Seconds()
 	return float64(en) / dt, float64(sn) / dt
+}
+
+// The cluster's totals. Every flush adds its increments to the counters spool.c._all.<name>
+// as well as to the queues' own, so that the totals of all queues are one read. A cluster
+// that counted before these existed has its earlier counts in a base, taken once and kept in
+// the records stream: the queues' counters as they stood before the first _all increment.
+// A flush stores its _all increments before its queues' ones, so every queue increment
+// stored before the first _all one is in the base, and every later one in _all. (A node of
+// an earlier version, during a rolling upgrade, adds to its queues only: what it counts
+// between the first _all increment and its own upgrade is in no total.)
+
+// allEsc stands for all queues in counter subjects: no escaped queue name is "_all" (an
+// escape is '_' and two upper-case hex digits).
+const allEsc = "_all"
+
+// totalsSubject holds the totals' base (see above), in the records stream: written once,
+// create-only.
+const totalsSubject = jobsPrefix + "totals"
+
+// allTotals returns the cluster's totals, with this node's increments not flushed yet.
+func (c *counters) allTotals(ctx context.Context) (map[string]int64, error) {
+	base, err := c.baseTotals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.totals(ctx, allEsc)
+	if err != nil {
+		return nil, err
+	}
+	out := maps.Clone(base)
+	for name, n := range t[allEsc] {
+		out[name] += n
+	}
+	return out, nil
+}
+
+// counterValue parses a JetStream counter's value.
+func counterValue(data []byte) (int64, error) {
+	var v struct {
+		Val string `json:"val"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v.Val, 10, 64)
+}
+
+// baseTotals returns the totals' base, taking it if no node has yet.
+func (c *counters) baseTotals(ctx context.Context) (map[string]int64, error) {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	if c.base != nil {
+		return c.base, nil
+	}
+	m, err := c.e.st.Last(ctx, jobsStream, totalsSubject)
+	if errors.Is(err, store.ErrNoMsg) {
+		base, terr := c.takeBase(ctx)
+		if terr != nil {
+			return nil, fmt.Errorf("totals before %s counters: %w", allEsc, terr)
+		}
+		enc, _ := json.Marshal(base)
+		_, err = c.e.st.PublishSync(ctx, &nats.Msg{Subject: totalsSubject, Data: enc}, jetstream.WithExpectLastSequencePerSubject(0))
+		if err == nil {
+			c.base = base
+			return base, nil
+		}
+		if store.CASLost(err) {
+			m, err = c.e.st.Last(ctx, jobsStream, totalsSubject) // another node's, taken first
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("totals base: %w", err)
+	}
+	base := map[string]int64{}
+	if err := json.Unmarshal(m.Data, &base); err != nil {
+		return nil, fmt.Errorf("bad totals base: %w", err)
+	}
+	c.base = base
+	return base, nil
+}
+
+// takeBase adds up the queues' counters as they stood before the first _all increment.
+func (c *counters) takeBase(ctx context.Context) (map[string]int64, error) {
+	// An _all increment of 0, so that there is a first one to end the base at.
+	zero := nats.NewMsg(statsPrefix + allEsc + "." + cEnqueued)
+	zero.Header.Set("Nats-Incr", "0")
+	if _, err := c.e.st.PublishSync(ctx, zero); err != nil {
+		return nil, err
+	}
+	// A replica that has any _all increment has the first: they are stored in order.
+	first, err := c.e.st.Batch(ctx, statsStream, store.Request{Seq: 1, NextFor: statsPrefix + allEsc + ".*", Batch: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(first) != 1 {
+		return nil, errBehind
+	}
+	var escs []string
+	for _, q := range c.e.queueList() {
+		escs = append(escs, q.names.esc)
+	}
+	st, err := c.stored(ctx, escs, first[0].Seq)
+	if err != nil {
+		return nil, err
+	}
+	base := map[string]int64{}
+	for _, m := range st {
+		for name, n := range m {
+			base[name] += n
+		}
+	}
+	return base, nil
 }

@@ -1,20 +1,16 @@
 package engine
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/spoolq/spool/engine/internal/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // Summary is the sum of many queues' statistics. Summarize reads it at a cost that follows
@@ -75,32 +71,29 @@ func (e *Engine) Summarize(ctx context.Context, r SummaryRequest) (*Summary, err
 	}
 	// A few streams at once: the shards, and a stream each of the queues made before shards.
 	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
+		mu sync.Mutex
+		g  errgroup.Group
 	)
-	sem := make(chan struct{}, infoReaders)
+	g.SetLimit(infoReaders)
 	for stream, qs := range streams {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			var part Summary
 			err := e.summarizeStream(ctx, stream, qs, r.UrgentBelow, &part)
-			mu.Lock()
-			defer mu.Unlock()
 			switch {
 			case err == nil:
+				mu.Lock()
 				out.add(&part)
+				mu.Unlock()
 			case errors.Is(err, jetstream.ErrStreamNotFound) && len(qs) == 1 && !oneOf(qs).names.shared:
 				// a queue of its own stream, deleted meanwhile
 			default:
-				first = cmp.Or(first, fmt.Errorf("summary of %s: %w", stream, err))
+				return fmt.Errorf("summary of %s: %w", stream, err)
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	if first != nil {
-		return nil, first
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	var t map[string]int64
 	if r.Keep == nil {
@@ -177,11 +170,12 @@ func (e *Engine) summarizeStream(ctx context.Context, stream string, qs map[stri
 			}
 		}
 	}
-	var c shardCounts
+	var c *shardCounts
 	if consumers <= listPerRequest*(len(held)+len(counted)) {
 		c, err = e.listShardConsumers(ctx, s, tok, qs, held, counted)
 	} else {
-		c, err = e.askShardConsumers(ctx, held, qs, counted)
+		c = newShardCounts()
+		err = e.askShardConsumers(ctx, c, qs, held, counted)
 	}
 	if err != nil {
 		return err
@@ -218,15 +212,37 @@ type counterOfQueue struct {
 // shardCounts are the consumer counts of a shard's queues: per level that has a consumer,
 // and the delayed and buried counters' sums.
 type shardCounts struct {
-	levels          map[level]struct{ ready, reserved int64 }
+	mu              sync.Mutex // askShardConsumers fills it from several goroutines
+	levels          map[level]levelCount
 	delayed, buried int64
+}
+
+// levelCount is what a level's consumer counts: jobs not delivered, and delivered not acked.
+type levelCount struct{ ready, reserved int64 }
+
+func newShardCounts() *shardCounts { return &shardCounts{levels: map[level]levelCount{}} }
+
+func (c *shardCounts) setLevel(l level, ready, reserved uint64) {
+	c.mu.Lock()
+	c.levels[l] = levelCount{int64(ready), int64(reserved)}
+	c.mu.Unlock()
+}
+
+func (c *shardCounts) add(s State, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s == StateDelayed {
+		c.delayed += n
+	} else {
+		c.buried += n
+	}
 }
 
 // listShardConsumers reads the counts of a shard's queues from the list of its consumers. A
 // counter the list lacks (kept in memory and lost with a restart) is asked for, which makes
 // it again.
-func (e *Engine) listShardConsumers(ctx context.Context, s jetstream.Stream, tok string, qs map[string]*queue, held map[level]int64, counted []counterOfQueue) (shardCounts, error) {
-	c := shardCounts{levels: map[level]struct{ ready, reserved int64 }{}}
+func (e *Engine) listShardConsumers(ctx context.Context, s jetstream.Stream, tok string, qs map[string]*queue, held map[level]int64, counted []counterOfQueue) (*shardCounts, error) {
+	c := newShardCounts()
 	listed := map[counterOfQueue]bool{}
 	l := s.ListConsumers(ctx)
 	for ci := range l.Info() {
@@ -240,7 +256,7 @@ func (e *Engine) listShardConsumers(ctx context.Context, s jetstream.Stream, tok
 			b, err := strconv.Atoi(tail)
 			if lv := (level{esc, b}); err == nil && held[lv] != 0 {
 				// (Nothing on its subject: nothing pending, as levelCounts says.)
-				c.levels[lv] = struct{ ready, reserved int64 }{int64(ci.NumPending), int64(ci.NumAckPending)}
+				c.setLevel(lv, ci.NumPending, uint64(ci.NumAckPending))
 			}
 		case StateDelayed, StateBuried:
 			if !q.hasCounter(counterBit(State(state))) || tail != ">" {
@@ -251,44 +267,20 @@ func (e *Engine) listShardConsumers(ctx context.Context, s jetstream.Stream, tok
 		}
 	}
 	if err := l.Err(); err != nil {
-		return c, err
+		return nil, err
 	}
-	for _, k := range counted {
-		if !listed[k] {
-			n, err := e.counted(ctx, k.q, k.state)
-			if err != nil && !errors.Is(err, ErrQueueNotFound) {
-				return c, err
-			}
-			c.add(k.state, n)
-		}
-	}
-	return c, nil
+	lost := slices.DeleteFunc(slices.Clone(counted), func(k counterOfQueue) bool { return listed[k] })
+	return c, e.askShardConsumers(ctx, c, qs, nil, lost)
 }
 
-// askShardConsumers reads the counts of a shard's queues from the consumers that count,
-// several at a time.
-func (e *Engine) askShardConsumers(ctx context.Context, held map[level]int64, qs map[string]*queue, counted []counterOfQueue) (shardCounts, error) {
-	c := shardCounts{levels: map[level]struct{ ready, reserved int64 }{}}
-	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-	)
-	sem := make(chan struct{}, infoReaders)
-	run := func(f func() error) {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := f(); err != nil {
-				mu.Lock()
-				first = cmp.Or(first, err)
-				mu.Unlock()
-			}
-		})
-	}
+// askShardConsumers adds to c the counts of the consumers that count, asked for several at
+// a time: the levels of held (none when nil) and the counters of counted.
+func (e *Engine) askShardConsumers(ctx context.Context, c *shardCounts, qs map[string]*queue, held map[level]int64, counted []counterOfQueue) error {
+	var g errgroup.Group
+	g.SetLimit(infoReaders)
 	for lv := range held {
-		q := qs[lv.esc]
-		run(func() error {
+		g.Go(func() error {
+			q := qs[lv.esc]
 			ci, err := e.js.Consumer(ctx, q.names.stream(), q.names.consumer(lv.b))
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return nil // idle, swept: every job on the subject is ready
@@ -297,34 +289,21 @@ func (e *Engine) askShardConsumers(ctx context.Context, held map[level]int64, qs
 				return err
 			}
 			info := ci.CachedInfo()
-			mu.Lock()
-			c.levels[lv] = struct{ ready, reserved int64 }{int64(info.NumPending), int64(info.NumAckPending)}
-			mu.Unlock()
+			c.setLevel(lv, info.NumPending, uint64(info.NumAckPending))
 			return nil
 		})
 	}
 	for _, k := range counted {
-		run(func() error {
+		g.Go(func() error {
 			n, err := e.counted(ctx, k.q, k.state)
 			if errors.Is(err, ErrQueueNotFound) {
 				return nil // deleted meanwhile
 			}
-			mu.Lock()
 			c.add(k.state, n)
-			mu.Unlock()
 			return err
 		})
 	}
-	wg.Wait()
-	return c, first
-}
-
-func (c *shardCounts) add(s State, n int64) {
-	if s == StateDelayed {
-		c.delayed += n
-	} else {
-		c.buried += n
-	}
+	return g.Wait()
 }
 
 // splitShardSubject splits a subject of a shard whose subjects start spool.<tok>. into
@@ -349,116 +328,4 @@ func oneOf(qs map[string]*queue) *queue {
 func (s *Summary) add(b *Summary) {
 	s.Ready, s.Reserved, s.Delayed, s.Buried = s.Ready+b.Ready, s.Reserved+b.Reserved, s.Delayed+b.Delayed, s.Buried+b.Buried
 	s.Urgent, s.ReservedByID = s.Urgent+b.Urgent, s.ReservedByID+b.ReservedByID
-}
-
-// The cluster's totals. Every flush adds its increments to the counters spool.c._all.<name>
-// as well as to the queues' own, so that the totals of all queues are one read. A cluster
-// that counted before these existed has its earlier counts in a base, taken once and kept in
-// the records stream: the queues' counters as they stood before the first _all increment.
-// A flush stores its _all increments before its queues' ones, so every queue increment
-// stored before the first _all one is in the base, and every later one in _all. (A node of
-// an earlier version, during a rolling upgrade, adds to its queues only: what it counts
-// between the first _all increment and its own upgrade is in no total.)
-
-// allEsc stands for all queues in counter subjects: no escaped queue name is "_all" (an
-// escape is '_' and two upper-case hex digits).
-const allEsc = "_all"
-
-// totalsSubject holds the totals' base (see above), in the records stream: written once,
-// create-only.
-const totalsSubject = jobsPrefix + "totals"
-
-// allTotals returns the cluster's totals, with this node's increments not flushed yet.
-func (c *counters) allTotals(ctx context.Context) (map[string]int64, error) {
-	base, err := c.baseTotals(ctx)
-	if err != nil {
-		return nil, err
-	}
-	t, err := c.totals(ctx, allEsc)
-	if err != nil {
-		return nil, err
-	}
-	out := maps.Clone(base)
-	for name, n := range t[allEsc] {
-		out[name] += n
-	}
-	return out, nil
-}
-
-// counterValue parses a JetStream counter's value.
-func counterValue(data []byte) (int64, error) {
-	var v struct {
-		Val string `json:"val"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(v.Val, 10, 64)
-}
-
-// baseTotals returns the totals' base, taking it if no node has yet.
-func (c *counters) baseTotals(ctx context.Context) (map[string]int64, error) {
-	c.bmu.Lock()
-	defer c.bmu.Unlock()
-	if c.base != nil {
-		return c.base, nil
-	}
-	m, err := c.e.st.Last(ctx, jobsStream, totalsSubject)
-	if errors.Is(err, store.ErrNoMsg) {
-		base, terr := c.takeBase(ctx)
-		if terr != nil {
-			return nil, fmt.Errorf("totals before %s counters: %w", allEsc, terr)
-		}
-		enc, _ := json.Marshal(base)
-		_, err = c.e.st.PublishSync(ctx, &nats.Msg{Subject: totalsSubject, Data: enc}, jetstream.WithExpectLastSequencePerSubject(0))
-		if err == nil {
-			c.base = base
-			return base, nil
-		}
-		if store.CASLost(err) {
-			m, err = c.e.st.Last(ctx, jobsStream, totalsSubject) // another node's, taken first
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("totals base: %w", err)
-	}
-	base := map[string]int64{}
-	if err := json.Unmarshal(m.Data, &base); err != nil {
-		return nil, fmt.Errorf("bad totals base: %w", err)
-	}
-	c.base = base
-	return base, nil
-}
-
-// takeBase adds up the queues' counters as they stood before the first _all increment.
-func (c *counters) takeBase(ctx context.Context) (map[string]int64, error) {
-	// An _all increment of 0, so that there is a first one to end the base at.
-	zero := nats.NewMsg(statsPrefix + allEsc + "." + cEnqueued)
-	zero.Header.Set("Nats-Incr", "0")
-	if _, err := c.e.st.PublishSync(ctx, zero); err != nil {
-		return nil, err
-	}
-	// A replica that has any _all increment has the first: they are stored in order.
-	first, err := c.e.st.Batch(ctx, statsStream, store.Request{Seq: 1, NextFor: statsPrefix + allEsc + ".*", Batch: 1})
-	if err != nil {
-		return nil, err
-	}
-	if len(first) != 1 {
-		return nil, errBehind
-	}
-	var escs []string
-	for _, q := range c.e.queueList() {
-		escs = append(escs, q.names.esc)
-	}
-	st, err := c.stored(ctx, escs, first[0].Seq)
-	if err != nil {
-		return nil, err
-	}
-	base := map[string]int64{}
-	for _, m := range st {
-		for name, n := range m {
-			base[name] += n
-		}
-	}
-	return base, nil
 }

@@ -382,13 +382,18 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": h.opts.Version})
 }
 
-func (h *Handler) stats(w http.ResponseWriter, r *http.Request) error {
-	var req engine.SummaryRequest
-	if p := auth.FromContext(r.Context()); !p.CanAll(auth.Read) {
-		// Only the token's queues are summed.
-		req.Keep = func(n string) bool { return p.Can(auth.Read, n) }
+// readable returns what selects the queues the request's token may read: nil (all of them)
+// for a token that reads every queue.
+func readable(r *http.Request) func(queue string) bool {
+	p := auth.FromContext(r.Context())
+	if p.CanAll(auth.Read) {
+		return nil
 	}
-	sum, err := h.eng.Summarize(r.Context(), req)
+	return func(q string) bool { return p.Can(auth.Read, q) }
+}
+
+func (h *Handler) stats(w http.ResponseWriter, r *http.Request) error {
+	sum, err := h.eng.Summarize(r.Context(), engine.SummaryRequest{Keep: readable(r)})
 	if err != nil {
 		return err
 	}
@@ -911,9 +916,7 @@ func (h *Handler) listQueues(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Paused = true
 	}
-	if p := auth.FromContext(r.Context()); !p.CanAll(auth.Read) {
-		f.Keep = func(q string) bool { return p.Can(auth.Read, q) }
-	}
+	f.Keep = readable(r)
 	qs, next, err := h.eng.QueuesPageOf(r.Context(), query.Get("after"), limit, f)
 	if err != nil {
 		return err
